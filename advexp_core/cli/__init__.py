@@ -1,0 +1,62 @@
+"""Command-line interface: ``python -m advexp_core <command>`` (also installed as ``advexp``).
+
+Each command lives in its own module exposing ``register(subparsers)``; the parser's ``run(args)``
+returns one JSON-able object, printed as JSON with ``--json`` and summarised otherwise.
+Bad input exits with code 2 and a message on stderr; nothing else is printed on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+
+from advexp_core.checkpoints import CheckpointError
+from advexp_core.cli.common import UsageError
+from advexp_core.imaging import ImageError
+from advexp_core.models import ModelError
+
+COMMANDS = ("models", "classify", "attack", "compare", "explain", "train", "ara")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser with every command's subparser."""
+    parser = argparse.ArgumentParser(
+        prog="advexp",
+        description="Adversarial explanations (Woods, Chen & Teuscher 2019): attack, explain and score image classifiers.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"advexp_core.cli.{name}")
+        except ModuleNotFoundError as exc:  # a command still being written (removed before release)
+            if exc.name == f"advexp_core.cli.{name}":
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the process exit code (0 ok, 2 bad input, 1 unexpected failure)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed its usage message
+        return int(exc.code or 0)
+    try:
+        result = args.run(args)
+    except (UsageError, ImageError, ModelError, CheckpointError) as exc:
+        print(f"advexp {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"advexp {args.command}: interrupted; nothing was written.", file=sys.stderr)
+        return 130
+    if getattr(args, "json", False):
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        summary = getattr(args, "summary", None)
+        print(summary(result) if summary else json.dumps(result, indent=2, ensure_ascii=False))
+    return 0

@@ -1,0 +1,202 @@
+"""Image intake and output: bytes -> validated RGB tensor in [0, 1]; tensor -> lossless 8-bit PNG.
+
+Every refusal is an ``ImageError`` whose message a clinician can act on. Images are bounded in bytes
+before decoding and in pixels before their pixel data is read (decompression bombs).
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torch import Tensor
+from torchvision.transforms.v2 import InterpolationMode
+from torchvision.transforms.v2 import functional as tvf
+
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
+MAX_IMAGE_PIXELS = 40_000_000
+ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF", "MPO")
+ACCEPTED_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif")
+
+
+class ImageError(ValueError):
+    """An image that cannot be used, with a plain-language message saying what to do."""
+
+
+def decode_image(
+    data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES, max_pixels: int = MAX_IMAGE_PIXELS
+) -> Tensor:
+    """Decode an uploaded file into an RGB image tensor.
+
+    Accepts PNG, JPEG, WebP, BMP, TIFF and GIF (first frame); grayscale, RGBA and LA (composited on
+    white), palette, CMYK and 16-bit images; applies the EXIF orientation.
+
+    Args:
+        data: the file's bytes.
+        max_bytes: refuse larger files before decoding.
+        max_pixels: refuse images with more pixels (read from the header, before decoding).
+
+    Returns:
+        float32 tensor in [0, 1].
+
+    Shapes: -> (3, H, W).
+
+    Raises:
+        ImageError: empty, not an image, truncated or corrupt, too large.
+    """
+    if not data:
+        raise ImageError(
+            "The file is empty. Please choose an image file (PNG, JPEG, WebP, BMP, TIFF or GIF)."
+        )
+    if len(data) > max_bytes:
+        raise ImageError(
+            f"The file is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB. "
+            "Please upload a smaller image."
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return _decode(data, max_pixels)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise _too_many_pixels(max_pixels) from exc
+    except Image.UnidentifiedImageError as exc:
+        raise ImageError(
+            "This file is not an image we can read. Please upload a PNG, JPEG, WebP, BMP, TIFF or GIF."
+        ) from exc
+    except MemoryError as exc:
+        raise _too_many_pixels(max_pixels) from exc
+    except Exception as exc:  # PIL raises many types for damaged files; all mean the same to a user
+        raise ImageError(
+            "The image file is damaged or incomplete (it may have been cut off while copying). "
+            "Please export or download it again."
+        ) from exc
+
+
+def _too_many_pixels(max_pixels: int) -> ImageError:
+    return ImageError(
+        f"The image is too large (over {max_pixels / 1e6:.0f} megapixels). Please resize it and try again."
+    )
+
+
+def _decode(data: bytes, max_pixels: int) -> Tensor:
+    with Image.open(io.BytesIO(data)) as probe:
+        if probe.format not in ACCEPTED_FORMATS:
+            raise ImageError(
+                f"{probe.format or 'This'} files are not supported. Please use PNG, JPEG, WebP, BMP, TIFF or GIF."
+            )
+        width, height = probe.size
+        if width < 1 or height < 1:
+            raise ImageError("The image has no pixels. Please choose another file.")
+        if width * height > max_pixels:
+            raise _too_many_pixels(max_pixels)
+        probe.verify()  # checks structure and checksums without decoding pixels
+    with Image.open(io.BytesIO(data)) as img:
+        img.seek(0)  # first frame of animations
+        img.load()
+        img = ImageOps.exif_transpose(img) or img
+        array = _to_rgb_array(img)
+    if not np.isfinite(array).all():
+        raise ImageError("The image contains invalid pixel values. Please export it again as PNG or JPEG.")
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+
+
+def _to_rgb_array(img: Image.Image) -> np.ndarray:
+    """Convert any PIL mode to float32 (H, W, 3) in [0, 1]; transparency is composited on white."""
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        gray = np.asarray(img, dtype=np.float64)
+        scale = 65535.0 if mode.startswith("I;16") or gray.max(initial=0) > 255 else 255.0
+        gray = np.clip(gray / scale, 0.0, 1.0).astype(np.float32)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if mode == "F":
+        gray = np.asarray(img, dtype=np.float32)
+        top = float(np.nanmax(gray)) if gray.size else 1.0
+        gray = np.clip(gray / (top if top > 1.0 else 1.0), 0.0, 1.0)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in img.info)
+    if has_alpha:
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    return rgb
+
+
+def to_uint8(image: Tensor) -> np.ndarray:
+    """Quantise one image to 8 bits the way PNG export does. Shapes: (3, H, W) -> (H, W, 3) uint8."""
+    if image.ndim != 3 or image.shape[0] != 3:
+        raise ImageError(f"expected an image of shape (3, H, W), got {tuple(image.shape)}")
+    arr = image.detach().to("cpu", torch.float32).clamp(0, 1).mul(255).round().to(torch.uint8)
+    return arr.permute(1, 2, 0).numpy()
+
+
+def encode_png(image: Tensor) -> bytes:
+    """Encode one image as a lossless 8-bit RGB PNG (values clamped to [0, 1] and rounded).
+
+    Shapes: (3, H, W) or (1, 3, H, W) -> PNG bytes.
+    """
+    if image.ndim == 4 and image.shape[0] == 1:
+        image = image[0]
+    buf = io.BytesIO()
+    Image.fromarray(to_uint8(image), mode="RGB").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def png_roundtrip(images: Tensor) -> Tensor:
+    """Write each image as an 8-bit PNG and read it back: what a user who downloads the file gets.
+
+    Shapes: (N, 3, H, W) -> (N, 3, H, W), on the input's device.
+    """
+    decoded = [decode_image(encode_png(img)) for img in images]
+    return torch.stack(decoded).to(images.device)
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a model wants its input: resize the short side to ``resize`` then centre-crop ``crop``.
+
+    ``resize=None`` means no margin: the short side is scaled straight to the crop size.
+    """
+
+    crop: tuple[int, int]
+    resize: int | None = None
+    interpolation: str = "bilinear"
+
+
+class HasPreprocess(Protocol):
+    @property
+    def preprocess(self) -> Preprocess: ...
+
+
+def prepare_image(image: Tensor, model: HasPreprocess | Preprocess) -> Tensor:
+    """Resize and centre-crop an image to a model's input size (used as given when it already fits).
+
+    The crop box is computed in the original image and only that box is resampled, so a 20000×20
+    strip costs no more than a square image.
+
+    Shapes: (3, H, W) -> (3, h, w) with (h, w) the model's input size.
+    """
+    policy = model if isinstance(model, Preprocess) else model.preprocess
+    if image.ndim != 3 or image.shape[0] != 3:
+        raise ImageError(f"expected an RGB image of shape (3, H, W), got {tuple(image.shape)}")
+    crop_h, crop_w = policy.crop
+    _, height, width = image.shape
+    if (height, width) == (crop_h, crop_w):
+        return image
+    short = policy.resize if policy.resize is not None else min(crop_h, crop_w)
+    scale = short / min(height, width)
+    box_h = min(height, max(1, round(crop_h / scale)))
+    box_w = min(width, max(1, round(crop_w / scale)))
+    top, left = (height - box_h) // 2, (width - box_w) // 2
+    mode = InterpolationMode.BICUBIC if policy.interpolation == "bicubic" else InterpolationMode.BILINEAR
+    out = tvf.resized_crop(
+        image, top, left, box_h, box_w, [crop_h, crop_w], interpolation=mode, antialias=True
+    )
+    return out.clamp(0.0, 1.0)
