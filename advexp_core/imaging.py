@@ -60,6 +60,7 @@ def decode_image(
         )
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PIL warns about damaged metadata it skips; not for users
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             return _decode(data, max_pixels)
     except ImageError:

@@ -47,7 +47,9 @@ def cifar_images(woods_dir: Path) -> dict:
     """name -> (tensor (3, 32, 32) in [0, 1], CIFAR-10 label) for the five test images."""
     from advexp_core.imaging import decode_image
 
-    return {name: (decode_image((woods_dir / name).read_bytes()), label) for name, label in CIFAR_IMAGES.items()}
+    return {
+        name: (decode_image((woods_dir / name).read_bytes()), label) for name, label in CIFAR_IMAGES.items()
+    }
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,12 @@ def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
 
 def test_classify_json_on_a_paper_network(capsys, woods_dir: Path) -> None:
     code, out, err = run_cli(
-        capsys, "classify", str(woods_dir / "cifar10_test_9.png"), "--model", "woods2019-cifar10-standard", "--json"
+        capsys,
+        "classify",
+        str(woods_dir / "cifar10_test_9.png"),
+        "--model",
+        "woods2019-cifar10-standard",
+        "--json",
     )
     assert code == 0, err
     result = json.loads(out)

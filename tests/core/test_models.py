@@ -148,7 +148,9 @@ def test_single_logit_model_becomes_two_logits(tmp_path: Path) -> None:
 
     net = torchvision.models.resnet18(weights=None, num_classes=1).eval()
     torch.save(net.state_dict(), tmp_path / "binary.pt")
-    model = load_user_model("resnet18", tmp_path / "binary.pt", ["healthy", "disease"], single_logit=True, device="cpu")
+    model = load_user_model(
+        "resnet18", tmp_path / "binary.pt", ["healthy", "disease"], single_logit=True, device="cpu"
+    )
     with torch.no_grad():
         out = model.module(torch.rand(2, 3, 224, 224))
     assert out.shape == (2, 2) and torch.equal(out[:, 0], torch.zeros(2))
