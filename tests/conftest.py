@@ -18,9 +18,18 @@ CIFAR_IMAGES = {
 }
 
 os.environ["ADVEXP_OFFLINE"] = "1"
+# One intra-op thread: the models here are small, and the browser tests run a server beside pytest;
+# oversubscribed OpenMP threads on 2 cores slow torch down by orders of magnitude.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 if WOODS_DIR.is_dir():
     os.environ.setdefault("ADVEXP_WEIGHTS_DIR", str(WOODS_DIR))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

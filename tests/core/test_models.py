@@ -205,13 +205,13 @@ def test_download_checks_sha256_and_leaves_nothing_half_written(tmp_path: Path) 
 
 def test_paper_network_downloads_into_the_cache(monkeypatch, tmp_path: Path, woods_dir: Path) -> None:
     """The real download path, served from a local file:// mirror of the authors' repository."""
-    import advexp_core.models as models
+    import advexp_core.zoo as zoo
 
     monkeypatch.delenv("ADVEXP_WEIGHTS_DIR")
     monkeypatch.delenv("ADVEXP_OFFLINE")
     monkeypatch.setenv("ADVEXP_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    monkeypatch.setattr(models, "WOODS_URL", woods_dir.as_uri() + "/{}")
+    monkeypatch.setattr(zoo, "WOODS_URL", woods_dir.as_uri() + "/{}")
     model = load_model("woods2019-cifar10-standard", device="cpu")
     assert (tmp_path / "cache" / "resnet44-standard.pt").is_file()
     assert model.class_names[1] == "automobile"

@@ -1,0 +1,53 @@
+"""Regenerate the README's CLI reference from the argument parsers (never typed by hand).
+
+Run: .venv/bin/python scripts/update_readme.py          (rewrite README.md)
+     .venv/bin/python scripts/update_readme.py --check  (exit 1 when README.md is stale)
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from advexp_core.cli import build_parser  # noqa: E402
+
+START, END = "<!-- cli:start -->", "<!-- cli:end -->"
+
+
+def cli_reference() -> str:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {choice.dest: choice.help for choice in sub._choices_actions}
+    lines = ["| command | what it does |", "|---|---|"]
+    for name, command in sub.choices.items():
+        usage = " ".join(command.format_usage().split())
+        usage = usage.removeprefix("usage: ").replace("|", "\\|")
+        lines.append(f"| `{usage}` | {helps.get(name, '')} |")
+    return "\n".join(lines)
+
+
+def render(text: str) -> str:
+    block = f"{START}\n{cli_reference()}\n{END}"
+    return re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _: block, text, flags=re.S)
+
+
+def main() -> int:
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    new = render(text)
+    if "--check" in sys.argv:
+        if new != text:
+            print("README.md CLI reference is stale: run .venv/bin/python scripts/update_readme.py", file=sys.stderr)
+            return 1
+        return 0
+    readme.write_text(new)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
