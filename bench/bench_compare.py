@@ -1,0 +1,287 @@
+"""Speed of the `compare` pipeline, IG memory, and the saliency-under-attack figures (issue 3, (c)).
+
+Ratios measured in one run, medians over interleaved repeats:
+  (c1) our compare pipeline (attack + Grad-CAM + IG on clean and attacked in one batched call +
+       map metrics) against the bare forward+backward passes it needs, with the same batch shapes
+       (target <= 1.25); the full CLI run (figure + files) is shown too;
+  (c2) the same against a naive composition with the usual libraries' defaults: torchattacks PGD,
+       captum LayerGradCam and IntegratedGradients (n_steps=50, one batch), clean and attacked
+       explained separately (target >= 1.5x faster); also with IG at our 32 steps, for fairness;
+  (c3) peak memory of IG at 224 px (EfficientNet-Lite0, clean + attacked), ours vs captum's default,
+       each in a fresh process (CUDA: max_memory_allocated; CPU: growth of the peak RSS);
+  (gallery) on gallery/*.jpg with the default model and compare's defaults (L∞ 2/255, 20-step PGD):
+       flips, 8-bit PNG flips, median Spearman clean vs attacked for IG and Grad-CAM, and the share
+       of |δ|² outside Grad-CAM's top 20 %.
+
+    .venv/bin/python bench/bench_compare.py                    # c1, c2 on EfficientNet-Lite0 (224 px)
+    .venv/bin/python bench/bench_compare.py --model woods2019-cifar10-standard
+    .venv/bin/python bench/bench_compare.py --memory --gallery --skip-speed
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("ADVEXP_WEIGHTS_DIR", str(ROOT.parent / "shared" / "woods2019"))
+os.environ.setdefault("ADVEXP_OFFLINE", "1")
+
+from advexp_core import metrics  # noqa: E402
+from advexp_core.cli import build_parser  # noqa: E402
+from advexp_core.cli.attack import attack_image  # noqa: E402
+from advexp_core.cli.common import read_image_for_model  # noqa: E402
+from advexp_core.cli.compare import _saliency_settings, explain_attack  # noqa: E402
+from advexp_core.models import DEFAULT_MODEL_ID, LoadedModel, load_model  # noqa: E402
+from advexp_core.saliency import _PIXEL_BUDGET  # noqa: E402
+
+GALLERY = ROOT / "gallery"
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def cli_args(image: Path, model_id: str, out: Path, extra: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(
+        ["compare", str(image), "--model", model_id, "--out", str(out), *(extra or [])]
+    )
+
+
+def ours(model: LoadedModel, image: Tensor, args: argparse.Namespace) -> dict:
+    """The compare pipeline without the figure and files: attack, batched maps, metrics."""
+    settings = _saliency_settings(args, model)
+    result, _ = attack_image(args, model, image)
+    _, numbers = explain_attack(model, image, result, settings, seed=args.seed)
+    return numbers
+
+
+def full_cli(model: LoadedModel, image: Tensor, args: argparse.Namespace) -> dict:
+    from advexp_core.cli import compare
+
+    compare.load_model_or_usage_error = lambda _id: model  # type: ignore[assignment]  # reuse the loaded model
+    return compare.run(args)
+
+
+def pass_plan(model: LoadedModel, args: argparse.Namespace) -> list[tuple[int, bool]]:
+    """(batch size, with backward) of every pass the pipeline needs, in our batch shapes."""
+    h, w = model.input_size
+    plan = [(1, False)]  # the clean top-1 (the label to move away from)
+    plan += [(1, True)] * args.steps + [(1, False), (1, False)]  # PGD steps; final and 8-bit PNG check
+    methods = args.methods.split(",")
+    if "gradcam" in methods:
+        plan.append((2, True))
+    if "ig" in methods:
+        per_chunk = 2 * max(1, min(args.ig_steps, _PIXEL_BUDGET // (h * w * 2)))
+        total = 2 * args.ig_steps
+        plan += [(min(per_chunk, total - i), True) for i in range(0, total, per_chunk)]
+        plan += [(2, False), (2, False)]  # f(x) and f(baseline) for the completeness check
+    if "gradient" in methods:
+        plan.append((2, True))
+    return plan
+
+
+def bare_passes(model: LoadedModel, image: Tensor, plan: list[tuple[int, bool]]) -> None:
+    """Only the network work: forward (+ input-gradient backward) at each planned batch size."""
+    for batch, backward in plan:
+        x = image[None].expand(batch, -1, -1, -1).clone().requires_grad_(backward)
+        if backward:
+            out = model.module(x)
+            torch.autograd.grad(F.cross_entropy(out, out.argmax(1)), x)
+        else:
+            with torch.no_grad():
+                model.module(x)
+
+
+def naive(model: LoadedModel, image: Tensor, args: argparse.Namespace, ig_steps: int = 50) -> dict:
+    """torchattacks + captum with their defaults, clean and attacked explained separately."""
+    import torchattacks
+    from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam
+
+    module, x = model.module, image[None]
+    eps = 2 / 255
+    with torch.no_grad():
+        label = module(x).argmax(1)
+    adv = torchattacks.PGD(module, eps=eps, alpha=2.5 * eps / args.steps, steps=args.steps)(x, label)
+    with torch.no_grad():
+        after = module(adv).argmax(1)
+    maps = {}
+    for name in args.methods.split(","):
+        pair = []
+        for img, target in ((x, label), (adv, after)):
+            if name == "gradcam":
+                a = LayerGradCam(module, model.gradcam_layer).attribute(
+                    img, target=target, relu_attributions=True
+                )
+                pair.append(
+                    LayerAttribution.interpolate(a, tuple(x.shape[-2:]), interpolate_mode="bilinear")[0, 0]
+                )
+            else:
+                a = IntegratedGradients(module).attribute(img, target=target, n_steps=ig_steps)
+                pair.append(a[0].abs().sum(0))
+        maps[name] = metrics.compare_maps(pair[0], pair[1], (adv - x)[0])
+    return maps
+
+
+def timed(fn: Callable[[], object], device: torch.device) -> float:
+    sync(device)
+    start = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - start
+
+
+def speed(model_id: str, repeats: int) -> None:
+    model = load_model(model_id)
+    device = model.device
+    image = read_image_for_model(GALLERY / "cat.jpg", model)
+    out = Path(tempfile.mkdtemp()) / "out"
+    args = cli_args(GALLERY / "cat.jpg", model_id, out)
+    plan = pass_plan(model, args)
+    variants: dict[str, Callable[[], object]] = {
+        "bare fwd+bwd passes": lambda: bare_passes(model, image, plan),
+        "ours (attack+maps+metrics)": lambda: ours(model, image, args),
+        "ours, full CLI (+figure, files)": lambda: full_cli(model, image, args),
+        "naive torchattacks+captum (IG 50)": lambda: naive(model, image, args),
+        "naive, IG at 32 steps": lambda: naive(model, image, args, ig_steps=32),
+    }
+    for fn in variants.values():  # warm-up
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(repeats):
+        for name, fn in variants.items():
+            times[name].append(timed(fn, device))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    n_img = sum(b for b, _ in plan)
+    print(f"model {model_id} on {device}, threads {torch.get_num_threads()}, repeats {repeats}")
+    print(
+        f"methods {args.methods}, PGD {args.steps} steps, IG {args.ig_steps} steps; plan: {len(plan)} passes, {n_img} images"
+    )
+    for name, t in med.items():
+        print(f"  {name:36s} {t:8.3f} s")
+    base, mine = med["bare fwd+bwd passes"], med["ours (attack+maps+metrics)"]
+    print(f"(c1) ours / bare passes             = {mine / base:.3f}   (target <= 1.25)")
+    print(f"     full CLI / bare passes         = {med['ours, full CLI (+figure, files)'] / base:.3f}")
+    print(
+        f"(c2) naive (defaults) / ours        = {med['naive torchattacks+captum (IG 50)'] / mine:.2f}x  (target >= 1.5)"
+    )
+    print(f"     naive (IG 32 steps) / ours     = {med['naive, IG at 32 steps'] / mine:.2f}x")
+
+
+def memory_worker(variant: str) -> None:
+    """Run one IG variant on clean + attacked-sized input in this fresh process; print peak bytes."""
+    from captum.attr import IntegratedGradients
+
+    from advexp_core.saliency import integrated_gradients
+
+    model = load_model(DEFAULT_MODEL_ID)
+    device = model.device
+    x = read_image_for_model(GALLERY / "cat.jpg", model)[None].expand(2, -1, -1, -1).clone()
+    with torch.no_grad():
+        model.module(x)  # allocator and weights warm
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+    else:
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    if variant == "ours":
+        integrated_gradients(model, x, 0, n_steps=32)
+    else:
+        IntegratedGradients(model.module).attribute(x, target=0, n_steps=50)  # captum defaults
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(device) - base
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+    print(json.dumps({"variant": variant, "peak_bytes": peak, "device": str(device)}))
+
+
+def memory() -> None:
+    for variant in ("ours", "captum-default"):
+        done = subprocess.run(
+            [sys.executable, __file__, "--_memory-worker", variant],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        row = json.loads(done.stdout.strip().splitlines()[-1])
+        label = (
+            "ours (IG 32 steps, bounded batches)"
+            if variant == "ours"
+            else "captum default (IG 50 steps, one batch)"
+        )
+        print(
+            f"(c3) IG peak memory at 224 px, 2 images, {label}: {row['peak_bytes'] / 2**20:.0f} MiB on {row['device']}"
+        )
+
+
+def gallery() -> None:
+    model = load_model(DEFAULT_MODEL_ID)
+    rows = []
+    for path in sorted(GALLERY.glob("*.jpg")):
+        image = read_image_for_model(path, model)
+        args = cli_args(path, DEFAULT_MODEL_ID, Path(tempfile.mkdtemp()) / "o")
+        result, _ = attack_image(args, model, image)
+        _, numbers = explain_attack(model, image, result, _saliency_settings(args, model), seed=0)
+        rows.append((path.name, bool(result.success[0]), bool(result.png_success[0]), numbers))
+        n = numbers
+        print(
+            f"  {path.name:16s} flipped {rows[-1][1]!s:5s} png {rows[-1][2]!s:5s} "
+            f"Spearman IG {n['ig']['spearman']:.3f} Grad-CAM {n['gradcam']['spearman']:.3f} "
+            f"|δ|² outside Grad-CAM top-20% {1 - n['gradcam']['delta_energy_in_topk']:.3f}"
+        )
+    med = statistics.median
+    print(f"gallery: {len(rows)} photos, {DEFAULT_MODEL_ID}, PGD L∞ 2/255 20 steps (compare defaults)")
+    print(
+        f"  flipped {sum(r[1] for r in rows)}/{len(rows)}, still flipped as 8-bit PNG {sum(r[2] for r in rows)}/{len(rows)}"
+    )
+    print(
+        f"  median Spearman clean vs attacked: IG {med(r[3]['ig']['spearman'] for r in rows):.3f}, "
+        f"Grad-CAM {med(r[3]['gradcam']['spearman'] for r in rows):.3f}"
+    )
+    print(
+        f"  median share of |δ|² outside Grad-CAM's top 20 %: "
+        f"{med(1 - r[3]['gradcam']['delta_energy_in_topk'] for r in rows):.3f} (0.80 if spread evenly)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default=DEFAULT_MODEL_ID)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--memory", action="store_true", help="(c3) IG peak memory at 224 px")
+    parser.add_argument(
+        "--gallery", action="store_true", help="saliency-under-attack figures on gallery/*.jpg"
+    )
+    parser.add_argument("--_memory-worker", dest="memory_worker", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_worker:
+        memory_worker(args.memory_worker)
+        return
+    if not args.skip_speed:
+        speed(args.model, args.repeats)
+    if args.memory:
+        memory()
+    if args.gallery:
+        gallery()
+
+
+if __name__ == "__main__":
+    main()

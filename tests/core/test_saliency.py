@@ -1,0 +1,231 @@
+"""Saliency maps: exact values on hand-weighted models, captum as the reference, no side effects."""
+
+from __future__ import annotations
+
+import threading
+from types import SimpleNamespace
+
+import pytest
+import torch
+from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam
+from torch import nn
+
+from advexp_core import saliency as S
+
+
+class TinyConv(nn.Module):
+    """Conv -> act -> strided conv -> act -> global pool -> linear (a user model without registry)."""
+
+    def __init__(self, act: type[nn.Module] = nn.ReLU, classes: int = 4) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 6, 3, padding=1), act(), nn.Conv2d(6, 8, 3, padding=1, stride=2), act()
+        )
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(8, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pool(self.features(x)).flatten(1))
+
+
+class ConvHead(nn.Module):
+    """Like the paper's ResNet: global pool, then a 1x1 conv as classifier (must not be chosen)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU())
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Conv2d(4, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pool(self.body(x))).flatten(1)
+
+
+def frozen(module: nn.Module) -> nn.Module:
+    return module.eval().requires_grad_(False)
+
+
+def linear_model(weight: torch.Tensor) -> nn.Module:
+    """logits = W · flatten(x): the input gradient of logit t is exactly W[t]."""
+    lin = nn.Linear(weight.shape[1], weight.shape[0], bias=False)
+    lin.weight.data.copy_(weight)
+    return frozen(nn.Sequential(nn.Flatten(), lin))
+
+
+@pytest.fixture
+def tiny() -> nn.Module:
+    torch.manual_seed(0)
+    return frozen(TinyConv())
+
+
+@pytest.fixture
+def images() -> torch.Tensor:
+    return torch.rand(3, 3, 12, 12, generator=torch.Generator().manual_seed(1))
+
+
+def hook_count(module: nn.Module) -> int:
+    return sum(
+        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in module.modules()
+    )
+
+
+def test_gradient_is_abs_weight_sum_on_linear_model() -> None:
+    w = torch.randn(3, 2 * 4 * 4, generator=torch.Generator().manual_seed(0))
+    model = linear_model(w)
+    x = torch.rand(2, 2, 4, 4)
+    result = S.gradient(model, x, torch.tensor([2, 0]))
+    expected = w.view(3, 2, 4, 4).abs().sum(dim=1)[[2, 0]]
+    torch.testing.assert_close(result.maps, expected)
+    assert result.method == "gradient" and result.target.tolist() == [2, 0]
+
+
+def test_smoothgrad_equals_gradient_on_linear_model_and_is_deterministic() -> None:
+    w = torch.randn(2, 3 * 5 * 5, generator=torch.Generator().manual_seed(0))
+    model = linear_model(w)
+    x = torch.rand(2, 3, 5, 5)
+    sg = S.smoothgrad(model, x, 1, n_samples=4, sigma=0.3, generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(sg.maps, S.gradient(model, x, 1).maps)
+
+
+def test_smoothgrad_same_seed_same_maps(tiny: nn.Module, images: torch.Tensor) -> None:
+    def run(seed: int) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(seed)
+        return S.smoothgrad(tiny, images, 0, n_samples=3, generator=gen).maps
+
+    torch.testing.assert_close(run(3), run(3), rtol=0, atol=0)
+    assert not torch.equal(run(3), run(4))
+
+
+def test_integrated_gradients_completeness_on_smooth_model(images: torch.Tensor) -> None:
+    torch.manual_seed(0)
+    model = frozen(TinyConv(act=nn.Softplus))
+    result = S.integrated_gradients(model, images, 1, n_steps=64)
+    delta = result.extra["convergence_delta"]
+    with torch.no_grad():
+        change = model(images)[:, 1] - model(torch.zeros_like(images))[:, 1]
+    assert (delta.abs() <= 1e-3 * change.abs().clamp_min(1e-3)).all()
+    assert (result.maps >= 0).all()
+
+
+def test_integrated_gradients_matches_captum_for_any_internal_batch(
+    tiny: nn.Module, images: torch.Tensor
+) -> None:
+    targets = torch.tensor([0, 3, 2])
+    ref = IntegratedGradients(tiny).attribute(images, torch.zeros_like(images), target=targets, n_steps=16)
+    for ibs in (None, 3, 7):
+        ours = S.integrated_gradients(tiny, images, targets, n_steps=16, internal_batch_size=ibs)
+        torch.testing.assert_close(ours.maps, ref.abs().sum(dim=1), rtol=1e-4, atol=1e-6)
+
+
+def test_blur_baseline_is_smooth_and_keeps_the_mean(tiny: nn.Module, images: torch.Tensor) -> None:
+    blurred = S.blurred_baseline(images, sigma=2.0)
+    assert blurred.shape == images.shape
+    assert blurred.std() < images.std()
+    torch.testing.assert_close(blurred.mean(), images.mean(), atol=0.02, rtol=0)
+    flat = torch.full((1, 3, 12, 12), 0.3)
+    torch.testing.assert_close(S.blurred_baseline(flat), flat)
+    result = S.integrated_gradients(tiny, images, 0, baseline="blur", n_steps=4)
+    assert result.extra["baseline"] == "blur"
+
+
+def test_grad_cam_equals_direct_captum(tiny: nn.Module, images: torch.Tensor) -> None:
+    targets = torch.tensor([1, 0, 3])
+    ours = S.grad_cam(tiny, images, targets)
+    attr = LayerGradCam(tiny, tiny.features).attribute(images, target=targets, relu_attributions=True)
+    ref = LayerAttribution.interpolate(attr, (12, 12), interpolate_mode="bilinear")[:, 0]
+    torch.testing.assert_close(ours.maps, ref)
+    assert (ours.maps >= 0).all()
+
+
+def test_grad_cam_on_the_paper_network_equals_captum(woods_dir, cifar_images) -> None:  # noqa: ANN001
+    from advexp_core.models import load_model
+
+    loaded = load_model("woods2019-cifar10-standard")
+    x = torch.stack([img for img, _ in cifar_images.values()])
+    labels = torch.tensor([label for _, label in cifar_images.values()])
+    ours = S.grad_cam(loaded, x, labels)
+    attr = LayerGradCam(loaded.module, loaded.gradcam_layer).attribute(
+        x, target=labels, relu_attributions=True
+    )
+    ref = LayerAttribution.interpolate(attr, (32, 32), interpolate_mode="bilinear")[:, 0]
+    torch.testing.assert_close(ours.maps, ref)
+    assert ours.maps.flatten(1).amax(dim=1).gt(0).all()  # the true class has evidence somewhere
+    assert hook_count(loaded.module) == 0
+
+
+def test_find_last_conv_block() -> None:
+    import torchvision
+
+    resnet = frozen(torchvision.models.resnet18(weights=None))
+    assert S.find_last_conv_block(resnet, input_size=(64, 64)) is resnet.layer4
+    conv_head = frozen(ConvHead())
+    assert S.find_last_conv_block(conv_head, input_size=(8, 8)) is conv_head.body
+    mlp = frozen(nn.Sequential(nn.Flatten(), nn.Linear(12, 2)))
+    with pytest.raises(ValueError, match="Grad-CAM"):
+        S.find_last_conv_block(mlp, input_size=(2, 2))
+    assert hook_count(resnet) == hook_count(conv_head) == hook_count(mlp) == 0
+
+
+@pytest.mark.parametrize("method", S.METHODS)
+def test_no_side_effects_on_the_model(tiny: nn.Module, images: torch.Tensor, method: str) -> None:
+    before = {k: v.clone() for k, v in tiny.state_dict().items()}
+    kwargs = {"n_steps": 4} if method == "ig" else {"n_samples": 2} if method == "smoothgrad" else {}
+    result = S.explain(tiny, images, 0, method=method, **kwargs)
+    assert result.maps.shape == (3, 12, 12) and result.method == method
+    assert not tiny.training and hook_count(tiny) == 0
+    for name, p in tiny.named_parameters():
+        assert p.grad is None and not p.requires_grad
+        torch.testing.assert_close(p, before[name], rtol=0, atol=0)
+    assert not images.requires_grad
+
+
+class RecordingLock:
+    def __init__(self) -> None:
+        self.inner = threading.RLock()
+        self.entered = 0
+
+    def __enter__(self) -> None:
+        self.entered += 1
+        self.inner.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.inner.release()
+
+
+def test_grad_cam_uses_loaded_model_layer_and_lock(tiny: nn.Module, images: torch.Tensor) -> None:
+    lock = RecordingLock()
+    loaded = SimpleNamespace(module=tiny, gradcam_layer=tiny.features[0], lock=lock)
+    ours = S.grad_cam(loaded, images, 2)
+    ref = S.grad_cam(tiny, images, 2, layer=tiny.features[0])
+    torch.testing.assert_close(ours.maps, ref.maps)
+    assert lock.entered == 1
+
+
+@pytest.mark.parametrize("method", ["gradcam", "ig", "gradient"])
+def test_batched_call_equals_separate_calls(tiny: nn.Module, images: torch.Tensor, method: str) -> None:
+    kwargs = {"n_steps": 8} if method == "ig" else {}
+    both = S.explain(tiny, images, torch.tensor([0, 1, 2]), method=method, **kwargs)
+    first, rest = both.split(1)
+    alone = S.explain(tiny, images[1:], torch.tensor([1, 2]), method=method, **kwargs)
+    torch.testing.assert_close(rest.maps, alone.maps, rtol=1e-4, atol=1e-7)
+    assert first.maps.shape == (1, 12, 12) and rest.target.tolist() == [1, 2]
+    if method == "ig":
+        assert rest.extra["convergence_delta"].shape == (2,)
+
+
+def test_explain_rejects_unknown_method_and_bad_targets(tiny: nn.Module, images: torch.Tensor) -> None:
+    with pytest.raises(ValueError, match="unknown saliency method"):
+        S.explain(tiny, images, 0, method="lime")
+    with pytest.raises(ValueError, match="targets"):
+        S.gradient(tiny, images, torch.tensor([0, 1]))
+
+
+def test_colour_scales() -> None:
+    a = torch.arange(100.0).view(10, 10)
+    b = 2 * a
+    shared = S.colour_scales(a, b, outlier_share=0.0)
+    assert shared == [(0.0, 198.0), (0.0, 198.0)]
+    assert S.colour_scales(a, b, per_map=True, outlier_share=0.0) == [(0.0, 99.0), (0.0, 198.0)]
+    vmin, vmax = S.shared_scale(a, b)  # default clips the top 1 % of values
+    assert vmin == 0.0 and 150.0 < vmax < 198.0
+    assert S.shared_scale(torch.zeros(4, 4))[1] > 0  # an empty map still gives a usable scale
