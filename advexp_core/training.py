@@ -1,0 +1,687 @@
+"""Training with the paper's robust recipe (PAPER.md §1), on one CPU or many GPUs through DDP.
+
+Four recipes: ``standard``; ``adv-train`` ("L2" adversarial training, §1.4); ``robust`` (the robust
+additions: logit-gradient penalty §1.1 with the adaptive ψ of §1.2, HHReLU §1.3); ``all`` (robust
+additions + "L2,min" adversarial training on a random half of each batch, §1.4).
+
+Determinism: every random choice of an epoch (data order, crops, flips, the penalty's smoothed
+outputs, the half-and-half mask) comes from generators seeded by (seed, epoch), drawn for the
+*global* batch and sliced per process. So an interrupted run resumed from its last epoch
+checkpoint, and a DDP run with any number of processes, see exactly the same randomness as one
+uninterrupted process: the checkpoint needs only the weights, the optimiser and the ψ state.
+
+Distributed: launched with ``torchrun`` (``WORLD_SIZE`` > 1), each process takes global batch /
+world size examples; gradients are averaged by DDP, the ψ controller sees the all-reduced batch
+cross-entropy, so ψ is identical everywhere. BatchNorm normalises with per-process batch statistics
+(as the reference's multi-GPU DataParallel did; SyncBatchNorm has no CPU kernel and no double
+backward); running statistics are averaged over processes at the end of every epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+
+from advexp_core.architectures import PreActBlock, WoodsResNet
+from advexp_core.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+
+CHECKPOINT_FORMAT = "advexp-checkpoint-1"
+
+# PAPER.md §1.1–1.2 (the reference's constants).
+ZETA = 0.2
+Z = 2.0
+L_TARGET = 1.5
+K_PSI0 = 220.0
+K_PSI = 0.02
+EPS_BETTER = 1.0
+EPS_WORSE = 0.01
+# PAPER.md §1.4: (size, steps) of the two adversarial-training attacks; "L2" follows while RMS < 0.01.
+L2_SIZE, L2_BUDGET, L2MIN_SIZE, ADV_STEPS = 0.01, 0.01, 0.1, 7
+
+AdversarialMode = Literal["l2", "l2min"]
+OnStep = Callable[[int, int], None]
+
+
+class TrainingError(ValueError):
+    """Training cannot start or go on: unknown recipe, a checkpoint that does not match, NaN loss."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What a recipe switches on (PAPER.md §1). ``robust_additions`` implies HHReLU."""
+
+    name: str
+    robust_additions: bool
+    adversarial: AdversarialMode | None
+
+    @property
+    def activation(self) -> str:
+        return "hhrelu" if self.robust_additions else "relu"
+
+
+RECIPES = {
+    "standard": Recipe("standard", False, None),
+    "adv-train": Recipe("adv-train", False, "l2"),
+    "robust": Recipe("robust", True, None),
+    "all": Recipe("all", True, "l2min"),
+}
+
+
+def get_recipe(name: str) -> Recipe:
+    """The recipe called ``name`` (TrainingError naming the known ones otherwise)."""
+    if name not in RECIPES:
+        raise TrainingError(f"unknown recipe {name!r}; use one of {', '.join(RECIPES)}")
+    return RECIPES[name]
+
+
+# --------------------------------------------------------------------------- ψ controller
+
+
+@dataclass(frozen=True)
+class PsiState:
+    """The adaptive-ψ integrator (PAPER.md §1.2); ``integral`` is I, saved in every checkpoint."""
+
+    integral: float = 0.0
+
+    @property
+    def psi(self) -> float:
+        return K_PSI0 * math.exp(K_PSI * self.integral)
+
+
+def update_psi(state: PsiState, ce: float) -> PsiState:
+    """One controller step: I ← max(0, I + clip(−ln(CE / L_target), −ε_worse, +ε_better)).
+
+    Args:
+        state: the integrator before this batch.
+        ce: the detached mean cross-entropy of the batch (nats).
+
+    Returns:
+        The new state; its ``psi`` = k_ψ0·exp(k_ψ·I) weights this batch's penalty.
+    """
+    error = -math.log(max(ce, 1e-30) / L_TARGET)
+    step = min(EPS_BETTER, max(-EPS_WORSE, error))
+    return PsiState(max(0.0, state.integral + step))
+
+
+# --------------------------------------------------------------------------- penalty
+
+
+@dataclass(frozen=True)
+class PenaltyChoice:
+    """Per example: the logit to smooth (``classes``) and whether to smooth the margin instead.
+
+    Shapes: classes (B,) int64; tandem (B,) bool.
+    """
+
+    classes: Tensor
+    tandem: Tensor
+
+    def __getitem__(self, index: Any) -> PenaltyChoice:
+        return PenaltyChoice(self.classes[index], self.tandem[index])
+
+
+def draw_penalty_choice(
+    batch: int, num_classes: int, *, zeta: float = ZETA, generator: torch.Generator
+) -> PenaltyChoice:
+    """Draw PAPER.md §1.1 step 2: k uniform over all C classes; tandem with probability ζ.
+
+    Shapes: -> classes (batch,), tandem (batch,).
+    """
+    classes = torch.randint(num_classes, (batch,), generator=generator)
+    tandem = torch.rand(batch, generator=generator) < zeta
+    return PenaltyChoice(classes, tandem)
+
+
+def smoothed_outputs(logits: Tensor, labels: Tensor, choice: PenaltyChoice) -> Tensor:
+    """s_b: the chosen logit f_k(x_b), or the margin f_y(x_b) − max_{j≠y} f_j(x_b) when tandem.
+
+    Shapes: logits (B, C), labels (B,) -> (B,).
+    """
+    chosen = logits.gather(1, choice.classes.to(logits.device)[:, None])[:, 0]
+    true = logits.gather(1, labels[:, None])[:, 0]
+    others = logits.masked_fill(F.one_hot(labels, logits.shape[1]).bool(), -math.inf)
+    margin = true - others.max(dim=1).values
+    return torch.where(choice.tandem.to(logits.device), margin, chosen)
+
+
+def lipschitz_penalty(
+    logits: Tensor, images: Tensor, labels: Tensor, choice: PenaltyChoice, *, psi: float, z: float = Z
+) -> Tensor:
+    """ψ · mean(|∂(Σ_b s_b)/∂x|^z) with ``create_graph=True`` (double backprop), PAPER.md §1.1.
+
+    Args:
+        logits: f(images), computed from ``images`` which requires grad.
+        images: the batch the logits came from, pixel units.
+        labels: true classes.
+        choice: what each example smooths (``draw_penalty_choice``).
+        psi: the penalty weight (``PsiState.psi``).
+        z: the exponent (2 in the paper).
+
+    Returns:
+        A scalar whose gradient reaches the parameters.
+
+    Shapes: logits (B, C), images (B, 3, H, W), labels (B,) -> ().
+    """
+    s = smoothed_outputs(logits, labels, choice)
+    (grad,) = torch.autograd.grad(s.sum(), images, create_graph=True)
+    return psi * grad.abs().pow(z).mean()
+
+
+# --------------------------------------------------------------------------- adversarial training
+
+
+def adversarial_images(
+    model: nn.Module, images: Tensor, labels: Tensor, *, mode: AdversarialMode, perturb: Tensor | None = None
+) -> Tensor:
+    """x + δ from the step-schedule attack (PAPER.md §1.4), for the examples ``perturb`` selects.
+
+    "l2": size 0.01, 7 steps, follow while RMS(δ) < 0.01, final δ. "l2,min": size 0.1, 7 steps, follow
+    while still correct, the smallest-RMS δ that crossed (0 when none did). Unclamped, no random start.
+    The model is used as it is (the reference attacks in train mode).
+
+    Args:
+        model: the network being trained.
+        images, labels: the batch (pixel units in [0, 1]).
+        mode: "l2" or "l2min".
+        perturb: (B,) bool, the half of "half-and-half"; all examples when None.
+
+    Shapes: (B, 3, H, W) -> (B, 3, H, W).
+    """
+    from advexp_core.attacks import step_schedule
+
+    index = torch.arange(len(images), device=images.device)
+    if perturb is not None:
+        index = index[perturb.to(images.device)]
+    if len(index) == 0:
+        return images
+    x, y = images[index], labels[index]
+    if mode == "l2":
+        delta = step_schedule(
+            model, x, y, size=L2_SIZE, steps=ADV_STEPS, mode="budget", budget=L2_BUDGET
+        ).delta
+    else:
+        found = step_schedule(model, x, y, size=L2MIN_SIZE, steps=ADV_STEPS, mode="min")
+        delta = found.delta * found.met.view(-1, 1, 1, 1)
+    out = images.clone()
+    out[index] = x + delta
+    return out
+
+
+# --------------------------------------------------------------------------- configuration, model
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters; the defaults are the reference's (ResNet-44, SGD 0.1, momentum 0.9, wd 1e-4,
+    batch 128, 200 epochs with lr ÷10 at 170 and 195 — i.e. at 85 % and 97.5 % of the epochs — and
+    random crops with 4-px replicate padding; flips where they preserve the label).
+
+    ``batch_size`` is global: each of W processes takes batch_size / W.
+    """
+
+    recipe: str
+    dataset: str = "digits"
+    epochs: int = 200
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    lr_drops: tuple[float, ...] = (0.85, 0.975)
+    crop_padding: int = 4
+    flip: bool = False
+    seed: int = 0
+    num_blocks: tuple[int, ...] = (7, 7, 7)
+    widths: tuple[int, ...] = (16, 32, 64)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def reference_init(model: nn.Module, generator: torch.Generator) -> None:
+    """The reference's initialisation: Kaiming-uniform convs/linears, zero biases, BN (1, 0), and the
+    last conv of every residual block zeroed so training starts as a shallow network (arXiv:1812.01187)."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_uniform_(m.weight, generator=generator)
+                if m.bias is not None:
+                    m.bias.zero_()
+            elif isinstance(m, nn.BatchNorm2d) and m.affine:
+                m.weight.fill_(1.0)
+                m.bias.zero_()
+        for m in model.modules():
+            if isinstance(m, PreActBlock):
+                last = m.main[-1]
+                assert isinstance(last, nn.Conv2d)
+                last.weight.zero_()
+
+
+def channel_stats(dataset: Dataset, *, limit: int = 10000) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std over the first ``limit`` images (the model's stored normalisation)."""
+    n = min(limit, len(dataset))  # type: ignore[arg-type]
+    images = torch.stack([dataset[i][0] for i in range(n)])
+    std = images.std(dim=(0, 2, 3)).clamp(min=1e-3)
+    return images.mean(dim=(0, 2, 3)).tolist(), std.tolist()
+
+
+def woods_arch(config: TrainConfig, num_classes: int, mean: Sequence[float], std: Sequence[float]) -> dict:
+    """The checkpoint's "arch" entry for a ``WoodsResNet`` trained with ``config``."""
+    return {
+        "name": "woods_resnet",
+        "num_blocks": list(config.num_blocks),
+        "widths": list(config.widths),
+        "num_classes": int(num_classes),
+        "mean": [float(v) for v in mean],
+        "std": [float(v) for v in std],
+        "activation": get_recipe(config.recipe).activation,
+    }
+
+
+def build_model(arch: dict) -> WoodsResNet:
+    """A ``WoodsResNet`` from a checkpoint's "arch" entry."""
+    if arch.get("name") != "woods_resnet":
+        raise TrainingError(f"unknown architecture {arch.get('name')!r}")
+    return WoodsResNet(
+        num_blocks=tuple(arch["num_blocks"]),
+        widths=tuple(arch["widths"]),
+        num_classes=arch["num_classes"],
+        mean=arch["mean"],
+        std=arch["std"],
+        activation=arch["activation"],
+    )
+
+
+# --------------------------------------------------------------------------- per-batch randomness
+
+
+@dataclass(frozen=True)
+class BatchDraws:
+    """Every random choice of one global batch, so any process can take its slice.
+
+    Shapes: offsets (B, 2) int64 crop offsets; flips (B,), perturb (B,) bool; penalty (B,).
+    """
+
+    offsets: Tensor
+    flips: Tensor
+    perturb: Tensor
+    penalty: PenaltyChoice
+
+    def shard(self, rank: int, world: int) -> BatchDraws:
+        """The examples of process ``rank``: global positions rank, rank + W, … (DistributedSampler's order)."""
+        s = slice(rank, None, world)
+        return BatchDraws(self.offsets[s], self.flips[s], self.perturb[s], self.penalty[s])
+
+
+def draw_batch(batch: int, num_classes: int, padding: int, generator: torch.Generator) -> BatchDraws:
+    """Draw the augmentation, half-and-half and penalty choices of one global batch."""
+    offsets = torch.randint(2 * padding + 1, (batch, 2), generator=generator)
+    flips = torch.rand(batch, generator=generator) < 0.5
+    perturb = torch.rand(batch, generator=generator) < 0.5
+    return BatchDraws(offsets, flips, perturb, draw_penalty_choice(batch, num_classes, generator=generator))
+
+
+def augment(images: Tensor, offsets: Tensor, flips: Tensor | None, padding: int) -> Tensor:
+    """Random crop after ``padding`` px of replicate padding, then optional horizontal flips.
+
+    Shapes: images (B, C, H, W), offsets (B, 2), flips (B,) -> (B, C, H, W).
+    """
+    if padding > 0:
+        h, w = images.shape[-2:]
+        padded = F.pad(images, (padding,) * 4, mode="replicate")
+        images = torch.stack(
+            [padded[i, :, oy : oy + h, ox : ox + w] for i, (oy, ox) in enumerate(offsets.tolist())]
+        )
+    if flips is not None:
+        images = torch.where(flips.to(images.device).view(-1, 1, 1, 1), images.flip(-1), images)
+    return images
+
+
+# --------------------------------------------------------------------------- distributed plumbing
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """This process's place in the run: rank, world size, device, and whether we started the group."""
+
+    rank: int = 0
+    world: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    owned: bool = False
+
+
+def init_distributed(device: str | torch.device | None = None) -> DistContext:
+    """Join the torchrun process group when ``WORLD_SIZE`` > 1 (gloo on CPU, nccl on CUDA).
+
+    Without torchrun (and no group already started) this is one process on ``device``
+    (default: CUDA when available, else the CPU).
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    cuda = torch.cuda.is_available() and (device is None or torch.device(device).type == "cuda")
+    owned = False
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+        owned = True
+    if not dist.is_initialized():
+        return DistContext(device=torch.device(device) if device is not None else _default_device(cuda))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    chosen = torch.device(f"cuda:{local}") if cuda else torch.device("cpu")
+    return DistContext(dist.get_rank(), dist.get_world_size(), chosen, owned)
+
+
+def _default_device(cuda: bool) -> torch.device:
+    return torch.device("cuda" if cuda else "cpu")
+
+
+def _all_sum(values: Tensor, ctx: DistContext) -> Tensor:
+    if ctx.world > 1:
+        values = values.to(ctx.device)
+        dist.all_reduce(values)
+    return values.cpu()
+
+
+def _average_buffers(module: nn.Module, ctx: DistContext) -> None:
+    """Average floating-point buffers (BN running statistics) over processes."""
+    if ctx.world == 1:
+        return
+    for buf in module.buffers():
+        if buf.is_floating_point():
+            dist.all_reduce(buf)
+            buf.div_(ctx.world)
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+@dataclass(frozen=True)
+class EpochLog:
+    """One epoch's numbers: mean training CE and penalty, ψ at the end, accuracies, lr, seconds."""
+
+    epoch: int
+    loss: float
+    penalty: float
+    psi: float
+    train_accuracy: float
+    test_accuracy: float
+    lr: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """The trained model (eval mode, frozen), the last checkpoint payload and the per-epoch log."""
+
+    model: nn.Module
+    payload: dict[str, Any]
+    history: tuple[EpochLog, ...]
+
+
+@dataclass
+class _State:
+    """Mutable bookkeeping of one run (private to ``train``)."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    arch: dict[str, Any]
+    psi: PsiState = PsiState()
+    epoch: int = 0
+    history: list[EpochLog] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _lr(config: TrainConfig, epoch: int) -> float:
+    drops = sum(epoch >= round(f * config.epochs) for f in config.lr_drops)
+    return config.lr * 0.1**drops
+
+
+def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch + 1)
+
+
+def _train_step(
+    state: _State, net: nn.Module, images: Tensor, labels: Tensor, draws: BatchDraws, config: TrainConfig,
+    ctx: DistContext,
+) -> Tensor:  # fmt: skip
+    """One optimiser step (PAPER.md §1.1 step 5). Returns [CE sum, penalty·n, correct, n] of the batch."""
+    recipe = get_recipe(config.recipe)
+    x = augment(images, draws.offsets, draws.flips if config.flip else None, config.crop_padding)
+    if recipe.adversarial is not None:
+        half = draws.perturb if recipe.robust_additions else None
+        x = adversarial_images(state.model, x, labels, mode=recipe.adversarial, perturb=half)
+    x = x.detach().requires_grad_(recipe.robust_additions)
+    logits = net(x)
+    ce = F.cross_entropy(logits, labels)
+    penalty = torch.zeros((), device=ce.device)
+    if recipe.robust_additions:
+        batch_ce = _all_sum(ce.detach().reshape(1), ctx) / ctx.world
+        state.psi = update_psi(state.psi, float(batch_ce))
+        penalty = lipschitz_penalty(logits, x, labels, draws.penalty, psi=state.psi.psi)
+    loss = ce + penalty
+    if float(_all_sum((~torch.isfinite(loss.detach())).float().reshape(1), ctx)) > 0:
+        raise TrainingError(f"the loss became {float(loss)} (psi={state.psi.psi:.4g}); training stopped")
+    state.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    state.optimizer.step()
+    n = len(labels)
+    correct = (logits.detach().argmax(1) == labels).sum()
+    return torch.tensor([float(ce.detach()) * n, float(penalty.detach()) * n, float(correct), float(n)])
+
+
+def _run_epoch(
+    state: _State, net: nn.Module, train_set: Dataset, config: TrainConfig, ctx: DistContext,
+    num_classes: int, on_step: OnStep | None,
+) -> Tensor:  # fmt: skip
+    """Train one epoch; returns the all-reduced [CE sum, penalty sum, correct, n]."""
+    sampler: DistributedSampler = DistributedSampler(
+        train_set, num_replicas=ctx.world, rank=ctx.rank, shuffle=True, seed=config.seed, drop_last=True
+    )
+    sampler.set_epoch(state.epoch)
+    loader = DataLoader(train_set, batch_size=config.batch_size // ctx.world, sampler=sampler, drop_last=True)
+    if len(loader) == 0:
+        raise TrainingError(f"the training set ({len(sampler)} per process) is smaller than one batch")
+    generator = _epoch_generator(config.seed, state.epoch)
+    for group in state.optimizer.param_groups:
+        group["lr"] = _lr(config, state.epoch)
+    state.model.train()
+    totals = torch.zeros(4)
+    for index, (images, labels) in enumerate(loader):
+        draws = draw_batch(config.batch_size, num_classes, config.crop_padding, generator)
+        images, labels = images.to(ctx.device), labels.to(ctx.device)
+        totals += _train_step(state, net, images, labels, draws.shard(ctx.rank, ctx.world), config, ctx)
+        if on_step is not None:
+            on_step(index + 1, len(loader))
+    _average_buffers(state.model, ctx)
+    return _all_sum(totals, ctx)
+
+
+@torch.no_grad()
+def evaluate_accuracy(
+    model: nn.Module, dataset: Dataset, *, batch_size: int = 256, ctx: DistContext | None = None
+) -> float:
+    """Clean accuracy of ``model`` (eval mode for the duration) on ``dataset``, sharded over processes."""
+    ctx = ctx or DistContext(device=next(model.parameters()).device)
+    was_training = model.training
+    model.eval()
+    shard = Subset(dataset, range(ctx.rank, len(dataset), ctx.world))  # type: ignore[arg-type]
+    counts = torch.zeros(2)
+    for images, labels in DataLoader(shard, batch_size=batch_size):
+        logits = model(images.to(ctx.device))
+        counts += torch.tensor([float((logits.argmax(1).cpu() == labels).sum()), float(len(labels))])
+    model.train(was_training)
+    counts = _all_sum(counts, ctx)
+    return float(counts[0] / counts[1].clamp(min=1))
+
+
+def _payload(state: _State, config: TrainConfig, meta: dict[str, Any], *, with_optimizer: bool) -> dict:
+    """The checkpoint: weights + everything needed to load, score and resume (see module docstring)."""
+    recipe = get_recipe(config.recipe)
+    last = state.history[-1] if state.history else None
+    payload: dict[str, Any] = {
+        "format": CHECKPOINT_FORMAT,
+        "state_dict": {k: v.detach().cpu().clone() for k, v in state.model.state_dict().items()},
+        "arch": state.arch,
+        **meta,
+        "robust": recipe.robust_additions,
+        "recipe": recipe.name,
+        "seed": config.seed,
+        "dataset": config.dataset,
+        "epoch": state.epoch,
+        "psi_state": {"integral": state.psi.integral, "psi": state.psi.psi},
+        "config": config.as_dict(),
+        "metrics": {
+            "test_accuracy": last.test_accuracy if last else None,
+            "train_loss": last.loss if last else None,
+            "psi": state.psi.psi,
+            "train_seconds": state.seconds,
+            "history": [asdict(log) for log in state.history],
+        },
+    }
+    if with_optimizer:
+        payload["optimizer"] = state.optimizer.state_dict()
+    return payload
+
+
+def _resume(state: _State, path: Path, config: TrainConfig) -> None:
+    """Load weights, optimiser, ψ and history from ``path`` into ``state`` (TrainingError on mismatch)."""
+    try:
+        payload = load_checkpoint(path)
+    except CheckpointError as exc:
+        raise TrainingError(str(exc)) from exc
+    if payload.get("format") != CHECKPOINT_FORMAT:
+        raise TrainingError(f"{path} is not an advexp training checkpoint")
+    saved = payload.get("config", {})
+    differ = sorted(k for k, v in config.as_dict().items() if saved.get(k) != v)
+    if differ:
+        diffs = ", ".join(f"{k}: checkpoint {saved.get(k)!r} vs now {getattr(config, k)!r}" for k in differ)
+        raise TrainingError(f"{path} was trained with other settings ({diffs}); cannot resume it")
+    if payload.get("arch") != state.arch:
+        raise TrainingError(f"{path} holds another architecture: {payload.get('arch')} vs {state.arch}")
+    if "optimizer" not in payload:
+        raise TrainingError(f"{path} has no optimizer state (a released checkpoint); it cannot be resumed")
+    state.model.load_state_dict(payload["state_dict"])
+    state.optimizer.load_state_dict(payload["optimizer"])
+    state.psi = PsiState(float(payload["psi_state"]["integral"]))
+    state.epoch = int(payload["epoch"])
+    state.history = [EpochLog(**log) for log in payload["metrics"]["history"]]
+    state.seconds = float(payload["metrics"]["train_seconds"])
+
+
+def _new_state(
+    config: TrainConfig, train_set: Dataset, num_classes: int, model: nn.Module | None, device: torch.device
+) -> _State:
+    if model is None:
+        mean, std = channel_stats(train_set)
+        arch = woods_arch(config, num_classes, mean, std)
+        model = build_model(arch)
+    else:
+        arch = {"name": type(model).__name__}
+    reference_init(model, torch.Generator().manual_seed(config.seed))
+    model.to(device)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
+    return _State(model, optimizer, arch)
+
+
+def train(
+    config: TrainConfig,
+    train_set: Dataset,
+    test_set: Dataset,
+    *,
+    class_names: Sequence[str] | None = None,
+    model: nn.Module | None = None,
+    checkpoint_path: str | Path | None = None,
+    resume: bool = False,
+    release: bool = False,
+    device: str | torch.device | None = None,
+    on_step: OnStep | None = None,
+    on_epoch: Callable[[EpochLog], None] | None = None,
+) -> TrainResult:
+    """Train a network with ``config.recipe`` (PAPER.md §1), checkpointing after every epoch.
+
+    Args:
+        config: hyperparameters and recipe.
+        train_set, test_set: datasets of (image (3, H, W) in [0, 1], label).
+        class_names: default ``train_set.class_names``.
+        model: a network to train instead of a ``WoodsResNet`` built from ``config`` (re-initialised
+            with the reference's scheme from ``config.seed``).
+        checkpoint_path: written atomically by process 0 after every epoch.
+        resume: continue from ``checkpoint_path`` when it exists (same config required).
+        release: write the final checkpoint without the optimiser state (small, not resumable).
+        device: default CUDA when available, else the CPU (torchrun: one device per process).
+        on_step: called as on_step(batch, batches) after every batch of an epoch.
+        on_epoch: called with each epoch's ``EpochLog``.
+
+    Returns:
+        ``TrainResult`` with the model in eval mode and parameters frozen.
+
+    Raises:
+        TrainingError: unknown recipe, checkpoint exists without ``resume``, mismatched checkpoint,
+            batch not divisible by the world size, non-finite loss.
+    """
+    get_recipe(config.recipe)
+    names = list(class_names if class_names is not None else _class_names(train_set))
+    path = Path(checkpoint_path) if checkpoint_path is not None else None
+    if path is not None and path.exists() and not resume:
+        raise TrainingError(f"{path} exists; resume it or choose another path")
+    ctx = init_distributed(device)
+    try:
+        if config.batch_size % ctx.world:
+            raise TrainingError(f"batch size {config.batch_size} is not divisible by {ctx.world} processes")
+        state = _new_state(config, train_set, len(names), model, ctx.device)
+        if path is not None and resume and path.exists():
+            _resume(state, path, config)
+        meta = {"class_names": names, "input_size": list(train_set[0][0].shape[-2:])}
+        _train_epochs(state, config, train_set, test_set, ctx, path, meta, release, on_step, on_epoch)
+        final = _payload(state, config, meta, with_optimizer=not release)
+    finally:
+        if ctx.owned:
+            dist.destroy_process_group()
+    state.model.eval().requires_grad_(False)
+    return TrainResult(state.model, final, tuple(state.history))
+
+
+def _class_names(dataset: Dataset) -> list[str]:
+    names = getattr(dataset, "class_names", None)
+    if names is None:
+        raise TrainingError("the training set has no class_names; pass class_names=")
+    return list(names)
+
+
+def _train_epochs(
+    state: _State, config: TrainConfig, train_set: Dataset, test_set: Dataset, ctx: DistContext,
+    path: Path | None, meta: dict[str, Any], release: bool, on_step: OnStep | None,
+    on_epoch: Callable[[EpochLog], None] | None,
+) -> None:  # fmt: skip
+    net: nn.Module = state.model
+    if ctx.world > 1:
+        ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+        net = nn.parallel.DistributedDataParallel(state.model, device_ids=ids, forward_sync_buffers=False)
+    while state.epoch < config.epochs:
+        start = time.perf_counter()
+        lr = _lr(config, state.epoch)
+        totals = _run_epoch(state, net, train_set, config, ctx, len(meta["class_names"]), on_step)
+        accuracy = evaluate_accuracy(state.model, test_set, ctx=ctx)
+        state.epoch += 1
+        seconds = time.perf_counter() - start
+        state.seconds += seconds
+        ce, pen, correct, n = totals.tolist()
+        log = EpochLog(state.epoch, ce / n, pen / n, state.psi.psi, correct / n, accuracy, lr, seconds)
+        state.history.append(log)
+        if path is not None and ctx.rank == 0:
+            last = state.epoch == config.epochs
+            save_checkpoint(path, _payload(state, config, meta, with_optimizer=not (release and last)))
+        if ctx.world > 1:
+            dist.barrier()
+        if on_epoch is not None:
+            on_epoch(log)

@@ -1,0 +1,48 @@
+"""Pictures for the page (no Streamlit here, so jobs can build them inside cached functions):
+images enlarged without blurring, heat-map overlays on one colour scale, amplified δ."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from matplotlib import colormaps
+from PIL import Image
+from torch import Tensor
+
+from advexp_core.imaging import to_uint8
+
+SHOWN_PX = 256  # small images (32 px) are enlarged to this size with nearest-neighbour pixels
+
+
+def _png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _enlarge(array: np.ndarray, size: int = SHOWN_PX) -> np.ndarray:
+    """Nearest-neighbour enlargement of an (H, W, 3) uint8 array so that its long side is >= size."""
+    factor = max(1, -(-size // max(array.shape[:2])))
+    return array.repeat(factor, axis=0).repeat(factor, axis=1) if factor > 1 else array
+
+
+def display_png(image: Tensor) -> bytes:
+    """An image for the screen: 8-bit, small images enlarged with visible pixels. (3, H, W) -> PNG."""
+    return _png(_enlarge(to_uint8(image)))
+
+
+def delta_png(delta: Tensor, scale: float | None = None) -> bytes:
+    """δ amplified around mid-grey (0.5 + δ/(2·scale); scale defaults to max |δ|). (3, H, W) -> PNG."""
+    peak = float(delta.detach().abs().max()) if scale is None else scale
+    shown = (0.5 + 0.5 * delta.detach().float().cpu() / (peak if peak > 0 else 1.0)).clamp(0, 1)
+    return display_png(shown)
+
+
+def overlay_png(image: Tensor, saliency: Tensor, vmax: float, *, alpha: float = 0.6) -> bytes:
+    """A heat map (inferno, 0..vmax) over a grey copy of the image. (3, H, W), (H, W) -> PNG."""
+    grey = image.detach().float().cpu().mean(dim=0).numpy()
+    heat = np.clip(saliency.detach().float().cpu().numpy() / (vmax if vmax > 0 else 1.0), 0.0, 1.0)
+    rgb = colormaps["inferno"](heat)[..., :3]
+    mixed = (1 - alpha) * grey[..., None] + alpha * rgb
+    return _png(_enlarge((mixed * 255).round().clip(0, 255).astype(np.uint8)))

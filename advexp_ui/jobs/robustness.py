@@ -1,0 +1,175 @@
+"""Robustness (PAPER.md §3): ARA of the shipped networks from the manifest, and a live run on a few images."""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset, TensorDataset
+
+from advexp_core.ara import accuracy_curve, ara_figure, evaluate_ara
+from advexp_core.figures import figure_png
+from advexp_core.imaging import decode_image, prepare_image
+from advexp_core.models import CHECKPOINTS_DIR, CIFAR10_CLASSES, LoadedModel
+from advexp_ui import gallery
+from advexp_ui.jobs.common import OnStep, Outcome, cached_result, header
+
+# The authors' published figures (PAPER.md §3: 1000 CIFAR-10 test images); shown as theirs, not ours.
+PAPER_ARA = {
+    "woods2019-cifar10-standard": (0.938, 0.0013, 0.0015),
+    "woods2019-cifar10-adv-train": (0.864, 0.0100, 0.0157),
+    "woods2019-cifar10-all": (0.679, 0.0188, 0.0414),
+    "woods2019-cifar10-robust": (0.676, 0.0142, 0.0395),
+}
+DATASETS = {
+    "digits": "digits test set (offline; for the digits networks)",
+    "cifar10-five": "the paper's five CIFAR-10 test images (offline; for the CIFAR-10 networks)",
+    "cifar10": "CIFAR-10 test set (downloads once when online)",
+    "gallery": "the gallery photos with their ImageNet labels (for ImageNet networks)",
+}
+
+
+@dataclass(frozen=True)
+class AraConfig:
+    """The live ARA run: which images, how many, and the search (paper: S = 450, size 20, momentum 0.9)."""
+
+    dataset: str = "digits"
+    n_images: int = 20
+    steps: int = 450
+    size: float = 20.0
+    momentum: float = 0.9
+    batch_size: int = 64
+
+
+def default_dataset(model: LoadedModel) -> str:
+    """The offline image set that fits the model best."""
+    if model.model_id.startswith("digits-"):
+        return "digits"
+    if model.class_names == CIFAR10_CLASSES and gallery.weights_dir() is not None:
+        return "cifar10-five"
+    return "gallery" if model.num_classes == 1000 else "digits"
+
+
+def _five_cifar() -> Dataset:
+    folder = gallery.weights_dir()
+    if folder is None:
+        raise ValueError("The paper's CIFAR-10 images are not on this computer (set ADVEXP_WEIGHTS_DIR).")
+    names = list(gallery.CIFAR_IMAGES)
+    images = torch.stack([decode_image((folder / n).read_bytes()) for n in names])
+    labels = torch.tensor([CIFAR10_CLASSES.index(gallery.CIFAR_IMAGES[n]) for n in names])
+    return TensorDataset(images, labels)
+
+
+def _gallery_photos(model: LoadedModel) -> Dataset:
+    entries = json.loads((gallery.GALLERY_DIR / "gallery.json").read_text())
+    known = {name: k for k, name in enumerate(model.class_names)}
+    pairs = [
+        (key, known[item["imagenet_label"]])
+        for key, item in entries.items()
+        if item.get("imagenet_label") in known
+    ]
+    if not pairs:
+        raise ValueError("The gallery photos carry ImageNet labels; this network has other classes.")
+    images = torch.stack([prepare_image(decode_image(gallery.entry_bytes(k)), model) for k, _ in pairs])
+    return TensorDataset(images, torch.tensor([label for _, label in pairs]))
+
+
+def load_images(name: str, model: LoadedModel) -> Dataset:
+    """The evaluation images for a dataset choice, checked against the model's classes and size."""
+    from advexp_core.datasets import load_dataset
+
+    if name == "cifar10-five":
+        data = _five_cifar()
+    elif name == "gallery":
+        data = _gallery_photos(model)
+    elif name in ("digits", "cifar10"):
+        data = load_dataset(name, "test")
+        if len(data.class_names) != model.num_classes:
+            raise ValueError(
+                f"{name} has {len(data.class_names)} classes but this network has {model.num_classes}."
+            )
+    else:
+        raise ValueError(f"Unknown image set {name!r}.")
+    size = tuple(data[0][0].shape[-2:])
+    if size != tuple(model.input_size):
+        raise ValueError(f"These images are {size[0]}×{size[1]} px but the network takes {model.input_size}.")
+    return data
+
+
+def compute_ara(config: AraConfig, model: LoadedModel, on_step: OnStep | None = None) -> Outcome:
+    """Attack and BTR ARA of the model on the first N images of the chosen set (PAPER.md §3)."""
+    data = load_images(config.dataset, model)
+    n = min(config.n_images, len(data))  # type: ignore[arg-type]
+    with model.lock:  # copying reads the shared module; the long search then runs on the copy
+        network = copy.deepcopy(model.module)
+    result = evaluate_ara(
+        network,
+        data,
+        n_images=n,
+        num_classes=model.num_classes,
+        steps=config.steps,
+        size=config.size,
+        momentum=config.momentum,
+        batch_size=config.batch_size,
+        on_progress=on_step,
+    )
+    report = header(model, config, "robustness")
+    summary = result.to_dict()
+    report["settings"].update(summary.pop("settings"), n_images=n)
+    report.update(summary)
+    curves = {b: [t.tolist() for t in result.curve(b)] for b in ("attack", "btr")}
+    report["curves"] = {b: {"rho": c[0], "accuracy": c[1]} for b, c in curves.items()}
+    figure = ara_figure(result, title=f"{model.title}: {DATASETS[config.dataset].split(' (')[0]} (N = {n})")
+    return Outcome(report, {}, {"curve.png": figure_png(figure)})
+
+
+@cached_result
+def ara(model_id: str, config: AraConfig, _model: LoadedModel, _on_step: OnStep | None = None) -> Outcome:
+    """``compute_ara``, cached by (model id, config)."""
+    return compute_ara(config, _model, _on_step)
+
+
+def manifest(path: Path = CHECKPOINTS_DIR / "manifest.json") -> list[dict[str, Any]]:
+    """The shipped networks' entries (empty when the manifest is not there)."""
+    if not path.is_file():
+        return []
+    data = json.loads(path.read_text())
+    return list(data.get("networks", data if isinstance(data, list) else []))
+
+
+def manifest_curves(entry: dict[str, Any]) -> dict[str, tuple[list[float], list[float]]]:
+    """A(ρ) for each boundary whose per-image ρ* the manifest entry records."""
+    out = {}
+    for boundary in ("attack", "btr"):
+        rho_star = _find(entry, f"rho_star_{boundary}")
+        if rho_star:
+            rho, acc = accuracy_curve(torch.tensor(rho_star, dtype=torch.float64))
+            out[boundary] = (rho.tolist(), acc.tolist())
+    return out
+
+
+def _find(entry: dict[str, Any], name: str) -> Any:
+    """A value at the top of a manifest entry or one level down (e.g. under "ara")."""
+    if name in entry:
+        return entry[name]
+    return next((v[name] for v in entry.values() if isinstance(v, dict) and name in v), None)
+
+
+def manifest_row(entry: dict[str, Any]) -> dict[str, Any]:
+    """One table row: network, accuracy, both ARAs and their ratios to the standard network (when kept)."""
+    row = {
+        "network": entry.get("id", "?"),
+        "recipe": entry.get("recipe", _find(entry, "recipe")),
+        "test accuracy": _find(entry, "test_accuracy") or _find(entry, "accuracy"),
+        "Attack ARA": _find(entry, "attack_ara"),
+        "BTR ARA": _find(entry, "btr_ara"),
+    }
+    for boundary in ("attack", "btr"):
+        ratio = _find(entry, f"{boundary}_ara_ratio_to_standard")
+        if ratio is not None:
+            row[f"{'Attack' if boundary == 'attack' else 'BTR'} ARA ÷ standard"] = round(float(ratio), 2)
+    return row

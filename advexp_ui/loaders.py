@@ -1,0 +1,151 @@
+"""Models for the pages: registered ids cached once per server (shared by every session), and the
+session's own uploaded weights kept in that session only.
+
+A cached ``LoadedModel`` is shared across sessions and threads: the core never mutates a model, and
+the jobs hold ``LoadedModel.lock`` for a whole run (see ``advexp_ui.jobs``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import streamlit as st
+
+from advexp_core.models import LoadedModel, ModelError, ModelInfo, list_models, load_model
+from advexp_ui import state
+
+USER_PREFIX = "user:"
+GROUP_ORDER = (
+    "ImageNet (offline default)",
+    "Robust ImageNet networks (download)",
+    "The paper's CIFAR-10 networks",
+    "This project's digits networks",
+    "ImageNet (download)",
+)
+
+
+@st.cache_resource(show_spinner="Loading the model (once per server)…", max_entries=6)
+def cached_model(model_id: str) -> LoadedModel:
+    """A registered model, loaded once and shared by every session (keyed by model id)."""
+    return load_model(model_id)
+
+
+@st.cache_data(show_spinner=False, ttl=300)
+def model_infos() -> list[ModelInfo]:
+    """The registry in display order (groups as in ``GROUP_ORDER``), refreshed every 5 minutes."""
+    rank = {group: k for k, group in enumerate(GROUP_ORDER)}
+    return sorted(list_models(), key=lambda info: rank.get(info.group, len(rank)))
+
+
+def get_model(model_id: str) -> LoadedModel:
+    """The model for an id: the session's own weights for ``user:…`` ids, else the shared cache.
+
+    Raises:
+        ModelError: unknown id, weights missing offline, or the session's own model is gone.
+    """
+    if model_id.startswith(USER_PREFIX):
+        user = st.session_state.get(state.USER_MODEL_KEY)
+        if isinstance(user, LoadedModel) and user.model_id == model_id:
+            return user
+        raise ModelError(
+            "Your own model is not loaded in this browser session any more; load it again on the "
+            "'Your own model' page."
+        )
+    return cached_model(model_id)
+
+
+@dataclass(frozen=True)
+class UserModelSpec:
+    """Everything that defines the user's own model besides the weights' bytes."""
+
+    arch: str
+    class_names: tuple[str, ...]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    input_size: int
+    single_logit: bool
+
+
+def load_user_weights(file_name: str, data: bytes, spec: UserModelSpec) -> LoadedModel:
+    """Load uploaded weights safely (``.safetensors`` or a state_dict ``.pt``, never unpickling code).
+
+    The bytes go to a private temporary folder that is removed afterwards, whatever happens. The
+    model id names the weights and settings by hash, so results of different models never mix.
+
+    Raises:
+        ModelError: wrong suffix, unsafe or unreadable file, weights of another architecture.
+    """
+    from advexp_core.models import load_user_model
+
+    suffix = Path(file_name).suffix.lower()
+    if suffix not in (".safetensors", ".pt", ".pth"):
+        raise ModelError("Upload a .safetensors file or a PyTorch state_dict saved as .pt or .pth.")
+    digest = hashlib.sha256(data + repr(spec).encode()).hexdigest()[:12]
+    with tempfile.TemporaryDirectory(prefix="advexp-weights-") as folder:
+        # The user's own file name (made safe) so that messages name the file they chose.
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(file_name).stem)[:80] or "weights"
+        path = Path(folder) / f"{stem}{suffix}"
+        path.write_bytes(data)
+        loaded = load_user_model(
+            spec.arch,
+            path,
+            spec.class_names,
+            mean=spec.mean,
+            std=spec.std,
+            input_size=spec.input_size,
+            single_logit=spec.single_logit,
+        )
+    return replace(
+        loaded,
+        model_id=f"{USER_PREFIX}{digest}",
+        title=f"Your model: {Path(file_name).stem[:40]} ({spec.arch})",
+        source=f"your upload {file_name} ({spec.arch}), kept in this browser session only",
+    )
+
+
+def parse_class_names(text: str) -> tuple[str, ...]:
+    """Class names pasted one per line (or comma-separated on one line); blanks dropped."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) == 1 and "," in lines[0]:
+        lines = [part.strip() for part in lines[0].split(",") if part.strip()]
+    return tuple(lines)
+
+
+def parse_triplet(text: str, name: str) -> tuple[float, float, float]:
+    """Three comma-separated numbers (a per-channel mean or std in [0, 1] units)."""
+    parts = [p for p in text.replace(" ", "").split(",") if p]
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        raise ModelError(
+            f"The {name} must be three numbers separated by commas, e.g. 0.485, 0.456, 0.406."
+        ) from None
+    if len(values) != 3:
+        raise ModelError(f"The {name} must be three numbers (red, green, blue), got {len(values)}.")
+    if name == "std" and min(values) <= 0:
+        raise ModelError("Every std value must be greater than 0.")
+    return values  # type: ignore[return-value]
+
+
+def titles(infos: Sequence[ModelInfo]) -> dict[str, str]:
+    """model id -> the label shown in the model chooser."""
+    return {
+        info.model_id: info.title + ("" if info.available_offline else " (needs a download)")
+        for info in infos
+    }
+
+
+def contrast_pair(model_id: str) -> tuple[str, str]:
+    """A standard and a robust network to compare, of the chosen model's family when it has both."""
+    family = "digits-" if model_id.startswith("digits-") else "woods2019-cifar10-"
+    ready = {info.model_id for info in model_infos() if info.available_offline}
+    for prefix in (family, "woods2019-cifar10-", "digits-"):
+        standard, robust = f"{prefix}standard", f"{prefix}robust"
+        if standard in ready and robust in ready:
+            return standard, robust
+    return model_id, model_id

@@ -1,0 +1,60 @@
+"""Renderers shared by the pages: predictions, numbers with their plain-language readings,
+picture rows, and the download row of a result."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import streamlit as st
+
+from advexp_ui import downloads
+from advexp_ui.jobs.common import Outcome
+from advexp_ui.state import ImageChoice
+
+
+def predictions(title: str, preds: Sequence[Mapping[str, Any]]) -> None:
+    """A small table of the top classes with probability bars."""
+    st.markdown(f"**{title}**")
+    rows = [{"class": f"{p['label']} ({p['index']})", "probability": float(p["probability"])} for p in preds]
+    st.dataframe(
+        rows,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "probability": st.column_config.ProgressColumn(
+                "probability", format="%.3f", min_value=0.0, max_value=1.0
+            )
+        },
+    )
+
+
+def pictures(items: Sequence[tuple[str, bytes]], *, columns: int | None = None) -> None:
+    """Images side by side, each with its caption."""
+    cols = st.columns(columns or len(items))
+    for col, (caption, data) in zip(cols, items, strict=False):
+        col.image(data, caption=caption, width="stretch")
+
+
+def reading(label: str, value: str, sentence: str | None) -> None:
+    """A measure's name in bold, then what its value means in one sentence (which quotes the value)."""
+    st.markdown(f"**{label}** — {sentence}" if sentence else f"**{label}: {value}**")
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def downloads_row(outcome: Outcome, choice: ImageChoice, *, stem: str, key: str) -> None:
+    """Every file of a result plus the JSON report (with the image's name and hash) and a ZIP."""
+    report = {
+        **outcome.report,
+        "image": {"name": choice.name, "source": choice.source, "sha256_16": choice.digest},
+    }
+    files = {**outcome.files, "report.json": downloads.report_bytes(report)}
+    st.markdown("**Downloads**")
+    downloads.buttons(files, stem=stem, key=key)
+
+
+def need_model() -> None:
+    st.warning("Choose a model that loads (see the message in the sidebar) to run this page.")

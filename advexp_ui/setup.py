@@ -1,0 +1,159 @@
+"""Every page starts here: page config, the environment the demo expects, and the shared sidebar
+(model and image choice, persisted across pages)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import streamlit as st
+import torch
+
+from advexp_core.imaging import ACCEPTED_EXTENSIONS, MAX_IMAGE_BYTES, ImageError, decode_image
+from advexp_core.models import DEFAULT_MODEL_ID, LoadedModel, ModelError
+from advexp_ui import gallery, loaders, state
+from advexp_ui.gallery import ROOT
+
+W_MODEL, W_GALLERY, W_UPLOAD = "_w_model", "_w_gallery", "_w_upload"
+LAST_UPLOAD = "advexp_last_upload"
+UPLOAD_ERROR = "advexp_upload_error"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the sidebar chose: the model (None when it cannot be loaded) and the image."""
+
+    model_id: str
+    model: LoadedModel | None
+    image: state.ImageChoice
+
+
+def configure_environment() -> None:
+    """Point ADVEXP_WEIGHTS_DIR at ../shared/woods2019 when that folder exists and nothing else is set."""
+    shared = ROOT.parent / "shared" / "woods2019"
+    if not os.environ.get("ADVEXP_WEIGHTS_DIR") and shared.is_dir():
+        os.environ["ADVEXP_WEIGHTS_DIR"] = str(shared)
+
+
+def page(title: str, icon: str) -> Selection:
+    """Set up a page and draw the sidebar; returns the current model and image."""
+    st.set_page_config(page_title=f"{title} · advexp", page_icon=icon, layout="wide")
+    configure_environment()
+    with st.sidebar:
+        model_id, model = _model_chooser()
+        image = _image_chooser()
+    return Selection(model_id, model, image)
+
+
+def _remember_model() -> None:
+    state.set_model_id(st.session_state[W_MODEL])
+
+
+def _model_chooser() -> tuple[str, LoadedModel | None]:
+    st.header("Model")
+    infos = {info.model_id: info for info in loaders.model_infos()}
+    labels = loaders.titles(list(infos.values()))
+    user = st.session_state.get(state.USER_MODEL_KEY)
+    if isinstance(user, LoadedModel):
+        labels[user.model_id] = user.title
+    chosen = state.model_id() if state.model_id() in labels else DEFAULT_MODEL_ID
+    state.set_model_id(chosen)
+    st.session_state[W_MODEL] = chosen  # seed the widget from the persisted choice
+    st.selectbox(
+        "Network",
+        list(labels),
+        format_func=labels.__getitem__,
+        key=W_MODEL,
+        on_change=_remember_model,
+        help="Offline ImageNet default first, then robust networks, the paper's CIFAR-10 networks, "
+        "this project's digits networks and your own weights ('Your own model' page).",
+    )
+    info = infos.get(chosen)
+    if info is not None:
+        kind = "robust" if info.robust else "standard (not robust)"
+        st.caption(f"{info.group} · {kind}. Weights: {info.source}. Found at: {info.where}.")
+    elif isinstance(user, LoadedModel):
+        st.caption(user.source)
+    try:
+        return chosen, loaders.get_model(chosen)
+    except (ModelError, ValueError) as exc:
+        st.error(str(exc))
+        return chosen, None
+
+
+def _image_chooser() -> state.ImageChoice:
+    st.header("Image")
+    entries = gallery.entries()
+    current = state.image()
+    if current is None:
+        current = state.ImageChoice(state.DEFAULT_IMAGE, gallery.entry_bytes(state.DEFAULT_IMAGE), "gallery")
+        state.set_image(current)
+    on_gallery = current.source == "gallery" and current.name in entries
+    st.session_state[W_GALLERY] = current.name if on_gallery else None
+    st.selectbox(
+        "From the gallery",
+        list(entries),
+        format_func=lambda key: entries[key].title,
+        key=W_GALLERY,
+        placeholder="Pick an image…",
+        on_change=_pick_gallery,
+    )
+    uploaded = st.file_uploader(
+        "…or upload your own",
+        type=list(ACCEPTED_EXTENSIONS),
+        key=W_UPLOAD,
+        max_upload_size=MAX_IMAGE_BYTES // (1024 * 1024),
+        help=f"PNG, JPEG, WebP, BMP, TIFF or GIF up to {MAX_IMAGE_BYTES // (1024 * 1024)} MB.",
+    )
+    if uploaded is not None and st.session_state.get(LAST_UPLOAD) != uploaded.file_id:
+        st.session_state[LAST_UPLOAD] = uploaded.file_id
+        accept_upload(uploaded.name, uploaded.size, uploaded.getvalue)
+    if st.session_state.get(UPLOAD_ERROR):
+        st.error(st.session_state[UPLOAD_ERROR])
+    current = state.image() or current
+    st.image(thumbnail(current.data), caption=f"{current.name} ({current.source})", width="stretch")
+    return current
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def thumbnail(data: bytes) -> bytes:
+    """The image as the browser should get it: decoded (any accepted format), at most 320 px, PNG."""
+    from advexp_ui.images import display_png
+
+    image = decode_image(data)
+    scale = 320 / max(image.shape[1:])
+    if scale < 1:
+        size = [max(1, round(image.shape[1] * scale)), max(1, round(image.shape[2] * scale))]
+        image = torch.nn.functional.interpolate(image[None], size=size, mode="area")[0]
+    return display_png(image)
+
+
+def _pick_gallery() -> None:
+    key = st.session_state.get(W_GALLERY)
+    if key is not None:
+        state.set_image(state.ImageChoice(key, gallery.entry_bytes(key), "gallery"))
+        st.session_state.pop(UPLOAD_ERROR, None)
+
+
+def accept_upload(name: str, size: int, read: Callable[[], bytes]) -> bool:
+    """Check an uploaded image and make it the session's image; on a problem keep the old image.
+
+    The size is checked before the bytes are read or decoded (advexp_core.imaging.MAX_IMAGE_BYTES).
+    """
+    if size > MAX_IMAGE_BYTES:
+        st.session_state[UPLOAD_ERROR] = (
+            f"{name} is {size / 1e6:.1f} MB; the limit is {MAX_IMAGE_BYTES / 1e6:.0f} MB. "
+            "Please upload a smaller image."
+        )
+        return False
+    data = read()
+    try:
+        decode_image(data)
+    except ImageError as exc:
+        st.session_state[UPLOAD_ERROR] = f"{name}: {exc}"
+        return False
+    st.session_state.pop(UPLOAD_ERROR, None)
+    state.set_image(state.ImageChoice(name, data, "upload"))
+    st.session_state.pop(W_GALLERY, None)
+    return True

@@ -1,0 +1,1 @@
+"""How each page shows its result (Streamlit calls only; the numbers come ready from the jobs)."""

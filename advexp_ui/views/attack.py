@@ -1,0 +1,132 @@
+"""Showing saliency under attack: the verdict, the pictures, the maps on one scale, the numbers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from advexp_core.figures import METHOD_TITLES
+from advexp_core.models import LoadedModel
+from advexp_ui import render
+from advexp_ui.jobs.attack import AttackConfig
+from advexp_ui.jobs.common import Outcome
+from advexp_ui.state import ImageChoice
+
+PERTURBATION_NAMES = {
+    "linf_255": "Largest change (L∞, /255)",
+    "rms": "RMS",
+    "l2": "L2",
+    "psnr": "PSNR (dB)",
+    "ssim": "SSIM",
+}
+MAP_NAMES = {
+    "spearman": "Rank correlation (Spearman)",
+    "topk_intersection": "Top-20 % overlap",
+    "ssim": "Map SSIM",
+    "center_shift_px": "Centre-of-mass shift (px)",
+    "delta_energy_in_topk": "Share of |δ|² inside the clean map's top 20 %",
+}
+
+
+def budget_text(config: AttackConfig, model: LoadedModel) -> str:
+    """The budget in the units people use: k/255 for L∞, RMS as in the paper, L2 for L2."""
+    eps = config.eps(model.input_size)
+    unit = {"linf": "L∞", "rms": "RMS", "l2": "L2"}[config.norm]
+    return f"Budget: {unit} ε = {eps:.5g} in [0,1] pixel units ({config.eps_255:g}/255 per value, at {model.input_size[0]}×{model.input_size[1]} px)."
+
+
+def _verdict(report: dict[str, Any]) -> None:
+    before, after = report["predictions_before"][0], report["predictions_after"][0]
+    png = report["png_predictions_after"][0]
+    change = f"**{before['label']}** ({before['probability']:.1%}) → **{after['label']}** ({after['probability']:.1%})"
+    if report["success"]:
+        st.success(f"The decision changed: {change}.")
+    else:
+        st.warning(f"The decision did not change within this budget: {change}. Try a larger ε or more steps.")
+    if report["png_success"]:
+        st.info(
+            f"The downloaded 8-bit PNG still fools the model (it reads **{png['label']}**, {png['probability']:.1%})."
+        )
+    else:
+        st.info(
+            f"Saved as an 8-bit PNG, the attack no longer works (the model reads **{png['label']}**, {png['probability']:.1%})."
+        )
+
+
+def show_attack(outcome: Outcome, choice: ImageChoice) -> None:
+    """The full result of the decision-flipping attack."""
+    report, panels = outcome.report, outcome.panels
+    _verdict(report)
+    render.pictures(
+        [
+            ("clean", panels["clean"]),
+            ("attacked", panels["attacked"]),
+            ("δ amplified (grey = no change)", panels["delta"]),
+        ]
+    )
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        render.predictions("Before", report["predictions_before"])
+    with c2:
+        render.predictions("After the attack", report["predictions_after"])
+    with c3:
+        render.predictions("After saving as PNG", report["png_predictions_after"])
+    st.subheader("How visible is the change?")
+    for name, label in PERTURBATION_NAMES.items():
+        value = report["perturbation"].get(name)
+        render.reading(label, render.fmt(value, 4), report["readings"]["perturbation"].get(name))
+    for method, values in report["maps"].items():
+        title = METHOD_TITLES.get(method, method)
+        st.subheader(f"{title}: clean vs attacked (one colour scale)")
+        render.pictures(
+            [
+                (f"{title}, clean", panels[f"{method}-clean"]),
+                (f"{title}, attacked", panels[f"{method}-attacked"]),
+            ],
+            columns=3,
+        )
+        for name, label in MAP_NAMES.items():
+            if name in values:
+                render.reading(label, render.fmt(values[name]), report["readings"]["maps"][method].get(name))
+    with st.expander("The whole figure (as downloaded)"):
+        st.image(outcome.files["figure.png"], width="stretch")
+    render.downloads_row(outcome, choice, stem="saliency-under-attack", key="dl-attack")
+
+
+def show_manipulation(outcome: Outcome, choice: ImageChoice) -> None:
+    """The result of keep-the-label, move-the-map."""
+    report, panels = outcome.report, outcome.panels
+    before, after = report["predictions_before"][0], report["predictions_after"][0]
+    kept = "kept" if report["label_kept"] else "NOT kept"
+    text = (
+        f"Decision {kept}: **{before['label']}** ({before['probability']:.1%}) → **{after['label']}** "
+        f"({after['probability']:.1%}); largest logit change {render.fmt(report['max_logit_change'])}, "
+        f"largest pixel change {render.fmt(report['linf_255'], 2)}/255."
+    )
+    (st.success if report["label_kept"] else st.warning)(text)
+    render.pictures(
+        [("clean", panels["clean"]), ("manipulated", panels["attacked"]), ("δ amplified", panels["delta"])]
+    )
+    render.pictures(
+        [
+            ("map of the clean image", panels["map-clean"]),
+            ("map after manipulation", panels["map-attacked"]),
+            ("the goal", panels["map-goal"]),
+        ]
+    )
+    sim = report["similarity"]
+    rows = [
+        {"comparison": label, **{k: render.fmt(v) for k, v in sim[key].items()}}
+        for key, label in (
+            ("to_target_before", "goal vs clean map"),
+            ("to_target_after", "goal vs new map"),
+            ("to_original_after", "clean map vs new map"),
+        )
+    ]
+    st.dataframe(rows, hide_index=True, width="stretch")
+    st.caption(
+        "Higher Spearman / top-k overlap / SSIM toward the goal after the attack means the map moved where we wanted, "
+        "while the decision stayed put: the explanation no longer tells you why the network decided."
+    )
+    render.downloads_row(outcome, choice, stem="move-the-map", key="dl-manip")

@@ -1,0 +1,122 @@
+"""Saliency under attack (PAPER.md §4): an invisible change flips the decision while the classic
+explanations keep pointing where they did — or the map moves while the decision stays."""
+
+import streamlit as st
+
+from advexp_core.geometry import NORMS
+from advexp_core.saliency import METHODS
+from advexp_ui import flow, gallery, render, setup
+from advexp_ui.jobs import attack as job
+from advexp_ui.views import attack as view
+
+PAGE = "attack"
+sel = setup.page("Saliency under attack", "🎯")
+st.title("Saliency under attack")
+st.markdown(
+    "A heat map such as **Grad-CAM** or **Integrated Gradients** claims to show *where* the network "
+    "looked. Here an imperceptible perturbation changes the network's decision, and we check whether "
+    "the heat map notices. In the second mode the map is moved while the decision stays the same."
+)
+if sel.model is None:
+    render.need_model()
+    st.stop()
+model = sel.model
+mode = st.radio(
+    "Mode", ["Flip the decision", "Keep the label, move the map"], horizontal=True, key="attack_mode"
+)
+
+if mode == "Flip the decision":
+    with st.form("attack-form"):
+        c1, c2, c3 = st.columns(3)
+        method = c1.selectbox(
+            "Attack", ["pgd", "fgsm"], format_func={"pgd": "PGD (iterative)", "fgsm": "FGSM (one step)"}.get
+        )
+        norm = c2.selectbox(
+            "Norm",
+            NORMS,
+            format_func={"linf": "L∞ (max change per value)", "l2": "L2", "rms": "RMS (as in the paper)"}.get,
+        )
+        eps_255 = c3.number_input(
+            "Budget ε in 1/255 steps",
+            min_value=0.0,
+            max_value=64.0,
+            value=2.0,
+            step=0.5,
+            help="L∞ and RMS: ε/255 in [0,1] pixel units; L2: the L2 size of an L∞ pattern of that size.",
+        )
+        steps = c1.number_input("Steps (PGD)", min_value=1, max_value=500, value=20)
+        target = c2.selectbox(
+            "Goal",
+            [None, *range(model.num_classes)],
+            format_func=lambda i: (
+                "untargeted: any other class" if i is None else f"reach {i}: {model.class_names[i]}"
+            ),
+        )
+        seed = c3.number_input("Seed (random start)", min_value=0, max_value=2**31 - 1, value=0)
+        random_start = c1.checkbox("Random start (PGD)")
+        methods = c2.multiselect("Heat maps", METHODS, default=["gradcam", "ig"])
+        ig_steps = c3.number_input("Integrated Gradients steps", min_value=4, max_value=256, value=32)
+        submitted = st.form_submit_button("Run the attack", type="primary")
+    config = job.AttackConfig(
+        method,
+        norm,
+        float(eps_255),
+        int(steps),
+        target,
+        random_start,
+        int(seed),
+        tuple(methods),
+        int(ig_steps),
+    )
+    st.caption(view.budget_text(config, model))
+    key = (sel.image.digest, model.model_id, config)
+    if flow.requested(PAGE, submitted=submitted, key=key):
+        flow.run(
+            PAGE,
+            "Attacking and explaining",
+            lambda on_step: job.attack(sel.image.data, model.model_id, config, model, on_step),
+            lambda outcome: view.show_attack(outcome, sel.image),
+        )
+    else:
+        st.info("Choose the settings and press **Run the attack**.")
+else:
+    entries = gallery.entries()
+    with st.form("manipulation-form"):
+        c1, c2, c3 = st.columns(3)
+        method = c1.selectbox(
+            "Map to move",
+            ["gradient", "gradcam"],
+            format_func={"gradient": "Gradient", "gradcam": "Grad-CAM"}.get,
+        )
+        goal = c2.selectbox(
+            "Move it to",
+            [*job.REGIONS, *(f"image:{k}" for k in entries)],
+            format_func=lambda g: f"the map of {g[6:]}" if g.startswith("image:") else f"the {g} region",
+        )
+        eps_255 = c3.number_input(
+            "Budget ε (L∞) in 1/255 steps", min_value=0.5, max_value=32.0, value=8.0, step=0.5
+        )
+        steps = c1.number_input("Steps", min_value=1, max_value=1000, value=100)
+        beta = c2.number_input(
+            "Softplus β",
+            min_value=0.5,
+            max_value=100.0,
+            value=10.0,
+            help="Smoothness of the ReLU stand-in while optimising.",
+        )
+        gamma = c3.number_input("Weight of keeping the logits γ", min_value=0.0, max_value=100.0, value=1.0)
+        submitted = st.form_submit_button("Move the map", type="primary")
+    config = job.ManipulationConfig(method, goal, float(eps_255), int(steps), float(beta), float(gamma))
+    goal_bytes = gallery.entry_bytes(goal[6:]) if goal.startswith("image:") else None
+    key = (sel.image.digest, model.model_id, config)
+    if flow.requested("manipulation", submitted=submitted, key=key):
+        flow.run(
+            "manipulation",
+            "Moving the map",
+            lambda on_step: job.manipulate(
+                sel.image.data, model.model_id, config, goal_bytes, model, on_step
+            ),
+            lambda outcome: view.show_manipulation(outcome, sel.image),
+        )
+    else:
+        st.info("Choose where the map should go and press **Move the map**.")

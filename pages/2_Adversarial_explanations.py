@@ -1,0 +1,88 @@
+"""Adversarial explanations (PAPER.md §2): the smallest change that makes the image look like class t,
+on the chosen network, and the same image on a standard and a robust network side by side."""
+
+import streamlit as st
+
+from advexp_ui import flow, loaders, render, setup
+from advexp_ui.jobs import explain as job
+from advexp_ui.views import explain as view
+
+PAGE = "explain"
+sel = setup.page("Adversarial explanations", "🧭")
+st.title("Adversarial explanations")
+st.markdown(
+    "Instead of a heat map, ask the network a question it must answer honestly: *within a small budget ρ, "
+    "what would this image look like if it were as much of class t as possible?* The answer x+δ is an "
+    "**adversarial explanation**. On a robust network it looks like *t*; on a standard network δ is "
+    "noise — which is itself the finding (Woods et al. 2019)."
+)
+if sel.model is None:
+    render.need_model()
+    st.stop()
+model = sel.model
+infos = {i.model_id: i for i in loaders.model_infos() if i.available_offline}
+pair = loaders.contrast_pair(model.model_id)
+
+with st.form("explain-form"):
+    c1, c2 = st.columns([3, 1])
+    chosen = c1.multiselect(
+        "Targets",
+        ["predicted", "runner-up", *range(model.num_classes)],
+        default=["predicted", "runner-up"],
+        format_func=lambda t: t if isinstance(t, str) else f"{t}: {model.class_names[t]}",
+    )
+    top_k = c2.number_input(
+        "…or the top-K classes",
+        min_value=0,
+        max_value=min(model.num_classes, job.MAX_TARGETS),
+        value=0,
+        help="0 = use the targets on the left.",
+    )
+    c1, c2, c3 = st.columns(3)
+    rho = c1.number_input(
+        "Budget ρ (RMS, [0,1] units)", min_value=0.005, max_value=1.0, value=0.1, step=0.005, format="%.3f"
+    )
+    steps = c2.number_input("Steps S", min_value=2, max_value=500, value=35)
+    overshoot = c3.number_input("Overshoot (total step length / ρ)", min_value=0.5, max_value=50.0, value=5.0)
+    compare = st.checkbox("Also: the same image on a standard and a robust network, side by side", value=True)
+    c1, c2 = st.columns(2)
+    ids = list(infos)
+    standard = c1.selectbox(
+        "Standard network",
+        ids,
+        index=ids.index(pair[0]) if pair[0] in ids else 0,
+        format_func=lambda i: infos[i].title,
+    )
+    robust = c2.selectbox(
+        "Robust network",
+        ids,
+        index=ids.index(pair[1]) if pair[1] in ids else 0,
+        format_func=lambda i: infos[i].title,
+    )
+    submitted = st.form_submit_button("Explain", type="primary")
+
+targets = (f"top-{int(top_k)}",) if top_k else tuple(chosen)
+config = job.ExplainConfig(targets=targets, rho=float(rho), steps=int(steps), overshoot=float(overshoot))
+key = (sel.image.digest, model.model_id, config, compare and (standard, robust))
+if not targets:
+    st.warning("Choose at least one target.")
+elif flow.requested(PAGE, submitted=submitted, key=key):
+    outcome = flow.run(
+        PAGE,
+        f"Explaining on {model.title}",
+        lambda on_step: job.explanations(sel.image.data, model.model_id, config, model, on_step),
+        lambda outcome: view.show_explanations(outcome, sel.image),
+    )
+    if outcome is not None and compare:
+        st.header("Standard vs robust")
+        with flow.guard():
+            models = [loaders.get_model(standard), loaders.get_model(robust)]
+            flow.run(
+                PAGE,
+                "Explaining on both networks",
+                lambda on_step: job.contrast_run(sel.image.data, (standard, robust), config, models, on_step),
+                lambda both: view.show_contrast(both, sel.image),
+                part="contrast",
+            )
+else:
+    st.info("Choose the targets and press **Explain**.")

@@ -1,0 +1,171 @@
+"""ARA (PAPER.md §3): the exact integral against closed forms, the curve, the search on a linear
+classifier whose boundary is known exactly, batching, errors and the figure."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from advexp_core.ara import (
+    BoundaryNotReachedError,
+    accuracy_curve,
+    accuracy_robustness_area,
+    ara_figure,
+    evaluate_ara,
+    robustness_radii,
+)
+from advexp_core.datasets import TensorImageDataset
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tiny models on a shared CPU: OpenMP threads only contend (30x slower under load).
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_ara_closed_forms() -> None:
+    # A = 1, .75, .5, .25 on unit intervals; minus 1/2 → 0.5 + 0.25.
+    assert accuracy_robustness_area(torch.tensor([1.0, 2.0, 3.0, 4.0]), num_classes=2) == pytest.approx(0.75)
+    # Every image at ρ* = r: A = 1 on [0, r), so ARA = r(1 − 1/C).
+    assert accuracy_robustness_area(torch.full((7,), 0.02), num_classes=10) == pytest.approx(0.018)
+    assert accuracy_robustness_area(torch.zeros(5), num_classes=10) == 0.0
+    # Order does not matter; ties are fine.
+    shuffled = torch.tensor([3.0, 0.0, 1.0, 3.0, 2.0])
+    assert accuracy_robustness_area(shuffled, num_classes=4) == pytest.approx(
+        accuracy_robustness_area(shuffled.sort().values, num_classes=4)
+    )
+    # ρ*ᵢ = iR/N: Σᵢ (R/N)·max(0, (N − i + 1)/N − 1/C), and → R(1 − 1/C)²/2 as N grows.
+    n, r, c = 1000, 0.05, 10
+    rho = torch.arange(1, n + 1, dtype=torch.float64) * r / n
+    exact = sum(r / n * max(0.0, (n - i + 1) / n - 1 / c) for i in range(1, n + 1))
+    assert accuracy_robustness_area(rho, num_classes=c) == pytest.approx(exact, rel=1e-12)
+    assert exact == pytest.approx(r * (1 - 1 / c) ** 2 / 2, rel=2e-3)
+
+
+def test_exact_integral_agrees_with_the_reference_histogram() -> None:
+    gen = torch.Generator().manual_seed(0)
+    rho = torch.cat([torch.zeros(100), torch.rand(900, generator=gen).pow(2) * 0.1])
+    # The reference: 1000-bin histogram on [0, max ρ*] (its main.py, calculate_ara).
+    bins, top = 1000, float(rho.max())
+    hist = rho.histc(bins, min=0, max=top)
+    reference = float(top / bins * (1 - hist.cumsum(0) / len(rho)).add(-0.1).clamp(min=0).sum())
+    assert accuracy_robustness_area(rho, num_classes=10) == pytest.approx(reference, abs=top / bins)
+
+
+def test_curve_is_a_non_increasing_step_function() -> None:
+    rho_star = torch.tensor([0.0, 0.3, 0.1, 0.3, 0.0, 0.2])
+    rho, acc = accuracy_curve(rho_star)
+    assert rho.tolist() == pytest.approx([0.0, 0.1, 0.2, 0.3])
+    assert acc.tolist() == pytest.approx([4 / 6, 3 / 6, 2 / 6, 0.0])
+    assert bool((acc[1:] <= acc[:-1]).all())
+    with pytest.raises(ValueError):
+        accuracy_robustness_area(torch.tensor([0.1, -1.0]), num_classes=2)
+    with pytest.raises(ValueError):
+        accuracy_curve(torch.tensor([]))
+
+
+class Affine(nn.Module):
+    """Two logits (0, w·x + b): the decision boundary is the hyperplane w·x + b = 0."""
+
+    def __init__(self, w: torch.Tensor, b: float) -> None:
+        super().__init__()
+        self.w = nn.Parameter(w.clone(), requires_grad=False)
+        self.b = b
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = x.flatten(1) @ self.w.flatten() + self.b
+        return torch.stack([torch.zeros_like(z), z], dim=1)
+
+
+def _linear_problem() -> tuple[Affine, torch.Tensor, torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(2)
+    w = torch.randn(3, 8, 8, generator=gen)
+    model = Affine(w, 0.0)
+    x = torch.rand(6, 3, 8, 8, generator=gen)
+    model.b = -float((x.flatten(1) @ w.flatten()).mean())
+    z = x.flatten(1) @ w.flatten() + model.b
+    labels = (z > 0).long()
+    # Distance to the hyperplane in L2 is |z|/‖w‖; RMS divides by √D (D = C·H·W).
+    exact = z.abs() / w.norm() / math.sqrt(w.numel())
+    return model, x, labels, exact
+
+
+def test_search_finds_a_linear_classifiers_exact_boundary() -> None:
+    model, x, labels, exact = _linear_problem()
+    for boundary in ("attack", "btr"):  # with two classes, softmax_y ≤ 1/2 is the same hyperplane
+        # A size matched to the distances (≈ 0.003–0.025) resolves the boundary to 0.1 %.
+        rho, met, logits = robustness_radii(model, x, labels, boundary=boundary, size=2.0)
+        assert bool(met.all())
+        torch.testing.assert_close(rho, exact.double(), rtol=1e-3, atol=0)
+        assert torch.equal(logits.argmax(1), labels)
+    # The paper's settings (size 20) take early steps of ≈0.09 RMS; the decaying tail still lands
+    # within a few percent even for ρ* ≈ 0.003 (the smallest here is the worst).
+    rho, met, _ = robustness_radii(model, x, labels)
+    assert bool(met.all()) and bool((rho >= exact.double() * (1 - 1e-4)).all())
+    torch.testing.assert_close(rho, exact.double(), rtol=0.06, atol=0)
+    wrong = 1 - labels  # already across at δ = 0: ρ* = 0 exactly
+    rho, met, _ = robustness_radii(model, x, wrong, steps=5)
+    assert bool(met.all()) and rho.abs().max().item() == 0.0
+
+
+def _dataset(images: torch.Tensor, labels: torch.Tensor) -> TensorImageDataset:
+    return TensorImageDataset("toy", "test", ["a", "b", "c"], images, labels)
+
+
+def _toy() -> tuple[nn.Module, TensorImageDataset]:
+    gen = torch.Generator().manual_seed(4)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 3))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen))
+    model.eval().requires_grad_(False)
+    images = torch.rand(10, 3, 4, 4, generator=gen)
+    labels = torch.randint(3, (10,), generator=gen)
+    return model, _dataset(images, labels)
+
+
+def test_evaluate_ara_curve_starts_at_clean_accuracy_and_batches_agree() -> None:
+    model, data = _toy()
+    result = evaluate_ara(model, data, steps=120, size=20.0, batch_size=4)
+    clean = float((model(data.images).argmax(1) == data.labels).double().mean())
+    assert result.accuracy == pytest.approx(clean) and 0 < clean < 1
+    rho, acc = result.curve("attack")
+    assert float(acc[0]) == pytest.approx(clean)  # A(0) is the clean accuracy
+    assert bool((acc[1:] <= acc[:-1]).all())
+    # softmax_y ≤ 1/C implies misclassified, so BTR needs at least as much perturbation here
+    assert bool((result.rho_star_attack <= result.rho_star_btr + 1e-9).all())
+    assert result.attack_ara == pytest.approx(accuracy_robustness_area(result.rho_star_attack, num_classes=3))
+    one = evaluate_ara(model, data, steps=120, size=20.0, batch_size=1)
+    torch.testing.assert_close(one.rho_star_attack, result.rho_star_attack, rtol=1e-5, atol=1e-7)
+    firsts = evaluate_ara(model, data, n_images=3, steps=120, size=20.0, batch_size=4)
+    torch.testing.assert_close(firsts.rho_star_btr, result.rho_star_btr[:3])
+    blob = json.loads(json.dumps(result.to_dict()))
+    assert blob["n_images"] == 10 and len(blob["rho_star_attack"]) == 10 and blob["settings"]["steps"] == 120
+
+
+def test_images_that_never_reach_the_boundary_are_an_error() -> None:
+    model, data = _toy()
+    with pytest.raises(BoundaryNotReachedError) as info:
+        evaluate_ara(model, data, steps=2, size=1e-4)
+    correct = int((model(data.images).argmax(1) == data.labels).sum())
+    assert info.value.count == correct and f"{correct} of 10 images" in str(info.value)
+    assert "more steps" in str(info.value)
+    with pytest.raises(ValueError, match="between 1 and 10"):
+        evaluate_ara(model, data, n_images=11)
+
+
+def test_figure_is_written_as_png(tmp_path) -> None:
+    model, data = _toy()
+    result = evaluate_ara(model, data, steps=60, size=20.0)
+    fig = ara_figure(result)
+    path = tmp_path / "curve.png"
+    fig.savefig(path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(fig.axes[0].lines) >= 3  # two curves and the 1/C line

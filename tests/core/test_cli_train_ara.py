@@ -1,0 +1,170 @@
+"""``advexp train`` and ``advexp ara`` end to end on tiny networks, their bad-input exits, and the
+README results table generated from checkpoints/manifest.json."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from advexp_core.checkpoints import save_checkpoint, sha256_file
+from advexp_core.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ["--widths", "4,4,4", "--num-blocks", "1,1,1", "--quiet"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # small models on a shared CPU: threads only contend
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("train") / "net.pt"
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        args = [
+            "train",
+            "--dataset",
+            "digits",
+            "--recipe",
+            "robust",
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+            *TINY,
+        ]
+        assert main([*args, "--json", "--release"]) == 0
+    finally:
+        torch.set_num_threads(before)
+    return out
+
+
+def test_train_writes_a_loadable_checkpoint(trained: Path) -> None:
+    out = trained
+    from advexp_core.checkpoints import load_checkpoint
+
+    payload = load_checkpoint(out)
+    assert payload["recipe"] == "robust" and payload["arch"]["activation"] == "hhrelu"
+    assert payload["dataset"] == "digits" and payload["epoch"] == 1 and "optimizer" not in payload
+    assert len(payload["metrics"]["history"]) == 1
+
+
+def test_train_prints_json_with_the_numbers(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "s.pt"
+    args = ["train", "--dataset", "digits", "--recipe", "standard", "--epochs", "1", "--out", str(out), *TINY]
+    assert main([*args, "--json", "--batch-size", "256"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["sha256"] == sha256_file(out) and result["recipe"] == "standard"
+    assert 0.0 <= result["test_accuracy"] <= 1.0 and result["psi"] == 220.0
+    # --out exists: refused, file untouched; --resume of a finished run changes nothing.
+    digest = sha256_file(out)
+    assert main(args) == 2
+    assert "exists" in capsys.readouterr().err and sha256_file(out) == digest
+    assert main([*args, "--resume", "--batch-size", "256"]) == 0
+    # Resuming with another architecture is refused.
+    other = [a if a != "4,4,4" else "8,8,8" for a in args]
+    assert main([*other, "--resume", "--batch-size", "256"]) == 2
+    assert "other settings" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--dataset", "digits", "--recipe", "magic"], "unknown recipe"),
+        (["--dataset", "svhn", "--recipe", "standard"], "unknown dataset"),
+        (["--dataset", "digits", "--recipe", "standard", "--widths", "4,x"], "comma-separated"),
+        (["--dataset", "digits", "--recipe", "standard", "--epochs", "0"], "--epochs"),
+    ],
+)
+def test_train_bad_input_exits_2(argv: list[str], message: str, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "x.pt"
+    assert main(["train", *argv, "--out", str(out), "--quiet"]) == 2
+    assert message in capsys.readouterr().err and not out.exists()
+
+
+def test_ara_writes_curve_and_result(trained: Path, tmp_path: Path, capsys) -> None:
+    out = trained
+    folder = tmp_path / "ara"
+    argv = ["ara", "--model", str(out), "--dataset", "digits", "--n-images", "6", "--steps", "60"]
+    assert main([*argv, "--size", "5", "--out", str(folder), "--json", "--quiet"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    saved = json.loads((folder / "result.json").read_text())
+    assert (folder / "curve.png").read_bytes()[:4] == b"\x89PNG"
+    for key in (
+        "attack_ara",
+        "btr_ara",
+        "accuracy",
+        "n_images",
+        "rho_star_attack",
+        "rho_star_btr",
+        "settings",
+    ):
+        assert key in saved and saved[key] == printed[key]
+    assert saved["n_images"] == 6 and len(saved["rho_star_btr"]) == 6
+    assert saved["settings"]["steps"] == 60 and saved["settings"]["size"] == 5.0
+    assert saved["settings"]["momentum"] == 0.9 and saved["settings"]["model"] == str(out)
+
+
+def test_ara_bad_input_exits_2_and_writes_nothing(trained: Path, tmp_path: Path, capsys) -> None:
+    out = trained
+    folder = tmp_path / "ara"
+    base = ["ara", "--model", str(out), "--out", str(folder), "--quiet"]
+    assert main([*base, "--dataset", "digits", "--n-images", "100000"]) == 2
+    assert "between 1 and 359" in capsys.readouterr().err
+    assert main([*base, "--dataset", "digits", "--n-images", "8", "--steps", "1", "--size", "0.0001"]) == 2
+    err = capsys.readouterr().err
+    assert "never reached" in err and "more steps" in err
+    assert main([*base, "--dataset", "mnist", "--data-root", str(tmp_path / "empty")]) == 2
+    assert "could not be downloaded" in capsys.readouterr().err
+    assert not folder.exists()
+    # A checkpoint of another architecture.
+    alien = tmp_path / "alien.pt"
+    save_checkpoint(alien, {"format": "advexp-checkpoint-1", "arch": {"name": "vgg"}, "state_dict": {}})
+    assert main(["ara", "--model", str(alien), "--dataset", "digits", "--out", str(folder), "--quiet"]) == 2
+    assert "architecture" in capsys.readouterr().err and not folder.exists()
+
+
+# --------------------------------------------------------------------------- README results table
+
+
+def _manifest(ratio: float) -> dict:
+    nets = []
+    for name, attack, btr in (("standard", 0.001, 0.002), ("robust", 0.001 * ratio, 0.004)):
+        nets.append(
+            {"id": f"digits-{name}", "recipe": name, "test_accuracy": 0.9, "attack_ara": attack, "btr_ara": btr,
+             "psi": 220.0, "robust_additions": name == "robust", "train_seconds": 12.0, "command": f"advexp train --recipe {name}", "seed": 0}
+        )  # fmt: skip
+    return {"dataset": "digits", "ara_settings": {"n_images": 359, "steps": 450, "size": 20.0, "momentum": 0.9},
+            "networks": nets}  # fmt: skip
+
+
+def test_results_table_regenerates_the_readme_and_checks_staleness(tmp_path: Path) -> None:
+    manifest, readme = tmp_path / "manifest.json", tmp_path / "README.md"
+    manifest.write_text(json.dumps(_manifest(3.0)))
+    readme.write_text("# T\n\nbefore\n<!-- results-table:start -->\nold\n<!-- results-table:end -->\nafter\n")
+    script = [sys.executable, str(ROOT / "scripts" / "results_table.py"), "--manifest", str(manifest)]
+
+    def run(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*script, "--readme", str(readme), *extra], capture_output=True, text=True)
+
+    assert run("--check").returncode == 1
+    assert run().returncode == 0
+    text = readme.read_text()
+    assert text.startswith("# T\n\nbefore\n") and text.endswith("after\n") and "old" not in text
+    assert "| digits-robust |" in text and "3.00×" in text and "| 220 |" in text and "| — |" in text
+    assert run("--check").returncode == 0
+    manifest.write_text(json.dumps(_manifest(4.0)))
+    assert run("--check").returncode == 1
+    readme.write_text("no markers here\n")
+    assert run().returncode == 2
