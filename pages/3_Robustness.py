@@ -20,6 +20,12 @@ if sel.model is None:
     st.stop()
 model = sel.model
 small = model.input_size[0] <= 64
+if not small:
+    st.info(
+        f"{model.title} takes {model.input_size[0]}-px images: a live ARA run on a laptop CPU takes "
+        "several minutes even for 3 images. The paper's CIFAR-10 networks or this project's digits "
+        "networks (sidebar) take seconds."
+    )
 with st.form("ara-form"):
     c1, c2 = st.columns([2, 1])
     names = list(job.DATASETS)

@@ -29,13 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"advexp_core.cli.{name}")
-        except ModuleNotFoundError as exc:  # a command still being written (removed before release)
-            if exc.name == f"advexp_core.cli.{name}":
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(f"advexp_core.cli.{name}").register(sub)
     return parser
 
 

@@ -21,15 +21,6 @@ from advexp_core.ara import (
 from advexp_core.datasets import TensorImageDataset
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny models on a shared CPU: OpenMP threads only contend (30x slower under load).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_ara_closed_forms() -> None:
     # A = 1, .75, .5, .25 on unit intervals; minus 1/2 → 0.5 + 0.25.
     assert accuracy_robustness_area(torch.tensor([1.0, 2.0, 3.0, 4.0]), num_classes=2) == pytest.approx(0.75)

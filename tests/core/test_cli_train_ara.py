@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from advexp_core.checkpoints import save_checkpoint, sha256_file
 from advexp_core.cli import main
@@ -18,35 +17,11 @@ ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--widths", "4,4,4", "--num-blocks", "1,1,1", "--quiet"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # small models on a shared CPU: threads only contend
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("train") / "net.pt"
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        args = [
-            "train",
-            "--dataset",
-            "digits",
-            "--recipe",
-            "robust",
-            "--epochs",
-            "1",
-            "--out",
-            str(out),
-            *TINY,
-        ]
-        assert main([*args, "--json", "--release"]) == 0
-    finally:
-        torch.set_num_threads(before)
+    args = ["train", "--dataset", "digits", "--recipe", "robust", "--epochs", "1", "--out", str(out), *TINY]
+    assert main([*args, "--json", "--release"]) == 0
     return out
 
 

@@ -54,15 +54,6 @@ def tiny_digits(n: int, split: str = "train") -> TensorImageDataset:
     return TensorImageDataset("digits", split, full.class_names, full.images[:n], full.labels[:n])
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small models on a shared CPU: OpenMP threads only contend (up to 30x slower under load).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # --------------------------------------------------------------------------- HHReLU (§1.3)
 
 
