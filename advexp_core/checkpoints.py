@@ -89,7 +89,9 @@ def load_checkpoint(path: str | Path, *, allow_woods2019: bool = False) -> dict[
             f"{path.name} is larger than {MAX_CHECKPOINT_BYTES >> 20} MB; refusing to load it."
         )
     _check_archive(path)
-    extra = [_woods_placeholder()] if allow_woods2019 else []
+    extra: list[Callable[..., Any] | tuple[Callable[..., Any], str]] = (
+        [_woods_placeholder()] if allow_woods2019 else []
+    )
     try:
         with torch.serialization.safe_globals(extra), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch warns about odd pickle protocols it then refuses

@@ -101,8 +101,8 @@ def _decode(data: bytes, max_pixels: int) -> Tensor:
     with Image.open(io.BytesIO(data)) as img:
         img.seek(0)  # first frame of animations
         img.load()
-        img = ImageOps.exif_transpose(img) or img
-        array = _to_rgb_array(img)
+        upright: Image.Image = ImageOps.exif_transpose(img) or img
+        array = _to_rgb_array(upright)
     if not np.isfinite(array).all():
         raise ImageError("The image contains invalid pixel values. Please export it again as PNG or JPEG.")
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))

@@ -21,8 +21,18 @@ PHOTOS = {
     "coffee": (skimage.data.coffee, "scikit-image data.coffee (Rachel Michetti)", "CC0", "espresso"),
     "cameraman": (skimage.data.camera, "scikit-image data.camera", "CC0 (scikit-image)", "tripod"),
     "rocket": (skimage.data.rocket, "scikit-image data.rocket (SpaceX)", "CC0 / public domain", "missile"),
-    "palace": (lambda: load_sample_images().images[0], "scikit-learn sample china.jpg", "CC BY 2.0 (scikit-learn)", "palace"),
-    "daisy": (lambda: load_sample_images().images[1], "scikit-learn sample flower.jpg", "CC BY 2.0 (scikit-learn)", "daisy"),
+    "palace": (
+        lambda: load_sample_images().images[0],
+        "scikit-learn sample china.jpg",
+        "CC BY 2.0 (scikit-learn)",
+        "palace",
+    ),
+    "daisy": (
+        lambda: load_sample_images().images[1],
+        "scikit-learn sample flower.jpg",
+        "CC BY 2.0 (scikit-learn)",
+        "daisy",
+    ),
 }
 
 
@@ -33,7 +43,12 @@ def main() -> None:
         array = np.asarray(load())
         image = Image.fromarray(array).convert("RGB")
         image.save(OUT / f"{name}.jpg", quality=92)
-        index[name] = {"file": f"{name}.jpg", "source": source, "licence": licence, "imagenet_label": expected}
+        index[name] = {
+            "file": f"{name}.jpg",
+            "source": source,
+            "licence": licence,
+            "imagenet_label": expected,
+        }
     (OUT / "gallery.json").write_text(json.dumps(index, indent=2) + "\n")
 
 

@@ -42,7 +42,10 @@ def main() -> int:
     new = render(text)
     if "--check" in sys.argv:
         if new != text:
-            print("README.md CLI reference is stale: run .venv/bin/python scripts/update_readme.py", file=sys.stderr)
+            print(
+                "README.md CLI reference is stale: run .venv/bin/python scripts/update_readme.py",
+                file=sys.stderr,
+            )
             return 1
         return 0
     readme.write_text(new)
