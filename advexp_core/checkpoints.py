@@ -45,6 +45,7 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a saved checkpoint is an ordinary file
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

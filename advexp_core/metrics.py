@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from advexp_core.ara import accuracy_robustness_area  # noqa: F401 - ARA lives in ara.py (PAPER.md §3)
+from advexp_core.faithfulness import FaithfulnessCurves, deletion_insertion  # noqa: F401 - in faithfulness.py
 
 _SSIM_SIGMA = 1.5
 _SSIM_WINDOW = 11

@@ -2,7 +2,8 @@
 
 Each command lives in its own module exposing ``register(subparsers)``; the parser's ``run(args)``
 returns one JSON-able object, printed as JSON with ``--json`` and summarised otherwise.
-Bad input exits with code 2 and a message on stderr; nothing else is printed on stderr.
+Bad input exits with code 2 and a message on stderr; long commands (train, ara) also show progress
+on stderr unless given --quiet.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import torch
 
 from advexp_core import metrics
 from advexp_core.figures import METHOD_TITLES
+from advexp_core.metrics import deletion_insertion
 from advexp_core.models import LoadedModel
 from advexp_core.saliency import SaliencyMap, colour_scales, explain
 from advexp_ui import images
@@ -73,12 +74,8 @@ def _faithfulness(
     maps: dict[str, torch.Tensor],
     target: int,
     config: ExplainersConfig,
-) -> dict[str, Any] | None:
-    """Deletion and insertion curves with their areas, when the core provides them (see the module note)."""
-    try:
-        from advexp_core.metrics import deletion_insertion  # type: ignore[attr-defined]
-    except ImportError:
-        return None
+) -> dict[str, Any]:
+    """Deletion and insertion curves with their areas for every map (advexp_core.faithfulness)."""
     out: dict[str, Any] = {}
     for method, m in maps.items():
         curves = deletion_insertion(model, image, m, target, steps=config.faithfulness_steps)
@@ -95,7 +92,7 @@ def _faithfulness(
 def compute_explainers(
     image_bytes: bytes, config: ExplainersConfig, model: LoadedModel, on_step: OnStep | None = None
 ) -> Outcome:
-    """Every chosen map for one class, their pairwise agreement and (when available) faithfulness."""
+    """Every chosen map for one class, their pairwise agreement and faithfulness."""
     if not config.methods:
         raise ValueError("Choose at least one explanation method.")
     image = model_image(image_bytes, model)

@@ -38,14 +38,7 @@ def show_explainers(outcome: Outcome, choice: ImageChoice) -> None:
         "means they have nothing in common. Explainers that disagree cannot all be right."
     )
     st.subheader("Are they faithful to the network?")
-    faith = report.get("faithfulness")
-    if faith:
-        _faithfulness(faith, titles, methods)
-    else:
-        st.info(
-            "Deletion and insertion curves need a faithfulness function in the core; "
-            "this installation does not have it yet."
-        )
+    _faithfulness(report["faithfulness"], titles, methods)
     render.downloads_row(outcome, choice, stem="compare-explainers", key="dl-explainers")
 
 

@@ -58,6 +58,7 @@ def test_compare_explainers_agreement_without_recomputing(open_page, monkeypatch
     assert downloads(at) == ["explainers.png", "report.json", "compare-explainers.zip"]
     matrix = at.dataframe[0].value
     assert list(matrix.columns)[1:] == ["Grad-CAM", "Gradient", "SmoothGrad"]
+    assert any("Deletion" in md.value for md in at.markdown)  # faithfulness curves are shown
     at.radio(key="agreement").set_value("ssim").run()  # a display choice: no new computation
     assert_clean(at)
     assert calls == [1]

@@ -1,0 +1,114 @@
+"""Faithfulness of a saliency map: deletion and insertion curves (Petsiuk et al., RISE, BMVC 2018).
+
+Deletion removes the pixels a map ranks most important first (replacing them with a blurred copy of
+the image) and tracks the class probability: a faithful map makes it fall fast (low area). Insertion
+starts from the blurred image and restores the most important pixels first: a faithful map makes the
+probability rise fast (high area).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class FaithfulnessCurves:
+    """Class probability against the share of pixels deleted / inserted, with the curves' areas.
+
+    Shapes: fractions, deletion, insertion (steps + 1,).
+    """
+
+    fractions: Tensor
+    deletion: Tensor
+    insertion: Tensor
+    deletion_auc: float
+    insertion_auc: float
+
+
+def _module(model: Any) -> torch.nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+def deletion_insertion(
+    model: Any,
+    image: Tensor,
+    saliency: Any,
+    target: int,
+    *,
+    steps: int = 20,
+    baseline: str = "blur",
+    batch_size: int = 16,
+    on_step: Callable[[int, int], None] | None = None,
+) -> FaithfulnessCurves:
+    """Deletion and insertion curves of one saliency map for one class.
+
+    Args:
+        model: a LoadedModel or an nn.Module taking images in [0, 1].
+        image: the explained image in [0, 1].
+        saliency: a SaliencyMap (its first map is used) or a tensor (H, W).
+        target: the explained class.
+        steps: number of equal shares of pixels (the curve has steps + 1 points), >= 1.
+        baseline: "blur" (a blurred copy of the image) or "black".
+        batch_size: images per forward pass (bounds memory).
+        on_step: called as on_step(done, total) after each batch.
+
+    Returns:
+        FaithfulnessCurves; the areas use the trapezoid rule over fractions in [0, 1].
+
+    Shapes: image (3, H, W), saliency (H, W).
+    """
+    from advexp_core.saliency import blurred_baseline
+
+    if steps < 1:
+        raise ValueError("steps must be at least 1")
+    module = _module(model)
+    device = next((p.device for p in module.parameters()), image.device)
+    x = image.to(device, torch.float32)
+    maps = saliency.maps[0] if hasattr(saliency, "maps") else saliency
+    maps = maps.to(device, torch.float32)
+    if maps.shape != x.shape[1:]:
+        raise ValueError(f"saliency map {tuple(maps.shape)} does not match the image {tuple(x.shape[1:])}")
+    if baseline not in ("blur", "black"):
+        raise ValueError("baseline must be 'blur' or 'black'")
+    base = blurred_baseline(x[None])[0] if baseline == "blur" else torch.zeros_like(x)
+    order = maps.flatten().argsort(descending=True, stable=True)
+    n_pixels = order.numel()
+    fractions = torch.linspace(0.0, 1.0, steps + 1)
+    ranks = torch.empty(n_pixels, dtype=torch.long, device=device)
+    ranks[order] = torch.arange(n_pixels, device=device)
+    counts = (fractions * n_pixels).round().long().to(device)
+    masks = (ranks[None, :] < counts[:, None]).view(steps + 1, 1, *x.shape[1:]).float()
+    deleted = x * (1 - masks) + base * masks
+    inserted = base * (1 - masks) + x * masks
+    probs = _probabilities(module, torch.cat([deleted, inserted]), target, batch_size, on_step)
+    deletion, insertion = probs[: steps + 1], probs[steps + 1 :]
+    return FaithfulnessCurves(
+        fractions,
+        deletion,
+        insertion,
+        float(torch.trapezoid(deletion, fractions)),
+        float(torch.trapezoid(insertion, fractions)),
+    )
+
+
+def _probabilities(
+    module: torch.nn.Module,
+    images: Tensor,
+    target: int,
+    batch_size: int,
+    on_step: Callable[[int, int], None] | None,
+) -> Tensor:
+    out = []
+    total = (images.shape[0] + batch_size - 1) // batch_size
+    with torch.no_grad():
+        for i, start in enumerate(range(0, images.shape[0], batch_size), start=1):
+            logits = module(images[start : start + batch_size])
+            out.append(torch.softmax(logits.float(), dim=1)[:, target].cpu())
+            if on_step is not None:
+                on_step(i, total)
+    return torch.cat(out)
