@@ -211,6 +211,9 @@ def checkpoint_corpus(folder: Path, marker: Path) -> dict[str, Path]:
     damaged = bytearray(small.getvalue())
     damaged[3620 % len(damaged)] = 1
     write("fuzz-bad-end-record.pt", bytes(damaged))
+    damaged = bytearray(small.getvalue())
+    damaged[994361 % len(damaged)] = 64  # zipfile: NotImplementedError("zip file version 6.4")
+    write("fuzz-zip-version.pt", bytes(damaged))
     write("text.pt", b"not a checkpoint\n")
     write("json.safetensors", json.dumps({"a": 1}).encode())
     header = json.dumps(
