@@ -3,7 +3,8 @@
 Reports resident memory at the start (after warm-up), middle and end (target: growth < 5 %), and
 checks that no hooks, threads or temporary files are left behind.
 
-Run: ADVEXP_WEIGHTS_DIR=../shared/woods2019 .venv/bin/python bench/bench_soak.py [--cycles 200] [--model ID]
+Run: TMPDIR=$(mktemp -d) ADVEXP_WEIGHTS_DIR=../shared/woods2019 .venv/bin/python bench/bench_soak.py [--cycles 200]
+(a private TMPDIR, so other programs' temporary files are not counted as ours)
 """
 
 from __future__ import annotations
