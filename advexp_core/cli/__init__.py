@@ -44,14 +44,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = args.run(args)
     except (UsageError, ImageError, ModelError, CheckpointError) as exc:
-        print(f"advexp {args.command}: error: {exc}", file=sys.stderr)
+        sys.stderr.write(f"advexp {args.command}: error: {exc}\n")
         return 2
     except KeyboardInterrupt:
-        print(f"advexp {args.command}: interrupted; nothing was written.", file=sys.stderr)
+        sys.stderr.write(f"advexp {args.command}: interrupted; nothing was written.\n")
         return 130
     if getattr(args, "json", False):
-        print(json.dumps(result, ensure_ascii=False))
+        sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
     else:
         summary = getattr(args, "summary", None)
-        print(summary(result) if summary else json.dumps(result, indent=2, ensure_ascii=False))
+        sys.stdout.write(
+            (summary(result) if summary else json.dumps(result, indent=2, ensure_ascii=False)) + "\n"
+        )
     return 0

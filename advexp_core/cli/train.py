@@ -99,13 +99,12 @@ class _Reporter:
             self.bar.close()
             self.bar = None
         if self.enabled:
-            print(
+            sys.stderr.write(
                 f"epoch {log.epoch}/{self.epochs}  loss {log.loss:.4f}  penalty {log.penalty:.4f}  "
                 f"psi {log.psi:.4g}  train acc {log.train_accuracy:.3f}  test acc {log.test_accuracy:.3f}  "
-                f"lr {log.lr:g}  {log.seconds:.1f} s",
-                file=sys.stderr,
-                flush=True,
+                f"lr {log.lr:g}  {log.seconds:.1f} s\n"
             )
+            sys.stderr.flush()
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

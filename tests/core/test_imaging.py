@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import struct
-import zlib
-
 import numpy as np
 import pytest
 import torch
@@ -19,15 +15,10 @@ from advexp_core.imaging import (
     png_roundtrip,
     prepare_image,
 )
+from tests.corpus import raw_png, save
 
 RNG = np.random.default_rng(0)
 RGB = RNG.integers(0, 256, size=(24, 40, 3), dtype=np.uint8)
-
-
-def save(img: Image.Image, fmt: str, **kw) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format=fmt, **kw)
-    return buf.getvalue()
 
 
 def rgb_image() -> Image.Image:
@@ -153,16 +144,7 @@ def corrupt_png_crc() -> bytes:
 
 def png_bomb() -> bytes:
     """A valid PNG header declaring 50 000 × 50 000 pixels with a tiny body."""
-    header = struct.pack(">IIBBBBB", 50_000, 50_000, 8, 0, 0, 0, 0)
-    chunk = lambda kind, body: (  # noqa: E731
-        struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-    )
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 100))
-        + chunk(b"IEND", b"")
-    )
+    return raw_png(50_000, 50_000, 8, 0, b"\0" * 100)
 
 
 BROKEN = {
