@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import platform
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -15,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-import advexp_core
+from advexp_core.reports import predictions, versions  # noqa: F401 - re-exported for the commands
 from advexp_core.imaging import ImageError, decode_image, prepare_image
 from advexp_core.models import DEFAULT_MODEL_ID, LoadedModel
 
@@ -47,33 +46,6 @@ def atomic_output_dir(out: str | Path) -> Iterator[Path]:
             tmp.rename(out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def predictions(logits: Tensor, class_names: Sequence[str], k: int = 5) -> list[dict[str, Any]]:
-    """The top-``k`` classes of one logit vector, best first, as ``{"index", "label", "probability"}``.
-
-    Shapes: (C,) -> list of length min(k, C).
-    """
-    probs = torch.softmax(logits.detach().float().reshape(-1), dim=0).cpu()
-    values, indices = probs.topk(min(int(k), probs.numel()))
-    return [
-        {"index": int(i), "label": class_names[int(i)], "probability": float(v)}
-        for v, i in zip(values.tolist(), indices.tolist(), strict=True)
-    ]
-
-
-def versions() -> dict[str, str]:
-    """Versions of what produced a result, for reports."""
-    import captum
-    import torchvision
-
-    return {
-        "advexp": advexp_core.__version__,
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "captum": captum.__version__,
-        "python": platform.python_version(),
-    }
 
 
 def read_image_for_model(path: str | Path, model: LoadedModel) -> Tensor:
