@@ -1,11 +1,13 @@
 """One attack loop with pluggable norm geometry, and the attacks built on it.
 
 PGD (Madry et al. 2018), FGSM (Goodfellow et al. 2015), the paper's step-schedule
-attack (PAPER.md §1.4, used by adversarial explanations §2) and its
-minimal-perturbation search (PAPER.md §3, used by ARA) all run ``_run_loop``:
+attack (docs/method.md §1.4, used by adversarial explanations §2) and its
+minimal-perturbation search (docs/method.md §3, used by ARA) all run ``_run_loop``:
 per step one forward and one backward pass for the whole batch, with
-``torch.autograd.grad`` on the perturbation only. An update rule decides what
-to do with the gradient; a geometry (``advexp_core.geometry``) supplies the norm.
+``torch.autograd.grad`` on the perturbation only. A loss hook says what to ascend
+(cross-entropy by default; the explanation-manipulation attack passes its own, as
+MadryLab robustness's ``custom_loss``), an update rule decides what to do with the
+gradient, and a geometry (``advexp_core.geometry``) supplies the norm.
 
 The model is never changed: no ``.backward()`` into parameters, no train/eval
 toggles, no hooks. Work happens on the device of the model's parameters; the
@@ -26,6 +28,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from advexp_core.geometry import Geometry, get_geometry, l2, linf, rms
+from advexp_core.imaging import png_roundtrip
+from advexp_core.metrics import psnr, ssim
+from advexp_core.runtime import OnStep, device_of
 
 __all__ = [
     "AttackResult",
@@ -36,7 +41,13 @@ __all__ = [
     "step_schedule",
 ]
 
-OnStep = Callable[[int, int], None]
+LossHook = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
+"""``loss(inputs, labels) -> (logits (N, K), per-example loss (N,))`` at inputs = images + δ.
+
+The loop ascends the loss. It calls the hook under ``enable_grad`` while stepping and under
+``no_grad`` for the final evaluation; a hook that needs input gradients itself (a saliency
+map) re-enables them there.
+"""
 _Result = TypeVar("_Result", "AttackResult", "StepScheduleResult")
 
 
@@ -77,7 +88,7 @@ class AttackResult:
 
 @dataclass(frozen=True)
 class StepScheduleResult:
-    """Outcome of ``step_schedule``/``minimal_perturbation`` (PAPER.md §1.4, §2, §3).
+    """Outcome of ``step_schedule``/``minimal_perturbation`` (docs/method.md §1.4, §2, §3).
 
     Attributes:
         delta: (N, C, H, W) perturbation, NOT clamped (x + δ may leave [0,1]).
@@ -105,8 +116,8 @@ class StepScheduleResult:
 class _Rule(Protocol):
     """What a particular attack does with each evaluation and gradient."""
 
-    def observe(self, taken: int, delta: Tensor, logits: Tensor) -> None:
-        """See the logits at images + delta after ``taken`` steps."""
+    def observe(self, taken: int, delta: Tensor, logits: Tensor, loss: Tensor) -> None:
+        """See the logits (N, K) and the per-example loss (N,) at images + delta after ``taken`` steps."""
 
     def done(self) -> bool:
         """True when no example needs another step (early stop)."""
@@ -115,64 +126,95 @@ class _Rule(Protocol):
         """Return the next δ given the ascent direction of the attack loss at step ``index``."""
 
 
-def _model_device(model: nn.Module, fallback: torch.device) -> torch.device:
-    """The device of the model's parameters (or buffers); ``fallback`` when it has none."""
-    tensor: Tensor | None = next(model.parameters(), None)
-    tensor = next(model.buffers(), None) if tensor is None else tensor
-    return fallback if tensor is None else tensor.device
+def _cross_entropy_loss(model: nn.Module, *, targeted: bool) -> LossHook:
+    """The attacks' loss hook: CE(f(x+δ), y), or -CE when targeted (ascent makes y more likely)."""
+
+    def loss(inputs: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        logits = model(inputs)
+        _check_logits(logits, labels)  # a clear message instead of an IndexError inside CE
+        ce = F.cross_entropy(logits, labels, reduction="none")
+        return logits, -ce if targeted else ce
+
+    return loss
 
 
-def _ascent(
-    model: nn.Module, images: Tensor, delta: Tensor, labels: Tensor, targeted: bool, *, check: bool = False
-) -> tuple[Tensor, Tensor]:
-    """One forward + backward: logits at images + δ and ∂L/∂δ of the attack loss.
+def _ascent(loss: LossHook, images: Tensor, delta: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """One forward + backward: logits, per-example loss and ∂(Σ loss)/∂δ at images + δ.
 
-    L = Σ CE(f(x+δ), y), or -Σ CE for targeted (so that ascent makes y more likely).
-    Returns: (logits (N, K) detached, gradient (N, C, H, W)).
+    Returns: (logits (N, K), loss (N,), gradient (N, C, H, W)), all detached.
     """
     with torch.enable_grad():
         delta = delta.detach().requires_grad_(True)
-        logits = model(images + delta)
-        if check:
-            _check_logits(logits, labels)
-        loss = F.cross_entropy(logits, labels, reduction="sum")
-        (grad,) = torch.autograd.grad(-loss if targeted else loss, delta)
-    return logits.detach(), grad
+        logits, values = loss(images + delta, labels)
+        (grad,) = torch.autograd.grad(values.sum(), delta)
+    return logits.detach(), values.detach(), grad
 
 
 def _run_loop(
-    model: nn.Module,
+    loss: LossHook,
     images: Tensor,
     labels: Tensor,
     delta: Tensor,
     *,
     steps: int,
-    targeted: bool,
     rule: _Rule,
     on_step: OnStep | None,
 ) -> tuple[Tensor, Tensor, Tensor, int]:
-    """The attack loop shared by every attack in this module.
+    """The attack loop shared by every attack in this module and by ``manipulation``.
 
-    Each step evaluates images + δ once (forward + backward), lets ``rule`` observe
-    the logits, then asks it for the next δ. After the last step the final δ is
-    evaluated (forward only) unless an early stop already did so.
+    Each step evaluates images + δ once (forward + backward of ``loss``), lets ``rule``
+    observe the logits and loss, then asks it for the next δ. After the last step the
+    final δ is evaluated (no gradient) unless an early stop already did so.
 
     Returns: (final δ, logits at the starting δ, logits at the final δ, steps taken).
     """
     first_logits: Tensor | None = None
     for index in range(steps):
-        logits, grad = _ascent(model, images, delta, labels, targeted, check=index == 0)
+        logits, values, grad = _ascent(loss, images, delta, labels)
         first_logits = logits if first_logits is None else first_logits
-        rule.observe(index, delta, logits)
+        rule.observe(index, delta, logits, values)
         if rule.done():
             return delta, first_logits, logits, index
         delta = rule.step(index, delta, grad).detach()
         if on_step is not None:
             on_step(index + 1, steps)
     with torch.no_grad():
-        logits = model(images + delta).detach()
-    rule.observe(steps, delta, logits)
-    return delta, (logits if first_logits is None else first_logits), logits, steps
+        logits, values = loss(images + delta, labels)
+    rule.observe(steps, delta, logits.detach(), values.detach())
+    return delta, (logits if first_logits is None else first_logits), logits.detach(), steps
+
+
+@dataclass
+class _Best:
+    """Per example, the δ with the lowest score among the evaluations that qualified.
+
+    Starts from the first δ seen with an infinite score, so an example that never
+    qualifies keeps that starting δ.
+    """
+
+    delta: Tensor
+    score: Tensor
+    logits: Tensor
+
+    @classmethod
+    def start(cls, delta: Tensor, logits: Tensor) -> _Best:
+        inf = torch.full((delta.shape[0],), math.inf, dtype=delta.dtype, device=delta.device)
+        return cls(delta, inf, logits)
+
+    def update(self, qualified: Tensor, score: Tensor, delta: Tensor, logits: Tensor) -> None:
+        """Keep ``delta`` where it qualifies and beats the best score so far. Shapes: (N,) masks."""
+        better = qualified & (score < self.score)
+        self.delta = torch.where(_per_example(better), delta, self.delta)
+        self.score = torch.where(better, score, self.score)
+        self.logits = torch.where(better[:, None], logits, self.logits)
+
+
+def _project(geometry: Geometry, delta: Tensor, eps: float, images: Tensor) -> Tensor:
+    """δ projected onto the ``eps`` ball, then clipped so that images + δ stays in [0,1].
+
+    Clipping only shrinks |δ| element-wise, so the norm bound still holds afterwards.
+    """
+    return torch.clamp(geometry.project(delta, eps), -images, 1.0 - images)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -234,7 +276,7 @@ def _prepare(
 ) -> tuple[Tensor, Tensor, torch.device]:
     """Validate and move the batch to the model's device. Returns (images, labels, device)."""
     _check_images(images)
-    device = _model_device(model, images.device)
+    device = device_of(model, fallback=images.device)
     x = images.detach().to(device)
     return x, _as_labels(labels, x.shape[0], device), device
 
@@ -257,15 +299,8 @@ class _ProjectedStep:
     targeted: bool
     early_stop: bool
     active: Tensor | None = None
-    lower: Tensor = field(init=False)
-    upper: Tensor = field(init=False)
 
-    def __post_init__(self) -> None:
-        # δ bounds that keep x + δ in [0,1]; clipping to them only shrinks |δ| element-wise,
-        # so the norm bound still holds afterwards.
-        self.lower, self.upper = -self.images, 1.0 - self.images
-
-    def observe(self, taken: int, delta: Tensor, logits: Tensor) -> None:
+    def observe(self, taken: int, delta: Tensor, logits: Tensor, loss: Tensor) -> None:
         if self.early_stop:
             self.active = ~_succeeded(logits, self.labels, self.targeted)
 
@@ -274,7 +309,7 @@ class _ProjectedStep:
 
     def step(self, index: int, delta: Tensor, ascent: Tensor) -> Tensor:
         moved = torch.add(delta, self.geometry.normalize(ascent), alpha=self.step_size)
-        moved = torch.clamp(self.geometry.project(moved, self.eps), self.lower, self.upper)
+        moved = _project(self.geometry, moved, self.eps, self.images)
         if self.active is None:
             return moved
         return torch.where(_per_example(self.active), moved, delta)
@@ -303,8 +338,9 @@ def _projected_attack(
         delta = geometry.random_init(x.shape, eps, generator, device=device, dtype=x.dtype)
         delta = (x + delta).clamp(0.0, 1.0) - x
     rule = _ProjectedStep(geometry, eps, step_size, x, y, targeted, early_stop)
+    loss = _cross_entropy_loss(model, targeted=targeted)
     delta, first_logits, logits_after, taken = _run_loop(
-        model, x, y, delta, steps=steps, targeted=targeted, rule=rule, on_step=on_step
+        loss, x, y, delta, steps=steps, rule=rule, on_step=on_step
     )
     if random_start:
         with torch.no_grad():
@@ -329,9 +365,6 @@ def _attack_result(
     steps_run: int,
 ) -> AttackResult:
     """Sizes, perceptibility and the 8-bit PNG check for a finished attack."""
-    from advexp_core.imaging import png_roundtrip  # lazy: keeps the loop importable on its own
-    from advexp_core.metrics import psnr, ssim
-
     adversarial = (images + delta).clamp(0.0, 1.0)
     delta = adversarial - images
     with torch.no_grad():
@@ -372,7 +405,7 @@ def pgd(
 
     Each step moves δ by ``step_size`` along the geometry's steepest-ascent direction
     of the cross-entropy (sign for L∞), projects onto the ``eps`` ball and keeps x + δ
-    in [0,1]. Used for PAPER.md §4 step 2 (an imperceptible decision flip).
+    in [0,1]. Used for docs/method.md §4 step 2 (an imperceptible decision flip).
 
     Args:
         model: maps (N, C, H, W) images in [0,1] to (N, K) logits; not modified.
@@ -430,7 +463,7 @@ _RMS = get_geometry("rms")
 
 
 def _boundary_met(logits: Tensor, labels: Tensor, boundary: str, targeted: bool) -> Tensor:
-    """(N,) bool: has the example crossed the decision boundary (PAPER.md §3)?
+    """(N,) bool: has the example crossed the decision boundary (docs/method.md §3)?
 
     "misclassified": argmax != label (targeted: argmax == label);
     "btr": softmax_label <= 1/K ("better than random" lost).
@@ -442,7 +475,7 @@ def _boundary_met(logits: Tensor, labels: Tensor, boundary: str, targeted: bool)
 
 @dataclass
 class _ScheduleStep:
-    """The paper's step schedule (PAPER.md §1.4): decaying step sizes along unit-RMS
+    """The paper's step schedule (docs/method.md §1.4): decaying step sizes along unit-RMS
     directions, the loss gradient while ``follow`` holds and -δ otherwise, with momentum.
     Also tracks the smallest-RMS δ that met the boundary (mode "min", §3)."""
 
@@ -458,9 +491,9 @@ class _ScheduleStep:
     velocity: Tensor | float = 0.0
     history: list[Tensor] = field(default_factory=list)
     reached: Tensor | None = None
-    best: tuple[Tensor, Tensor, Tensor] | None = None  # (δ, RMS, logits)
+    best: _Best | None = None  # the smallest-RMS δ that met the boundary
 
-    def observe(self, taken: int, delta: Tensor, logits: Tensor) -> None:
+    def observe(self, taken: int, delta: Tensor, logits: Tensor, loss: Tensor) -> None:
         size = rms(delta)
         self.history.append(size)
         if self.mode == "budget":
@@ -471,18 +504,8 @@ class _ScheduleStep:
         reached = torch.full_like(self.labels, -1) if self.reached is None else self.reached
         self.reached = torch.where(met & (reached < 0), torch.full_like(reached, taken), reached)
         if self.mode == "min":
-            self._keep_best(met, size, delta, logits)
-
-    def _keep_best(self, met: Tensor, size: Tensor, delta: Tensor, logits: Tensor) -> None:
-        if self.best is None:
-            self.best = (delta, torch.full_like(size, math.inf), logits)
-        best_delta, best_rms, best_logits = self.best
-        better = met & (size < best_rms)
-        self.best = (
-            torch.where(_per_example(better), delta, best_delta),
-            torch.where(better, size, best_rms),
-            torch.where(better[:, None], logits, best_logits),
-        )
+            self.best = _Best.start(delta, logits) if self.best is None else self.best
+            self.best.update(met, size, delta, logits)
 
     def done(self) -> bool:
         return False
@@ -529,7 +552,7 @@ def step_schedule(
     momentum: float = 0.0,
     on_step: OnStep | None = None,
 ) -> StepScheduleResult:
-    """The paper's step-schedule attack (PAPER.md §1.4; §2 adversarial explanations; §3 ARA).
+    """The paper's step-schedule attack (docs/method.md §1.4; §2 adversarial explanations; §3 ARA).
 
     Start at δ = 0; step i (0-based) moves by size·(S - i)/(S(S+1)/2) along a
     unit-RMS direction: the loss gradient while the follow condition holds, else -δ.
@@ -559,8 +582,9 @@ def step_schedule(
     steps = _check_steps(steps)
     x, y, _ = _prepare(model, images, labels)
     rule = _ScheduleStep(float(size), steps, mode, budget_value, boundary, targeted, float(momentum), y)
+    loss = _cross_entropy_loss(model, targeted=targeted)
     delta, logits_before, logits_final, _ = _run_loop(
-        model, x, y, torch.zeros_like(x), steps=steps, targeted=targeted, rule=rule, on_step=on_step
+        loss, x, y, torch.zeros_like(x), steps=steps, rule=rule, on_step=on_step
     )
     assert rule.reached is not None
     if mode == "budget":
@@ -569,8 +593,8 @@ def step_schedule(
     else:
         assert rule.best is not None
         met = rule.reached >= 0
-        delta = torch.where(_per_example(met), rule.best[0], delta)
-        logits_after = torch.where(met[:, None], rule.best[2], logits_final)
+        delta = torch.where(_per_example(met), rule.best.delta, delta)
+        logits_after = torch.where(met[:, None], rule.best.logits, logits_final)
     result = StepScheduleResult(
         delta=delta,
         rms=rms(delta),
@@ -595,7 +619,7 @@ def minimal_perturbation(
     targeted: bool = False,
     on_step: OnStep | None = None,
 ) -> StepScheduleResult:
-    """The smallest-RMS perturbation that meets ``boundary`` (PAPER.md §3, the ARA search).
+    """The smallest-RMS perturbation that meets ``boundary`` (docs/method.md §3, the ARA search).
 
     ``step_schedule(mode="min")`` with the paper's defaults: S = 450, size = 20,
     momentum 0.9. ``met`` False marks an example the search never pushed across

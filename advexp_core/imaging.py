@@ -1,5 +1,8 @@
 """Image intake and output: bytes -> validated RGB tensor in [0, 1]; tensor -> lossless 8-bit PNG.
 
+Also the two image operations several modules share: the Gaussian window (SSIM, the blurred IG
+baseline) and δ amplified around mid-grey for display (figures, the UI).
+
 Every refusal is an ``ImageError`` whose message a clinician can act on. Images are bounded in bytes
 before decoding and in pixels before their pixel data is read (decompression bombs).
 """
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -157,6 +161,46 @@ def png_roundtrip(images: Tensor) -> Tensor:
     """
     decoded = [decode_image(encode_png(img)) for img in images]
     return torch.stack(decoded).to(images.device)
+
+
+def gaussian_window(
+    size: int, sigma: float, *, dtype: torch.dtype = torch.float32, device: torch.device | None = None
+) -> Tensor:
+    """A normalised 1-D Gaussian window of ``size`` taps centred on the middle one.
+
+    Args:
+        size: number of taps, >= 1 (odd for a window centred on a pixel).
+        sigma: standard deviation in pixels, > 0.
+
+    Returns:
+        Weights summing to 1. Shapes: -> (size,).
+    """
+    coords = torch.arange(size, dtype=dtype, device=device) - (size - 1) / 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def delta_display_scale(deltas: Sequence[Tensor]) -> float:
+    """One shared amplification scale for showing δ: the largest |δ| over all of them (1 if all zero)."""
+    peak = max((float(d.detach().abs().max()) for d in deltas if d.numel()), default=0.0)
+    return peak if peak > 0 else 1.0
+
+
+def amplify_delta(delta: Tensor, scale: float | None = None) -> Tensor:
+    """δ as a displayable image: 0.5 + δ/(2·scale), so ±scale maps to 0 and 1 (mid-grey = no change).
+
+    Args:
+        delta: a perturbation in [0, 1] pixel units.
+        scale: the |δ| shown at full contrast; default ``delta_display_scale([delta])``. Pass one
+            scale to several calls to compare perturbations by eye.
+
+    Returns:
+        float32 values in [0, 1], on the input's device. Shapes: any -> same.
+    """
+    s = delta_display_scale([delta]) if scale is None else float(scale)
+    if not s > 0:
+        raise ValueError(f"the display scale must be > 0, got {scale!r}")
+    return (0.5 + 0.5 * delta.detach().float() / s).clamp(0.0, 1.0)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
 """Perceptibility numbers for perturbations and similarity numbers for saliency maps.
 
-PAPER.md §4 step 4: did the decision change, how far did each map move (Spearman rank
+docs/method.md §4 step 4: did the decision change, how far did each map move (Spearman rank
 correlation, top-k intersection, SSIM, centre-of-mass shift) and how much of |δ|² lies in
 the region a map marks as important. Every number comes with a one-sentence reading for
-the UI (`reading`). The Accuracy-Robustness Area is re-exported from `advexp_core.ara`.
+the UI (`reading`). The Accuracy-Robustness Area lives in `advexp_core.ara` and the
+deletion/insertion curves in `advexp_core.faithfulness`; this module imports neither.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from advexp_core.ara import accuracy_robustness_area  # noqa: F401 - ARA lives in ara.py (PAPER.md §3)
-from advexp_core.faithfulness import FaithfulnessCurves, deletion_insertion  # noqa: F401 - in faithfulness.py
+from advexp_core.imaging import gaussian_window
 
 _SSIM_SIGMA = 1.5
 _SSIM_WINDOW = 11
@@ -39,12 +39,6 @@ def psnr(clean: Tensor, adv: Tensor) -> Tensor:
     return 10.0 * torch.log10(1.0 / mse)  # mse == 0 gives +inf, as wanted
 
 
-def _gaussian_window(size: int, sigma: float, device: torch.device) -> Tensor:
-    coords = torch.arange(size, dtype=torch.float32, device=device) - (size - 1) / 2
-    g = torch.exp(-(coords**2) / (2 * sigma**2))
-    return g / g.sum()
-
-
 def _ssim_per_channel(x: Tensor, y: Tensor, *, data_range: float) -> Tensor:
     """Mean SSIM index per (example, channel) with a Gaussian window, 'valid' borders.
 
@@ -58,7 +52,7 @@ def _ssim_per_channel(x: Tensor, y: Tensor, *, data_range: float) -> Tensor:
     n, c, h, w = x.shape
     size = min(_SSIM_WINDOW, h, w)
     size -= 1 - size % 2  # odd
-    g = _gaussian_window(size, _SSIM_SIGMA, x.device)
+    g = gaussian_window(size, _SSIM_SIGMA, device=x.device)
     kernel = (g[:, None] * g[None, :]).expand(c, 1, size, size).contiguous()
 
     def blur(t: Tensor) -> Tensor:
@@ -94,7 +88,7 @@ def ssim(clean: Tensor, adv: Tensor) -> Tensor:
 
 
 # ---------------------------------------------------------------------------------------------
-# Map similarity (PAPER.md §4 step 4). Maps are (H, W), non-negative; each function -> float.
+# Map similarity (docs/method.md §4 step 4). Maps are (H, W), non-negative; each function -> float.
 
 
 def _ranks(x: Tensor) -> Tensor:
@@ -188,7 +182,7 @@ def center_of_mass_shift(a: Tensor, b: Tensor) -> float:
 def delta_energy_in_topk(delta: Tensor, saliency: Tensor, *, k: float = 0.2) -> float:
     """Share of the perturbation's energy |δ|² that lies in the map's top-k region.
 
-    PAPER.md §4 step 4: do adversarial perturbations land where the map says the evidence is?
+    docs/method.md §4 step 4: do adversarial perturbations land where the map says the evidence is?
     Energy per pixel is the sum of δ² over channels.
 
     Args:
