@@ -8,12 +8,13 @@ probability rise fast (high area).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+
+from advexp_core.runtime import OnStep, device_of
+from advexp_core.saliency import SaliencyMap, blurred_baseline
 
 
 @dataclass(frozen=True)
@@ -30,25 +31,21 @@ class FaithfulnessCurves:
     insertion_auc: float
 
 
-def _module(model: Any) -> torch.nn.Module:
-    return model.module if hasattr(model, "module") else model
-
-
 def deletion_insertion(
-    model: Any,
+    module: nn.Module,
     image: Tensor,
-    saliency: Any,
+    saliency: SaliencyMap | Tensor,
     target: int,
     *,
     steps: int = 20,
     baseline: str = "blur",
     batch_size: int = 16,
-    on_step: Callable[[int, int], None] | None = None,
+    on_step: OnStep | None = None,
 ) -> FaithfulnessCurves:
     """Deletion and insertion curves of one saliency map for one class.
 
     Args:
-        model: a LoadedModel or an nn.Module taking images in [0, 1].
+        module: the network (images in [0, 1] -> logits); not modified.
         image: the explained image in [0, 1].
         saliency: a SaliencyMap (its first map is used) or a tensor (H, W).
         target: the explained class.
@@ -62,14 +59,11 @@ def deletion_insertion(
 
     Shapes: image (3, H, W), saliency (H, W).
     """
-    from advexp_core.saliency import blurred_baseline
-
     if steps < 1:
         raise ValueError("steps must be at least 1")
-    module = _module(model)
-    device = next((p.device for p in module.parameters()), image.device)
+    device = device_of(module, fallback=image.device)
     x = image.to(device, torch.float32)
-    maps = saliency.maps[0] if hasattr(saliency, "maps") else saliency
+    maps = saliency.maps[0] if isinstance(saliency, SaliencyMap) else saliency
     maps = maps.to(device, torch.float32)
     if maps.shape != x.shape[1:]:
         raise ValueError(f"saliency map {tuple(maps.shape)} does not match the image {tuple(x.shape[1:])}")
@@ -97,12 +91,12 @@ def deletion_insertion(
 
 
 def _probabilities(
-    module: torch.nn.Module,
-    images: Tensor,
-    target: int,
-    batch_size: int,
-    on_step: Callable[[int, int], None] | None,
+    module: nn.Module, images: Tensor, target: int, batch_size: int, on_step: OnStep | None
 ) -> Tensor:
+    """Softmax probability of ``target`` per image, ``batch_size`` images per forward pass.
+
+    Shapes: (M, 3, H, W) -> (M,) on the CPU.
+    """
     out = []
     total = (images.shape[0] + batch_size - 1) // batch_size
     with torch.no_grad():

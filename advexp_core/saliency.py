@@ -1,14 +1,16 @@
 """Classic saliency maps: Grad-CAM, Integrated Gradients, plain gradient and SmoothGrad.
 
-PAPER.md §4 steps 1 and 3: explain the clean and the attacked image the same way, on one
+docs/method.md §4 steps 1 and 3: explain the clean and the attacked image the same way, on one
 shared colour scale. captum does the work for Grad-CAM and Integrated Gradients; every method
 returns the same `SaliencyMap` (one non-negative (H, W) map per image at input resolution).
 Pass clean and attacked images concatenated to explain them in one batched call.
+
+Every method takes a bare ``nn.Module`` (captum style) and takes no lock: callers that share a
+module between threads (the experiment layer, with ``LoadedModel.lock``) hold it around the call.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -17,6 +19,9 @@ import torch
 import torch.nn.functional as F
 from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam
 from torch import Tensor, nn
+
+from advexp_core.imaging import gaussian_window
+from advexp_core.runtime import device_of, dtype_of
 
 # Images per forward pass that IG and SmoothGrad may use, counted in 224x224 images:
 # ~32 images of EfficientNet-Lite0 with activations kept for the backward pass fit in ~2 GB.
@@ -57,14 +62,6 @@ class SaliencyMap:
         return self.select(slice(0, n_first)), self.select(slice(n_first, None))
 
 
-def _unwrap(model: Any) -> tuple[nn.Module, nn.Module | None, Any]:
-    """(module, registered Grad-CAM layer or None, lock) for an nn.Module or a LoadedModel."""
-    if isinstance(model, nn.Module):
-        return model, None, contextlib.nullcontext()
-    lock = getattr(model, "lock", None)
-    return model.module, getattr(model, "gradcam_layer", None), lock or contextlib.nullcontext()
-
-
 def _targets(targets: Tensor | int | Sequence[int], n: int, device: torch.device) -> Tensor:
     t = torch.as_tensor(targets, dtype=torch.long, device=device)
     if t.dim() == 0:
@@ -74,19 +71,13 @@ def _targets(targets: Tensor | int | Sequence[int], n: int, device: torch.device
     return t.clone()
 
 
-def _device(module: nn.Module, images: Tensor) -> torch.device:
-    p = next(module.parameters(), None)
-    return p.device if p is not None else images.device
-
-
 def _prepare(
-    model: Any, images: Tensor, targets: Tensor | int | Sequence[int]
-) -> tuple[nn.Module, Tensor, Tensor]:
-    """(module, images as float on the model's device, targets as (N,) long there)."""
-    module, _, _ = _unwrap(model)
-    device = _device(module, images)
+    module: nn.Module, images: Tensor, targets: Tensor | int | Sequence[int]
+) -> tuple[Tensor, Tensor]:
+    """(images as float on the module's device, targets as (N,) long there)."""
+    device = device_of(module, fallback=images.device)
     x = images.detach().to(device).float()
-    return module, x, _targets(targets, x.shape[0], device)
+    return x, _targets(targets, x.shape[0], device)
 
 
 def find_last_conv_block(module: nn.Module, *, input_size: tuple[int, int]) -> nn.Module:
@@ -121,7 +112,7 @@ def find_last_conv_block(module: nn.Module, *, input_size: tuple[int, int]) -> n
     handles = [m.register_forward_hook(hook) for m in candidates]
     try:
         with torch.no_grad():
-            x = torch.zeros(1, 3, *input_size, device=_device(module, torch.zeros(0)))
+            x = torch.zeros(1, 3, *input_size, device=device_of(module), dtype=dtype_of(module))
             module(x)
     finally:
         for h in handles:
@@ -133,7 +124,7 @@ def find_last_conv_block(module: nn.Module, *, input_size: tuple[int, int]) -> n
 
 
 def grad_cam(
-    model: Any,
+    module: nn.Module,
     images: Tensor,
     targets: Tensor | int | Sequence[int],
     *,
@@ -141,34 +132,28 @@ def grad_cam(
 ) -> SaliencyMap:
     """Grad-CAM (Selvaraju et al. 2017) at the last convolutional block, upsampled to the input.
 
-    PAPER.md §4 step 1. Uses captum's LayerGradCam with ReLU on the class-weighted
+    docs/method.md §4 step 1. Uses captum's LayerGradCam with ReLU on the class-weighted
     activations, then bilinear upsampling (LayerAttribution.interpolate). Hooks are registered
-    by captum in try/finally, under the LoadedModel's lock when one is given.
+    by captum in try/finally.
 
     Args:
-        model: an nn.Module or a LoadedModel (its registered `gradcam_layer` is used).
+        module: the network (images in [0, 1] -> logits); not modified.
         images: images in [0, 1].
         targets: class index to explain, per image or one for all.
-        layer: the layer to explain at; default the registered layer, else
-            `find_last_conv_block`.
+        layer: the submodule of `module` to explain at (e.g. `LoadedModel.gradcam_layer`);
+            default `find_last_conv_block`.
 
     Returns:
         SaliencyMap with method "gradcam", maps >= 0.
 
     Shapes: images (N, 3, H, W) -> maps (N, H, W)
     """
-    module, x, t = _prepare(model, images, targets)
-    _, registered, lock = _unwrap(model)
-    with lock:
-        if layer is None:
-            layer = (
-                registered
-                if registered is not None
-                else find_last_conv_block(module, input_size=(x.shape[-2], x.shape[-1]))
-            )
-        # captum sets requires_grad on the layer output; an input that requires grad keeps
-        # in-place activations after that layer legal.
-        attr = LayerGradCam(module, layer).attribute(x.requires_grad_(), target=t, relu_attributions=True)
+    x, t = _prepare(module, images, targets)
+    if layer is None:
+        layer = find_last_conv_block(module, input_size=(x.shape[-2], x.shape[-1]))
+    # captum sets requires_grad on the layer output; an input that requires grad keeps
+    # in-place activations after that layer legal.
+    attr = LayerGradCam(module, layer).attribute(x.requires_grad_(), target=t, relu_attributions=True)
     up = LayerAttribution.interpolate(attr.detach(), tuple(x.shape[-2:]), interpolate_mode="bilinear")
     maps = up[:, 0].clamp_min(0)  # bilinear interpolation of ReLU'd values stays >= 0
     return SaliencyMap(maps, "gradcam", t, {"layer": type(layer).__name__})
@@ -186,9 +171,7 @@ def blurred_baseline(images: Tensor, *, sigma: float | None = None) -> Tensor:
     n, c, h, w = images.shape
     s = sigma if sigma is not None else max(h, w) / 16
     radius = max(1, min(int(3 * s), (min(h, w) - 1) // 2))
-    coords = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
-    g = torch.exp(-(coords**2) / (2 * s**2))
-    g = g / g.sum()
+    g = gaussian_window(2 * radius + 1, s, dtype=images.dtype, device=images.device)
     x = F.pad(images, (radius, radius, radius, radius), mode="reflect")
     x = F.conv2d(x, g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
     return F.conv2d(x, g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
@@ -202,7 +185,7 @@ def _chunks(n: int, per_image_evals: int, hw: int, budget: int) -> Iterator[slic
 
 
 def integrated_gradients(
-    model: Any,
+    module: nn.Module,
     images: Tensor,
     targets: Tensor | int | Sequence[int],
     *,
@@ -212,12 +195,12 @@ def integrated_gradients(
 ) -> SaliencyMap:
     """Integrated Gradients (Sundararajan et al. 2017) via captum, channel-reduced by |.|-sum.
 
-    PAPER.md §4 step 1. Gauss-Legendre quadrature with `n_steps` points. Memory is bounded:
+    docs/method.md §4 step 1. Gauss-Legendre quadrature with `n_steps` points. Memory is bounded:
     at most `internal_batch_size` images go through the model at once (default: a budget of
     32 images of 224x224 pixels); the completeness error is returned per image.
 
     Args:
-        model: an nn.Module or a LoadedModel.
+        module: the network (images in [0, 1] -> logits); not modified.
         images: images in [0, 1].
         targets: class index to explain, per image or one for all.
         baseline: "black" (zeros), "blur" (`blurred_baseline`) or a tensor like `images`.
@@ -232,7 +215,7 @@ def integrated_gradients(
     """
     if n_steps < 1:
         raise ValueError("n_steps must be at least 1")
-    module, x, t = _prepare(model, images, targets)
+    x, t = _prepare(module, images, targets)
     if isinstance(baseline, Tensor):
         base = baseline.detach().to(x.device).float().expand_as(x)
     elif baseline == "black":
@@ -267,23 +250,23 @@ def _input_gradient(module: nn.Module, x: Tensor, t: Tensor) -> Tensor:
     return g
 
 
-def gradient(model: Any, images: Tensor, targets: Tensor | int | Sequence[int]) -> SaliencyMap:
+def gradient(module: nn.Module, images: Tensor, targets: Tensor | int | Sequence[int]) -> SaliencyMap:
     """Plain input-gradient saliency (Simonyan et al. 2014): |d logit_t / d x| summed over channels.
 
     Args:
-        model: an nn.Module or a LoadedModel.
+        module: the network (images in [0, 1] -> logits); not modified.
         images: images in [0, 1].
         targets: class index to explain, per image or one for all.
 
     Shapes: images (N, 3, H, W) -> maps (N, H, W)
     """
-    module, x, t = _prepare(model, images, targets)
+    x, t = _prepare(module, images, targets)
     maps = _input_gradient(module, x, t).abs().sum(dim=1)
     return SaliencyMap(maps, "gradient", t, {})
 
 
 def smoothgrad(
-    model: Any,
+    module: nn.Module,
     images: Tensor,
     targets: Tensor | int | Sequence[int],
     *,
@@ -294,7 +277,7 @@ def smoothgrad(
     """SmoothGrad (Smilkov et al. 2017): the gradient map averaged over noisy copies.
 
     Args:
-        model: an nn.Module or a LoadedModel.
+        module: the network (images in [0, 1] -> logits); not modified.
         images: images in [0, 1].
         targets: class index to explain, per image or one for all.
         n_samples: noisy copies per image.
@@ -306,7 +289,7 @@ def smoothgrad(
     """
     if n_samples < 1:
         raise ValueError("n_samples must be at least 1")
-    module, x, t = _prepare(model, images, targets)
+    x, t = _prepare(module, images, targets)
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
     noise = torch.randn((n_samples, *x.shape), generator=gen, device=gen.device).to(x.device)
     hw = x.shape[-2] * x.shape[-1]
@@ -329,17 +312,27 @@ _EXPLAINERS: dict[str, Callable[..., SaliencyMap]] = {
 
 
 def explain(
-    model: Any,
+    module: nn.Module,
     images: Tensor,
     targets: Tensor | int | Sequence[int],
     *,
     method: str,
+    layer: nn.Module | None = None,
     **kwargs: Any,
 ) -> SaliencyMap:
     """Explain `images` for `targets` with one of `METHODS` ("gradcam", "ig", "gradient", "smoothgrad").
 
-    Keyword arguments go to the method's function. Concatenate clean and attacked images and
-    `SaliencyMap.split` the result to explain both in one batched call.
+    Concatenate clean and attacked images and `SaliencyMap.split` the result to explain both
+    in one batched call.
+
+    Args:
+        module: the network (images in [0, 1] -> logits); not modified.
+        images: images in [0, 1].
+        targets: class index to explain, per image or one for all.
+        method: one of `METHODS`.
+        layer: Grad-CAM's layer (see `grad_cam`); the other methods do not use it, so one
+            call site can pass a model's registered layer whatever the method.
+        kwargs: the method's own keyword arguments (e.g. `n_steps` for "ig").
 
     Shapes: images (N, 3, H, W) -> maps (N, H, W)
     """
@@ -347,20 +340,26 @@ def explain(
         fn = _EXPLAINERS[method]
     except KeyError:
         raise ValueError(f"unknown saliency method {method!r}; choose from {', '.join(METHODS)}") from None
-    return fn(model, images, targets, **kwargs)
+    if method == "gradcam":
+        kwargs["layer"] = layer
+    return fn(module, images, targets, **kwargs)
 
 
 def explain_pair(
-    model: Any,
+    module: nn.Module,
     clean: Tensor,
     attacked: Tensor,
     clean_targets: Tensor | int | Sequence[int],
     attacked_targets: Tensor | int | Sequence[int],
     *,
     method: str,
+    layer: nn.Module | None = None,
     **kwargs: Any,
 ) -> tuple[SaliencyMap, SaliencyMap]:
-    """Explain clean and attacked images in one batched call (PAPER.md §4 steps 1 and 3).
+    """Explain clean and attacked images in one batched call (docs/method.md §4 steps 1 and 3).
+
+    Args: as `explain`, with the clean and the attacked images and the class to explain
+    for each.
 
     Returns:
         (maps of the clean images, maps of the attacked images).
@@ -368,13 +367,10 @@ def explain_pair(
     Shapes: clean (N, 3, H, W), attacked (N, 3, H, W) -> maps (N, H, W) each
     """
     n = clean.shape[0]
-    module, _, _ = _unwrap(model)
-    device = _device(module, clean)
+    device = device_of(module, fallback=clean.device)
     targets = torch.cat([_targets(clean_targets, n, device), _targets(attacked_targets, n, device)])
-    both = explain(
-        model, torch.cat([clean.to(device), attacked.to(device)]), targets, method=method, **kwargs
-    )
-    return both.split(n)
+    images = torch.cat([clean.to(device), attacked.to(device)])
+    return explain(module, images, targets, method=method, layer=layer, **kwargs).split(n)
 
 
 def colour_scales(

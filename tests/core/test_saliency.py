@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-from types import SimpleNamespace
-
 import pytest
 import torch
 from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam
 from torch import nn
 
 from advexp_core import saliency as S
-
-
-class TinyConv(nn.Module):
-    """Conv -> act -> strided conv -> act -> global pool -> linear (a user model without registry)."""
-
-    def __init__(self, act: type[nn.Module] = nn.ReLU, classes: int = 4) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(3, 6, 3, padding=1), act(), nn.Conv2d(6, 8, 3, padding=1, stride=2), act()
-        )
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.head = nn.Linear(8, classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.pool(self.features(x)).flatten(1))
+from tests.models import TinyConv, frozen, hook_count, linear_model
 
 
 class ConvHead(nn.Module):
@@ -41,17 +24,6 @@ class ConvHead(nn.Module):
         return self.head(self.pool(self.body(x))).flatten(1)
 
 
-def frozen(module: nn.Module) -> nn.Module:
-    return module.eval().requires_grad_(False)
-
-
-def linear_model(weight: torch.Tensor) -> nn.Module:
-    """logits = W · flatten(x): the input gradient of logit t is exactly W[t]."""
-    lin = nn.Linear(weight.shape[1], weight.shape[0], bias=False)
-    lin.weight.data.copy_(weight)
-    return frozen(nn.Sequential(nn.Flatten(), lin))
-
-
 @pytest.fixture
 def tiny() -> nn.Module:
     torch.manual_seed(0)
@@ -61,12 +33,6 @@ def tiny() -> nn.Module:
 @pytest.fixture
 def images() -> torch.Tensor:
     return torch.rand(3, 3, 12, 12, generator=torch.Generator().manual_seed(1))
-
-
-def hook_count(module: nn.Module) -> int:
-    return sum(
-        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in module.modules()
-    )
 
 
 def test_gradient_is_abs_weight_sum_on_linear_model() -> None:
@@ -143,7 +109,7 @@ def test_grad_cam_on_the_paper_network_equals_captum(woods_dir, cifar_images) ->
     loaded = load_model("woods2019-cifar10-standard")
     x = torch.stack([img for img, _ in cifar_images.values()])
     labels = torch.tensor([label for _, label in cifar_images.values()])
-    ours = S.grad_cam(loaded, x, labels)
+    ours = S.grad_cam(loaded.module, x, labels, layer=loaded.gradcam_layer)
     attr = LayerGradCam(loaded.module, loaded.gradcam_layer).attribute(
         x, target=labels, relu_attributions=True
     )
@@ -179,26 +145,21 @@ def test_no_side_effects_on_the_model(tiny: nn.Module, images: torch.Tensor, met
     assert not images.requires_grad
 
 
-class RecordingLock:
-    def __init__(self) -> None:
-        self.inner = threading.RLock()
-        self.entered = 0
-
-    def __enter__(self) -> None:
-        self.entered += 1
-        self.inner.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.inner.release()
-
-
-def test_grad_cam_uses_loaded_model_layer_and_lock(tiny: nn.Module, images: torch.Tensor) -> None:
-    lock = RecordingLock()
-    loaded = SimpleNamespace(module=tiny, gradcam_layer=tiny.features[0], lock=lock)
-    ours = S.grad_cam(loaded, images, 2)
-    ref = S.grad_cam(tiny, images, 2, layer=tiny.features[0])
-    torch.testing.assert_close(ours.maps, ref.maps)
-    assert lock.entered == 1
+@pytest.mark.parametrize("method", S.METHODS)
+def test_explain_passes_the_layer_to_grad_cam_only(
+    tiny: nn.Module, images: torch.Tensor, method: str
+) -> None:
+    kwargs = {"n_steps": 4} if method == "ig" else {"n_samples": 2} if method == "smoothgrad" else {}
+    layer = tiny.features[0]
+    ours = S.explain(tiny, images, 2, method=method, layer=layer, **kwargs)
+    ref = (
+        S.grad_cam(tiny, images, 2, layer=layer)
+        if method == "gradcam"
+        else S.explain(tiny, images, 2, method=method, **kwargs)
+    )
+    torch.testing.assert_close(ours.maps, ref.maps, rtol=0, atol=0)
+    clean, attacked = S.explain_pair(tiny, images, images.flip(0), 2, 1, method=method, layer=layer, **kwargs)
+    assert clean.target.tolist() == [2, 2, 2] and attacked.target.tolist() == [1, 1, 1]
 
 
 @pytest.mark.parametrize("method", ["gradcam", "ig", "gradient"])
