@@ -1,4 +1,4 @@
-"""Accuracy-Robustness Area (PAPER.md §3): how much perturbation a network's accuracy survives.
+"""Accuracy-Robustness Area (docs/method.md §3): how much perturbation a network's accuracy survives.
 
 For each test image the minimal-perturbation search (``advexp_core.attacks.minimal_perturbation``:
 the step schedule in "L2,min" form, S = 450, size 20, momentum 0.9) finds ρ*, the smallest RMS(δ)
@@ -6,30 +6,37 @@ that meets a boundary — misclassified ("Attack ARA") or softmax_y ≤ 1/C ("BT
 A(ρ) = fraction of images with ρ* > ρ and ARA = ∫₀^∞ max(0, A(ρ) − 1/C) dρ, integrated exactly from
 the sorted ρ* (A is a step function), not with the reference's 1000-bin histogram.
 
-The search runs in batches; with torch.distributed initialised, batch b runs on process b mod W and
-the ρ* are gathered, so every process gets the single-process result.
+The images are, by default, the authors' random subset (``select_images``). An image whose
+minimal perturbation is first found after step S/2 is flagged (``AraResult.late``); the
+reference refuses such a search. The search runs in batches; with a process group
+(``advexp_core.distributed``), batch b runs on process b mod W and the rows are gathered, so
+every process gets the single-process result.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from advexp_core.attacks import StepScheduleResult, minimal_perturbation
+from advexp_core.distributed import DistContext, gather_rows, shard
+from advexp_core.runtime import OnStep, device_of
+
 Boundary = Literal["attack", "btr"]
+Sample = Literal["reference", "first"]
 _SEARCH_BOUNDARY: dict[str, Literal["misclassified", "btr"]] = {"attack": "misclassified", "btr": "btr"}
-OnProgress = Callable[[int, int], None]
+REFERENCE_SEED = 1776  # the authors' seed for their ARA test-image permutation
 
 
 class BoundaryNotReachedError(ValueError):
     """Some images never met the boundary: the search had too few steps (or too small a size).
 
-    Attributes: boundary, count, n_images, indices (positions in the evaluated set, at most 20).
+    Attributes: boundary, count, n_images, indices (dataset indices, at most 20).
     """
 
     def __init__(self, boundary: str, indices: list[int], n_images: int, steps: int, size: float):
@@ -46,7 +53,7 @@ class BoundaryNotReachedError(ValueError):
 
 
 def accuracy_robustness_area(rho_star: Tensor, *, num_classes: int) -> float:
-    """ARA = ∫₀^∞ max(0, A(ρ) − 1/C) dρ with A(ρ) = fraction of ρ* > ρ, exactly (PAPER.md §3).
+    """ARA = ∫₀^∞ max(0, A(ρ) − 1/C) dρ with A(ρ) = fraction of ρ* > ρ, exactly (docs/method.md §3).
 
     With ρ*₍₁₎ ≤ … ≤ ρ*₍N₎ sorted and ρ*₍₀₎ = 0, A = (N − i + 1)/N on [ρ*₍ᵢ₋₁₎, ρ*₍ᵢ₎), so the integral is
     Σᵢ (ρ*₍ᵢ₎ − ρ*₍ᵢ₋₁₎) · max(0, (N − i + 1)/N − 1/C).
@@ -91,15 +98,52 @@ def _check_rho(rho_star: Tensor) -> Tensor:
     return r
 
 
+# --------------------------------------------------------------------------- which images
+
+
+def select_images(total: int, n_images: int | None, *, sample: Sample = "reference") -> list[int]:
+    """The dataset indices ARA evaluates, in order (docs/method.md §3).
+
+    "reference": the first N of a random permutation seeded with 1776 — the authors' choice
+    (``torch.manual_seed(1776); torch.randperm(len(test_set))[:N]``), drawn here from a private
+    generator with the same seed, which gives the same permutation and leaves the global RNG alone.
+    "first": the first N images.
+
+    Args:
+        total: the size of the set.
+        n_images: N (default all).
+        sample: "reference" or "first".
+
+    Returns:
+        N distinct indices in [0, total).
+    """
+    n = total if n_images is None else int(n_images)
+    if not 1 <= n <= total:
+        raise ValueError(f"n_images must be between 1 and {total} (the size of the set), got {n}")
+    if sample == "first":
+        return list(range(n))
+    if sample != "reference":
+        raise ValueError(f"sample must be 'reference' or 'first', got {sample!r}")
+    order = torch.randperm(total, generator=torch.Generator().manual_seed(REFERENCE_SEED))
+    return [int(i) for i in order[:n]]
+
+
+# --------------------------------------------------------------------------- the result
+
+
 @dataclass(frozen=True)
 class AraResult:
-    """Both ARAs with what produced them (PAPER.md §3).
+    """Both ARAs with what produced them (docs/method.md §3).
 
     Attributes:
         attack_ara, btr_ara: the areas (RMS units).
         accuracy: clean accuracy on the evaluated images.
         n_images, num_classes: N and C.
-        rho_star_attack, rho_star_btr: (N,) float64 per-image ρ*, in dataset order.
+        image_indices: the dataset index of each evaluated image, in evaluation order.
+        labels: (N,) int64 true classes. clean_logits: (N, C) float64 at δ = 0.
+        rho_star_attack, rho_star_btr: (N,) float64 per-image ρ*, in ``image_indices`` order.
+        reached_attack, reached_btr: (N,) int64, the step at which the boundary was first met
+            (0 = at δ = 0).
         steps, size, momentum, batch_size: the search's settings.
     """
 
@@ -108,8 +152,13 @@ class AraResult:
     accuracy: float
     n_images: int
     num_classes: int
+    image_indices: tuple[int, ...]
+    labels: Tensor
+    clean_logits: Tensor
     rho_star_attack: Tensor
     rho_star_btr: Tensor
+    reached_attack: Tensor
+    reached_btr: Tensor
     steps: int
     size: float
     momentum: float
@@ -119,16 +168,33 @@ class AraResult:
         """A(ρ) of one boundary (see ``accuracy_curve``)."""
         return accuracy_curve(self.rho_star_attack if boundary == "attack" else self.rho_star_btr)
 
+    def late(self, boundary: Boundary = "attack") -> list[int]:
+        """Dataset indices whose minimal perturbation was first found after step S/2.
+
+        The reference refuses such a search (its "ensure proper minimization" check): too few of
+        the decaying steps were left to shrink δ, so ρ* may be over-estimated. We keep the result
+        and flag these images instead.
+        """
+        reached = self.reached_attack if boundary == "attack" else self.reached_btr
+        late = torch.nonzero(reached > self.steps // 2).flatten().tolist()
+        return [self.image_indices[i] for i in late]
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able summary: the areas, accuracy, N, per-image ρ* and the settings."""
+        """JSON-able summary: the areas, accuracy, N, indices, per-image ρ*, late counts, settings."""
         return {
             "attack_ara": self.attack_ara,
             "btr_ara": self.btr_ara,
             "accuracy": self.accuracy,
             "n_images": self.n_images,
             "num_classes": self.num_classes,
+            "image_indices": list(self.image_indices),
             "rho_star_attack": self.rho_star_attack.tolist(),
             "rho_star_btr": self.rho_star_btr.tolist(),
+            "reached_step_attack": self.reached_attack.tolist(),
+            "reached_step_btr": self.reached_btr.tolist(),
+            "late_minimum": {
+                b: {"count": len(self.late(b)), "indices": self.late(b)} for b in ("attack", "btr")
+            },
             "settings": {
                 "steps": self.steps,
                 "size": self.size,
@@ -136,6 +202,9 @@ class AraResult:
                 "batch_size": self.batch_size,
             },
         }
+
+
+# --------------------------------------------------------------------------- the search
 
 
 def robustness_radii(
@@ -147,118 +216,132 @@ def robustness_radii(
     steps: int = 450,
     size: float = 20.0,
     momentum: float = 0.9,
-    on_step: Callable[[int, int], None] | None = None,
+    on_step: OnStep | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """ρ* of one batch: the RMS of the smallest perturbation meeting ``boundary`` (PAPER.md §3).
+    """ρ* of one batch: the RMS of the smallest perturbation meeting ``boundary`` (docs/method.md §3).
 
     Returns:
         (rho_star float64, met bool, clean logits); ρ* = 0 where the boundary holds at δ = 0.
 
     Shapes: images (N, 3, H, W), labels (N,) -> (N,), (N,), (N, C).
     """
-    from advexp_core.attacks import minimal_perturbation
+    found = _search(model, images, labels, boundary=boundary, steps=steps, size=size, momentum=momentum,
+                    on_step=on_step)  # fmt: skip
+    return found.rms.double().cpu(), found.met.cpu(), found.logits_before.cpu()
 
-    found = minimal_perturbation(
+
+def _search(
+    model: nn.Module, images: Tensor, labels: Tensor, *, boundary: Boundary, steps: int, size: float,
+    momentum: float, on_step: OnStep | None,
+) -> StepScheduleResult:  # fmt: skip
+    return minimal_perturbation(
         model, images, labels, boundary=_SEARCH_BOUNDARY[boundary], steps=steps, size=size,
         momentum=momentum, on_step=on_step,
     )  # fmt: skip
-    return found.rms.double().cpu(), found.met.cpu(), found.logits_before.cpu()
 
 
 def _batches(n: int, batch_size: int) -> list[range]:
     return [range(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
 
 
-def _gather(local: dict[int, list[float]]) -> dict[int, list[float]]:
-    """Merge per-batch results from every process (a no-op without torch.distributed)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return local
-    parts: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, local)
-    return {k: v for part in parts for k, v in part.items()}
-
-
 def _search_all(
-    model: nn.Module,
-    images: Tensor,
-    labels: Tensor,
-    *,
-    boundary: Boundary,
-    steps: int,
-    size: float,
-    momentum: float,
-    batch_size: int,
-    progress: Callable[[], None],
-) -> tuple[Tensor, Tensor, Tensor]:
-    """ρ*, met and clean correctness for every image; this process runs batches b ≡ rank (mod W)."""
-    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
-    local: dict[int, list[float]] = {}
-    for b, span in enumerate(_batches(len(labels), batch_size)):
-        if b % world != rank:
-            continue
+    model: nn.Module, images: Tensor, labels: Tensor, *, boundary: Boundary, steps: int, size: float,
+    momentum: float, batch_size: int, ctx: DistContext, progress: Callable[[], None],
+) -> Tensor:  # fmt: skip
+    """Per image [ρ*, met, reached step, clean logits…]; this process runs batches b ≡ rank (mod W).
+
+    Shapes: images (N, 3, H, W) -> (N, 3 + C) float64, identical on every process.
+    """
+    mine: list[int] = []
+    rows: Tensor | None = None
+    for span in shard(_batches(len(labels), batch_size), ctx):
         x, y = images[span.start : span.stop], labels[span.start : span.stop]
-        rho, met, logits = robustness_radii(
-            model, x, y, boundary=boundary, steps=steps, size=size, momentum=momentum,
-            on_step=lambda _s, _t: progress(),
-        )  # fmt: skip
-        correct = (logits.argmax(1) == y.cpu()).double()
-        local[b] = torch.stack([rho, met.double(), correct], dim=1).flatten().tolist()
-    merged = _gather(local)
-    table = torch.tensor([v for b in sorted(merged) for v in merged[b]], dtype=torch.float64).view(-1, 3)
-    return table[:, 0], table[:, 1].bool(), table[:, 2].bool()
+        found = _search(model, x, y, boundary=boundary, steps=steps, size=size, momentum=momentum,
+                        on_step=lambda _s, _t: progress())  # fmt: skip
+        columns = (found.rms, found.met, found.reached_step, *found.logits_before.T)
+        part = torch.stack([c.double() for c in columns], 1).cpu()
+        rows = torch.zeros(len(labels), part.shape[1], dtype=torch.float64) if rows is None else rows
+        rows[span.start : span.stop] = part
+        mine += list(span)
+    if rows is None:  # more processes than batches: this one only contributes zeros
+        rows = torch.zeros(len(labels), 3 + _num_logits(model, images[:1]), dtype=torch.float64)
+    return gather_rows(rows, mine, ctx)
 
 
 def evaluate_ara(
     model: nn.Module,
     dataset: Dataset,
     *,
+    indices: Sequence[int] | None = None,
     n_images: int | None = None,
     num_classes: int | None = None,
     steps: int = 450,
     size: float = 20.0,
     momentum: float = 0.9,
     batch_size: int = 128,
-    on_progress: OnProgress | None = None,
+    ctx: DistContext | None = None,
+    on_progress: OnStep | None = None,
 ) -> AraResult:
-    """Attack and BTR ARA of ``model`` on the first ``n_images`` of ``dataset``, in order (PAPER.md §3).
+    """Attack and BTR ARA of ``model`` on some images of ``dataset`` (docs/method.md §3).
 
     Args:
         model: (N, 3, H, W) images in [0, 1] -> (N, C) logits; eval mode, not modified.
         dataset: (image, label) pairs.
-        n_images: how many, from the start (default all).
+        indices: the dataset indices to evaluate, in order (``select_images``); default the
+            first ``n_images`` (default all).
+        n_images: used only without ``indices``.
         num_classes: C (default: the model's number of logits).
         steps, size, momentum: the search (paper: 450, 20, 0.9).
         batch_size: images per search batch.
+        ctx: the process group (``advexp_core.distributed``): batches are sharded over its
+            processes and gathered, so every process gets the one-process result.
         on_progress: called as on_progress(done, total) after every search step of this process.
 
     Returns:
         ``AraResult``.
 
     Raises:
-        ValueError: n_images out of range. BoundaryNotReachedError: some image never met a boundary.
+        ValueError: n_images or indices out of range. BoundaryNotReachedError: some image never met
+        a boundary (too few steps).
     """
-    images, labels = _first_images(dataset, n_images)
-    n = len(labels)
-    progress = _progress_counter(n, batch_size, steps, on_progress)
-    rho: dict[str, Tensor] = {}
-    correct = torch.zeros(0, dtype=torch.bool)
+    total = len(dataset)  # type: ignore[arg-type]
+    chosen = list(indices) if indices is not None else select_images(total, n_images, sample="first")
+    images, labels = _stack(dataset, chosen)
+    ctx = ctx or DistContext(device=device_of(model))
+    progress = _progress_counter(len(chosen), batch_size, steps, ctx, on_progress)
+    tables: dict[str, Tensor] = {}
     for boundary in ("attack", "btr"):
-        rho[boundary], met, correct = _search_all(
+        tables[boundary] = _search_all(
             model, images, labels, boundary=boundary, steps=steps, size=size, momentum=momentum,
-            batch_size=batch_size, progress=progress,
+            batch_size=batch_size, ctx=ctx, progress=progress,
         )  # fmt: skip
+        met = tables[boundary][:, 1].bool()
         if not bool(met.all()):
-            missing = torch.nonzero(~met).flatten().tolist()
-            raise BoundaryNotReachedError(boundary, missing, n, steps, size)
-    c = int(num_classes) if num_classes is not None else _num_logits(model, images[:1])
+            missing = [chosen[i] for i in torch.nonzero(~met).flatten().tolist()]
+            raise BoundaryNotReachedError(boundary, missing, len(chosen), steps, size)
+    return _result(tables, chosen, labels, num_classes, steps, size, momentum, batch_size)
+
+
+def _result(
+    tables: dict[str, Tensor], chosen: list[int], labels: Tensor, num_classes: int | None, steps: int,
+    size: float, momentum: float, batch_size: int,
+) -> AraResult:  # fmt: skip
+    logits = tables["attack"][:, 3:]
+    c = int(num_classes) if num_classes is not None else logits.shape[1]
+    rho = {b: t[:, 0].contiguous() for b, t in tables.items()}
     return AraResult(
         attack_ara=accuracy_robustness_area(rho["attack"], num_classes=c),
         btr_ara=accuracy_robustness_area(rho["btr"], num_classes=c),
-        accuracy=float(correct.double().mean()),
-        n_images=n,
+        accuracy=float((logits.argmax(1) == labels).double().mean()),
+        n_images=len(chosen),
         num_classes=c,
+        image_indices=tuple(chosen),
+        labels=labels,
+        clean_logits=logits,
         rho_star_attack=rho["attack"],
         rho_star_btr=rho["btr"],
+        reached_attack=tables["attack"][:, 2].long(),
+        reached_btr=tables["btr"][:, 2].long(),
         steps=steps,
         size=float(size),
         momentum=float(momentum),
@@ -266,23 +349,20 @@ def evaluate_ara(
     )
 
 
-def _first_images(dataset: Dataset, n_images: int | None) -> tuple[Tensor, Tensor]:
-    """The first ``n_images`` (default all) of ``dataset`` stacked, with their labels."""
+def _stack(dataset: Dataset, indices: list[int]) -> tuple[Tensor, Tensor]:
+    """The images at ``indices`` stacked, with their labels. Shapes: -> (N, 3, H, W), (N,)."""
     total = len(dataset)  # type: ignore[arg-type]
-    n = total if n_images is None else int(n_images)
-    if not 1 <= n <= total:
-        raise ValueError(f"n_images must be between 1 and {total} (the size of the set), got {n}")
-    items = [dataset[i] for i in range(n)]
+    if not indices or min(indices) < 0 or max(indices) >= total:
+        raise ValueError(f"image indices must lie in [0, {total}) and not be empty")
+    items = [dataset[i] for i in indices]
     return torch.stack([im for im, _ in items]), torch.tensor([int(lb) for _, lb in items])
 
 
 def _progress_counter(
-    n: int, batch_size: int, steps: int, on_progress: OnProgress | None
+    n: int, batch_size: int, steps: int, ctx: DistContext, on_progress: OnStep | None
 ) -> Callable[[], None]:
     """A callback counting this process's search steps over both boundaries."""
-    world = dist.get_world_size() if dist.is_initialized() else 1
-    rank = dist.get_rank() if dist.is_initialized() else 0
-    total = 2 * len(range(rank, len(_batches(n, batch_size)), world)) * steps
+    total = 2 * len(shard(_batches(n, batch_size), ctx)) * steps
     done = [0]
 
     def tick() -> None:
@@ -295,8 +375,7 @@ def _progress_counter(
 
 @torch.no_grad()
 def _num_logits(model: nn.Module, probe: Tensor) -> int:
-    device = next(model.parameters(), probe).device
-    return int(model(probe.to(device)).shape[1])
+    return int(model(probe.to(device_of(model))).shape[1])
 
 
 def ara_figure(result: AraResult, *, title: str | None = None) -> Any:
@@ -338,6 +417,7 @@ def ara_figure(result: AraResult, *, title: str | None = None) -> Any:
 
 
 __all__ = [
+    "REFERENCE_SEED",
     "AraResult",
     "BoundaryNotReachedError",
     "accuracy_curve",
@@ -345,4 +425,5 @@ __all__ = [
     "ara_figure",
     "evaluate_ara",
     "robustness_radii",
+    "select_images",
 ]

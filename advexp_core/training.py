@@ -1,14 +1,16 @@
-"""Training with the paper's robust recipe (PAPER.md §1), on one CPU or many GPUs through DDP.
+"""The training loop with checkpointing (docs/method.md §1), on one CPU or many GPUs through DDP.
 
-Four recipes: ``standard``; ``adv-train`` ("L2" adversarial training, §1.4); ``robust`` (the robust
-additions: logit-gradient penalty §1.1 with the adaptive ψ of §1.2, HHReLU §1.3); ``all`` (robust
-additions + "L2,min" adversarial training on a random half of each batch, §1.4).
+Four recipes (``advexp_core.robust``, which holds the paper's additions themselves): ``standard``;
+``adv-train`` ("L2" adversarial training, §1.4); ``robust`` (logit-gradient penalty §1.1 with the
+adaptive ψ of §1.2, HHReLU §1.3); ``all`` (robust additions + "L2,min" adversarial training on a
+random half of each batch, §1.4).
 
 Determinism: every random choice of an epoch (data order, crops, flips, the penalty's smoothed
 outputs, the half-and-half mask) comes from generators seeded by (seed, epoch), drawn for the
 *global* batch and sliced per process. So an interrupted run resumed from its last epoch
 checkpoint, and a DDP run with any number of processes, see exactly the same randomness as one
-uninterrupted process: the checkpoint needs only the weights, the optimiser and the ψ state.
+uninterrupted process: the checkpoint needs only the weights, the optimiser and the ψ state
+(integral and L_target).
 
 Distributed: launched with ``torchrun`` (``WORLD_SIZE`` > 1), each process takes global batch /
 world size examples; gradients are averaged by DDP, the ψ controller sees the all-reduced batch
@@ -19,13 +21,11 @@ backward); running statistics are averaged over processes at the end of every ep
 
 from __future__ import annotations
 
-import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -35,187 +35,29 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from advexp_core.architectures import PreActBlock, WoodsResNet
 from advexp_core.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from advexp_core.distributed import (
+    DistContext,
+    all_sum,
+    average_buffers,
+    init_distributed,
+    release_group,
+    shard,
+    wrap_ddp,
+)
+from advexp_core.robust import (
+    PenaltyChoice,
+    PsiState,
+    TrainingError,
+    adversarial_images,
+    default_l_target,
+    draw_penalty_choice,
+    get_recipe,
+    lipschitz_penalty,
+    update_psi,
+)
+from advexp_core.runtime import OnStep, device_of
 
 CHECKPOINT_FORMAT = "advexp-checkpoint-1"
-
-# PAPER.md §1.1–1.2 (the reference's constants).
-ZETA = 0.2
-Z = 2.0
-L_TARGET = 1.5
-K_PSI0 = 220.0
-K_PSI = 0.02
-EPS_BETTER = 1.0
-EPS_WORSE = 0.01
-# PAPER.md §1.4: (size, steps) of the two adversarial-training attacks; "L2" follows while RMS < 0.01.
-L2_SIZE, L2_BUDGET, L2MIN_SIZE, ADV_STEPS = 0.01, 0.01, 0.1, 7
-
-AdversarialMode = Literal["l2", "l2min"]
-OnStep = Callable[[int, int], None]
-
-
-class TrainingError(ValueError):
-    """Training cannot start or go on: unknown recipe, a checkpoint that does not match, NaN loss."""
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """What a recipe switches on (PAPER.md §1). ``robust_additions`` implies HHReLU."""
-
-    name: str
-    robust_additions: bool
-    adversarial: AdversarialMode | None
-
-    @property
-    def activation(self) -> str:
-        return "hhrelu" if self.robust_additions else "relu"
-
-
-RECIPES = {
-    "standard": Recipe("standard", False, None),
-    "adv-train": Recipe("adv-train", False, "l2"),
-    "robust": Recipe("robust", True, None),
-    "all": Recipe("all", True, "l2min"),
-}
-
-
-def get_recipe(name: str) -> Recipe:
-    """The recipe called ``name`` (TrainingError naming the known ones otherwise)."""
-    if name not in RECIPES:
-        raise TrainingError(f"unknown recipe {name!r}; use one of {', '.join(RECIPES)}")
-    return RECIPES[name]
-
-
-# --------------------------------------------------------------------------- ψ controller
-
-
-@dataclass(frozen=True)
-class PsiState:
-    """The adaptive-ψ integrator (PAPER.md §1.2); ``integral`` is I, saved in every checkpoint."""
-
-    integral: float = 0.0
-
-    @property
-    def psi(self) -> float:
-        return K_PSI0 * math.exp(K_PSI * self.integral)
-
-
-def update_psi(state: PsiState, ce: float) -> PsiState:
-    """One controller step: I ← max(0, I + clip(−ln(CE / L_target), −ε_worse, +ε_better)).
-
-    Args:
-        state: the integrator before this batch.
-        ce: the detached mean cross-entropy of the batch (nats).
-
-    Returns:
-        The new state; its ``psi`` = k_ψ0·exp(k_ψ·I) weights this batch's penalty.
-    """
-    error = -math.log(max(ce, 1e-30) / L_TARGET)
-    step = min(EPS_BETTER, max(-EPS_WORSE, error))
-    return PsiState(max(0.0, state.integral + step))
-
-
-# --------------------------------------------------------------------------- penalty
-
-
-@dataclass(frozen=True)
-class PenaltyChoice:
-    """Per example: the logit to smooth (``classes``) and whether to smooth the margin instead.
-
-    Shapes: classes (B,) int64; tandem (B,) bool.
-    """
-
-    classes: Tensor
-    tandem: Tensor
-
-    def __getitem__(self, index: Any) -> PenaltyChoice:
-        return PenaltyChoice(self.classes[index], self.tandem[index])
-
-
-def draw_penalty_choice(
-    batch: int, num_classes: int, *, zeta: float = ZETA, generator: torch.Generator
-) -> PenaltyChoice:
-    """Draw PAPER.md §1.1 step 2: k uniform over all C classes; tandem with probability ζ.
-
-    Shapes: -> classes (batch,), tandem (batch,).
-    """
-    classes = torch.randint(num_classes, (batch,), generator=generator)
-    tandem = torch.rand(batch, generator=generator) < zeta
-    return PenaltyChoice(classes, tandem)
-
-
-def smoothed_outputs(logits: Tensor, labels: Tensor, choice: PenaltyChoice) -> Tensor:
-    """s_b: the chosen logit f_k(x_b), or the margin f_y(x_b) − max_{j≠y} f_j(x_b) when tandem.
-
-    Shapes: logits (B, C), labels (B,) -> (B,).
-    """
-    chosen = logits.gather(1, choice.classes.to(logits.device)[:, None])[:, 0]
-    true = logits.gather(1, labels[:, None])[:, 0]
-    others = logits.masked_fill(F.one_hot(labels, logits.shape[1]).bool(), -math.inf)
-    margin = true - others.max(dim=1).values
-    return torch.where(choice.tandem.to(logits.device), margin, chosen)
-
-
-def lipschitz_penalty(
-    logits: Tensor, images: Tensor, labels: Tensor, choice: PenaltyChoice, *, psi: float, z: float = Z
-) -> Tensor:
-    """ψ · mean(|∂(Σ_b s_b)/∂x|^z) with ``create_graph=True`` (double backprop), PAPER.md §1.1.
-
-    Args:
-        logits: f(images), computed from ``images`` which requires grad.
-        images: the batch the logits came from, pixel units.
-        labels: true classes.
-        choice: what each example smooths (``draw_penalty_choice``).
-        psi: the penalty weight (``PsiState.psi``).
-        z: the exponent (2 in the paper).
-
-    Returns:
-        A scalar whose gradient reaches the parameters.
-
-    Shapes: logits (B, C), images (B, 3, H, W), labels (B,) -> ().
-    """
-    s = smoothed_outputs(logits, labels, choice)
-    (grad,) = torch.autograd.grad(s.sum(), images, create_graph=True)
-    return psi * grad.abs().pow(z).mean()
-
-
-# --------------------------------------------------------------------------- adversarial training
-
-
-def adversarial_images(
-    model: nn.Module, images: Tensor, labels: Tensor, *, mode: AdversarialMode, perturb: Tensor | None = None
-) -> Tensor:
-    """x + δ from the step-schedule attack (PAPER.md §1.4), for the examples ``perturb`` selects.
-
-    "l2": size 0.01, 7 steps, follow while RMS(δ) < 0.01, final δ. "l2,min": size 0.1, 7 steps, follow
-    while still correct, the smallest-RMS δ that crossed (0 when none did). Unclamped, no random start.
-    The model is used as it is (the reference attacks in train mode).
-
-    Args:
-        model: the network being trained.
-        images, labels: the batch (pixel units in [0, 1]).
-        mode: "l2" or "l2min".
-        perturb: (B,) bool, the half of "half-and-half"; all examples when None.
-
-    Shapes: (B, 3, H, W) -> (B, 3, H, W).
-    """
-    from advexp_core.attacks import step_schedule
-
-    index = torch.arange(len(images), device=images.device)
-    if perturb is not None:
-        index = index[perturb.to(images.device)]
-    if len(index) == 0:
-        return images
-    x, y = images[index], labels[index]
-    if mode == "l2":
-        delta = step_schedule(
-            model, x, y, size=L2_SIZE, steps=ADV_STEPS, mode="budget", budget=L2_BUDGET
-        ).delta
-    else:
-        found = step_schedule(model, x, y, size=L2MIN_SIZE, steps=ADV_STEPS, mode="min")
-        delta = found.delta * found.met.view(-1, 1, 1, 1)
-    out = images.clone()
-    out[index] = x + delta
-    return out
 
 
 # --------------------------------------------------------------------------- configuration, model
@@ -227,7 +69,8 @@ class TrainConfig:
     batch 128, 200 epochs with lr ÷10 at 170 and 195 — i.e. at 85 % and 97.5 % of the epochs — and
     random crops with 4-px replicate padding; flips where they preserve the label).
 
-    ``batch_size`` is global: each of W processes takes batch_size / W.
+    ``batch_size`` is global: each of W processes takes batch_size / W. ``l_target`` is the ψ
+    controller's target cross-entropy; None: ``default_l_target(C)`` (1.5 for 10 classes).
     """
 
     recipe: str
@@ -243,6 +86,11 @@ class TrainConfig:
     seed: int = 0
     num_blocks: tuple[int, ...] = (7, 7, 7)
     widths: tuple[int, ...] = (16, 32, 64)
+    l_target: float | None = None
+
+    def l_target_for(self, num_classes: int) -> float:
+        """The L_target this run uses with ``num_classes`` classes."""
+        return default_l_target(num_classes) if self.l_target is None else float(self.l_target)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -289,7 +137,7 @@ def woods_arch(config: TrainConfig, num_classes: int, mean: Sequence[float], std
 
 
 def build_model(arch: dict) -> WoodsResNet:
-    """A ``WoodsResNet`` from a checkpoint's "arch" entry."""
+    """A ``WoodsResNet`` from a checkpoint's "arch" entry (the one builder; loading uses it too)."""
     if arch.get("name") != "woods_resnet":
         raise TrainingError(f"unknown architecture {arch.get('name')!r}")
     return WoodsResNet(
@@ -347,59 +195,6 @@ def augment(images: Tensor, offsets: Tensor, flips: Tensor | None, padding: int)
     return images
 
 
-# --------------------------------------------------------------------------- distributed plumbing
-
-
-@dataclass(frozen=True)
-class DistContext:
-    """This process's place in the run: rank, world size, device, and whether we started the group."""
-
-    rank: int = 0
-    world: int = 1
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    owned: bool = False
-
-
-def init_distributed(device: str | torch.device | None = None) -> DistContext:
-    """Join the torchrun process group when ``WORLD_SIZE`` > 1 (gloo on CPU, nccl on CUDA).
-
-    Without torchrun (and no group already started) this is one process on ``device``
-    (default: CUDA when available, else the CPU).
-    """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    cuda = torch.cuda.is_available() and (device is None or torch.device(device).type == "cuda")
-    owned = False
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if cuda else "gloo")
-        owned = True
-    if not dist.is_initialized():
-        return DistContext(device=torch.device(device) if device is not None else _default_device(cuda))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    chosen = torch.device(f"cuda:{local}") if cuda else torch.device("cpu")
-    return DistContext(dist.get_rank(), dist.get_world_size(), chosen, owned)
-
-
-def _default_device(cuda: bool) -> torch.device:
-    return torch.device("cuda" if cuda else "cpu")
-
-
-def _all_sum(values: Tensor, ctx: DistContext) -> Tensor:
-    if ctx.world > 1:
-        values = values.to(ctx.device)
-        dist.all_reduce(values)
-    return values.cpu()
-
-
-def _average_buffers(module: nn.Module, ctx: DistContext) -> None:
-    """Average floating-point buffers (BN running statistics) over processes."""
-    if ctx.world == 1:
-        return
-    for buf in module.buffers():
-        if buf.is_floating_point():
-            dist.all_reduce(buf)
-            buf.div_(ctx.world)
-
-
 # --------------------------------------------------------------------------- the loop
 
 
@@ -452,7 +247,7 @@ def _train_step(
     state: _State, net: nn.Module, images: Tensor, labels: Tensor, draws: BatchDraws, config: TrainConfig,
     ctx: DistContext,
 ) -> Tensor:  # fmt: skip
-    """One optimiser step (PAPER.md §1.1 step 5). Returns [CE sum, penalty·n, correct, n] of the batch."""
+    """One optimiser step (docs/method.md §1.1 step 5). Returns [CE sum, penalty·n, correct, n]."""
     recipe = get_recipe(config.recipe)
     x = augment(images, draws.offsets, draws.flips if config.flip else None, config.crop_padding)
     if recipe.adversarial is not None:
@@ -463,11 +258,11 @@ def _train_step(
     ce = F.cross_entropy(logits, labels)
     penalty = torch.zeros((), device=ce.device)
     if recipe.robust_additions:
-        batch_ce = _all_sum(ce.detach().reshape(1), ctx) / ctx.world
+        batch_ce = all_sum(ce.detach().reshape(1), ctx) / ctx.world
         state.psi = update_psi(state.psi, float(batch_ce))
         penalty = lipschitz_penalty(logits, x, labels, draws.penalty, psi=state.psi.psi)
     loss = ce + penalty
-    if float(_all_sum((~torch.isfinite(loss.detach())).float().reshape(1), ctx)) > 0:
+    if float(all_sum((~torch.isfinite(loss.detach())).float().reshape(1), ctx)) > 0:
         raise TrainingError(f"the loss became {float(loss)} (psi={state.psi.psi:.4g}); training stopped")
     state.optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -500,8 +295,8 @@ def _run_epoch(
         totals += _train_step(state, net, images, labels, draws.shard(ctx.rank, ctx.world), config, ctx)
         if on_step is not None:
             on_step(index + 1, len(loader))
-    _average_buffers(state.model, ctx)
-    return _all_sum(totals, ctx)
+    average_buffers(state.model, ctx)
+    return all_sum(totals, ctx)
 
 
 @torch.no_grad()
@@ -509,16 +304,16 @@ def evaluate_accuracy(
     model: nn.Module, dataset: Dataset, *, batch_size: int = 256, ctx: DistContext | None = None
 ) -> float:
     """Clean accuracy of ``model`` (eval mode for the duration) on ``dataset``, sharded over processes."""
-    ctx = ctx or DistContext(device=next(model.parameters()).device)
+    ctx = ctx or DistContext(device=device_of(model))
     was_training = model.training
     model.eval()
-    shard = Subset(dataset, range(ctx.rank, len(dataset), ctx.world))  # type: ignore[arg-type]
+    mine = Subset(dataset, shard(range(len(dataset)), ctx))  # type: ignore[arg-type]
     counts = torch.zeros(2)
-    for images, labels in DataLoader(shard, batch_size=batch_size):
+    for images, labels in DataLoader(mine, batch_size=batch_size):
         logits = model(images.to(ctx.device))
         counts += torch.tensor([float((logits.argmax(1).cpu() == labels).sum()), float(len(labels))])
     model.train(was_training)
-    counts = _all_sum(counts, ctx)
+    counts = all_sum(counts, ctx)
     return float(counts[0] / counts[1].clamp(min=1))
 
 
@@ -536,7 +331,7 @@ def _payload(state: _State, config: TrainConfig, meta: dict[str, Any], *, with_o
         "seed": config.seed,
         "dataset": config.dataset,
         "epoch": state.epoch,
-        "psi_state": {"integral": state.psi.integral, "psi": state.psi.psi},
+        "psi_state": {"integral": state.psi.integral, "psi": state.psi.psi, "l_target": state.psi.l_target},
         "config": config.as_dict(),
         "metrics": {
             "test_accuracy": last.test_accuracy if last else None,
@@ -570,7 +365,13 @@ def _resume(state: _State, path: Path, config: TrainConfig) -> None:
         raise TrainingError(f"{path} has no optimizer state (a released checkpoint); it cannot be resumed")
     state.model.load_state_dict(payload["state_dict"])
     state.optimizer.load_state_dict(payload["optimizer"])
-    state.psi = PsiState(float(payload["psi_state"]["integral"]))
+    # Checkpoints from before L_target was recorded used the paper's 1.5 (10 classes only).
+    saved_target = float(payload["psi_state"].get("l_target", state.psi.l_target))
+    if saved_target != state.psi.l_target:
+        raise TrainingError(
+            f"{path} used L_target {saved_target}, now {state.psi.l_target}; cannot resume it"
+        )
+    state.psi = PsiState(float(payload["psi_state"]["integral"]), state.psi.l_target)
     state.epoch = int(payload["epoch"])
     state.history = [EpochLog(**log) for log in payload["metrics"]["history"]]
     state.seconds = float(payload["metrics"]["train_seconds"])
@@ -590,7 +391,7 @@ def _new_state(
     optimizer = torch.optim.SGD(
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
     )
-    return _State(model, optimizer, arch)
+    return _State(model, optimizer, arch, PsiState(l_target=config.l_target_for(num_classes)))
 
 
 def train(
@@ -607,7 +408,7 @@ def train(
     on_step: OnStep | None = None,
     on_epoch: Callable[[EpochLog], None] | None = None,
 ) -> TrainResult:
-    """Train a network with ``config.recipe`` (PAPER.md §1), checkpointing after every epoch.
+    """Train a network with ``config.recipe`` (docs/method.md §1), checkpointing after every epoch.
 
     Args:
         config: hyperparameters and recipe.
@@ -645,8 +446,7 @@ def train(
         _train_epochs(state, config, train_set, test_set, ctx, path, meta, release, on_step, on_epoch)
         final = _payload(state, config, meta, with_optimizer=not release)
     finally:
-        if ctx.owned:
-            dist.destroy_process_group()
+        release_group(ctx)
     state.model.eval().requires_grad_(False)
     return TrainResult(state.model, final, tuple(state.history))
 
@@ -663,10 +463,7 @@ def _train_epochs(
     path: Path | None, meta: dict[str, Any], release: bool, on_step: OnStep | None,
     on_epoch: Callable[[EpochLog], None] | None,
 ) -> None:  # fmt: skip
-    net: nn.Module = state.model
-    if ctx.world > 1:
-        ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-        net = nn.parallel.DistributedDataParallel(state.model, device_ids=ids, forward_sync_buffers=False)
+    net = wrap_ddp(state.model, ctx)
     while state.epoch < config.epochs:
         start = time.perf_counter()
         lr = _lr(config, state.epoch)

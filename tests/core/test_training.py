@@ -1,4 +1,4 @@
-"""Training recipe math (PAPER.md §1) on hand-checkable models, recipes end to end on digits,
+"""Training recipe math (docs/method.md §1) on hand-checkable models, recipes end to end on digits,
 interrupt-and-resume, and a 2-process DDP run against one process."""
 
 from __future__ import annotations
@@ -20,22 +20,20 @@ from torch import nn
 from advexp_core.checkpoints import load_checkpoint, sha256_file
 from advexp_core.datasets import TensorImageDataset, load_dataset
 from advexp_core.layers import HHReLU, hhrelu
-from advexp_core.training import (
+from advexp_core.robust import (
     K_PSI,
     K_PSI0,
     RECIPES,
     PenaltyChoice,
     PsiState,
-    TrainConfig,
     TrainingError,
     adversarial_images,
-    augment,
     draw_penalty_choice,
     lipschitz_penalty,
     smoothed_outputs,
-    train,
     update_psi,
 )
+from advexp_core.training import TrainConfig, augment, train
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = {"num_blocks": (1, 1, 1), "widths": (4, 4, 4)}
