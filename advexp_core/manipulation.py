@@ -1,6 +1,6 @@
 """Keep the label, move the map: the explanation-manipulation attack of Dombrowski et al. 2019.
 
-PAPER.md §4 step 5. Optimise a small δ (L∞ budget) so that the saliency map of x + δ matches a
+docs/method.md §4 step 5. Optimise a small δ (L∞ budget) so that the saliency map of x + δ matches a
 target map while the logits stay where they were:
 
     loss = mean_pixels (h(x+δ) − h_t)² + γ · mean_classes (f(x+δ) − f(x))²
@@ -9,13 +9,16 @@ with h the map scaled to mean 1. Gradient maps of a ReLU network are piecewise c
 so their derivative is zero almost everywhere; while optimising, every ReLU / ReLU6 / HHReLU of
 a private deep copy of the network is replaced by softplus(β·x)/β (Dombrowski et al. §3). The
 shared model is never modified; the maps reported before and after are the real network's.
+
+The optimisation is the shared attack loop (``attacks._run_loop``) with this loss as its hook,
+Adam as its update rule, the L∞ geometry's projection and the attacks' best-δ keeping.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
@@ -23,11 +26,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from advexp_core import metrics
+from advexp_core.attacks import LossHook, _Best, _project, _run_loop
+from advexp_core.geometry import get_geometry
 from advexp_core.layers import HHReLU
-from advexp_core.saliency import _unwrap, find_last_conv_block, grad_cam, gradient
+from advexp_core.runtime import OnStep, device_of
+from advexp_core.saliency import find_last_conv_block, grad_cam, gradient
 
 MapMethod = Literal["gradient", "gradcam"]
-OnStep = Callable[[int, int], None]
+SurrogateMap = Callable[[Tensor], tuple[Tensor, Tensor]]
 
 
 class SoftplusReLU(nn.Module):
@@ -100,10 +106,18 @@ def _unit_mean(m: Tensor) -> Tensor:
     return m / m.flatten(1).mean(dim=1).clamp_min(1e-12)[:, None, None]
 
 
+def _differentiable(x: Tensor) -> Tensor:
+    """``x`` itself when it already depends on δ, else a leaf that requires grad (the loop's
+    final evaluation runs under ``no_grad``; a map still needs input gradients there)."""
+    return x if x.requires_grad else x.detach().requires_grad_(True)
+
+
 def _gradient_map(net: nn.Module, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
     """(|∇x f_t|.sum(C), logits) kept differentiable w.r.t. x (create_graph)."""
-    logits = net(x)
-    (g,) = torch.autograd.grad(logits.gather(1, t[:, None]).sum(), x, create_graph=True)
+    with torch.enable_grad():
+        x = _differentiable(x)
+        logits = net(x)
+        (g,) = torch.autograd.grad(logits.gather(1, t[:, None]).sum(), x, create_graph=True)
     return g.abs().sum(dim=1), logits
 
 
@@ -112,12 +126,14 @@ def _gradcam_map(net: nn.Module, layer: nn.Module, x: Tensor, t: Tensor) -> tupl
     store: list[Tensor] = []
     handle = layer.register_forward_hook(lambda _m, _i, out: store.append(out))
     try:
-        logits = net(x)
+        with torch.enable_grad():
+            logits = net(_differentiable(x))
     finally:
         handle.remove()
     acts = store[-1]
-    (g,) = torch.autograd.grad(logits.gather(1, t[:, None]).sum(), acts, create_graph=True)
-    cam = F.relu((g.mean(dim=(2, 3), keepdim=True) * acts).sum(dim=1, keepdim=True))
+    with torch.enable_grad():
+        (g,) = torch.autograd.grad(logits.gather(1, t[:, None]).sum(), acts, create_graph=True)
+        cam = F.relu((g.mean(dim=(2, 3), keepdim=True) * acts).sum(dim=1, keepdim=True))
     up = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)
     return up[:, 0], logits
 
@@ -167,17 +183,18 @@ def _similarity(maps: Tensor, refs: Tensor) -> dict[str, Tensor]:
     return {"spearman": values[:, 0], "topk_intersection": values[:, 1], "ssim": values[:, 2]}
 
 
-def _real_map(model: Any, x: Tensor, t: Tensor, method: str, layer: nn.Module | None) -> Tensor:
+def _real_map(module: nn.Module, x: Tensor, t: Tensor, method: str, layer: nn.Module | None) -> Tensor:
     if method == "gradcam":
-        return grad_cam(model, x, t, layer=layer).maps
-    return gradient(model, x, t).maps
+        return grad_cam(module, x, t, layer=layer).maps
+    return gradient(module, x, t).maps
 
 
 def manipulate_explanation(
-    model: Any,
+    module: nn.Module,
     image: Tensor,
     *,
     target_map: Tensor,
+    layer: nn.Module | None = None,
     eps: float = 8 / 255,
     steps: int = 200,
     beta: float = 10.0,
@@ -188,14 +205,15 @@ def manipulate_explanation(
 ) -> ManipulationResult:
     """Move the saliency map of `image` toward `target_map` while keeping the logits.
 
-    Dombrowski et al. 2019 (PAPER.md §4 step 5): Adam on δ through a softplus-β copy of the
-    network, projected after each step onto |δ|∞ <= eps and x + δ in [0, 1]. The δ kept is the
-    one with the lowest loss among the steps whose surrogate prediction kept the label.
+    Dombrowski et al. 2019 (docs/method.md §4 step 5): Adam on δ through a softplus-β copy of
+    the network, projected after each step onto |δ|∞ <= eps and x + δ in [0, 1]. The δ kept is
+    the one with the lowest loss among the steps whose real prediction kept the label.
 
     Args:
-        model: an nn.Module or a LoadedModel (never modified).
+        module: the network (images in [0, 1] -> logits); never modified.
         image: images in [0, 1].
         target_map: non-negative goal map, one for all images or one per image.
+        layer: Grad-CAM's layer in `module` (method "gradcam"); default `find_last_conv_block`.
         eps: L∞ budget in [0, 1] pixel units (8/255 by default).
         steps: optimisation steps (each one forward and a double backward pass).
         beta: softplus sharpness of the surrogate.
@@ -213,34 +231,62 @@ def manipulate_explanation(
         raise ValueError(f"manipulation supports 'gradient' and 'gradcam' maps, not {method!r}")
     if eps < 0 or steps < 1:
         raise ValueError("eps must be >= 0 and steps >= 1")
-    module, registered, lock = _unwrap(model)
-    device = next(module.parameters()).device
-    x = image.detach().to(device).float()
-    goal = target_map.detach().to(device).float().clamp_min(0).expand(x.shape[0], *x.shape[-2:])
+    x = image.detach().to(device_of(module, fallback=image.device)).float()
+    goal = target_map.detach().to(x.device).float().clamp_min(0).expand(x.shape[0], *x.shape[-2:])
     if (goal.flatten(1).sum(dim=1) == 0).any():
         raise ValueError("target_map is all zeros; it must mark some region")
-    layer = registered if method == "gradcam" else None
-    with lock:  # the layer search hooks the shared module; deepcopy reads it
-        if method == "gradcam" and layer is None:
-            layer = find_last_conv_block(module, input_size=(x.shape[-2], x.shape[-1]))
-        surrogate, memo, replaced = smooth_surrogate(module, beta=beta)
+    if method == "gradcam" and layer is None:
+        layer = find_last_conv_block(module, input_size=(x.shape[-2], x.shape[-1]))
+    elif method == "gradient":
+        layer = None
+    surrogate, memo, replaced = smooth_surrogate(module, beta=beta)
+    hooked = _surrogate_layer(surrogate, memo, layer)
     with torch.no_grad():
         logits_before = module(x)
     label = logits_before.argmax(dim=1)
     goal = _unit_mean(goal)
 
     def surrogate_map(xa: Tensor) -> tuple[Tensor, Tensor]:
-        if layer is not None:
-            return _gradcam_map(surrogate, memo[id(layer)], xa, label)
+        if hooked is not None:
+            return _gradcam_map(surrogate, hooked, xa, label)
         return _gradient_map(surrogate, xa, label)
 
-    delta, history = _optimise(
-        surrogate_map, module, x, goal, logits_before, label,
-        eps=eps, steps=steps, gamma=gamma, lr=lr if lr is not None else eps / 10, on_step=on_step,
-    )  # fmt: skip
-    adv = (x + delta).clamp(0, 1)
-    before = _real_map(model, x, label, method, layer)
-    after = _real_map(model, adv, label, method, layer)
+    rule = _AdamStep(module, x, label, eps=eps, lr=lr if lr is not None else eps / 10)
+    loss = _manipulation_loss(surrogate_map, goal, logits_before, gamma=gamma)
+    _run_loop(loss, x, label, torch.zeros_like(x), steps=steps, rule=rule, on_step=on_step)
+    assert rule.best is not None
+    adv = (x + rule.best.delta).clamp(0, 1)
+    return _result(module, x, adv, goal, logits_before, label, method, layer, rule.history, replaced)
+
+
+def _surrogate_layer(surrogate: nn.Module, memo: dict[int, Any], layer: nn.Module | None) -> nn.Module | None:
+    """The surrogate's copy of Grad-CAM's layer (None for gradient maps)."""
+    if layer is None:
+        return None
+    copied = memo.get(id(layer))
+    if copied is None or not any(m is copied for m in surrogate.modules()):
+        raise ValueError(
+            "the Grad-CAM layer must be a submodule of the network other than an activation "
+            "(activations are smoothed away in the surrogate); pick the block that contains it"
+        )
+    return copied
+
+
+def _result(
+    module: nn.Module,
+    x: Tensor,
+    adv: Tensor,
+    goal: Tensor,
+    logits_before: Tensor,
+    label: Tensor,
+    method: str,
+    layer: nn.Module | None,
+    history: list[float],
+    replaced: int,
+) -> ManipulationResult:
+    """Maps and logits of the real network at x and x + δ, with their similarities."""
+    before = _real_map(module, x, label, method, layer)
+    after = _real_map(module, adv, label, method, layer)
     with torch.no_grad():
         logits_after = module(adv)
     return ManipulationResult(
@@ -263,45 +309,63 @@ def manipulate_explanation(
     )
 
 
-def _optimise(
-    surrogate_map: Callable[[Tensor], tuple[Tensor, Tensor]],
-    module: nn.Module,
-    x: Tensor,
-    goal: Tensor,
-    logits_before: Tensor,
-    label: Tensor,
-    *,
-    eps: float,
-    steps: int,
-    gamma: float,
-    lr: float,
-    on_step: OnStep | None,
-) -> tuple[Tensor, list[float]]:
-    """The optimisation loop: Adam on δ, projection, per-image best δ whose real label is kept."""
-    delta = torch.zeros_like(x, requires_grad=True)
-    opt = torch.optim.Adam([delta], lr=lr)  # optimises δ only; the network has no trainable part here
-    best = torch.zeros_like(x)
-    best_loss = torch.full((x.shape[0],), float("inf"), device=x.device)
-    history: list[float] = []
-    for step in range(steps + 1):
-        saliency, logits = surrogate_map(x + delta)  # non-leaf input: maps stay differentiable in δ
+def _manipulation_loss(
+    surrogate_map: SurrogateMap, goal: Tensor, logits_before: Tensor, *, gamma: float
+) -> LossHook:
+    """The loop's loss hook: minus (map distance to the goal + γ · logit drift), per example.
+
+    The loop ascends its loss; descending the manipulation loss is ascending its negative.
+    """
+
+    def loss(inputs: Tensor, _labels: Tensor) -> tuple[Tensor, Tensor]:
+        saliency, logits = surrogate_map(inputs)  # inputs = x + δ: the map stays differentiable in δ
         map_loss = (_unit_mean(saliency) - goal).pow(2).flatten(1).mean(dim=1)
         logit_loss = (logits - logits_before).pow(2).mean(dim=1)
-        loss = map_loss + gamma * logit_loss
-        with torch.no_grad():  # score this δ before it moves; the label is the real network's
-            kept = module((x + delta).clamp(0, 1)).argmax(dim=1) == label
-            better = (loss < best_loss) & kept
-            best[better] = delta.detach()[better]
-            best_loss = torch.where(better, loss, best_loss)
-        history.append(float(loss.detach().sum()))
-        if step == steps:
-            break
-        (g,) = torch.autograd.grad(loss.sum(), delta)
-        delta.grad = g
-        opt.step()
+        return logits, -(map_loss + gamma * logit_loss)
+
+    return loss
+
+
+_LINF = get_geometry("linf")
+
+
+@dataclass
+class _AdamStep:
+    """Adam on δ descending the manipulation loss, projected like PGD (L∞ ball, x + δ in [0, 1]).
+
+    Each evaluation scores δ before it moves: it qualifies when the real network still predicts
+    the label at the clamped image, and the best qualifying δ (lowest loss) is kept per image.
+    """
+
+    module: nn.Module
+    images: Tensor
+    label: Tensor
+    eps: float
+    lr: float
+    best: _Best | None = None
+    history: list[float] = field(default_factory=list)
+    param: Tensor = field(init=False)
+    opt: torch.optim.Adam = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.param = torch.zeros_like(self.images, requires_grad=True)
+        self.opt = torch.optim.Adam([self.param], lr=self.lr)  # δ only; the network is frozen
+
+    def observe(self, taken: int, delta: Tensor, logits: Tensor, loss: Tensor) -> None:
+        value = -loss  # the hook's loss is the negated manipulation loss
         with torch.no_grad():
-            delta.copy_(delta.clamp(-eps, eps))
-            delta.copy_((x + delta).clamp(0, 1) - x)
-        if on_step is not None:
-            on_step(step + 1, steps)
-    return best, history
+            kept = self.module((self.images + delta).clamp(0, 1)).argmax(dim=1) == self.label
+        self.best = _Best.start(torch.zeros_like(delta), logits) if self.best is None else self.best
+        self.best.update(kept, value, delta, logits)
+        self.history.append(float(value.sum()))
+
+    def done(self) -> bool:
+        return False
+
+    def step(self, index: int, delta: Tensor, ascent: Tensor) -> Tensor:
+        with torch.no_grad():
+            self.param.copy_(delta)
+        self.param.grad = -ascent  # Adam minimises; the loop's ascent is up the negated loss
+        self.opt.step()
+        with torch.no_grad():
+            return _project(_LINF, self.param.detach().clone(), self.eps, self.images)

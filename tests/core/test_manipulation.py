@@ -8,25 +8,12 @@ from torch import nn
 
 from advexp_core.layers import HHReLU
 from advexp_core.manipulation import SoftplusReLU, manipulate_explanation, region_map, smooth_surrogate
-
-
-class Small(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1, stride=2), nn.ReLU()
-        )
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.head = nn.Linear(8, 5)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.pool(self.features(x)).flatten(1))
+from tests.models import hook_count, tiny_conv
 
 
 @pytest.fixture(scope="module")
 def model() -> nn.Module:
-    torch.manual_seed(0)
-    return Small().eval().requires_grad_(False)
+    return tiny_conv(0, width=8, classes=5)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +67,20 @@ def test_shared_model_is_untouched(model: nn.Module, images: torch.Tensor) -> No
     for name, p in model.named_parameters():
         assert p.grad is None and not p.requires_grad
         torch.testing.assert_close(p, before[name], rtol=0, atol=0)
-    assert all(not m._forward_hooks and not m._backward_hooks for m in model.modules())
+    assert hook_count(model) == 0
+
+
+def test_grad_cam_layer_is_explicit_or_found(model: nn.Module, images: torch.Tensor) -> None:
+    kwargs = {"target_map": torch.rand(16, 16, generator=torch.Generator().manual_seed(2)), "eps": 4 / 255}
+    found = manipulate_explanation(model, images, steps=2, method="gradcam", **kwargs)
+    given = manipulate_explanation(model, images, steps=2, method="gradcam", layer=model.features, **kwargs)
+    torch.testing.assert_close(found.delta, given.delta, rtol=0, atol=0)
+    early = manipulate_explanation(
+        model, images, steps=2, method="gradcam", layer=model.features[0], **kwargs
+    )
+    assert not torch.equal(early.original_map, found.original_map)
+    with pytest.raises(ValueError, match="activation"):
+        manipulate_explanation(model, images, steps=1, method="gradcam", layer=model.features[1], **kwargs)
 
 
 def test_deterministic(model: nn.Module, images: torch.Tensor) -> None:
@@ -116,7 +116,7 @@ def test_smooth_surrogate_replaces_every_relu_and_approximates_it() -> None:
 def test_bad_settings() -> None:
     with pytest.raises(ValueError, match="outside"):
         region_map((8, 8), (0, 0, 9, 4))
-    model = Small().eval().requires_grad_(False)
+    model = tiny_conv(1, width=8, classes=5)
     x = torch.rand(1, 3, 8, 8)
     with pytest.raises(ValueError, match="all zeros"):
         manipulate_explanation(model, x, target_map=torch.zeros(8, 8), steps=1)
