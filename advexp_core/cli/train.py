@@ -1,4 +1,4 @@
-"""``advexp train --dataset D --recipe R --out PATH``: train a network with the paper's recipes (PAPER.md §1).
+"""``advexp train --dataset D --recipe R --out PATH``: train a network with the paper's recipes (docs/method.md §1).
 
 One process on the CPU by default; ``torchrun --nproc_per_node K -m advexp_core train …`` trains with
 DDP on K processes (GPUs when present), with the same result as one process up to BatchNorm batch
@@ -17,7 +17,8 @@ from typing import Any
 from advexp_core.checkpoints import sha256_file
 from advexp_core.cli.common import UsageError, add_json_argument
 from advexp_core.datasets import DatasetError, load_dataset
-from advexp_core.training import RECIPES, EpochLog, TrainConfig, TrainingError, get_recipe, train
+from advexp_core.robust import RECIPES, TrainingError, get_recipe
+from advexp_core.training import EpochLog, TrainConfig, train
 
 
 def register(sub: Any) -> None:
@@ -41,6 +42,12 @@ def register(sub: Any) -> None:
     parser.add_argument("--widths", default="16,32,64", help="channels per stage (default 16,32,64)")
     parser.add_argument(
         "--flip", choices=("auto", "yes", "no"), default="auto", help="horizontal flips (auto: per dataset)"
+    )
+    parser.add_argument(
+        "--l-target",
+        type=float,
+        default=None,
+        help="psi controller's target cross-entropy (default 1.5 * ln C / ln 10: 1.5 for 10 classes)",
     )
     parser.add_argument("--data-root", default=None, help="dataset download/cache folder")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
@@ -72,9 +79,11 @@ def _config(args: argparse.Namespace, flip_ok: bool) -> TrainConfig:
     if len(blocks) != len(widths):
         raise UsageError("--num-blocks and --widths need the same number of stages.")
     flip = flip_ok if args.flip == "auto" else args.flip == "yes"
+    if args.l_target is not None and not args.l_target > 0:
+        raise UsageError("--l-target must be > 0.")
     return TrainConfig(
         recipe=args.recipe, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        flip=flip, seed=args.seed, num_blocks=blocks, widths=widths,
+        flip=flip, seed=args.seed, num_blocks=blocks, widths=widths, l_target=args.l_target,
     )  # fmt: skip
 
 
@@ -136,6 +145,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "seed": config.seed,
         "test_accuracy": metrics["test_accuracy"],
         "psi": metrics["psi"],
+        "l_target": result.payload["psi_state"]["l_target"],
         "train_seconds": metrics["train_seconds"],
         "history": metrics["history"],
     }

@@ -1,0 +1,187 @@
+"""The ARA experiment (docs/method.md §3): one frozen config in, one frozen result out.
+
+What ``advexp ara`` and the Robustness page both call. The defaults of the experiment are written
+here once: the authors' search (S = 450, size 20, momentum 0.9), their image subset (seed 1776),
+the test split, all images unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sized
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from torch.utils.data import Dataset
+
+from advexp_core.ara import REFERENCE_SEED, AraResult, Boundary, Sample, evaluate_ara, select_images
+from advexp_core.distributed import DistContext
+from advexp_core.models import LoadedModel
+from advexp_core.reports import json_number, predictions, versions
+from advexp_core.runtime import OnStep, device_of
+
+BOUNDARIES: tuple[Boundary, ...] = ("attack", "btr")
+
+
+@dataclass(frozen=True)
+class ARAConfig:
+    """Settings of one ARA run.
+
+    Attributes:
+        n_images: N, how many images of the set (None: all).
+        steps, size, momentum: the minimal-perturbation search (the paper's 450, 20, 0.9).
+        batch_size: images per search batch (memory, not results).
+        split: the dataset split the images come from (recorded in the report).
+        sample: "reference" (the authors' seeded random subset) or "first" (the first N).
+    """
+
+    n_images: int | None = None
+    steps: int = 450
+    size: float = 20.0
+    momentum: float = 0.9
+    batch_size: int = 128
+    split: str = "test"
+    sample: Sample = "reference"
+
+    def check(self) -> None:
+        """ValueError naming the first setting out of range."""
+        if self.n_images is not None and self.n_images < 1:
+            raise ValueError("n_images must be at least 1.")
+        if self.steps < 1:
+            raise ValueError("steps must be at least 1.")
+        if self.batch_size < 1:
+            raise ValueError("batch size must be at least 1.")
+        if not self.size > 0:
+            raise ValueError("size must be > 0.")
+        if not 0 <= self.momentum < 1:
+            raise ValueError("momentum must lie in [0, 1).")
+        if self.sample not in ("reference", "first"):
+            raise ValueError(f"sample must be 'reference' or 'first', got {self.sample!r}.")
+
+
+@dataclass(frozen=True)
+class RobustnessResult:
+    """Both ARAs, the curves, which images, what looked wrong, and the JSON report.
+
+    Attributes:
+        attack_ara, btr_ara, accuracy: the areas (RMS units) and clean accuracy.
+        image_indices: dataset indices evaluated, in order.
+        curves: boundary -> (ρ, A(ρ)) step points (``accuracy_curve``).
+        late: boundary -> dataset indices whose minimum was first found after step S/2.
+        warnings: sentences for the user (empty when nothing needs saying).
+        ara: the full ``AraResult`` (per-image tensors; ``ara_figure`` draws it).
+        report: JSON-able: everything above plus per-image ρ*, predictions, settings, versions.
+    """
+
+    attack_ara: float
+    btr_ara: float
+    accuracy: float
+    image_indices: tuple[int, ...]
+    curves: dict[str, tuple[tuple[float, ...], tuple[float, ...]]]
+    late: dict[str, tuple[int, ...]]
+    warnings: tuple[str, ...]
+    ara: AraResult
+    report: dict[str, Any]
+
+
+def check_fits(model: LoadedModel, dataset: Dataset) -> None:
+    """ValueError unless the dataset's classes and image size are the model's."""
+    names = getattr(dataset, "class_names", None)
+    if names is not None and len(names) != model.num_classes:
+        raise ValueError(
+            f"{model.model_id} has {model.num_classes} classes but the images have {len(names)}; "
+            "the network was not trained on this dataset."
+        )
+    size = tuple(dataset[0][0].shape[-2:])
+    if size != tuple(model.input_size):
+        raise ValueError(
+            f"The images are {size[0]}×{size[1]} px but {model.model_id} takes {model.input_size}."
+        )
+
+
+def robustness_experiment(
+    model: LoadedModel,
+    dataset: Dataset,
+    config: ARAConfig = ARAConfig(),
+    *,
+    on_step: OnStep | None = None,
+    ctx: DistContext | None = None,
+) -> RobustnessResult:
+    """Attack and BTR ARA of ``model`` on ``config.n_images`` images of ``dataset`` (docs/method.md §3).
+
+    Args:
+        model: the loaded network (not modified; its lock is taken once, to copy it).
+        dataset: (image (3, H, W) in [0, 1], label) pairs of the model's classes and size.
+        config: the settings (``ARAConfig``).
+        on_step: progress, on_step(done, total) after every search step of this process.
+        ctx: a process group to shard the search over (``advexp_core.distributed``).
+
+    Returns:
+        ``RobustnessResult``.
+
+    Raises:
+        ValueError: bad settings, images that do not fit the model, N out of range.
+        BoundaryNotReachedError: some image never met a boundary (too few steps).
+    """
+    config.check()
+    check_fits(model, dataset)
+    assert isinstance(dataset, Sized)
+    indices = select_images(len(dataset), config.n_images, sample=config.sample)
+    # The search runs for minutes; on a copy, the shared module stays free for other pages
+    # (and their hook-based explainers never see this search's forwards).
+    with model.lock:
+        network = copy.deepcopy(model.module)
+    ara = evaluate_ara(
+        network, dataset, indices=indices, num_classes=model.num_classes, steps=config.steps,
+        size=config.size, momentum=config.momentum, batch_size=config.batch_size,
+        ctx=ctx or DistContext(device=device_of(network)), on_progress=on_step,
+    )  # fmt: skip
+    curves = {b: tuple(tuple(t.tolist()) for t in ara.curve(b)) for b in BOUNDARIES}
+    late = {b: tuple(ara.late(b)) for b in BOUNDARIES}
+    warnings = tuple(_late_warning(b, late[b], ara) for b in BOUNDARIES if late[b])
+    return RobustnessResult(
+        attack_ara=ara.attack_ara, btr_ara=ara.btr_ara, accuracy=ara.accuracy, image_indices=ara.image_indices,
+        curves=curves, late=late, warnings=warnings, ara=ara,  # type: ignore[arg-type]
+        report=_report(model, dataset, config, ara, curves, warnings),
+    )  # fmt: skip
+
+
+def _late_warning(boundary: Boundary, late: tuple[int, ...], ara: AraResult) -> str:
+    shown = ", ".join(str(i) for i in late[:20]) + (" …" if len(late) > 20 else "")
+    name = "Attack" if boundary == "attack" else "BTR"
+    return (
+        f"{len(late)} of {ara.n_images} images first met the {name} boundary after step {ara.steps // 2} "
+        f"of {ara.steps}; the authors' code refuses such a search, since too few steps are left to shrink "
+        f"the perturbation and ρ* may be over-estimated. Use more steps or a larger size. Images: {shown}"
+    )
+
+
+def _report(
+    model: LoadedModel, dataset: Dataset, config: ARAConfig, ara: AraResult,
+    curves: dict[str, Any], warnings: tuple[str, ...],
+) -> dict[str, Any]:  # fmt: skip
+    """The JSON report: areas, indices, per-image results, curves, warnings, settings, versions."""
+    summary = ara.to_dict()
+    settings = {**asdict(config), **summary.pop("settings"), "n_images": ara.n_images}
+    if config.sample == "reference":
+        settings["seed"] = REFERENCE_SEED
+    for key in ("attack_ara", "btr_ara", "accuracy"):
+        summary[key] = json_number(summary[key])
+    images = [
+        {"index": i, "label": int(y), "prediction": predictions(logits, model.class_names, 1)[0]}
+        for i, y, logits in zip(ara.image_indices, ara.labels.tolist(), ara.clean_logits, strict=True)
+    ]
+    return {
+        "experiment": "ara",
+        "model": model.model_id,
+        "dataset": getattr(dataset, "name", None),
+        **summary,
+        "images": images,
+        "curves": {b: {"rho": list(rho), "accuracy": list(acc)} for b, (rho, acc) in curves.items()},
+        "warnings": list(warnings),
+        "settings": settings,
+        "versions": versions(),
+    }
+
+
+__all__ = ["ARAConfig", "RobustnessResult", "check_fits", "robustness_experiment"]
