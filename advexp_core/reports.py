@@ -1,9 +1,12 @@
-"""Report helpers shared by every experiment: predictions, versions, JSON-safe numbers."""
+"""Report helpers shared by every experiment and its callers: predictions, versions, JSON-safe
+numbers, plain-language readings, the report header and file-name parts."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import platform
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +14,10 @@ import torch
 from torch import Tensor
 
 import advexp_core
+from advexp_core import metrics
+from advexp_core.models import LoadedModel
+
+TOP_K = 5  # classes listed in every report and on every page
 
 
 def json_number(value: float | Tensor) -> float | None:
@@ -19,7 +26,7 @@ def json_number(value: float | Tensor) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def predictions(logits: Tensor, class_names: Sequence[str], k: int = 5) -> list[dict[str, Any]]:
+def predictions(logits: Tensor, class_names: Sequence[str], k: int = TOP_K) -> list[dict[str, Any]]:
     """The top-``k`` classes of one logit vector, best first, as ``{"index", "label", "probability"}``.
 
     Shapes: (C,) -> list of length min(k, C).
@@ -44,3 +51,62 @@ def versions() -> dict[str, str]:
         "captum": captum.__version__,
         "python": platform.python_version(),
     }
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    """A config dataclass as JSON-ready settings: nested configs become dicts, tuples lists."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        return value
+
+    return plain(dataclasses.asdict(config))  # type: ignore[no-any-return]
+
+
+def header(model: LoadedModel, settings: dict[str, Any], page: str) -> dict[str, Any]:
+    """The common head of a page's report: what ran, on which model, with which settings and versions."""
+    return {
+        "page": page,
+        "model": {"id": model.model_id, "title": model.title, "source": model.source, "robust": model.robust},
+        "input_size": list(model.input_size),
+        "device": str(model.device),
+        "settings": settings,
+        "versions": versions(),
+    }
+
+
+def readings(
+    perturbation: dict[str, float | None], maps: dict[str, dict[str, float | None]], *, k: float
+) -> dict[str, Any]:
+    """One plain sentence per number (`metrics.reading`); a null number gets None.
+
+    Args:
+        perturbation: linf_255, l2, rms, psnr, ssim as written in a report (null PSNR: no change).
+        maps: method -> map metrics as written in a report.
+        k: the top-k share of pixels the map metrics used.
+    """
+    out: dict[str, Any] = {"perturbation": {}, "maps": {}}
+    for name, value in perturbation.items():
+        if value is None and name == "psnr":
+            value = math.inf  # written as null in JSON: the image did not change
+        out["perturbation"][name] = None if value is None else metrics.reading(name, value)
+    for method, values in maps.items():
+        out["maps"][method] = {
+            name: metrics.reading("map_ssim" if name == "ssim" else name, math.nan if v is None else v, k=k)
+            for name, v in values.items()
+        }
+    return out
+
+
+def safe_label(label: str) -> str:
+    """A class name as a file-name part: lower case, runs of other characters become '-'."""
+    cleaned = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:60].strip("-")
+    return cleaned or "class"
+
+
+def explanation_file(index: int, label: str) -> str:
+    """The lossless PNG name of one adversarial explanation, e.g. ``explanation_8_ship.png``."""
+    return f"explanation_{index}_{safe_label(label)}.png"

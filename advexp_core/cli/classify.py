@@ -5,23 +5,22 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import torch
-
 from advexp_core.cli.common import (
     UsageError,
     add_json_argument,
     add_model_argument,
     load_model_or_usage_error,
-    predictions,
     read_image_for_model,
 )
+from advexp_core.experiments import classify
+from advexp_core.reports import TOP_K
 
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("classify", help="top-K predictions for an image")
     parser.add_argument("image", help="image file (PNG, JPEG, WebP, BMP, TIFF, GIF)")
     add_model_argument(parser)
-    parser.add_argument("--top", type=int, default=5, help="how many classes to show (default 5)")
+    parser.add_argument("--top", type=int, default=TOP_K, help=f"how many classes to show (default {TOP_K})")
     add_json_argument(parser)
     parser.set_defaults(run=run, summary=summary)
 
@@ -31,9 +30,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError("--top must be at least 1.")
     model = load_model_or_usage_error(args.model)
     image = read_image_for_model(args.image, model)
-    with torch.no_grad():
-        logits = model.module(image[None])[0]
-    return {"model": model.model_id, "predictions": predictions(logits, model.class_names, args.top)}
+    return {"model": model.model_id, "predictions": classify(model, image, top_k=args.top)}
 
 
 def summary(result: dict[str, Any]) -> str:

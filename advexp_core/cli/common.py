@@ -1,4 +1,4 @@
-"""Helpers shared by the CLI commands: errors, atomic output folders, predictions, versions."""
+"""What only the CLI needs: its error, atomic output folders, argument helpers, reading image files."""
 
 from __future__ import annotations
 
@@ -11,16 +11,40 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 
-from advexp_core.reports import predictions, versions  # noqa: F401 - re-exported for the commands
 from advexp_core.imaging import ImageError, decode_image, prepare_image
-from advexp_core.models import DEFAULT_MODEL_ID, LoadedModel
+from advexp_core.models import DEFAULT_MODEL_ID, LoadedModel, load_model
+from advexp_core.reports import versions
+
+__all__ = [
+    "UsageError",
+    "add_json_argument",
+    "add_model_argument",
+    "atomic_output_dir",
+    "command_report",
+    "load_model_or_usage_error",
+    "parse_fraction",
+    "read_image_for_model",
+    "resolve_class",
+    "usage_errors",
+    "versions",  # re-exported: `advexp ara` imports it from here
+]
 
 
 class UsageError(ValueError):
     """Bad input on the command line: printed on stderr, exit code 2."""
+
+
+@contextmanager
+def usage_errors(prefix: str = "") -> Iterator[None]:
+    """Turn a ValueError of a config or an experiment (impossible settings) into a UsageError."""
+    try:
+        yield
+    except UsageError:
+        raise
+    except ValueError as exc:
+        raise UsageError(f"{prefix}{exc}") from exc
 
 
 @contextmanager
@@ -105,6 +129,21 @@ def add_json_argument(parser: argparse.ArgumentParser) -> None:
 
 def load_model_or_usage_error(model_id: str) -> LoadedModel:
     """``load_model`` for the CLI (its ModelError already exits with code 2)."""
-    from advexp_core.models import load_model
-
     return load_model(model_id)
+
+
+def command_report(
+    command: str, args: argparse.Namespace, report: dict[str, Any], files: dict[str, str]
+) -> dict[str, Any]:
+    """An experiment's report framed for result.json: the command, the image, versions, files, out."""
+    image = str(args.image)
+    body = {k: v for k, v in report.items() if k != "settings"}
+    return {
+        "command": command,
+        "image": image,
+        "settings": {"image": image, **report["settings"]},
+        "versions": versions(),
+        **body,
+        "files": files,
+        "out": str(args.out),
+    }

@@ -1,4 +1,4 @@
-"""``advexp explain IMAGE --out DIR``: adversarial explanations (PAPER.md §2) saved as lossless PNGs.
+"""``advexp explain IMAGE --out DIR``: adversarial explanations (docs/method.md §2) saved as lossless PNGs.
 
 Writes ``explanation_<index>_<label>.png`` per target (x+δ clamped to [0,1], 8-bit, at the model's
 input size), ``figure.png`` (a contact sheet with probabilities and δ on one scale) and
@@ -10,38 +10,28 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from advexp_core.cli.common import (
-    UsageError,
     add_json_argument,
     add_model_argument,
     atomic_output_dir,
     load_model_or_usage_error,
     parse_fraction,
-    predictions,
     read_image_for_model,
+    usage_errors,
     versions,
 )
+from advexp_core.experiments import ExplanationConfig, adversarial_explanations
 from advexp_core.explanation_figures import explanation_figure, figure_png
-from advexp_core.explanations import (
-    ExplanationResult,
-    adversarial_explanation,
-    check_settings,
-    resolve_targets,
-)
-from advexp_core.imaging import encode_png, png_roundtrip
-from advexp_core.models import LoadedModel
+from advexp_core.imaging import encode_png
 
-TOP_K = 5
+DEFAULT = ExplanationConfig()
 
 
 def register(sub: Any) -> None:
-    parser = sub.add_parser("explain", help="adversarial explanations of an image (PAPER §2)")
+    parser = sub.add_parser("explain", help="adversarial explanations of an image (docs/method.md §2)")
     parser.add_argument("image", help="image file (PNG, JPEG, WebP, BMP, TIFF, GIF)")
     add_model_argument(parser)
     parser.add_argument(
@@ -50,82 +40,56 @@ def register(sub: Any) -> None:
         metavar="CLASS|predicted|runner-up|all|top-K",
         help="class to explain (index or name), or a keyword; repeat for several (default: predicted)",
     )
-    parser.add_argument("--rho", default="0.1", help="RMS budget ρ in [0,1] pixel units (default 0.1)")
-    parser.add_argument("--steps", type=int, default=35, help="steps S >= 2 (default 35)")
-    parser.add_argument("--overshoot", default="5", help="total step length as a multiple of ρ (default 5)")
+    parser.add_argument(
+        "--rho", default=str(DEFAULT.rho), help=f"RMS budget ρ in [0,1] pixel units (default {DEFAULT.rho:g})"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=DEFAULT.steps, help=f"steps S >= 2 (default {DEFAULT.steps})"
+    )
+    parser.add_argument(
+        "--overshoot",
+        default=f"{DEFAULT.overshoot:g}",
+        help=f"total step length as a multiple of ρ (default {DEFAULT.overshoot:g})",
+    )
     parser.add_argument("--out", required=True, type=Path, help="output folder (replaced only on success)")
     add_json_argument(parser)
     parser.set_defaults(run=run, summary=summary)
 
 
-def safe_label(label: str) -> str:
-    """A class name as a file-name part: lower case, runs of other characters become '-'."""
-    cleaned = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:60].strip("-")
-    return cleaned or "class"
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    requested = args.target or ["predicted"]
     rho, overshoot = parse_fraction(args.rho), parse_fraction(args.overshoot)
-    try:
-        check_settings(rho=rho, steps=args.steps, overshoot=overshoot)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
+    with usage_errors():
+        config = ExplanationConfig(targets=tuple(requested), rho=rho, steps=args.steps, overshoot=overshoot)
     model = load_model_or_usage_error(args.model)
     image = read_image_for_model(args.image, model)
-    requested = args.target or ["predicted"]
-    with torch.no_grad():
-        logits = model.module(image[None])[0]
-    try:
-        targets = resolve_targets(requested, logits, model.class_names)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
-    result = adversarial_explanation(model, image, targets, rho=rho, steps=args.steps, overshoot=overshoot)
-    report = _report(args, model, requested, result, logits)
-    with atomic_output_dir(args.out) as tmp:
-        for entry, t in zip(report["targets"], result.targets, strict=True):
-            (tmp / entry["file"]).write_bytes(encode_png(t.explanation))
-        (tmp / "figure.png").write_bytes(figure_png(explanation_figure(result)))
-        (tmp / "result.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    return report
-
-
-def _png_probabilities(model: LoadedModel, result: ExplanationResult) -> list[float]:
-    """Target probabilities at the saved 8-bit PNGs (what a user who opens the files gets)."""
-    saved = png_roundtrip(result.explanations).to(model.device)
-    with torch.no_grad():
-        probs = torch.softmax(model.module(saved).float(), dim=1).cpu()
-    return [float(probs[i, t.index]) for i, t in enumerate(result.targets)]
-
-
-def _report(
-    args: argparse.Namespace,
-    model: LoadedModel,
-    requested: list[str],
-    result: ExplanationResult,
-    logits: torch.Tensor,
-) -> dict[str, Any]:
-    per_target = result.to_dict()["targets"]
-    for entry, p_png in zip(per_target, _png_probabilities(model, result), strict=True):
-        entry["file"] = f"explanation_{entry['index']}_{safe_label(entry['label'])}.png"
-        entry["probability_after_png"] = p_png
-    return {
+    with usage_errors():  # e.g. an unknown class name among the targets
+        result = adversarial_explanations(model, image, config)
+    r = result.report
+    report = {
         "model": model.model_id,
         "image": str(args.image),
-        "input_size": list(model.input_size),
+        "input_size": r["input_size"],
         "settings": {
-            "method": "adversarial explanation (PAPER.md §2)",
-            "rho": result.rho,
-            "steps": result.steps,
-            "overshoot": result.overshoot,
+            "method": "adversarial explanation (docs/method.md §2)",
+            "rho": r["rho"],
+            "steps": r["steps"],
+            "overshoot": r["overshoot"],
             "targets_requested": requested,
         },
         "versions": versions(),
-        "predictions": predictions(logits, model.class_names, TOP_K),
-        "all_budgets_reached": result.all_valid,
-        "targets": per_target,
+        "predictions": r["predictions"],
+        "all_budgets_reached": r["all_budgets_reached"],
+        "targets": r["targets"],
         "figure": "figure.png",
         "out": str(args.out),
     }
+    with atomic_output_dir(args.out) as tmp:
+        for file, t in zip(result.files, result.explanations.targets, strict=True):
+            (tmp / file).write_bytes(encode_png(t.explanation))
+        (tmp / "figure.png").write_bytes(figure_png(explanation_figure(result.explanations)))
+        (tmp / "result.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    return report
 
 
 def summary(result: dict[str, Any]) -> str:

@@ -1,22 +1,20 @@
-"""Pieces shared by the jobs: the image as the model sees it, top predictions, the report header."""
+"""Pieces shared by the jobs: the result type, the cache, the image as the model sees it, the report header."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, is_dataclass
 from typing import Any
 
 import streamlit as st
-import torch
 from torch import Tensor
 
-from advexp_core.cli.common import predictions, versions
+from advexp_core import experiments, reports
 from advexp_core.imaging import decode_image, prepare_image
 from advexp_core.models import LoadedModel
+from advexp_core.runtime import OnStep
 
-OnStep = Callable[[int, int], None]
-TOP_K = 5
+__all__ = ["OnStep", "Outcome", "cached_result", "classify", "header", "model_image", "settings_of"]
+
 # Results keyed by (image bytes, model id, config); at most 32 per job, kept for six hours.
 cached_result = st.cache_data(show_spinner=False, max_entries=32, ttl=6 * 3600)
 
@@ -41,37 +39,20 @@ def model_image(image_bytes: bytes, model: LoadedModel) -> Tensor:
     return prepare_image(decode_image(image_bytes), model).to(model.device)
 
 
-@torch.no_grad()
-def logits_of(model: LoadedModel, images: Tensor) -> Tensor:
-    """Logits of a batch. Shapes: (N, 3, h, w) -> (N, C)."""
-    return model.module(images.to(model.device)).float()
-
-
-def top_predictions(logits: Tensor, model: LoadedModel, k: int = TOP_K) -> list[dict[str, Any]]:
-    """The ``k`` best classes of one logit vector (``advexp_core.cli.common.predictions``)."""
-    return predictions(logits, model.class_names, k)
+def settings_of(*configs: Any) -> dict[str, Any]:
+    """The configs' fields in one flat dict, as a page's report records its settings."""
+    out: dict[str, Any] = {}
+    for config in configs:
+        out.update(reports.config_dict(config) if is_dataclass(config) else dict(config))
+    return out
 
 
 def header(model: LoadedModel, config: Any, page: str) -> dict[str, Any]:
-    """The report's common part: what ran, on which model, with which settings and versions."""
-    return {
-        "page": page,
-        "model": {"id": model.model_id, "title": model.title, "source": model.source, "robust": model.robust},
-        "input_size": list(model.input_size),
-        "device": str(model.device),
-        "settings": asdict(config) if hasattr(config, "__dataclass_fields__") else dict(config),
-        "versions": versions(),
-    }
-
-
-def finite(value: float | Tensor) -> float | None:
-    """A number for JSON: NaN/inf become None."""
-    number = float(value)
-    return number if math.isfinite(number) else None
+    """The report's common part (`advexp_core.reports.header`) with the config as its settings."""
+    return reports.header(model, settings_of(config), page)
 
 
 @cached_result
 def classify(image_bytes: bytes, model_id: str, _model: LoadedModel) -> list[dict[str, Any]]:
     """The top classes of the image for a model, cached by (image bytes, model id)."""
-    image = model_image(image_bytes, _model)
-    return top_predictions(logits_of(_model, image[None])[0], _model)
+    return experiments.classify(_model, model_image(image_bytes, _model), top_k=reports.TOP_K)

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from advexp_core.cli import main
-from advexp_core.cli.explain import safe_label
+from advexp_core.reports import safe_label
 
 ROBUST = "woods2019-cifar10-robust"
 STANDARD = "woods2019-cifar10-standard"
@@ -57,7 +57,9 @@ def test_explain_writes_one_png_per_target_a_figure_and_a_report(ship_png: Path,
     # The PNG is x+δ at the model's input size, the 32-px input used as given (not resized).
     model = load_model(ROBUST, device="cpu")
     image = decode_image(ship_png.read_bytes())
-    expected = adversarial_explanation(model, image, [8, report["targets"][1]["index"]], steps=8)
+    expected = adversarial_explanation(
+        model.module, image, [8, report["targets"][1]["index"]], steps=8, class_names=model.class_names
+    )
     for entry, t in zip(report["targets"], expected.targets, strict=True):
         saved = decode_image((out / entry["file"]).read_bytes())
         assert saved.shape == (3, 32, 32)

@@ -1,0 +1,136 @@
+"""Compare explainers: several saliency methods on one image, how much they agree, how faithful each is."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from advexp_core import metrics
+from advexp_core.experiments.configs import ExplainersConfig
+from advexp_core.experiments.progress import stage, tick
+from advexp_core.experiments.under_attack import fit_image, gradcam_layer_for, method_kwargs
+from advexp_core.faithfulness import deletion_insertion
+from advexp_core.models import LoadedModel
+from advexp_core.reports import config_dict, predictions
+from advexp_core.runtime import OnStep
+from advexp_core.saliency import explain
+
+AGREEMENT = {
+    "spearman": metrics.spearman,
+    "topk_intersection": metrics.topk_intersection,
+    "ssim": metrics.map_ssim,
+}
+
+
+@dataclass(frozen=True)
+class CompareExplainersResult:
+    """Every chosen map of one image for one class, their agreement and faithfulness.
+
+    Attributes:
+        image: x in [0, 1], on the CPU (3, h, w).
+        target: the explained class.
+        maps: method -> map (h, w) on the CPU, in the order asked.
+        config: the settings.
+        report: JSON-able: predictions, explained class, agreement matrices, deletion/insertion curves.
+    """
+
+    image: Tensor
+    target: int
+    maps: dict[str, Tensor]
+    config: ExplainersConfig
+    report: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report, as a fresh JSON-able dict."""
+        return copy.deepcopy(self.report)
+
+
+def agreement(maps: dict[str, Tensor]) -> dict[str, list[list[float]]]:
+    """Per agreement measure, the methods × methods matrix of map similarities (1 on the diagonal)."""
+    names = list(maps)
+    out: dict[str, list[list[float]]] = {}
+    for measure, fn in AGREEMENT.items():
+        matrix = [[1.0] * len(names) for _ in names]
+        for (i, a), (j, b) in itertools.combinations(enumerate(names), 2):
+            matrix[i][j] = matrix[j][i] = float(fn(maps[a], maps[b]))
+        out[measure] = matrix
+    return out
+
+
+def compare_explainers(
+    model: LoadedModel, image: Tensor, config: ExplainersConfig, *, on_step: OnStep | None = None
+) -> CompareExplainersResult:
+    """Explain one decision with every chosen method; score agreement and deletion/insertion.
+
+    Args:
+        model: the network; its lock is held once for the whole run (Grad-CAM hooks it).
+        image: x in [0, 1]; resized to the model's input when needed.
+        config: methods, their settings, the class (None: the predicted one).
+        on_step: called as on_step(done, total): one per map, then one per faithfulness curve.
+
+    Returns:
+        CompareExplainersResult.
+
+    Shapes: image (3, H, W) -> maps (h, w).
+    """
+    methods = config.saliency.methods
+    if not methods:
+        raise ValueError("Choose at least one explanation method.")
+    x = fit_image(image, model)
+    total = 2 * len(methods)
+    with model.lock:  # one run at a time per shared model: Grad-CAM hooks the shared module
+        with torch.no_grad():
+            logits = model.module(x[None])[0]
+        target = int(logits.argmax()) if config.target is None else int(config.target)
+        if not 0 <= target < model.num_classes:
+            raise ValueError(f"Class {target} does not exist for this model (0..{model.num_classes - 1}).")
+        layer = gradcam_layer_for(model, methods)
+        maps: dict[str, Tensor] = {}
+        for k, method in enumerate(methods, start=1):
+            kwargs = method_kwargs(method, config.saliency, layer)
+            maps[method] = explain(model.module, x[None], target, method=method, **kwargs).maps[0].cpu()
+            tick(on_step, k, total)
+        faithful = _faithfulness(model, x, maps, target, config, on_step, len(methods), total)
+    report = {
+        "settings": config_dict(config),
+        "predictions": predictions(logits, model.class_names),
+        "explained_class": target,
+        "explained_label": model.class_names[target],
+        "methods": list(maps),
+        "agreement": agreement(maps),
+        "faithfulness": faithful,
+    }
+    return CompareExplainersResult(x.detach().cpu(), target, maps, config, report)
+
+
+def _faithfulness(
+    model: LoadedModel,
+    x: Tensor,
+    maps: dict[str, Tensor],
+    target: int,
+    config: ExplainersConfig,
+    on_step: OnStep | None,
+    done: int,
+    total: int,
+) -> dict[str, Any]:
+    """Deletion and insertion curves with their areas for every map (advexp_core.faithfulness)."""
+    out: dict[str, Any] = {}
+    for k, (method, m) in enumerate(maps.items()):
+        curves = deletion_insertion(
+            model.module, x, m, target, steps=config.faithfulness_steps,
+            on_step=stage(on_step, done + k, 1, total),
+        )  # fmt: skip
+        tick(on_step, done + k + 1, total)
+        out[method] = {
+            "fractions": [float(v) for v in curves.fractions],
+            "deletion": [float(v) for v in curves.deletion],
+            "insertion": [float(v) for v in curves.insertion],
+            "deletion_auc": float(curves.deletion_auc),
+            "insertion_auc": float(curves.insertion_auc),
+        }
+    return out

@@ -1,0 +1,309 @@
+"""Saliency under attack (docs/method.md §4 steps 1-4): flip the decision with a small perturbation,
+explain the clean and the attacked image alike, and measure how far each map moved."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor, nn
+
+from advexp_core import metrics
+from advexp_core.attacks import AttackResult, fgsm, pgd
+from advexp_core.experiments.configs import AttackConfig, SaliencyConfig
+from advexp_core.experiments.progress import stage, tick
+from advexp_core.figures import compare_figure
+from advexp_core.imaging import prepare_image
+from advexp_core.models import LoadedModel
+from advexp_core.reports import config_dict, json_number, predictions, readings
+from advexp_core.runtime import OnStep
+from advexp_core.saliency import SaliencyMap, colour_scales, explain, find_last_conv_block
+
+
+@dataclass(frozen=True)
+class AdversarialExampleResult:
+    """One attacked image.
+
+    Attributes:
+        image: the clean image x in [0, 1], on the CPU (3, h, w).
+        adversarial: x + δ in [0, 1] (3, h, w).
+        delta: δ (3, h, w).
+        attacked_class: the class moved away from (untargeted) or reached (targeted).
+        eps: the budget in [0, 1] units of the norm.
+        config: the attack settings.
+        attack: the attack's own result (batch of one, on the model's device).
+        report: JSON-able: settings, predictions before/after/as PNG, perturbation, success.
+    """
+
+    image: Tensor
+    adversarial: Tensor
+    delta: Tensor
+    attacked_class: int
+    eps: float
+    config: AttackConfig
+    attack: AttackResult
+    report: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report, as a fresh JSON-able dict."""
+        return copy.deepcopy(self.report)
+
+
+@dataclass(frozen=True)
+class SaliencyUnderAttackResult:
+    """An attacked image and the saliency maps of the clean and the attacked image.
+
+    Attributes:
+        example: the attack (images, δ, predictions).
+        saliency: the map settings.
+        maps: method -> (clean map, attacked map), each (h, w) on the CPU.
+        metrics: method -> map similarity numbers (null where undefined).
+        report: the example's report plus ``maps``, ``saliency`` (classes, colour scales, IG
+            completeness) and ``readings`` (one sentence per number).
+    """
+
+    example: AdversarialExampleResult
+    saliency: SaliencyConfig
+    maps: dict[str, tuple[Tensor, Tensor]]
+    metrics: dict[str, dict[str, float | None]]
+    report: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report, as a fresh JSON-able dict."""
+        return copy.deepcopy(self.report)
+
+
+def fit_image(image: Tensor, model: LoadedModel) -> Tensor:
+    """The image at the model's input size, on its device. Shapes: (3, H, W) -> (3, h, w)."""
+    return prepare_image(image, model).to(model.device)
+
+
+def classify(model: LoadedModel, image: Tensor, *, top_k: int) -> list[dict[str, Any]]:
+    """The model's top-``top_k`` classes for one image. Shapes: image (3, H, W)."""
+    x = fit_image(image, model)
+    with model.lock, torch.no_grad():  # a forward pass through a layer another run has hooked
+        logits = model.module(x[None])[0]
+    return predictions(logits, model.class_names, top_k)
+
+
+def adversarial_example(
+    model: LoadedModel, image: Tensor, attack: AttackConfig, *, on_step: OnStep | None = None
+) -> AdversarialExampleResult:
+    """Attack one image with PGD or FGSM (docs/method.md §4 step 2).
+
+    Args:
+        model: the network; its lock is held for the run.
+        image: x in [0, 1]; resized to the model's input when needed.
+        attack: the settings.
+        on_step: called as on_step(step, steps).
+
+    Returns:
+        AdversarialExampleResult.
+
+    Shapes: image (3, H, W) -> adversarial (3, h, w).
+    """
+    x = fit_image(image, model)
+    with model.lock:  # one run at a time per shared model
+        result, label = _attack(model, x, attack, on_step)
+    return _example(model, x, attack, result, label)
+
+
+def saliency_under_attack(
+    model: LoadedModel,
+    image: Tensor,
+    attack: AttackConfig,
+    saliency: SaliencyConfig,
+    *,
+    on_step: OnStep | None = None,
+) -> SaliencyUnderAttackResult:
+    """Attack the image, explain the clean and the attacked image alike, measure how the maps moved.
+
+    docs/method.md §4 steps 1-4. Each image is explained for its own top-1 class, clean and
+    attacked in one batched call per method; |δ|² in the clean map's top-k region is measured too.
+
+    Args:
+        model: the network; its lock is held once for the whole run (Grad-CAM hooks it).
+        image: x in [0, 1]; resized to the model's input when needed.
+        attack: the attack settings.
+        saliency: the maps and their settings.
+        on_step: called as on_step(done, total): attack steps, then one per map method.
+
+    Returns:
+        SaliencyUnderAttackResult.
+
+    Shapes: image (3, H, W) -> maps (h, w).
+    """
+    x = fit_image(image, model)
+    steps = attack.effective_steps
+    total = steps + len(saliency.methods)
+    with model.lock:  # one run at a time per shared model: Grad-CAM hooks the shared module
+        layer = gradcam_layer_for(model, saliency.methods)
+        result, label = _attack(model, x, attack, stage(on_step, 0, steps, total))
+        tick(on_step, steps, total)
+        pairs = _explain_both(model.module, x, result, saliency, layer, on_step, steps, total)
+    example = _example(model, x, attack, result, label)
+    maps = {m: (a.maps[0].cpu(), b.maps[0].cpu()) for m, (a, b) in pairs.items()}
+    numbers = {
+        method: {
+            k: json_number(v) for k, v in metrics.compare_maps(a, b, example.delta, k=saliency.topk).items()
+        }
+        for method, (a, b) in maps.items()
+    }
+    report = example.to_dict()
+    report["settings"]["saliency"] = {
+        **config_dict(saliency),
+        "explained_class": "each image's own top-1 class",
+    }
+    report["maps"] = numbers
+    report["saliency"] = _extras(pairs, saliency.per_map_scale)
+    report["readings"] = readings(report["perturbation"], numbers, k=saliency.topk)
+    return SaliencyUnderAttackResult(example, saliency, maps, numbers, report)
+
+
+def under_attack_figure(result: SaliencyUnderAttackResult) -> Figure:
+    """The downloadable figure: clean | attacked | δ | predictions, then one row per map."""
+    report = result.report
+    return compare_figure(
+        result.example.image, result.example.adversarial, result.maps,
+        predictions_before=report["predictions_before"], predictions_after=report["predictions_after"],
+        metrics=result.metrics, per_map_scale=result.saliency.per_map_scale,
+    )  # fmt: skip
+
+
+def _attack(
+    model: LoadedModel, x: Tensor, config: AttackConfig, on_step: OnStep | None
+) -> tuple[AttackResult, int]:
+    """PGD or FGSM on one fitted image; untargeted attacks leave the model's own top-1 class."""
+    if config.target is None:
+        with torch.no_grad():
+            label = int(model.module(x[None]).argmax(1)[0])
+    else:
+        label = int(config.target)
+        if not 0 <= label < model.num_classes:
+            raise ValueError(f"Class {label} does not exist for this model (0..{model.num_classes - 1}).")
+    eps, targeted = config.eps(model.input_size), config.target is not None
+    if config.method == "fgsm":
+        result = fgsm(
+            model.module, x[None], [label], eps=eps, norm=config.norm, targeted=targeted, on_step=on_step
+        )
+    else:
+        result = pgd(
+            model.module, x[None], [label], eps=eps, steps=config.steps,
+            step_size=config.effective_step_size(model.input_size), norm=config.norm, targeted=targeted,
+            random_start=config.random_start, generator=torch.Generator().manual_seed(config.seed),
+            on_step=on_step,
+        )  # fmt: skip
+    return result, label
+
+
+def _example(
+    model: LoadedModel, x: Tensor, config: AttackConfig, result: AttackResult, label: int
+) -> AdversarialExampleResult:
+    image, adversarial = x.detach().cpu(), result.adversarial[0].detach().cpu()
+    report = {"settings": _settings(model, config, label), **_attack_report(result, model)}
+    return AdversarialExampleResult(
+        image, adversarial, adversarial - image, label, config.eps(model.input_size), config, result, report
+    )
+
+
+def _settings(model: LoadedModel, config: AttackConfig, label: int) -> dict[str, Any]:
+    """The settings as they ran (FGSM: one step of size eps), for the report."""
+    h, w = model.input_size
+    cls = {"index": label, "label": model.class_names[label]}
+    return {
+        "model": model.model_id,
+        "method": config.method,
+        "norm": config.norm,
+        "eps": config.eps(model.input_size),
+        "eps_255": config.eps_255,
+        "steps": config.effective_steps,
+        "step_size": config.effective_step_size(model.input_size),
+        "targeted": config.target is not None,
+        "target": cls if config.target is not None else None,
+        "attacked_class": cls,
+        "random_start": bool(config.random_start and config.method == "pgd"),
+        "seed": config.seed,
+        "input_size": [h, w],
+        "device": str(model.device),
+    }
+
+
+def _attack_report(result: AttackResult, model: LoadedModel) -> dict[str, Any]:
+    """The decision and perturbation part of a report, for example 0 of ``result``."""
+    return {
+        "predictions_before": predictions(result.logits_before[0], model.class_names),
+        "predictions_after": predictions(result.logits_after[0], model.class_names),
+        "png_predictions_after": predictions(result.png_logits_after[0], model.class_names),
+        "perturbation": {
+            name: json_number(getattr(result, name)[0]) for name in ("linf_255", "l2", "rms", "psnr", "ssim")
+        },
+        "success": bool(result.success[0]),
+        "png_success": bool(result.png_success[0]),
+        "steps_run": result.steps_run,
+    }
+
+
+def gradcam_layer_for(model: LoadedModel, methods: tuple[str, ...]) -> nn.Module | None:
+    """The Grad-CAM layer when Grad-CAM is asked for (ValueError when the network has none)."""
+    if "gradcam" not in methods:
+        return None
+    if model.gradcam_layer is not None:
+        return model.gradcam_layer
+    return find_last_conv_block(model.module, input_size=model.input_size)
+
+
+def method_kwargs(method: str, saliency: SaliencyConfig, layer: nn.Module | None) -> dict[str, Any]:
+    """The keyword arguments of one saliency method (`advexp_core.saliency.explain`)."""
+    if method == "gradcam":
+        return {"layer": layer}
+    if method == "ig":
+        return {"n_steps": saliency.ig_steps, "baseline": saliency.ig_baseline}
+    if method == "smoothgrad":
+        return {
+            "n_samples": saliency.smoothgrad_samples,
+            "sigma": saliency.smoothgrad_sigma,
+            "generator": torch.Generator().manual_seed(saliency.seed),
+        }
+    return {}
+
+
+def _explain_both(
+    module: nn.Module,
+    x: Tensor,
+    result: AttackResult,
+    saliency: SaliencyConfig,
+    layer: nn.Module | None,
+    on_step: OnStep | None,
+    done: int,
+    total: int,
+) -> dict[str, tuple[SaliencyMap, SaliencyMap]]:
+    """Each method on clean + attacked in one batch, each image for its own top-1 class."""
+    both = torch.cat([x[None], result.adversarial.to(x.device)])
+    targets = torch.cat([result.logits_before.argmax(1), result.logits_after.argmax(1)]).to(x.device)
+    pairs: dict[str, tuple[SaliencyMap, SaliencyMap]] = {}
+    for k, method in enumerate(saliency.methods, start=1):
+        maps = explain(module, both, targets, method=method, **method_kwargs(method, saliency, layer))
+        pairs[method] = maps.split(1)
+        tick(on_step, done + k, total)
+    return pairs
+
+
+def _extras(pairs: dict[str, tuple[SaliencyMap, SaliencyMap]], per_map: bool) -> dict[str, Any]:
+    """Per method: explained classes, colour scales and (IG) the completeness gap."""
+    out: dict[str, Any] = {}
+    for method, (clean, adv) in pairs.items():
+        scales = colour_scales(clean.maps, adv.maps, per_map=per_map)
+        entry: dict[str, Any] = {
+            "classes": {"clean": int(clean.target[0]), "attacked": int(adv.target[0])},
+            "colour_scale": {"clean": list(scales[0]), "attacked": list(scales[1])},
+        }
+        if "convergence_delta" in clean.extra:
+            entry["convergence_delta"] = {
+                "clean": float(clean.extra["convergence_delta"][0]),
+                "attacked": float(adv.extra["convergence_delta"][0]),
+            }
+        out[method] = entry
+    return out
