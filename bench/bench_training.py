@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from advexp_core.ara import evaluate_ara, robustness_radii  # noqa: E402
 from advexp_core.architectures import WoodsResNet  # noqa: E402
 from advexp_core.datasets import load_dataset  # noqa: E402
-from advexp_core.training import (  # noqa: E402
+from advexp_core.robust import (  # noqa: E402
     PsiState,
     adversarial_images,
     draw_penalty_choice,

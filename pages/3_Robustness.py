@@ -1,4 +1,4 @@
-"""Robustness (PAPER.md §3): accuracy-vs-ρ curves and both ARAs for the shipped networks, and a live run."""
+"""Robustness (docs/method.md §3): accuracy-vs-ρ curves and both ARAs for the shipped networks, and a live run."""
 
 import streamlit as st
 
@@ -32,20 +32,25 @@ with st.form("ara-form"):
     dataset = c1.selectbox(
         "Images", names, index=names.index(job.default_dataset(model)), format_func=job.DATASETS.get
     )
-    n_images = c2.number_input(
-        "How many (the first N)", min_value=1, max_value=1000, value=20 if small else 3
+    n_images = c2.number_input("How many images", min_value=1, max_value=1000, value=20 if small else 3)
+    sample = c1.radio(
+        "Which images",
+        ["reference", "first"],
+        format_func={"reference": "the authors' random subset (seed 1776)", "first": "the first N"}.get,
+        horizontal=True,
     )
     c1, c2, c3 = st.columns(3)
     steps = c1.number_input(
         "Search steps S",
         min_value=10,
         max_value=2000,
-        value=450 if small else 100,
-        help="The paper uses 450. Fewer steps are faster but coarser (ρ* is over-estimated); "
-        "too few and some images never cross, which you will be told.",
+        value=job.AraConfig.steps if small else 100,
+        help=f"The paper uses {job.AraConfig.steps}. Fewer steps are faster but coarser (ρ* is "
+        "over-estimated); too few and some images never cross, or cross only after half the steps, "
+        "which you will be told.",
     )
-    size = c2.number_input("Search size", min_value=0.1, max_value=100.0, value=20.0)
-    momentum = c3.number_input("Momentum", min_value=0.0, max_value=0.99, value=0.9)
+    size = c2.number_input("Search size", min_value=0.1, max_value=100.0, value=job.AraConfig.size)
+    momentum = c3.number_input("Momentum", min_value=0.0, max_value=0.99, value=job.AraConfig.momentum)
     submitted = st.form_submit_button("Measure ARA", type="primary")
 st.caption(
     "The search costs S forward and backward passes per image and boundary: seconds for the 32-px "
@@ -53,7 +58,12 @@ st.caption(
 )
 
 config = job.AraConfig(
-    dataset=dataset, n_images=int(n_images), steps=int(steps), size=float(size), momentum=float(momentum)
+    dataset=dataset,
+    n_images=int(n_images),
+    steps=int(steps),
+    size=float(size),
+    momentum=float(momentum),
+    sample=sample,
 )
 if flow.requested(PAGE, submitted=submitted, key=(model.model_id, config)):
     flow.run(

@@ -1,24 +1,24 @@
-"""Robustness (PAPER.md §3): ARA of the shipped networks from the manifest, and a live run on a few images."""
+"""Robustness (docs/method.md §3): ARA of the shipped networks from the manifest, and a live run on a few images."""
 
 from __future__ import annotations
 
-import copy
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from advexp_core.ara import accuracy_curve, ara_figure, evaluate_ara
+from advexp_core.ara import accuracy_curve, ara_figure
+from advexp_core.experiments.ara import ARAConfig, check_fits, robustness_experiment
 from advexp_core.figures import figure_png
 from advexp_core.imaging import decode_image, prepare_image
 from advexp_core.models import CHECKPOINTS_DIR, CIFAR10_CLASSES, LoadedModel
 from advexp_ui import gallery
 from advexp_ui.jobs.common import OnStep, Outcome, cached_result, header
 
-# The authors' published figures (PAPER.md §3: 1000 CIFAR-10 test images); shown as theirs, not ours.
+# The authors' published figures (docs/method.md §3: 1000 CIFAR-10 test images); shown as theirs, not ours.
 PAPER_ARA = {
     "woods2019-cifar10-standard": (0.938, 0.0013, 0.0015),
     "woods2019-cifar10-adv-train": (0.864, 0.0100, 0.0157),
@@ -34,15 +34,10 @@ DATASETS = {
 
 
 @dataclass(frozen=True)
-class AraConfig:
-    """The live ARA run: which images, how many, and the search (paper: S = 450, size 20, momentum 0.9)."""
+class AraConfig(ARAConfig):
+    """The live ARA run: the experiment's settings (``ARAConfig``) plus which offline image set."""
 
     dataset: str = "digits"
-    n_images: int = 20
-    steps: int = 450
-    size: float = 20.0
-    momentum: float = 0.9
-    batch_size: int = 64
 
 
 def default_dataset(model: LoadedModel) -> str:
@@ -87,44 +82,24 @@ def load_images(name: str, model: LoadedModel) -> Dataset:
     elif name == "gallery":
         data = _gallery_photos(model)
     elif name in ("digits", "cifar10"):
-        data = load_dataset(name, "test")
-        if len(data.class_names) != model.num_classes:
-            raise ValueError(
-                f"{name} has {len(data.class_names)} classes but this network has {model.num_classes}."
-            )
+        data = load_dataset(name, ARAConfig.split)
     else:
         raise ValueError(f"Unknown image set {name!r}.")
-    size = tuple(data[0][0].shape[-2:])
-    if size != tuple(model.input_size):
-        raise ValueError(f"These images are {size[0]}×{size[1]} px but the network takes {model.input_size}.")
+    check_fits(model, data)
     return data
 
 
 def compute_ara(config: AraConfig, model: LoadedModel, on_step: OnStep | None = None) -> Outcome:
-    """Attack and BTR ARA of the model on the first N images of the chosen set (PAPER.md §3)."""
+    """Attack and BTR ARA of the model on N images of the chosen set (docs/method.md §3)."""
     data = load_images(config.dataset, model)
-    n = min(config.n_images, len(data))  # type: ignore[arg-type]
-    with model.lock:  # copying reads the shared module; the long search then runs on the copy
-        network = copy.deepcopy(model.module)
-    result = evaluate_ara(
-        network,
-        data,
-        n_images=n,
-        num_classes=model.num_classes,
-        steps=config.steps,
-        size=config.size,
-        momentum=config.momentum,
-        batch_size=config.batch_size,
-        on_progress=on_step,
-    )
+    n = min(config.n_images or len(data), len(data))  # type: ignore[arg-type]
+    result = robustness_experiment(model, data, replace(config, n_images=n), on_step=on_step)
     report = header(model, config, "robustness")
-    summary = result.to_dict()
-    report["settings"].update(summary.pop("settings"), n_images=n)
-    report.update(summary)
-    curves = {b: [t.tolist() for t in result.curve(b)] for b in ("attack", "btr")}
-    report["curves"] = {b: {"rho": c[0], "accuracy": c[1]} for b, c in curves.items()}
-    figure = ara_figure(result, title=f"{model.title}: {DATASETS[config.dataset].split(' (')[0]} (N = {n})")
-    return Outcome(report, {}, {"curve.png": figure_png(figure)})
+    report["settings"].update(result.report["settings"])
+    report.update({k: v for k, v in result.report.items() if k not in ("settings", "versions", "model")})
+    report["dataset"] = config.dataset
+    title = f"{model.title}: {DATASETS[config.dataset].split(' (')[0]} (N = {n})"
+    return Outcome(report, {}, {"curve.png": figure_png(ara_figure(result.ara, title=title))})
 
 
 @cached_result

@@ -45,7 +45,9 @@ def show_shipped() -> None:
                     _curve_chart(curves)
     else:
         st.info("The digits networks' manifest (checkpoints/manifest.json) is not on this computer yet.")
-    st.markdown("**The paper's CIFAR-10 networks** (the authors' figures on 1000 test images, PAPER.md §3):")
+    st.markdown(
+        "**The paper's CIFAR-10 networks** (the authors' figures on 1000 test images, docs/method.md §3):"
+    )
     rows = [
         {"network": k, "test accuracy": a, "Attack ARA": b, "BTR ARA": c}
         for k, (a, b, c) in job.PAPER_ARA.items()
@@ -59,9 +61,13 @@ def show_live(outcome: Outcome, choice: ImageChoice) -> None:
     c1.metric("Clean accuracy", f"{r['accuracy']:.3f}")
     c2.metric("Attack ARA", f"{r['attack_ara']:.5f}")
     c3.metric("BTR ARA", f"{r['btr_ara']:.5f}")
+    for warning in r.get("warnings", []):
+        st.warning(warning)
     st.image(outcome.files["curve.png"], width=640)
     st.caption(
         f"N = {r['n_images']} images, S = {r['settings']['steps']} steps, size {r['settings']['size']:g}, "
-        f"momentum {r['settings']['momentum']:g}. Few images give a rough estimate; the paper uses 1000."
+        f"momentum {r['settings']['momentum']:g}, "
+        f"{'the authors’ random subset (seed 1776)' if r['settings']['sample'] == 'reference' else 'the first N'}. "
+        "Few images give a rough estimate; the paper uses 1000."
     )
     render.downloads_row(outcome, choice, stem="robustness", key="dl-ara")
