@@ -1,4 +1,4 @@
-"""Adversarial explanations (AE), exactly as PAPER.md §2 defines them.
+"""Adversarial explanations (AE), exactly as docs/method.md §2 defines them.
 
 On a robust network the budgeted targeted attack toward class t *is* the explanation of t:
 within RMS ρ, what would this image look like if it were as much t as possible? The optimisation
@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,16 +23,18 @@ import torch
 from torch import Tensor, nn
 
 from advexp_core.attacks import StepScheduleResult, step_schedule
+from advexp_core.imaging import Preprocess, delta_display_scale, prepare_image
+from advexp_core.reports import json_number
+from advexp_core.runtime import OnStep, device_of, dtype_of
 
 TargetSpec = int | str | Sequence[int | str]
-OnStep = Callable[[int, int], None]
 
 _TOP_K = re.compile(r"top-?(\d+)")
 
 
 @dataclass(frozen=True)
 class TargetExplanation:
-    """The adversarial explanation of one target class (PAPER.md §2).
+    """The adversarial explanation of one target class (docs/method.md §2).
 
     `delta` is the optimised perturbation, never clamped; `explanation` is x+δ clamped to [0, 1]
     for display and saving only. Probabilities are softmax values of the target class at x,
@@ -58,7 +59,7 @@ class TargetExplanation:
 
     @property
     def valid(self) -> bool:
-        """True when the budget was reached by step S/2 (PAPER.md §2)."""
+        """True when the budget was reached by step S/2 (docs/method.md §2)."""
         return self.budget_reached_by_half
 
 
@@ -123,13 +124,13 @@ def _target_dict(t: TargetExplanation) -> dict[str, Any]:
         "rms": t.rms,
         "reached_step": t.reached_step,
         "budget_reached_by_half": t.budget_reached_by_half,
-        "structure": None if math.isnan(t.structure) else t.structure,
+        "structure": json_number(t.structure),
         "message": t.message,
     }
 
 
 def resolve_targets(targets: TargetSpec, logits: Tensor, class_names: Sequence[str]) -> tuple[int, ...]:
-    """Turn a target specification into class indices (PAPER.md §2's choice of targets).
+    """Turn a target specification into class indices (docs/method.md §2's choice of targets).
 
     Args:
         targets: a class index, a class name, ``predicted``, ``runner-up``, ``all``, ``top-K``,
@@ -230,70 +231,37 @@ def check_image(image: Tensor, input_size: Sequence[int] | None = None) -> None:
         )
 
 
-@dataclass(frozen=True)
-class _Model:
-    module: nn.Module
-    class_names: tuple[str, ...]
-    model_id: str
-    input_size: tuple[int, int] | None
-    lock: AbstractContextManager[Any]
-
-
-def _unpack(model: Any, class_names: Sequence[str] | None) -> _Model:
-    if isinstance(model, nn.Module):
-        if class_names is None:
-            raise ValueError("a bare nn.Module needs class_names")
-        return _Model(model, tuple(class_names), "", None, nullcontext())
-    lock = getattr(model, "lock", None)
-    return _Model(
-        module=model.module,
-        class_names=tuple(class_names if class_names is not None else model.class_names),
-        model_id=str(model.model_id),
-        input_size=tuple(model.input_size),
-        lock=lock if lock is not None else nullcontext(),
-    )
-
-
-def _device_of(module: nn.Module) -> torch.device:
-    for tensor in (*module.parameters(), *module.buffers()):
-        return tensor.device
-    return torch.device("cpu")
-
-
-def _dtype_of(module: nn.Module) -> torch.dtype:
-    """The floating dtype of the module's parameters (float32 when it has none)."""
-    for tensor in module.parameters():
-        if tensor.is_floating_point():
-            return tensor.dtype
-    return torch.float32
-
-
 def adversarial_explanation(
-    model: Any,
+    module: nn.Module,
     image: Tensor,
     targets: TargetSpec,
     *,
+    class_names: Sequence[str],
+    model_id: str = "",
+    input_size: Sequence[int] | None = None,
     rho: float = 0.1,
     steps: int = 35,
     overshoot: float = 5.0,
-    class_names: Sequence[str] | None = None,
     on_step: OnStep | None = None,
 ) -> ExplanationResult:
-    """Adversarial explanations of `image` toward each target class (PAPER.md §2).
+    """Adversarial explanations of `image` toward each target class (docs/method.md §2).
 
     Step-schedule attack with S = `steps` linearly decaying steps summing to overshoot·ρ, each
     along the unit-RMS direction that decreases CE(f(x+δ), t) while RMS(δ) < ρ, otherwise
     along −δ; no clamping while optimising; one batch (one forward+backward per step) for all
-    targets; deterministic. The model is used as given (eval mode, frozen) and never modified.
+    targets; deterministic. The module is used as given (eval mode, frozen) and never modified.
 
     Args:
-        model: a `LoadedModel` (advexp_core.models) or a bare nn.Module with `class_names`.
+        module: the network (images in [0, 1] -> logits).
         image: x in [0, 1] at the model's input size.
         targets: see `resolve_targets` (index, name, predicted, runner-up, all, top-K, or a list).
+        class_names: one name per logit.
+        model_id: the model's id, recorded in the result ("" when unknown).
+        input_size: (H, W) the model takes; when given, an image of another size is refused
+            with a message that says to resize it.
         rho: RMS budget ρ in [0,1] pixel units (paper: 0.1).
         steps: number of steps S ≥ 2 (paper: 35).
         overshoot: total step length as a multiple of ρ (paper: 5).
-        class_names: names for a bare module (overrides a LoadedModel's names when given).
         on_step: called as on_step(step, steps) after each step.
 
     Returns:
@@ -302,39 +270,31 @@ def adversarial_explanation(
     Shapes: image (3, H, W) -> explanations and deltas (T, 3, H, W).
     """
     check_settings(rho=rho, steps=steps, overshoot=overshoot)
-    m = _unpack(model, class_names)
-    check_image(image, m.input_size)
-    device, dtype = _device_of(m.module), _dtype_of(m.module)
-    x = image.detach().to(device=device, dtype=dtype).unsqueeze(0)
-    with m.lock:
+    check_image(image, input_size)
+    names = tuple(class_names)
+    device = device_of(module)
+    x = image.detach().to(device=device, dtype=dtype_of(module)).unsqueeze(0)
+    with torch.no_grad():
+        logits = module(x)[0]
+    indices = resolve_targets(targets, logits, names)
+    batch = x.repeat(len(indices), 1, 1, 1)
+    labels = torch.tensor(indices, dtype=torch.long, device=device)
+    sched = step_schedule(
+        module, batch, labels, size=overshoot * rho, steps=steps, mode="budget", budget=rho,
+        targeted=True, on_step=on_step,
+    )  # fmt: skip
+    optimised = batch + sched.delta
+    shown = optimised.clamp(0.0, 1.0)
+    if torch.equal(shown, optimised):
+        logits_shown = sched.logits_after
+    else:
         with torch.no_grad():
-            logits = m.module(x)[0]
-        indices = resolve_targets(targets, logits, m.class_names)
-        batch = x.repeat(len(indices), 1, 1, 1)
-        labels = torch.tensor(indices, dtype=torch.long, device=device)
-        sched = step_schedule(
-            m.module,
-            batch,
-            labels,
-            size=overshoot * rho,
-            steps=steps,
-            mode="budget",
-            budget=rho,
-            targeted=True,
-            on_step=on_step,
-        )
-        optimised = batch + sched.delta
-        shown = optimised.clamp(0.0, 1.0)
-        if torch.equal(shown, optimised):
-            logits_shown = sched.logits_after
-        else:
-            with torch.no_grad():
-                logits_shown = m.module(shown)
-    per_target = _per_target(m, indices, sched, shown, logits_shown, rho=rho, steps=steps)
+            logits_shown = module(shown)
+    per_target = _per_target(names, indices, sched, shown, logits_shown, rho=rho, steps=steps)
     return ExplanationResult(
         image=image.detach().cpu().float(),
-        model_id=m.model_id,
-        class_names=m.class_names,
+        model_id=model_id,
+        class_names=names,
         probabilities=torch.softmax(logits.float(), dim=0).cpu(),
         targets=per_target,
         rho=float(rho),
@@ -345,7 +305,7 @@ def adversarial_explanation(
 
 
 def _per_target(
-    m: _Model,
+    class_names: tuple[str, ...],
     indices: tuple[int, ...],
     sched: StepScheduleResult,
     shown: Tensor,
@@ -374,7 +334,7 @@ def _per_target(
         out.append(
             TargetExplanation(
                 index=index,
-                label=m.class_names[index],
+                label=class_names[index],
                 explanation=shown[i],
                 delta=delta[i],
                 probability_before=before[i],
@@ -391,7 +351,7 @@ def _per_target(
 
 
 def _failure_message(history: Tensor, reached_step: int, *, rho: float, steps: int) -> str:
-    """Plain words for a budget not reached by step S/2 (PAPER.md §2: a failed explanation)."""
+    """Plain words for a budget not reached by step S/2 (docs/method.md §2: a failed explanation)."""
     half = steps // 2
     best = float(history[: half + 1].max())
     later = (
@@ -403,14 +363,14 @@ def _failure_message(history: Tensor, reached_step: int, *, rho: float, steps: i
         f"failed explanation: RMS(δ) was at most {best:.4g} < ρ = {rho:g} by step {half} of {steps}, "
         f"so {later}. The target's gradient was too weak or too unstable to spend the budget "
         "(typical of a saturated, non-robust network); this image is not an adversarial "
-        "explanation (PAPER.md §2). Try more steps or another network."
+        "explanation (docs/method.md §2). Try more steps or another network."
     )
 
 
 def low_frequency_share(delta: Tensor, *, cutoff: float = 0.25) -> Tensor:
     """Structure of a perturbation: the share of its energy at low spatial frequencies.
 
-    Why this measure: PAPER.md §2's claim is that a robust network's δ "looks like the target
+    Why this measure: docs/method.md §2's claim is that a robust network's δ "looks like the target
     class" (coherent strokes and blobs) while a standard network's δ looks like noise. Spatially
     coherent patterns keep their energy at low spatial frequencies; white noise spreads it evenly
     over all frequencies. The share is scale-free (it does not depend on how much of the budget
@@ -451,20 +411,6 @@ def noise_low_frequency_share(height: int, width: int, *, cutoff: float = 0.25) 
     return float(mask.sum()) / (height * width - 1)
 
 
-def delta_display_scale(deltas: Sequence[Tensor]) -> float:
-    """One shared amplification scale for showing δ: the largest |δ| over all of them (1 if all zero)."""
-    peak = max((float(d.detach().abs().max()) for d in deltas if d.numel()), default=0.0)
-    return peak if peak > 0 else 1.0
-
-
-def amplify_delta(delta: Tensor, scale: float) -> Tensor:
-    """δ as a displayable image: 0.5 + δ/(2·scale), so ±scale maps to 0 and 1 (mid-grey = no change).
-
-    Shapes: any -> same.
-    """
-    return (0.5 + 0.5 * delta.detach().float() / scale).clamp(0.0, 1.0)
-
-
 @dataclass(frozen=True)
 class ContrastResult:
     """The same image explained on several networks (e.g. standard vs robust), one δ scale.
@@ -479,48 +425,65 @@ class ContrastResult:
 
 
 def contrast(
-    models: Sequence[Any],
+    modules: Sequence[nn.Module],
     image: Tensor,
     targets: TargetSpec,
     *,
+    class_names: Sequence[Sequence[str]],
+    model_ids: Sequence[str] | None = None,
+    preprocess: Sequence[Preprocess] | None = None,
     rho: float = 0.1,
     steps: int = 35,
     overshoot: float = 5.0,
     on_step: OnStep | None = None,
 ) -> ContrastResult:
-    """Explain one image on several networks with the same settings (PAPER.md §2's contrast).
+    """Explain one image on several networks with the same settings (docs/method.md §2's contrast).
 
     On a robust network the explanation looks like the target class; on a standard one δ looks
-    like noise. Targets are resolved per model (``predicted`` may differ between them). An image
-    not at a model's input size is resized for that model with `imaging.prepare_image`.
+    like noise. Targets are resolved per model (``predicted`` may differ between them).
 
     Args:
-        models: LoadedModels to compare (at least one).
+        modules: the networks to compare (at least one).
         image: x in [0, 1].
         targets, rho, steps, overshoot: as in `adversarial_explanation`.
-        on_step: called as on_step(step, steps·len(models)) across all models.
+        class_names: one sequence of class names per module.
+        model_ids: one id per module, recorded in the results (default "").
+        preprocess: one input policy per module (`LoadedModel.preprocess`); an image not at a
+            module's crop size is resized for it with `imaging.prepare_image`. Default: the
+            image is used as given for every module.
+        on_step: called as on_step(step, steps·len(modules)) across all modules.
 
     Returns:
         ContrastResult with a shared δ display scale.
 
     Shapes: image (3, H, W).
     """
-    if not models:
+    if not modules:
         raise ValueError("contrast needs at least one model")
     check_settings(rho=rho, steps=steps, overshoot=overshoot)
+    n = len(modules)
+    ids = list(model_ids) if model_ids is not None else [""] * n
+    policies: list[Preprocess | None] = list(preprocess) if preprocess is not None else [None] * n
+    if not len(class_names) == len(ids) == len(policies) == n:
+        raise ValueError("contrast needs one class_names (and model_id, preprocess if given) per module")
     results = []
-    total = steps * len(models)
-    for k, model in enumerate(models):
-        x = image
-        if tuple(image.shape[1:]) != tuple(model.input_size):
-            from advexp_core.imaging import prepare_image
-
-            x = prepare_image(image, model)
-        progress = None if on_step is None else _offset_progress(on_step, k * steps, total)
+    for k, module in enumerate(modules):
+        policy = policies[k]
+        x = image if policy is None else prepare_image(image, policy)
+        progress = None if on_step is None else _offset_progress(on_step, k * steps, steps * n)
         results.append(
             adversarial_explanation(
-                model, x, targets, rho=rho, steps=steps, overshoot=overshoot, on_step=progress
-            )
+                module,
+                x,
+                targets,
+                class_names=class_names[k],
+                model_id=ids[k],
+                input_size=None if policy is None else policy.crop,
+                rho=rho,
+                steps=steps,
+                overshoot=overshoot,
+                on_step=progress,
+            )  # fmt: skip
         )
     scale = delta_display_scale([r.deltas for r in results])
     return ContrastResult(results=tuple(results), delta_scale=scale)
@@ -538,11 +501,9 @@ __all__ = [
     "ExplanationResult",
     "TargetExplanation",
     "adversarial_explanation",
-    "amplify_delta",
     "check_image",
     "check_settings",
     "contrast",
-    "delta_display_scale",
     "low_frequency_share",
     "noise_low_frequency_share",
     "resolve_targets",

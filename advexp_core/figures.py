@@ -1,4 +1,4 @@
-"""Matplotlib figures for saliency under attack (PAPER.md §4), built without pyplot.
+"""Matplotlib figures for saliency under attack (docs/method.md §4), built without pyplot.
 
 Figures are plain `matplotlib.figure.Figure` objects drawn on an Agg canvas: no global pyplot
 state, nothing to close, safe in threads. `figure_png` turns one into PNG bytes.
@@ -16,6 +16,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from advexp_core.imaging import amplify_delta, delta_display_scale
+from advexp_core.reports import json_number
 from advexp_core.saliency import colour_scales
 
 METHOD_TITLES = {
@@ -30,16 +32,6 @@ _MAP_CMAP = "inferno"
 def _hwc(image: Tensor) -> np.ndarray:
     """(3, H, W) in [0, 1] -> (H, W, 3) numpy for imshow."""
     return image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
-
-
-def amplified_delta(delta: Tensor) -> tuple[Tensor, float]:
-    """δ scaled so its largest entry reaches the edge of [0, 1] around mid-grey, and the factor.
-
-    Shapes: (3, H, W) -> ((3, H, W) in [0, 1], float)
-    """
-    peak = float(delta.detach().abs().max())
-    gain = 0.5 / peak if peak > 0 else 1.0
-    return (0.5 + gain * delta.detach()).clamp(0, 1), gain
 
 
 def _show_image(ax: Axes, image: Tensor, title: str) -> None:
@@ -78,7 +70,8 @@ def _metrics_text(values: Mapping[str, float | None]) -> str:
     }
 
     def fmt(v: float | None) -> str:
-        return "n/a" if v is None or v != v else f"{v:.3f}"
+        number = None if v is None else json_number(v)
+        return "n/a" if number is None else f"{number:.3f}"
 
     return "\n".join(f"{label}: {fmt(values.get(key))}" for key, label in names.items() if key in values)
 
@@ -95,7 +88,7 @@ def compare_figure(
 ) -> Figure:
     """The `compare` figure: clean | attacked | amplified δ | top predictions, then one row per map.
 
-    PAPER.md §4 step 3: each method's clean and attacked maps share one colour scale (unless
+    docs/method.md §4 step 3: each method's clean and attacked maps share one colour scale (unless
     `per_map_scale`), shown with a colour bar and the map-similarity numbers.
 
     Args:
@@ -111,11 +104,12 @@ def compare_figure(
     Shapes: images (3, H, W); maps (H, W)
     """
     rows = 1 + len(maps)
-    fig = Figure(figsize=(10.0, 2.6 * rows), layout="constrained")
+    fig = Figure(figsize=(10.0, 2.6 * rows), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(rows, 4, squeeze=False)
     delta = adversarial.detach().float() - clean.detach().float()
-    amp, gain = amplified_delta(delta)
+    scale = delta_display_scale([delta])
+    amp, gain = amplify_delta(delta, scale), 0.5 / scale
     top_before = predictions_before[0]["label"] if predictions_before else "?"
     top_after = predictions_after[0]["label"] if predictions_after else "?"
     _show_image(axes[0, 0], clean, f"clean: {top_before}")
@@ -146,10 +140,15 @@ def compare_figure(
     return fig
 
 
-def figure_png(fig: Figure, *, dpi: int = 100) -> bytes:
-    """Render a Figure to PNG bytes (Agg, no pyplot)."""
+def figure_png(fig: Figure, *, dpi: float | None = None) -> bytes:
+    """Render a Figure to PNG bytes (Agg, no pyplot), cropped to what is drawn.
+
+    Args:
+        fig: any Figure; it is given an Agg canvas when it has none.
+        dpi: resolution; default the figure's own (each figure builder sets one).
+    """
     if fig.canvas is None or not isinstance(fig.canvas, FigureCanvasAgg):
         FigureCanvasAgg(fig)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
+    fig.savefig(buffer, format="png", dpi="figure" if dpi is None else dpi, bbox_inches="tight")
     return buffer.getvalue()

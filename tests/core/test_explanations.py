@@ -1,7 +1,7 @@
-"""Adversarial explanations (PAPER.md §2): the step schedule by hand, targets, the paper's networks.
+"""Adversarial explanations (docs/method.md §2): the step schedule by hand, targets, the paper's networks.
 
 The paper-network tests use the authors' four published CIFAR-10 ResNet-44s and five test images
-(skipped only when ../shared/woods2019 is absent). Every explanation there is computed once per
+(skipped only when the woods2019 copies are absent, see tests/conftest.py). Every explanation there is computed once per
 session (one target per image, the paper's S = 35) and shared by the tests that read it.
 """
 
@@ -13,16 +13,18 @@ import pytest
 import torch
 from torch import nn
 
-from advexp_core.explanation_figures import contrast_figure, explanation_figure, figure_png
+from advexp_core.explanation_figures import contrast_figure, explanation_figure
 from advexp_core.explanations import (
     ExplanationResult,
     adversarial_explanation,
-    amplify_delta,
     contrast,
     low_frequency_share,
     noise_low_frequency_share,
     resolve_targets,
 )
+from advexp_core.figures import figure_png
+from advexp_core.imaging import amplify_delta
+from tests.models import linear_model
 
 NETWORKS = ("standard", "adv-train", "all", "robust")
 ROBUST = ("all", "robust")
@@ -35,15 +37,12 @@ STEPS = 35
 
 def _linear_model(diff: torch.Tensor) -> nn.Module:
     """Two logits: z0 = 0, z1 = diff·x + 0.3. The targeted CE gradient for class 1 points along diff."""
-    net = nn.Sequential(nn.Flatten(), nn.Linear(diff.numel(), 2))
-    with torch.no_grad():
-        net[1].weight.copy_(torch.stack([torch.zeros_like(diff).flatten(), diff.flatten()]))
-        net[1].bias.copy_(torch.tensor([0.0, 0.3]))
-    return net.eval().requires_grad_(False)
+    weight = torch.stack([torch.zeros_like(diff).flatten(), diff.flatten()])
+    return linear_model(weight, torch.tensor([0.0, 0.3]))
 
 
 def _schedule_by_hand(rho: float, overshoot: float, steps: int) -> list[float]:
-    """δ stays on the line of u = diff / RMS(diff), δ_k = r_k·u; PAPER §2 in scalars.
+    """δ stays on the line of u = diff / RMS(diff), δ_k = r_k·u; docs/method.md §2 in scalars.
 
     Step i has length ss_i = overshoot·ρ·(S − i)/(S(S+1)/2): +ss_i (toward class 1) while
     |r| < ρ, otherwise −ss_i·sign(r) (along −δ). Returns r_0..r_S.
@@ -182,9 +181,16 @@ def test_images_the_model_cannot_take_are_refused(image: torch.Tensor) -> None:
         adversarial_explanation(_linear_model(DIFF), image, 1, class_names=("a", "b"))
 
 
-def test_a_bare_module_needs_class_names() -> None:
-    with pytest.raises(ValueError, match="class_names"):
-        adversarial_explanation(_linear_model(DIFF), IMAGE, 1)
+def test_class_names_are_required_and_must_fit_the_logits() -> None:
+    with pytest.raises(TypeError, match="class_names"):
+        adversarial_explanation(_linear_model(DIFF), IMAGE, 1)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="class names"):
+        adversarial_explanation(_linear_model(DIFF), IMAGE, 1, class_names=("a", "b", "c"))
+
+
+def test_an_image_of_the_wrong_size_is_refused_with_advice() -> None:
+    with pytest.raises(ValueError, match="resize it first"):
+        adversarial_explanation(_linear_model(DIFF), IMAGE, 1, class_names=("a", "b"), input_size=(4, 4))
 
 
 # --------------------------------------------------------------------------- the structure measure
@@ -215,7 +221,9 @@ def paper_results(woods_dir, cifar_images) -> dict[tuple[str, str], ExplanationR
     for network in NETWORKS:
         model = load_model(f"woods2019-cifar10-{network}", device="cpu")
         for name, (image, label) in cifar_images.items():
-            out[network, name] = adversarial_explanation(model, image, label, rho=RHO, steps=STEPS)
+            out[network, name] = adversarial_explanation(
+                model.module, image, label, class_names=model.class_names, rho=RHO, steps=STEPS
+            )
     return out
 
 
@@ -266,9 +274,10 @@ def test_batched_all_classes_equal_one_target_at_a_time(woods_dir, cifar_images)
 
     model = load_model("woods2019-cifar10-robust", device="cpu")
     image, _ = cifar_images["cifar10_test_2.png"]
-    batched = adversarial_explanation(model, image, "all", steps=STEPS)
+    kwargs = {"class_names": model.class_names, "steps": STEPS}
+    batched = adversarial_explanation(model.module, image, "all", **kwargs)
     for t in batched.targets[::3]:
-        alone = adversarial_explanation(model, image, t.index, steps=STEPS).targets[0]
+        alone = adversarial_explanation(model.module, image, t.index, **kwargs).targets[0]
         torch.testing.assert_close(alone.delta, t.delta, atol=1e-5, rtol=0)
         assert torch.equal((alone.explanation * 255).round(), (t.explanation * 255).round())
 
@@ -296,7 +305,10 @@ def test_contrast_uses_one_delta_scale_and_draws(woods_dir, cifar_images) -> Non
 
     models = [load_model(f"woods2019-cifar10-{n}", device="cpu") for n in ("standard", "robust")]
     image, label = cifar_images["cifar10_test_9.png"]
-    result = contrast(models, image, [label, 9], steps=6)
+    result = contrast(
+        [m.module for m in models], image, [label, 9], class_names=[m.class_names for m in models],
+        model_ids=[m.model_id for m in models], preprocess=[m.preprocess for m in models], steps=6,
+    )  # fmt: skip
     assert [r.model_id for r in result.results] == [m.model_id for m in models]
     peak = max(float(r.deltas.abs().max()) for r in result.results)
     assert result.delta_scale == pytest.approx(peak)
@@ -307,3 +319,8 @@ def test_contrast_uses_one_delta_scale_and_draws(woods_dir, cifar_images) -> Non
     assert figure_png(fig).startswith(b"\x89PNG")
     single = explanation_figure(result.results[1])
     assert len(single.axes) == 1 + 2 * 2
+    big = contrast(
+        [m.module for m in models], torch.ones(3, 40, 48) * 0.5, 0, class_names=[m.class_names for m in models],
+        preprocess=[m.preprocess for m in models], steps=2,
+    )  # fmt: skip
+    assert all(r.image.shape == (3, 32, 32) for r in big.results)  # resized per model
