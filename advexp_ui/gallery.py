@@ -12,7 +12,7 @@ import streamlit as st
 
 ROOT = Path(__file__).resolve().parent.parent
 GALLERY_DIR = ROOT / "gallery"
-# Labels from ../shared/woods2019/README.md (CIFAR-10 test indices 0, 2, 5, 8, 9).
+# The true labels of the published CIFAR-10 test images shipped with the weights (indices 0, 2, 5, 8, 9).
 CIFAR_IMAGES = {
     "cifar10_test_0.png": "cat",
     "cifar10_test_2.png": "ship",

@@ -2,7 +2,7 @@
 session's own uploaded weights kept in that session only.
 
 A cached ``LoadedModel`` is shared across sessions and threads: the core never mutates a model, and
-the jobs hold ``LoadedModel.lock`` for a whole run (see ``advexp_ui.jobs``).
+each experiment holds ``LoadedModel.lock`` for its whole run (see ``advexp_core.experiments``).
 """
 
 from __future__ import annotations

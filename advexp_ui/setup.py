@@ -1,9 +1,8 @@
-"""Every page starts here: page config, the environment the demo expects, and the shared sidebar
-(model and image choice, persisted across pages)."""
+"""Every page starts here: page config and the shared sidebar (model and image choice, persisted
+across pages). Weights come from $ADVEXP_WEIGHTS_DIR, the cache or a download (advexp_core.zoo)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -13,7 +12,6 @@ import torch
 from advexp_core.imaging import ACCEPTED_EXTENSIONS, MAX_IMAGE_BYTES, ImageError, decode_image
 from advexp_core.models import DEFAULT_MODEL_ID, LoadedModel, ModelError
 from advexp_ui import gallery, loaders, state
-from advexp_ui.gallery import ROOT
 
 W_MODEL, W_GALLERY, W_UPLOAD = "_w_model", "_w_gallery", "_w_upload"
 LAST_UPLOAD = "advexp_last_upload"
@@ -29,17 +27,9 @@ class Selection:
     image: state.ImageChoice
 
 
-def configure_environment() -> None:
-    """Point ADVEXP_WEIGHTS_DIR at ../shared/woods2019 when that folder exists and nothing else is set."""
-    shared = ROOT.parent / "shared" / "woods2019"
-    if not os.environ.get("ADVEXP_WEIGHTS_DIR") and shared.is_dir():
-        os.environ["ADVEXP_WEIGHTS_DIR"] = str(shared)
-
-
 def page(title: str, icon: str) -> Selection:
     """Set up a page and draw the sidebar; returns the current model and image."""
     st.set_page_config(page_title=f"{title} · advexp", page_icon=icon, layout="wide")
-    configure_environment()
     with st.sidebar:
         model_id, model = _model_chooser()
         image = _image_chooser()

@@ -8,7 +8,7 @@ Our ``pgd`` call is timed whole: it also evaluates the final images, writes and 
 The "loop" rows time the same call minus that report (``_projected_attack`` internals are not
 exposed, so the report cost is measured separately and subtracted).
 
-    ADVEXP_WEIGHTS_DIR=/work/shared/woods2019 .venv/bin/python bench/bench_attacks.py
+    ADVEXP_WEIGHTS_DIR=<folder of the published networks> .venv/bin/python bench/bench_attacks.py
     .venv/bin/python bench/bench_attacks.py --imagenet          # also EfficientNet-Lite0 at 224 px
     .venv/bin/python bench/bench_attacks.py --gallery           # does L∞ 2/255 PGD flip every photo?
 
@@ -32,7 +32,6 @@ from torch import Tensor, nn
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("ADVEXP_WEIGHTS_DIR", str(ROOT.parent / "shared" / "woods2019"))
 
 from advexp_core.attacks import pgd  # noqa: E402
 from advexp_core.imaging import decode_image, png_roundtrip, prepare_image  # noqa: E402

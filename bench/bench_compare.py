@@ -38,14 +38,17 @@ from torch import Tensor
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("ADVEXP_WEIGHTS_DIR", str(ROOT.parent / "shared" / "woods2019"))
 os.environ.setdefault("ADVEXP_OFFLINE", "1")
 
 from advexp_core import metrics  # noqa: E402
-from advexp_core.cli import build_parser  # noqa: E402
-from advexp_core.cli.attack import attack_image  # noqa: E402
-from advexp_core.cli.common import read_image_for_model  # noqa: E402
-from advexp_core.cli.compare import _saliency_settings, explain_attack  # noqa: E402
+from advexp_core.experiments import (  # noqa: E402
+    AttackConfig,
+    SaliencyConfig,
+    saliency_under_attack,
+    under_attack_figure,
+)
+from advexp_core.figures import figure_png  # noqa: E402
+from advexp_core.imaging import decode_image, encode_png, prepare_image  # noqa: E402
 from advexp_core.models import DEFAULT_MODEL_ID, LoadedModel, load_model  # noqa: E402
 from advexp_core.saliency import _PIXEL_BUDGET  # noqa: E402
 
@@ -57,38 +60,42 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def cli_args(image: Path, model_id: str, out: Path, extra: list[str] | None = None) -> argparse.Namespace:
-    return build_parser().parse_args(
-        ["compare", str(image), "--model", model_id, "--out", str(out), *(extra or [])]
-    )
+ATTACK, SALIENCY = AttackConfig(), SaliencyConfig()  # compare's defaults
 
 
-def ours(model: LoadedModel, image: Tensor, args: argparse.Namespace) -> dict:
-    """The compare pipeline without the figure and files: attack, batched maps, metrics."""
-    settings = _saliency_settings(args, model)
-    result, _ = attack_image(args, model, image)
-    _, numbers = explain_attack(model, image, result, settings, seed=args.seed)
-    return numbers
+def read_image_for_model(path: Path, model: LoadedModel) -> Tensor:
+    """An image file fitted to the model's input, on its device."""
+    return prepare_image(decode_image(path.read_bytes()), model).to(model.device)
 
 
-def full_cli(model: LoadedModel, image: Tensor, args: argparse.Namespace) -> dict:
-    from advexp_core.cli import compare
-
-    compare.load_model_or_usage_error = lambda _id: model  # type: ignore[assignment]  # reuse the loaded model
-    return compare.run(args)
+def ours(model: LoadedModel, image: Tensor, attack: AttackConfig, saliency: SaliencyConfig) -> dict:
+    """The compare experiment without the figure and files: attack, batched maps, metrics."""
+    return saliency_under_attack(model, image, attack, saliency).metrics
 
 
-def pass_plan(model: LoadedModel, args: argparse.Namespace) -> list[tuple[int, bool]]:
+def full_run(
+    model: LoadedModel, image: Tensor, attack: AttackConfig, saliency: SaliencyConfig, out: Path
+) -> dict:
+    """The experiment plus what `advexp compare` adds: the figure and the three files."""
+    result = saliency_under_attack(model, image, attack, saliency)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "adversarial.png").write_bytes(encode_png(result.example.adversarial))
+    (out / "figure.png").write_bytes(figure_png(under_attack_figure(result)))
+    (out / "result.json").write_text(json.dumps(result.report))
+    return result.report
+
+
+def pass_plan(model: LoadedModel, attack: AttackConfig, saliency: SaliencyConfig) -> list[tuple[int, bool]]:
     """(batch size, with backward) of every pass the pipeline needs, in our batch shapes."""
     h, w = model.input_size
     plan = [(1, False)]  # the clean top-1 (the label to move away from)
-    plan += [(1, True)] * args.steps + [(1, False), (1, False)]  # PGD steps; final and 8-bit PNG check
-    methods = args.methods.split(",")
+    plan += [(1, True)] * attack.steps + [(1, False), (1, False)]  # PGD steps; final and 8-bit PNG check
+    methods = saliency.methods
     if "gradcam" in methods:
         plan.append((2, True))
     if "ig" in methods:
-        per_chunk = 2 * max(1, min(args.ig_steps, _PIXEL_BUDGET // (h * w * 2)))
-        total = 2 * args.ig_steps
+        per_chunk = 2 * max(1, min(saliency.ig_steps, _PIXEL_BUDGET // (h * w * 2)))
+        total = 2 * saliency.ig_steps
         plan += [(min(per_chunk, total - i), True) for i in range(0, total, per_chunk)]
         plan += [(2, False), (2, False)]  # f(x) and f(baseline) for the completeness check
     if "gradient" in methods:
@@ -108,20 +115,20 @@ def bare_passes(model: LoadedModel, image: Tensor, plan: list[tuple[int, bool]])
                 model.module(x)
 
 
-def naive(model: LoadedModel, image: Tensor, args: argparse.Namespace, ig_steps: int = 50) -> dict:
+def naive(model: LoadedModel, image: Tensor, ig_steps: int = 50) -> dict:
     """torchattacks + captum with their defaults, clean and attacked explained separately."""
     import torchattacks
     from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam
 
     module, x = model.module, image[None]
-    eps = 2 / 255
+    eps, steps = ATTACK.eps(model.input_size), ATTACK.steps
     with torch.no_grad():
         label = module(x).argmax(1)
-    adv = torchattacks.PGD(module, eps=eps, alpha=2.5 * eps / args.steps, steps=args.steps)(x, label)
+    adv = torchattacks.PGD(module, eps=eps, alpha=2.5 * eps / steps, steps=steps)(x, label)
     with torch.no_grad():
         after = module(adv).argmax(1)
     maps = {}
-    for name in args.methods.split(","):
+    for name in SALIENCY.methods:
         pair = []
         for img, target in ((x, label), (adv, after)):
             if name == "gradcam":
@@ -151,14 +158,13 @@ def speed(model_id: str, repeats: int) -> None:
     device = model.device
     image = read_image_for_model(GALLERY / "cat.jpg", model)
     out = Path(tempfile.mkdtemp()) / "out"
-    args = cli_args(GALLERY / "cat.jpg", model_id, out)
-    plan = pass_plan(model, args)
+    plan = pass_plan(model, ATTACK, SALIENCY)
     variants: dict[str, Callable[[], object]] = {
         "bare fwd+bwd passes": lambda: bare_passes(model, image, plan),
-        "ours (attack+maps+metrics)": lambda: ours(model, image, args),
-        "ours, full CLI (+figure, files)": lambda: full_cli(model, image, args),
-        "naive torchattacks+captum (IG 50)": lambda: naive(model, image, args),
-        "naive, IG at 32 steps": lambda: naive(model, image, args, ig_steps=32),
+        "ours (attack+maps+metrics)": lambda: ours(model, image, ATTACK, SALIENCY),
+        "ours, full CLI (+figure, files)": lambda: full_run(model, image, ATTACK, SALIENCY, out),
+        "naive torchattacks+captum (IG 50)": lambda: naive(model, image),
+        "naive, IG at 32 steps": lambda: naive(model, image, ig_steps=SALIENCY.ig_steps),
     }
     for fn in variants.values():  # warm-up
         fn()
@@ -170,7 +176,8 @@ def speed(model_id: str, repeats: int) -> None:
     n_img = sum(b for b, _ in plan)
     print(f"model {model_id} on {device}, threads {torch.get_num_threads()}, repeats {repeats}")
     print(
-        f"methods {args.methods}, PGD {args.steps} steps, IG {args.ig_steps} steps; plan: {len(plan)} passes, {n_img} images"
+        f"methods {','.join(SALIENCY.methods)}, PGD {ATTACK.steps} steps, IG {SALIENCY.ig_steps} steps; "
+        f"plan: {len(plan)} passes, {n_img} images"
     )
     for name, t in med.items():
         print(f"  {name:36s} {t:8.3f} s")
@@ -200,7 +207,7 @@ def memory_worker(variant: str) -> None:
     else:
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     if variant == "ours":
-        integrated_gradients(model, x, 0, n_steps=32)
+        integrated_gradients(model.module, x, 0, n_steps=SALIENCY.ig_steps)
     else:
         IntegratedGradients(model.module).attribute(x, target=0, n_steps=50)  # captum defaults
     if device.type == "cuda":
@@ -234,10 +241,9 @@ def gallery() -> None:
     rows = []
     for path in sorted(GALLERY.glob("*.jpg")):
         image = read_image_for_model(path, model)
-        args = cli_args(path, DEFAULT_MODEL_ID, Path(tempfile.mkdtemp()) / "o")
-        result, _ = attack_image(args, model, image)
-        _, numbers = explain_attack(model, image, result, _saliency_settings(args, model), seed=0)
-        rows.append((path.name, bool(result.success[0]), bool(result.png_success[0]), numbers))
+        result = saliency_under_attack(model, image, ATTACK, SALIENCY)
+        report, numbers = result.report, result.metrics
+        rows.append((path.name, report["success"], report["png_success"], numbers))
         n = numbers
         print(
             f"  {path.name:16s} flipped {rows[-1][1]!s:5s} png {rows[-1][2]!s:5s} "

@@ -5,7 +5,7 @@
     (S passes plus the one forward that evaluates the result; target <= 1.10);
 (c) seconds per explanation on the default ImageNet model (EfficientNet-Lite0, 224 px), top-5.
 
-    ADVEXP_WEIGHTS_DIR=/work/shared/woods2019 .venv/bin/python bench/bench_explanations.py
+    ADVEXP_WEIGHTS_DIR=<folder of the published networks> .venv/bin/python bench/bench_explanations.py
     .venv/bin/python bench/bench_explanations.py --skip-imagenet --repeats 7
     .venv/bin/python bench/bench_explanations.py --table    # probabilities + structure, 4 paper nets
     .venv/bin/python bench/bench_explanations.py --contrast /tmp/contrast   # standard vs robust figures
@@ -31,7 +31,6 @@ from torch import Tensor, nn
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("ADVEXP_WEIGHTS_DIR", str(ROOT.parent / "shared" / "woods2019"))
 
 from advexp_core.explanations import TargetExplanation, adversarial_explanation  # noqa: E402
 from advexp_core.imaging import decode_image, prepare_image  # noqa: E402
@@ -67,9 +66,12 @@ def bench_cifar(model_id: str, repeats: int) -> None:
     labels = torch.arange(10)
     t = _medians(
         {
-            "batched": lambda: adversarial_explanation(model, image, "all", steps=STEPS),
+            "batched": lambda: adversarial_explanation(
+                model.module, image, "all", steps=STEPS, class_names=model.class_names
+            ),
             "one_at_a_time": lambda: [
-                adversarial_explanation(model, image, k, steps=STEPS) for k in range(10)
+                adversarial_explanation(model.module, image, k, steps=STEPS, class_names=model.class_names)
+                for k in range(10)
             ],
             "bare": lambda: bare_passes(model.module, image, labels, STEPS),
         },
@@ -94,7 +96,9 @@ def bench_imagenet(repeats: int) -> None:
         labels = model.module(image[None])[0].topk(5).indices
     t = _medians(
         {
-            "top5": lambda: adversarial_explanation(model, image, "top-5", steps=STEPS),
+            "top5": lambda: adversarial_explanation(
+                model.module, image, "top-5", steps=STEPS, class_names=model.class_names
+            ),
             "bare": lambda: bare_passes(model.module, image, labels, STEPS),
         },
         repeats,
@@ -127,7 +131,9 @@ def paper_table() -> None:
         for index, label in CIFAR_IMAGES.items():
             image = decode_image((folder / f"cifar10_test_{index}.png").read_bytes())
             runner = _runner_up(model, image, label)
-            result = adversarial_explanation(model, image, [label, runner, "all"], steps=STEPS)
+            result = adversarial_explanation(
+                model.module, image, [label, runner, "all"], steps=STEPS, class_names=model.class_names
+            )
             true, second = result.targets[0], result.targets[1]
             mean = statistics.fmean(t.structure for t in result.targets)
             print(
@@ -152,16 +158,17 @@ def _pp(t: TargetExplanation) -> str:
 
 def contrast_sheets(model_ids: list[str], out_dir: Path) -> None:
     """Write contrast_<image>.png: each CIFAR test image's true-class and runner-up explanations
-    on every network in `model_ids`, δ on one shared scale (PAPER.md §2's contrast)."""
+    on every network in `model_ids`, δ on one shared scale (docs/method.md §2's contrast)."""
+    from advexp_core.experiments import ExplanationConfig, contrast_explanations
     from advexp_core.explanation_figures import contrast_figure, figure_png
-    from advexp_core.explanations import contrast
 
     folder = Path(os.environ["ADVEXP_WEIGHTS_DIR"])
     models = [load_model(m, device="cpu") for m in model_ids]
     out_dir.mkdir(parents=True, exist_ok=True)
     for index, label in CIFAR_IMAGES.items():
         image = decode_image((folder / f"cifar10_test_{index}.png").read_bytes())
-        result = contrast(models, image, [label, _runner_up(models[-1], image, label)], steps=STEPS)
+        config = ExplanationConfig(targets=(label, _runner_up(models[-1], image, label)), steps=STEPS)
+        result = contrast_explanations(models, image, config).contrast
         path = out_dir / f"contrast_{index}.png"
         path.write_bytes(figure_png(contrast_figure(result)))
         print(f"wrote {path} (δ scale {result.delta_scale:.3f})")

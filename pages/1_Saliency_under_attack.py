@@ -1,8 +1,9 @@
-"""Saliency under attack (PAPER.md §4): an invisible change flips the decision while the classic
+"""Saliency under attack (docs/method.md §4): an invisible change flips the decision while the classic
 explanations keep pointing where they did — or the map moves while the decision stays."""
 
 import streamlit as st
 
+from advexp_core.experiments import ATTACK_METHODS, MAP_METHODS
 from advexp_core.geometry import NORMS
 from advexp_core.saliency import METHODS
 from advexp_ui import flow, gallery, render, setup
@@ -10,6 +11,7 @@ from advexp_ui.jobs import attack as job
 from advexp_ui.views import attack as view
 
 PAGE = "attack"
+ATTACK, SALIENCY, MOVE = job.AttackConfig(), job.SaliencyConfig(), job.ManipulationConfig()  # the defaults
 sel = setup.page("Saliency under attack", "🎯")
 st.title("Saliency under attack")
 st.markdown(
@@ -29,7 +31,7 @@ if mode == "Flip the decision":
     with st.form("attack-form"):
         c1, c2, c3 = st.columns(3)
         method = c1.selectbox(
-            "Attack", ["pgd", "fgsm"], format_func={"pgd": "PGD (iterative)", "fgsm": "FGSM (one step)"}.get
+            "Attack", ATTACK_METHODS, format_func={"pgd": "PGD (iterative)", "fgsm": "FGSM (one step)"}.get
         )
         norm = c2.selectbox(
             "Norm",
@@ -40,11 +42,11 @@ if mode == "Flip the decision":
             "Budget ε in 1/255 steps",
             min_value=0.0,
             max_value=64.0,
-            value=2.0,
+            value=ATTACK.eps_255,
             step=0.5,
             help="L∞ and RMS: ε/255 in [0,1] pixel units; L2: the L2 size of an L∞ pattern of that size.",
         )
-        steps = c1.number_input("Steps (PGD)", min_value=1, max_value=500, value=20)
+        steps = c1.number_input("Steps (PGD)", min_value=1, max_value=500, value=ATTACK.steps)
         target = c2.selectbox(
             "Goal",
             [None, *range(model.num_classes)],
@@ -52,29 +54,31 @@ if mode == "Flip the decision":
                 "untargeted: any other class" if i is None else f"reach {i}: {model.class_names[i]}"
             ),
         )
-        seed = c3.number_input("Seed (random start)", min_value=0, max_value=2**31 - 1, value=0)
+        seed = c3.number_input("Seed (random start)", min_value=0, max_value=2**31 - 1, value=ATTACK.seed)
         random_start = c1.checkbox("Random start (PGD)")
-        methods = c2.multiselect("Heat maps", METHODS, default=["gradcam", "ig"])
-        ig_steps = c3.number_input("Integrated Gradients steps", min_value=4, max_value=256, value=32)
+        methods = c2.multiselect("Heat maps", METHODS, default=list(SALIENCY.methods))
+        ig_steps = c3.number_input(
+            "Integrated Gradients steps", min_value=4, max_value=256, value=SALIENCY.ig_steps
+        )
         submitted = st.form_submit_button("Run the attack", type="primary")
     config = job.AttackConfig(
-        method,
-        norm,
-        float(eps_255),
-        int(steps),
-        target,
-        random_start,
-        int(seed),
-        tuple(methods),
-        int(ig_steps),
+        method=method,
+        norm=norm,
+        eps_255=float(eps_255),
+        steps=int(steps),
+        target=target,
+        random_start=random_start,
+        seed=int(seed),
     )
+    # One seed on the page: the random start and the SmoothGrad noise.
+    saliency = job.SaliencyConfig(methods=tuple(methods), ig_steps=int(ig_steps), seed=int(seed))
     st.caption(view.budget_text(config, model))
-    key = (sel.image.digest, model.model_id, config)
+    key = (sel.image.digest, model.model_id, config, saliency)
     if flow.requested(PAGE, submitted=submitted, key=key):
         flow.run(
             PAGE,
             "Attacking and explaining",
-            lambda on_step: job.attack(sel.image.data, model.model_id, config, model, on_step),
+            lambda on_step: job.attack(sel.image.data, model.model_id, config, saliency, model, on_step),
             lambda outcome: view.show_attack(outcome, sel.image),
         )
     else:
@@ -85,7 +89,7 @@ else:
         c1, c2, c3 = st.columns(3)
         method = c1.selectbox(
             "Map to move",
-            ["gradient", "gradcam"],
+            MAP_METHODS,
             format_func={"gradient": "Gradient", "gradcam": "Grad-CAM"}.get,
         )
         goal = c2.selectbox(
@@ -94,19 +98,28 @@ else:
             format_func=lambda g: f"the map of {g[6:]}" if g.startswith("image:") else f"the {g} region",
         )
         eps_255 = c3.number_input(
-            "Budget ε (L∞) in 1/255 steps", min_value=0.5, max_value=32.0, value=8.0, step=0.5
+            "Budget ε (L∞) in 1/255 steps", min_value=0.5, max_value=32.0, value=MOVE.eps_255, step=0.5
         )
-        steps = c1.number_input("Steps", min_value=1, max_value=1000, value=100)
+        steps = c1.number_input("Steps", min_value=1, max_value=1000, value=MOVE.steps)
         beta = c2.number_input(
             "Softplus β",
             min_value=0.5,
             max_value=100.0,
-            value=10.0,
+            value=MOVE.beta,
             help="Smoothness of the ReLU stand-in while optimising.",
         )
-        gamma = c3.number_input("Weight of keeping the logits γ", min_value=0.0, max_value=100.0, value=1.0)
+        gamma = c3.number_input(
+            "Weight of keeping the logits γ", min_value=0.0, max_value=100.0, value=MOVE.gamma
+        )
         submitted = st.form_submit_button("Move the map", type="primary")
-    config = job.ManipulationConfig(method, goal, float(eps_255), int(steps), float(beta), float(gamma))
+    config = job.ManipulationConfig(
+        method=method,
+        goal=goal,
+        eps_255=float(eps_255),
+        steps=int(steps),
+        beta=float(beta),
+        gamma=float(gamma),
+    )
     goal_bytes = gallery.entry_bytes(goal[6:]) if goal.startswith("image:") else None
     key = (sel.image.digest, model.model_id, config)
     if flow.requested("manipulation", submitted=submitted, key=key):

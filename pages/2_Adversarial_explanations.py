@@ -1,13 +1,15 @@
-"""Adversarial explanations (PAPER.md §2): the smallest change that makes the image look like class t,
+"""Adversarial explanations (docs/method.md §2): the smallest change that makes the image look like class t,
 on the chosen network, and the same image on a standard and a robust network side by side."""
 
 import streamlit as st
 
+from advexp_core.experiments import ExplanationConfig
 from advexp_ui import flow, loaders, render, setup
 from advexp_ui.jobs import explain as job
 from advexp_ui.views import explain as view
 
 PAGE = "explain"
+DEFAULT = ExplanationConfig()
 sel = setup.page("Adversarial explanations", "🧭")
 st.title("Adversarial explanations")
 st.markdown(
@@ -28,7 +30,7 @@ with st.form("explain-form"):
     chosen = c1.multiselect(
         "Targets",
         ["predicted", "runner-up", *range(model.num_classes)],
-        default=["predicted", "runner-up"],
+        default=list(DEFAULT.targets),
         format_func=lambda t: t if isinstance(t, str) else f"{t}: {model.class_names[t]}",
     )
     top_k = c2.number_input(
@@ -40,10 +42,17 @@ with st.form("explain-form"):
     )
     c1, c2, c3 = st.columns(3)
     rho = c1.number_input(
-        "Budget ρ (RMS, [0,1] units)", min_value=0.005, max_value=1.0, value=0.1, step=0.005, format="%.3f"
+        "Budget ρ (RMS, [0,1] units)",
+        min_value=0.005,
+        max_value=1.0,
+        value=DEFAULT.rho,
+        step=0.005,
+        format="%.3f",
     )
-    steps = c2.number_input("Steps S", min_value=2, max_value=500, value=35)
-    overshoot = c3.number_input("Overshoot (total step length / ρ)", min_value=0.5, max_value=50.0, value=5.0)
+    steps = c2.number_input("Steps S", min_value=2, max_value=500, value=DEFAULT.steps)
+    overshoot = c3.number_input(
+        "Overshoot (total step length / ρ)", min_value=0.5, max_value=50.0, value=DEFAULT.overshoot
+    )
     compare = st.checkbox("Also: the same image on a standard and a robust network, side by side", value=True)
     c1, c2 = st.columns(2)
     ids = list(infos)
@@ -62,7 +71,9 @@ with st.form("explain-form"):
     submitted = st.form_submit_button("Explain", type="primary")
 
 targets = (f"top-{int(top_k)}",) if top_k else tuple(chosen)
-config = job.ExplainConfig(targets=targets, rho=float(rho), steps=int(steps), overshoot=float(overshoot))
+config = ExplanationConfig(
+    targets=targets, rho=float(rho), steps=int(steps), overshoot=float(overshoot), max_targets=job.MAX_TARGETS
+)
 key = (sel.image.digest, model.model_id, config, compare and (standard, robust))
 if not targets:
     st.warning("Choose at least one target.")

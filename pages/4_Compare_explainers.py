@@ -2,12 +2,14 @@
 
 import streamlit as st
 
+from advexp_core.experiments import ExplainersConfig, SaliencyConfig
 from advexp_core.saliency import METHODS
 from advexp_ui import flow, render, setup
 from advexp_ui.jobs import explainers as job
 from advexp_ui.views import explainers as view
 
 PAGE = "explainers"
+DEFAULT = ExplainersConfig().saliency
 sel = setup.page("Compare explainers", "🧪")
 st.title("Compare explainers")
 st.markdown(
@@ -22,29 +24,35 @@ model = sel.model
 
 with st.form("explainers-form"):
     c1, c2 = st.columns([2, 1])
-    methods = c1.multiselect("Methods", METHODS, default=list(METHODS))
+    methods = c1.multiselect("Methods", METHODS, default=list(DEFAULT.methods))
     target = c2.selectbox(
         "Class to explain",
         [None, *range(model.num_classes)],
         format_func=lambda i: "the predicted class" if i is None else f"{i}: {model.class_names[i]}",
     )
     c1, c2, c3, c4 = st.columns(4)
-    ig_steps = c1.number_input("IG steps", min_value=4, max_value=256, value=32)
-    samples = c2.number_input("SmoothGrad samples", min_value=1, max_value=128, value=16)
-    sigma = c3.number_input(
-        "SmoothGrad noise σ ([0,1] units)", min_value=0.0, max_value=1.0, value=0.15, step=0.05
+    ig_steps = c1.number_input("IG steps", min_value=4, max_value=256, value=DEFAULT.ig_steps)
+    samples = c2.number_input(
+        "SmoothGrad samples", min_value=1, max_value=128, value=DEFAULT.smoothgrad_samples
     )
-    seed = c4.number_input("Seed (SmoothGrad noise)", min_value=0, max_value=2**31 - 1, value=0)
+    sigma = c3.number_input(
+        "SmoothGrad noise σ ([0,1] units)",
+        min_value=0.0,
+        max_value=1.0,
+        value=DEFAULT.smoothgrad_sigma,
+        step=0.05,
+    )
+    seed = c4.number_input("Seed (SmoothGrad noise)", min_value=0, max_value=2**31 - 1, value=DEFAULT.seed)
     submitted = st.form_submit_button("Compare", type="primary")
 
-config = job.ExplainersConfig(
+saliency = SaliencyConfig(
     methods=tuple(methods),
-    target=target,
     ig_steps=int(ig_steps),
     smoothgrad_samples=int(samples),
     smoothgrad_sigma=float(sigma),
     seed=int(seed),
 )
+config = ExplainersConfig(saliency=saliency, target=target)
 if flow.requested(PAGE, submitted=submitted, key=(sel.image.digest, model.model_id, config)):
     flow.run(
         PAGE,

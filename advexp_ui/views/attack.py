@@ -6,10 +6,10 @@ from typing import Any
 
 import streamlit as st
 
+from advexp_core.experiments import AttackConfig
 from advexp_core.figures import METHOD_TITLES
 from advexp_core.models import LoadedModel
 from advexp_ui import render
-from advexp_ui.jobs.attack import AttackConfig
 from advexp_ui.jobs.common import Outcome
 from advexp_ui.state import ImageChoice
 

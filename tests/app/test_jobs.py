@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import torch
 
+from advexp_core.experiments import AttackConfig, ExplanationConfig, SaliencyConfig
 from advexp_core.imaging import decode_image
-from advexp_ui.jobs.attack import AttackConfig, compute_attack
+from advexp_ui.jobs.attack import compute_attack
 from advexp_ui.loaders import cached_model
 from tests.app.conftest import CIFAR_STANDARD
 
 
 def test_attack_report_and_files(woods_dir) -> None:
     model = cached_model(CIFAR_STANDARD)
-    config = AttackConfig(steps=2, ig_steps=4, random_start=True, seed=7, target=0)
-    out = compute_attack((woods_dir / "cifar10_test_0.png").read_bytes(), config, model)
+    config = AttackConfig(steps=2, random_start=True, seed=7, target=0)
+    out = compute_attack(
+        (woods_dir / "cifar10_test_0.png").read_bytes(), config, SaliencyConfig(ig_steps=4), model
+    )
     report = out.report
     assert report["settings"]["seed"] == 7 and report["settings"]["target"] == 0
     assert report["settings"]["attacked_label"] == "airplane"
@@ -58,11 +61,13 @@ def test_manifest_rows_and_curves_wherever_the_entry_keeps_them(tmp_path) -> Non
 
 
 def test_explanation_and_robustness_reports_keep_the_model_and_all_settings(woods_dir) -> None:
-    from advexp_ui.jobs.explain import ExplainConfig, compute_explanations
+    from advexp_ui.jobs.explain import compute_explanations
     from advexp_ui.jobs.robustness import AraConfig, compute_ara
 
     model = cached_model("woods2019-cifar10-robust")
-    out = compute_explanations((woods_dir / "cifar10_test_2.png").read_bytes(), ExplainConfig(steps=3), model)
+    out = compute_explanations(
+        (woods_dir / "cifar10_test_2.png").read_bytes(), ExplanationConfig(steps=3), model
+    )
     assert out.report["model"]["id"] == model.model_id and out.report["settings"]["rho"] == 0.1
     assert [t["label"] for t in out.report["targets"]][:1] == [out.report["predictions"][0]["label"]]
     assert {t["file"] for t in out.report["targets"]} <= set(out.files)

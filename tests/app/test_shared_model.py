@@ -7,10 +7,11 @@ import threading
 
 import torch
 
-from advexp_ui.jobs.attack import AttackConfig, compute_attack
+from advexp_core.experiments import AttackConfig, ExplainersConfig, ExplanationConfig, SaliencyConfig
+from advexp_ui.jobs.attack import compute_attack
 from advexp_ui.jobs.common import Outcome
-from advexp_ui.jobs.explain import ExplainConfig, compute_explanations
-from advexp_ui.jobs.explainers import ExplainersConfig, compute_explainers
+from advexp_ui.jobs.explain import compute_explanations
+from advexp_ui.jobs.explainers import compute_explainers
 from advexp_ui.loaders import cached_model
 from tests.app.conftest import CIFAR_ROBUST, CIFAR_STANDARD
 
@@ -37,15 +38,18 @@ def test_threads_share_cached_models_and_get_single_run_results(woods_dir) -> No
     standard, robust = cached_model(CIFAR_STANDARD), cached_model(CIFAR_ROBUST)
     assert cached_model(CIFAR_STANDARD) is standard  # one shared object per model id
     images = {n: (woods_dir / f"{n}.png").read_bytes() for n in ("cifar10_test_0", "cifar10_test_9")}
+    maps = SaliencyConfig(ig_steps=4)
     jobs = [
-        lambda: compute_attack(images["cifar10_test_0"], AttackConfig(steps=2, ig_steps=4), standard),
+        lambda: compute_attack(images["cifar10_test_0"], AttackConfig(steps=2), maps, standard),
         lambda: compute_explainers(
-            images["cifar10_test_9"], ExplainersConfig(methods=("gradcam", "gradient")), standard
+            images["cifar10_test_9"],
+            ExplainersConfig(saliency=SaliencyConfig(methods=("gradcam", "gradient"))),
+            standard,
         ),
         lambda: compute_attack(
-            images["cifar10_test_9"], AttackConfig(norm="rms", eps_255=3, steps=2, ig_steps=4), robust
+            images["cifar10_test_9"], AttackConfig(norm="rms", eps_255=3, steps=2), maps, robust
         ),
-        lambda: compute_explanations(images["cifar10_test_0"], ExplainConfig(steps=3), robust),
+        lambda: compute_explanations(images["cifar10_test_0"], ExplanationConfig(steps=3), robust),
     ]
     assert len(jobs) == THREADS
     before = {m.model_id: _state(m) for m in (standard, robust)}
