@@ -1,0 +1,95 @@
+"""LIME and occlusion speed against bare forward passes, measured in one run (issue 13).
+
+Both explainers only run the model forward, so their floor is the forward passes themselves.
+For each explainer this times the whole call and the same number of images pushed through the
+model in the same number of batched, gradient-free forward calls, and prints the ratio
+(target: <= 1.2) and the seconds (target for LIME: about 10 s per 224-px image on 2 CPU cores).
+
+    .venv/bin/python bench/bench_perturbation.py
+    .venv/bin/python bench/bench_perturbation.py --repeats 5 --n-samples 64 --device cuda
+
+Timings are medians over ``--repeats`` runs, interleaved so that machine load hits every variant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from advexp_core.imaging import decode_image, prepare_image  # noqa: E402
+from advexp_core.models import load_model  # noqa: E402
+from advexp_core.perturbation import BATCH_SIZE, LIME_SAMPLES, lime, occlusion  # noqa: E402
+from advexp_core.saliency import SaliencyMap  # noqa: E402
+
+
+def bare_forwards(module: nn.Module, image: Tensor, passes: int, images: int) -> None:
+    """`images` copies of the image through the module in `passes` near-equal no-grad batches."""
+    sizes = [images // passes + (1 if k < images % passes else 0) for k in range(passes)]
+    with torch.no_grad():
+        for size in sizes:
+            module(image[None].expand(size, -1, -1, -1).contiguous())
+
+
+def _medians(variants: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, fn in variants.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="efficientnet-lite0-imagenet")
+    parser.add_argument("--image", default=str(ROOT / "gallery" / "cat.jpg"))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--n-samples", type=int, default=LIME_SAMPLES)
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    args = parser.parse_args()
+
+    model = load_model(args.model, device=args.device)
+    image = prepare_image(decode_image(Path(args.image).read_bytes()), model).to(model.device)
+    with torch.no_grad():
+        target = int(model.module(image[None]).argmax())
+    explainers: dict[str, Callable[[], SaliencyMap]] = {
+        "lime": lambda: lime(
+            model.module, image[None], target, n_samples=args.n_samples, batch_size=args.batch_size
+        ),
+        "occlusion": lambda: occlusion(model.module, image[None], target, batch_size=args.batch_size),
+    }
+    print(
+        f"{args.model} on {Path(args.image).name} ({tuple(image.shape[-2:])} px), device {args.device}, "
+        f"{torch.get_num_threads()} threads, median of {args.repeats}, class {model.class_names[target]!r}"
+    )
+    for name, explain in explainers.items():
+        extra = explain().extra  # warm-up, and the forward counts to match
+        passes, images = extra["forward_passes"], extra["forward_images"]
+        t = _medians(
+            {name: explain, "bare": lambda: bare_forwards(model.module, image, passes, images)},
+            args.repeats,
+        )
+        details = ", ".join(
+            f"{k}={extra[k]}" for k in ("n_samples", "n_segments", "window", "stride") if k in extra
+        )
+        print(f"  {name:<9} {details}")
+        print(f"    {images} images in {passes} forward calls")
+        print(
+            f"    explainer {t[name]:7.2f} s   bare forwards {t['bare']:7.2f} s   ratio {t[name] / t['bare']:.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
