@@ -78,7 +78,7 @@ def main() -> None:
         extra = explain().extra  # warm-up, and the forward counts to match
         passes, images = extra["forward_passes"], extra["forward_images"]
         t = _medians(
-            {name: explain, "bare": lambda: bare_forwards(model.module, image, passes, images)},
+            {name: explain, "bare": lambda p=passes, n=images: bare_forwards(model.module, image, p, n)},
             args.repeats,
         )
         details = ", ".join(
