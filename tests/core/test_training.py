@@ -28,6 +28,7 @@ from advexp_core.robust import (
     PsiState,
     TrainingError,
     adversarial_images,
+    default_l_target,
     draw_penalty_choice,
     lipschitz_penalty,
     smoothed_outputs,
@@ -276,6 +277,7 @@ _WORKER = textwrap.dedent(
     from advexp_core.ara import evaluate_ara
     from advexp_core.checkpoints import load_checkpoint
     from advexp_core.datasets import TensorImageDataset, load_dataset
+    from advexp_core.distributed import init_distributed
     from advexp_core.layers import HHReLU
     from advexp_core.training import TrainConfig, train
 
@@ -291,7 +293,7 @@ _WORKER = textwrap.dedent(
     scored = result.model
     if len(sys.argv) > 2:
         scored.load_state_dict(load_checkpoint(sys.argv[2])["state_dict"])
-    ara = evaluate_ara(scored, test, steps=60, size=5.0, batch_size=4)
+    ara = evaluate_ara(scored, test, steps=60, size=5.0, batch_size=4, ctx=init_distributed("cpu"))
     if int(os.environ.get("RANK", "0")) == 0:
         state = {{k: v.tolist() for k, v in result.model.state_dict().items()}}
         json.dump({{"state": state, "psi": result.payload["psi_state"], "rho": ara.rho_star_attack.tolist(),
@@ -346,3 +348,4 @@ def test_shipped_digits_checkpoints_match_the_manifest() -> None:
         loaded = load_model(entry["id"], device="cpu")
         assert evaluate_accuracy(loaded.module, test) == pytest.approx(entry["test_accuracy"], abs=1e-9)
         assert "optimizer" not in load_checkpoint(path)
+        assert entry["l_target"] == default_l_target(entry["arch"]["num_classes"]) == 1.5
