@@ -24,7 +24,8 @@ from advexp_core.cli.common import (
     versions,
 )
 from advexp_core.experiments import ExplanationConfig, adversarial_explanations
-from advexp_core.explanation_figures import explanation_figure, figure_png
+from advexp_core.explanation_figures import explanation_figure
+from advexp_core.figures import figure_png
 from advexp_core.imaging import encode_png
 
 DEFAULT = ExplanationConfig()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 from advexp_core.explanations import check_settings
 from advexp_core.geometry import NORMS
@@ -183,7 +184,7 @@ class ManipulationConfig:
         gamma: weight of keeping the logits.
     """
 
-    method: str = "gradient"
+    method: Literal["gradient", "gradcam"] = "gradient"
     goal: str = "top-left"
     eps_255: float = 8.0
     steps: int = 100

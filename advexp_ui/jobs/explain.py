@@ -12,8 +12,9 @@ from advexp_core.experiments import (
     adversarial_explanations,
     contrast_explanations,
 )
-from advexp_core.explanation_figures import contrast_figure, explanation_figure, figure_png
+from advexp_core.explanation_figures import contrast_figure, explanation_figure
 from advexp_core.explanations import ExplanationResult, delta_display_scale
+from advexp_core.figures import figure_png
 from advexp_core.imaging import decode_image, encode_png
 from advexp_core.models import LoadedModel
 from advexp_ui import images
