@@ -1,6 +1,6 @@
 """Network architectures written in this project's own code.
 
-``WoodsResNet`` is the pre-activation ResNet of Woods et al. 2019 (PAPER.md §1.5); its module
+``WoodsResNet`` is the pre-activation ResNet of Woods et al. 2019 (docs/method.md §1.5); its module
 names match the authors' published checkpoints (``input_offset``, ``pipe.0``, ``pipe.1.0.pre.0``, …)
 so their state_dicts load with ``strict=True``.
 """
@@ -50,7 +50,7 @@ class PreActBlock(nn.Module):
 
 
 class WoodsResNet(nn.Module):
-    """Pre-activation ResNet of PAPER.md §1.5 taking images in [0, 1].
+    """Pre-activation ResNet of docs/method.md §1.5 taking images in [0, 1].
 
     Args:
         num_blocks: blocks per stage ((7, 7, 7) is the paper's ResNet-44).

@@ -3,7 +3,7 @@
 Each geometry gives the four operations an attack loop needs: the size of a
 perturbation, the unit steepest-ascent direction for a gradient, the projection
 onto the ball of radius ``eps`` and a random start inside it. RMS is the paper's
-unit (PAPER.md: RMS(δ) = sqrt(mean δ² over C·H·W), the ρ of §2-3); it is L2
+unit (docs/method.md: RMS(δ) = sqrt(mean δ² over C·H·W), the ρ of §2-3); it is L2
 divided by sqrt(C·H·W), so the two share one implementation.
 
 Shapes: every ``delta``/``grad`` is (N, ...) with the batch first; sizes are (N,).
@@ -41,7 +41,7 @@ def l2(delta: Tensor) -> Tensor:
 
 
 def rms(delta: Tensor) -> Tensor:
-    """Per-example RMS(δ) = sqrt(mean δ²) over C·H·W (PAPER.md §1.4, the paper's ρ).
+    """Per-example RMS(δ) = sqrt(mean δ²) over C·H·W (docs/method.md §1.4, the paper's ρ).
 
     Shapes: (N, ...) -> (N,).
     """
@@ -130,7 +130,7 @@ class L2Geometry(Geometry):
 
 @dataclass(frozen=True)
 class RMSGeometry(Geometry):
-    """The RMS ball RMS(δ) <= eps, i.e. ‖δ‖₂ <= eps·sqrt(C·H·W) (PAPER.md §1.4)."""
+    """The RMS ball RMS(δ) <= eps, i.e. ‖δ‖₂ <= eps·sqrt(C·H·W) (docs/method.md §1.4)."""
 
     name: str = "rms"
 

@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 
 def hhrelu(x: Tensor, delta: float | Tensor = 0.5) -> Tensor:
-    """Half-Huber ReLU (PAPER.md §1.3), written from the formula so any δ is right.
+    """Half-Huber ReLU (docs/method.md §1.3), written from the formula so any δ is right.
 
     f(x) = 0 for x ≤ 0; x²/(2δ) for 0 < x ≤ δ; x − δ/2 for x > δ.  f′(x) = clamp(x, 0, δ)/δ.
 

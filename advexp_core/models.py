@@ -1,7 +1,8 @@
 """Model zoo: every model is an ``nn.Module`` taking float NCHW images in [0, 1] and returning logits.
 
-Normalisation is each model's first operation (STYLE.md habit 5); parameters are frozen and the
-module is in eval mode from load time on, so algorithms never need to touch either.
+Normalisation is each model's first operation; parameters are frozen and the module is in eval
+mode from load time on, so algorithms never need to touch either. Algorithms take the bare
+``LoadedModel.module``; whoever shares one model between threads holds ``LoadedModel.lock``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from torch import nn
 
 from advexp_core.checkpoints import CheckpointError, load_state_dict_file
 from advexp_core.imaging import Preprocess
+from advexp_core.runtime import device_of
+from advexp_core.saliency import find_last_conv_block
 from advexp_core.zoo import (  # noqa: F401 - re-exported: the public names of the model zoo
     CHECKPOINTS_DIR,
     CIFAR10_CLASSES,
@@ -38,7 +41,6 @@ from advexp_core.zoo import (  # noqa: F401 - re-exported: the public names of t
     convert_robustness_state_dict,
     find_weights,
     imagenet_class_names,
-    last_conv_block,
     load_strict,
     offline,
     torchvision_weights,
@@ -52,7 +54,8 @@ DEFAULT_MODEL_ID = "efficientnet-lite0-imagenet"
 class LoadedModel:
     """A ready model: frozen, in eval mode, on its device, with what the UI and algorithms need.
 
-    ``lock`` serialises hook-based explainers on this shared module (STYLE.md habit 4).
+    ``lock`` serialises work on this shared module: the experiment layer holds it once per run
+    (hook-based explainers register hooks on the module); algorithms never take it.
     """
 
     model_id: str
@@ -68,9 +71,8 @@ class LoadedModel:
 
     @property
     def device(self) -> torch.device:
-        for tensor in self.module.parameters():
-            return tensor.device
-        return torch.device("cpu")
+        """Where the module's parameters (or buffers) live."""
+        return device_of(self.module)
 
     @property
     def num_classes(self) -> int:
@@ -202,25 +204,29 @@ def _finish(
     module: nn.Module,
     names: tuple[str, ...],
     preprocess: Preprocess,
-    layer: nn.Module,
+    layer: nn.Module | None,
     *,
     robust: bool,
     source: str,
     title: str,
     device: str | torch.device | None,
 ) -> LoadedModel:
+    """Freeze, place and check a built network; find its Grad-CAM layer when the builder gave none."""
     module.eval()
     for param in module.parameters():
         param.requires_grad_(False)
     module.to(default_device() if device is None else torch.device(device))
     with torch.no_grad():
-        probe = module(
-            torch.zeros(1, 3, *preprocess.crop, device=default_device() if device is None else device)
-        )
+        probe = module(torch.zeros(1, 3, *preprocess.crop, device=device_of(module)))
     if probe.ndim != 2 or probe.shape[1] != len(names):
         raise ModelError(
             f"The network returns {tuple(probe.shape)} logits but {len(names)} class names were given."
         )
+    if layer is None:
+        try:
+            layer = find_last_conv_block(module, input_size=preprocess.crop)
+        except ValueError as exc:
+            raise ModelError(f"{exc}.") from exc
     return LoadedModel(model_id, module, names, preprocess.crop, layer, robust, source, preprocess, title)
 
 
@@ -339,7 +345,7 @@ def load_user_model(
         module,
         names,
         preprocess,
-        last_conv_block(net),
+        None,
         robust=False,
         source=source,
         title=f"Your model ({arch})",

