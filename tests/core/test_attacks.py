@@ -14,24 +14,9 @@ from torch import Tensor, nn
 
 from advexp_core.attacks import fgsm, minimal_perturbation, pgd, step_schedule
 from advexp_core.geometry import NORMS, get_geometry, rms
+from tests.models import TwoClassLinear, hook_count
 
 # --------------------------------------------------------------------------- tiny models
-
-
-class TwoClassLinear(nn.Module):
-    """Logits (0, v·x + b): the CE gradient always points along ±v, so every attack path is 1-D.
-
-    No parameters (only buffers): also checks the engine's device fallback.
-    """
-
-    def __init__(self, v: Tensor, bias: float) -> None:
-        super().__init__()
-        self.register_buffer("v", v)
-        self.bias = bias
-
-    def forward(self, x: Tensor) -> Tensor:
-        z = (x * self.v).flatten(1).sum(1) + self.bias
-        return torch.stack([torch.zeros_like(z), z], dim=1)
 
 
 def _direction(shape: tuple[int, int, int] = (3, 4, 4)) -> Tensor:
@@ -214,16 +199,6 @@ def test_an_attack_with_eps_zero_returns_the_input() -> None:
         assert torch.equal(out.psnr, torch.full((6,), math.inf))
 
 
-def _hook_counts(model: nn.Module) -> list[int]:
-    return [
-        len(m._forward_hooks)
-        + len(m._forward_pre_hooks)
-        + len(m._backward_hooks)
-        + len(m._backward_pre_hooks)
-        for m in model.modules()
-    ]
-
-
 @pytest.mark.parametrize("frozen", [True, False])
 def test_attacks_leave_the_model_untouched(frozen: bool) -> None:
     model = small_cnn()
@@ -232,7 +207,7 @@ def test_attacks_leave_the_model_untouched(frozen: bool) -> None:
             p.requires_grad_(True)
     model[2].register_forward_hook(lambda *args: None)
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    modes, hooks = [m.training for m in model.modules()], _hook_counts(model)
+    modes, hooks = [m.training for m in model.modules()], hook_count(model)
     x = _batch()
     labels = model(x).argmax(1)
     pgd(model, x, labels, eps=0.03, steps=3, random_start=True, generator=torch.Generator().manual_seed(0))
@@ -242,7 +217,7 @@ def test_attacks_leave_the_model_untouched(frozen: bool) -> None:
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
     assert all(p.grad is None for p in model.parameters())
     assert all(p.requires_grad is not frozen for p in model.parameters())
-    assert [m.training for m in model.modules()] == modes and _hook_counts(model) == hooks
+    assert [m.training for m in model.modules()] == modes and hook_count(model) == hooks
 
 
 def test_the_same_generator_seed_gives_identical_results() -> None:
