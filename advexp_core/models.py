@@ -266,7 +266,7 @@ def load_model(model_id: str, *, device: str | torch.device | None = None) -> Lo
             f"Unknown model {model_id!r}. Known models: {known}; or a path to an advexp .pt checkpoint."
         )
     try:
-        module, names, preprocess, layer = spec.build(spec)
+        module, names, preprocess, gradcam_layer = spec.build(spec)
     except CheckpointError as exc:
         raise ModelError(str(exc)) from exc
     return _finish(
@@ -274,7 +274,7 @@ def load_model(model_id: str, *, device: str | torch.device | None = None) -> Lo
         module,
         names,
         preprocess,
-        layer,
+        gradcam_layer,
         robust=spec.robust,
         source=spec.source,
         title=spec.title,
