@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import zipfile
 from collections.abc import Mapping
 from typing import Any
 
 import streamlit as st
+
+from advexp_core.reports import json_number
 
 MIME = {".png": "image/png", ".json": "application/json", ".zip": "application/zip", ".csv": "text/csv"}
 
@@ -17,7 +18,7 @@ MIME = {".png": "image/png", ".json": "application/json", ".zip": "application/z
 def _clean(value: Any) -> Any:
     """JSON-safe copy: NaN and infinities become null (JSON has neither)."""
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        return json_number(value)
     if isinstance(value, Mapping):
         return {str(k): _clean(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
