@@ -69,8 +69,9 @@ def move_the_map(
     x = fit_image(image, model)
     with model.lock:  # one run at a time per shared model: the map and its search hook the module
         goal = _goal_map(model, config, goal_image)
+        layer = model.gradcam_layer if config.method == "gradcam" else None
         res = manipulate_explanation(
-            model.module, x[None], target_map=goal, eps=config.eps, steps=config.steps,
+            model.module, x[None], target_map=goal, layer=layer, eps=config.eps, steps=config.steps,
             beta=config.beta, gamma=config.gamma, method=config.method, on_step=on_step,
         )  # fmt: skip
     tick(on_step, config.steps, config.steps)
