@@ -41,12 +41,13 @@ def tiny_model(seed: int = 0, model_id: str = "tiny") -> LoadedModel:
     """A two-conv network on 16-px RGB images with four classes, frozen and in eval mode."""
     torch.manual_seed(seed)
     net = nn.Sequential(
-        nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 6, 3, padding=1), nn.ReLU(),
+        nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU()),
+        nn.Sequential(nn.Conv2d(6, 6, 3, padding=1), nn.ReLU()),  # the Grad-CAM block
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, len(CLASSES)),
     )  # fmt: skip
     net.eval().requires_grad_(False)
     return LoadedModel(
-        model_id, net, CLASSES, (SIZE, SIZE), net[3], False, "test", Preprocess((SIZE, SIZE)),
+        model_id, net, CLASSES, (SIZE, SIZE), net[1], False, "test", Preprocess((SIZE, SIZE)),
         title=model_id, lock=CountingLock(),  # type: ignore[arg-type]
     )  # fmt: skip
 
