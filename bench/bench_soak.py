@@ -46,8 +46,16 @@ def hook_count(module: torch.nn.Module) -> int:
 def cycle(model, image: torch.Tensor, label: int) -> None:
     result = pgd(model.module, image[None], [label], eps=2 / 255, steps=10)
     for method in ("gradcam", "ig"):
-        explain_pair(model, image[None], result.adversarial, [label], [label], method=method)
-    adversarial_explanation(model, image, "runner-up", steps=10)
+        explain_pair(
+            model.module,
+            image[None],
+            result.adversarial,
+            [label],
+            [label],
+            method=method,
+            layer=model.gradcam_layer,
+        )
+    adversarial_explanation(model.module, image, "runner-up", class_names=model.class_names, steps=10)
 
 
 def main() -> None:
