@@ -115,7 +115,7 @@ def superpixels(image: Tensor, *, n_segments: int = LIME_SEGMENTS) -> Tensor:
     _, dense = np.unique(labels, return_inverse=True)  # SLIC may skip labels; captum needs 0..K-1
     dense = dense.reshape(labels.shape)
     if dense.max() + 1 < max(2, n_segments // 4) <= n_segments:
-        dense = _grid(*dense.shape, n_segments)
+        dense = _grid(dense.shape[0], dense.shape[1], n_segments)
     return torch.from_numpy(dense.astype(np.int64)).to(image.device)
 
 

@@ -7,6 +7,7 @@ under its point of the curve. Render with `advexp_core.figures.figure_png`.
 
 from __future__ import annotations
 
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
@@ -16,8 +17,8 @@ from advexp_core.saliency import colour_scales
 from advexp_core.sanity import METHOD_TITLES, SIMILAR, SanityResult
 
 
-def _curves(ax: object, result: SanityResult) -> None:
-    """Spearman and SSIM per method against the layer names (matplotlib Axes)."""
+def _curves(ax: Axes, result: SanityResult) -> None:
+    """Spearman and SSIM per method against the layer names."""
     xs = list(range(len(result.layers)))
     for index, method in enumerate(result.methods):
         colour = f"C{index % 10}"
