@@ -1,4 +1,4 @@
-"""The browser demo's shared parts: the only non-page code that imports Streamlit (STYLE.md habit 1).
+"""The browser demo's shared parts: the only non-page code that imports Streamlit.
 
 * ``setup``     — page set-up, the environment the app expects, the shared sidebar.
 * ``state``     — what persists across pages in ``st.session_state`` (model id, image).

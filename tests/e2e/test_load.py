@@ -112,7 +112,8 @@ def test_eight_sessions_at_once_on_the_attack_page(browser, server, artifacts, w
 
 def _assert_each_session_got_its_own_result(reports: list[dict]) -> None:
     """Each report equals the same run done alone, here (the pages all used the gallery cat)."""
-    from advexp_ui.jobs.attack import AttackConfig, compute_attack
+    from advexp_core.experiments import AttackConfig, SaliencyConfig
+    from advexp_ui.jobs.attack import compute_attack
     from advexp_ui.loaders import cached_model
 
     image = (h.ROOT / "gallery" / "cat.jpg").read_bytes()
@@ -120,8 +121,8 @@ def _assert_each_session_got_its_own_result(reports: list[dict]) -> None:
         model_id = MODELS[k % 2][0]
         assert report["model"]["id"] == model_id and report["settings"]["eps_255"] == k + 1
         assert report["image"]["name"] == "cat"
-        config = AttackConfig(eps_255=float(k + 1), steps=3, ig_steps=4)
-        alone = compute_attack(image, config, cached_model(model_id)).report
+        config = AttackConfig(eps_255=float(k + 1), steps=3)
+        alone = compute_attack(image, config, SaliencyConfig(ig_steps=4), cached_model(model_id)).report
         for key in (
             "predictions_before",
             "predictions_after",
