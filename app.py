@@ -53,3 +53,4 @@ if sel.model is not None:
         c1.image(setup.thumbnail(sel.image.data), caption=sel.image.name, width="stretch")
         with c2:
             render.predictions(sel.model.title, preds)
+        render.look_at("home-predictions")

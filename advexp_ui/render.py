@@ -1,5 +1,5 @@
 """Renderers shared by the pages: predictions, numbers with their plain-language readings,
-picture rows, and the download row of a result."""
+picture rows, the what-to-look-at line under a result, and the download row of a result."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 import streamlit as st
 
 from advexp_ui import downloads
+from advexp_ui.captions import CAPTIONS, LEAD
 from advexp_ui.jobs.common import Outcome
 from advexp_ui.state import ImageChoice
 
@@ -39,6 +40,11 @@ def pictures(items: Sequence[tuple[str, bytes]], *, columns: int | None = None) 
 def reading(label: str, value: str, sentence: str | None) -> None:
     """A measure's name in bold, then what its value means in one sentence (which quotes the value)."""
     st.markdown(f"**{label}** — {sentence}" if sentence else f"**{label}: {value}**")
+
+
+def look_at(block: str) -> None:
+    """The one-line reading guide of a result block (`advexp_ui.captions`), right under it."""
+    st.caption(LEAD + CAPTIONS[block])
 
 
 def fmt(value: float | None, digits: int = 3) -> str:

@@ -65,6 +65,7 @@ if isinstance(user, LoadedModel):
     st.caption(f"Classes: {', '.join(user.class_names[:20])}{' …' if user.num_classes > 20 else ''}")
     with flow.guard():
         render.predictions(f"On {sel.image.name}", classify(sel.image.data, user.model_id, user))
+        render.look_at("own-model")
     if st.button("Forget my model"):
         del st.session_state[state.USER_MODEL_KEY]
         state.set_model_id(DEFAULT_MODEL_ID)

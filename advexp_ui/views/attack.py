@@ -72,10 +72,12 @@ def show_attack(outcome: Outcome, choice: ImageChoice) -> None:
         render.predictions("After the attack", report["predictions_after"])
     with c3:
         render.predictions("After saving as PNG", report["png_predictions_after"])
+    render.look_at("attack-decision")
     st.subheader("How visible is the change?")
     for name, label in PERTURBATION_NAMES.items():
         value = report["perturbation"].get(name)
         render.reading(label, render.fmt(value, 4), report["readings"]["perturbation"].get(name))
+    render.look_at("attack-visibility")
     for method, values in report["maps"].items():
         title = METHOD_TITLES.get(method, method)
         st.subheader(f"{title}: clean vs attacked (one colour scale)")
@@ -89,6 +91,8 @@ def show_attack(outcome: Outcome, choice: ImageChoice) -> None:
         for name, label in MAP_NAMES.items():
             if name in values:
                 render.reading(label, render.fmt(values[name]), report["readings"]["maps"][method].get(name))
+    if report["maps"]:
+        render.look_at("attack-maps")
     with st.expander("The whole figure (as downloaded)"):
         st.image(outcome.files["figure.png"], width="stretch")
     render.downloads_row(outcome, choice, stem="saliency-under-attack", key="dl-attack")
@@ -115,6 +119,7 @@ def show_manipulation(outcome: Outcome, choice: ImageChoice) -> None:
             ("the goal", panels["map-goal"]),
         ]
     )
+    render.look_at("manipulation")
     sim = report["similarity"]
     rows = [
         {"comparison": label, **{k: render.fmt(v) for k, v in sim[key].items()}}

@@ -11,25 +11,47 @@ from advexp_ui.jobs.common import Outcome
 from advexp_ui.state import ImageChoice
 
 COLUMNS = 5
+FAILED_MEANING = (
+    "The search toward class t takes S steps of decreasing size and must spend its budget "
+    "(RMS(δ) = ρ) by step S/2. When it does not, the target's gradient was too weak or too unstable "
+    "to follow — typical of a saturated, non-robust network — and the image shown is **not** an "
+    "adversarial explanation: do not read it as one (the paper treats it as a failed explanation). "
+    "More steps or another network may help. The JSON report keeps each target's full message."
+)
+
+
+def failure_badge(target: dict[str, Any], steps: int) -> tuple[str, str]:
+    """The short badge of a failed explanation and its tooltip, from the report's numbers.
+
+    A failure means RMS(δ) < ρ at step S/2 (`budget_reached_by_half` false); `reached_step` is
+    the step at which RMS(δ) first reached ρ, or −1 when it never did.
+    """
+    reached = int(target["reached_step"])
+    later = f"RMS(δ) reached ρ only at step {reached}." if reached >= 0 else "RMS(δ) never reached ρ."
+    return f"failed: budget not reached by step {steps // 2} of {steps}", later
 
 
 def _caption(t: dict[str, Any]) -> str:
-    status = (
-        f"RMS {t['rms']:.3f}" if t["budget_reached_by_half"] else "FAILED: budget not reached by step S/2"
-    )
-    return f"{t['index']}: {t['label']} · p {t['probability_before']:.3f} → {t['probability_after_display']:.3f} · {status}"
+    rms = f" · RMS {t['rms']:.3f}" if t["budget_reached_by_half"] else ""
+    return f"{t['index']}: {t['label']} · p {t['probability_before']:.3f} → {t['probability_after_display']:.3f}{rms}"
 
 
-def _grid(targets: list[dict[str, Any]], panels: dict[str, bytes], prefix: str = "") -> None:
-    """x+δ above δ for every target, COLUMNS per row; failed ones carry their message."""
+def _grid(targets: list[dict[str, Any]], panels: dict[str, bytes], steps: int, prefix: str = "") -> None:
+    """x+δ above δ for every target, COLUMNS per row; a failed one carries a badge, and the grid
+    says once, folded, what failed means."""
     for start in range(0, len(targets), COLUMNS):
         cols = st.columns(COLUMNS)
         for k, col in enumerate(cols[: len(targets) - start], start=start):
             t = targets[k]
             col.image(panels[f"{prefix}x-{k}"], caption=_caption(t), width="stretch")
             col.image(panels[f"{prefix}d-{k}"], caption="δ (grey = no change)", width="stretch")
-            if t.get("message"):
-                col.error(t["message"])
+            if not t["budget_reached_by_half"]:
+                label, detail = failure_badge(t, steps)
+                col.badge(label, icon=":material/error:", color="red", help=detail)
+    failed = sum(not t["budget_reached_by_half"] for t in targets)
+    if failed:
+        with st.expander(f"What “failed” means ({failed} of {len(targets)} explanations here)"):
+            st.markdown(FAILED_MEANING)
 
 
 def show_explanations(outcome: Outcome, choice: ImageChoice) -> None:
@@ -39,12 +61,8 @@ def show_explanations(outcome: Outcome, choice: ImageChoice) -> None:
     c1.image(panels["input"], caption="the image as the network sees it", width="stretch")
     with c2:
         render.predictions("The network's top classes", report["predictions"])
-    if not report["all_budgets_reached"]:
-        st.warning(
-            "Some explanations did not spend their budget by half-way (marked FAILED): the network is "
-            "too confident there for this ρ and S. The paper treats these as failed explanations."
-        )
-    _grid(report["targets"], panels)
+    _grid(report["targets"], panels, report["steps"])
+    render.look_at("explanations-grid")
     st.caption(
         f"ρ = {report['rho']:g} (RMS, [0,1] pixel units), S = {report['steps']}, overshoot {report['overshoot']:g}. "
         "Each x+δ answers: within this budget, what would the image look like if it were as much this class as possible?"
@@ -59,9 +77,9 @@ def show_contrast(outcome: Outcome, choice: ImageChoice) -> None:
         kind = "robust" if entry["robust"] else "standard"
         top = entry["predictions"][0]
         st.markdown(f"**{entry['title']}** ({kind}) — sees *{top['label']}* ({top['probability']:.1%})")
-        _grid(entry["targets"], panels, prefix=f"m{k}-")
+        _grid(entry["targets"], panels, entry["steps"], prefix=f"m{k}-")
+    render.look_at("explanations-contrast")
     st.caption(
-        f"δ is amplified on one shared scale (0.5 + δ/(2·{report['delta_scale']:.3f})) so the rows compare by eye: "
-        "on the robust network δ draws the target class; on the standard one it looks like noise."
+        f"δ is amplified on one shared scale (0.5 + δ/(2·{report['delta_scale']:.3f})) so the rows compare by eye."
     )
     render.downloads_row(outcome, choice, stem="standard-vs-robust", key="dl-contrast")

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import streamlit as st
 
-from advexp_core.figures import METHOD_TITLES
+from advexp_core.agreement_figures import AGREEMENT_TITLES, agreement_csv, agreement_figure
+from advexp_core.figures import METHOD_TITLES, figure_png
 from advexp_ui import render
 from advexp_ui.jobs.common import Outcome
 from advexp_ui.state import ImageChoice
 
-MEASURES = {
-    "spearman": "Spearman rank correlation",
-    "topk_intersection": "top-20 % overlap",
-    "ssim": "map SSIM",
+AGREEMENT_FILE = "agreement.csv"
+READING = {
+    "spearman": "1: the two maps rank the pixels identically; 0: nothing in common; −1: opposite.",
+    "topk_intersection": "1: the same top 20 % of pixels; about 0.2: no more in common than chance.",
+    "ssim": "1: the two maps look identical; near 0: no structure in common.",
 }
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def agreement_png(matrix: tuple[tuple[float, ...], ...], titles: tuple[str, ...], measure: str) -> bytes:
+    """The annotated heat map of one agreement matrix (`advexp_core.agreement_figures`), as PNG."""
+    return figure_png(agreement_figure(matrix, titles, measure=measure))
 
 
 def show_explainers(outcome: Outcome, choice: ImageChoice) -> None:
@@ -24,25 +35,46 @@ def show_explainers(outcome: Outcome, choice: ImageChoice) -> None:
     render.pictures(
         [("image", panels["input"]), *((t, panels[m]) for t, m in zip(titles, methods, strict=True))]
     )
+    render.look_at("explainers-maps")
     st.subheader("Do the explainers agree?")
-    measure = st.radio(
-        "Agreement measure", list(MEASURES), format_func=MEASURES.get, horizontal=True, key="agreement"
-    )
-    matrix = report["agreement"][measure]
-    st.dataframe(
-        {"": titles, **{t: [round(row[j], 3) for row in matrix] for j, t in enumerate(titles)}},
-        hide_index=True,
-    )
-    st.caption(
-        "1 means the two maps rank the pixels identically; around 0 (Spearman) or 0.2 (top-20 % overlap) "
-        "means they have nothing in common. Explainers that disagree cannot all be right."
-    )
+    _agreement(report["agreement"], titles)
     st.subheader("Are they faithful to the network?")
     _faithfulness(report["faithfulness"], titles, methods)
-    render.downloads_row(outcome, choice, stem="compare-explainers", key="dl-explainers")
+    render.look_at("explainers-faithfulness")
+    csv = agreement_csv(report["agreement"], titles).encode()
+    render.downloads_row(
+        dataclasses.replace(outcome, files={**outcome.files, AGREEMENT_FILE: csv}),
+        choice,
+        stem="compare-explainers",
+        key="dl-explainers",
+    )
 
 
-def _faithfulness(faith: dict, titles: list[str], methods: list[str]) -> None:
+def _agreement(agreement: dict[str, list[list[float]]], titles: list[str]) -> None:
+    """The chosen measure's matrix as a heat map on its fixed scale; the numbers folded below."""
+    measure = st.radio(
+        "Agreement measure",
+        list(AGREEMENT_TITLES),
+        format_func=AGREEMENT_TITLES.get,
+        horizontal=True,
+        key="agreement",
+    )
+    matrix = agreement[measure]
+    png = agreement_png(tuple(tuple(row) for row in matrix), tuple(titles), measure)
+    st.image(png, caption=READING[measure], width=120 + 90 * len(titles))
+    render.look_at("explainers-agreement")
+    with st.expander(f"The numbers (all three measures in {AGREEMENT_FILE}, with the downloads)"):
+        st.dataframe(
+            {"": titles, **{t: [_rounded(row[j]) for row in matrix] for j, t in enumerate(titles)}},
+            hide_index=True,
+        )
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _faithfulness(faith: dict[str, Any], titles: list[str], methods: list[str]) -> None:
     st.markdown(
         "**Deletion**: remove the pixels a map calls most important first; a faithful map makes the "
         "probability fall fast (small area). **Insertion**: add them first to a blurred image; a faithful "
