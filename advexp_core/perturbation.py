@@ -32,9 +32,10 @@ from torch import Tensor, nn
 from advexp_core.runtime import device_of
 from advexp_core.saliency import SaliencyMap
 
-# 10 s per 224-px image on 2 CPU cores with EfficientNet-Lite0 (bench/bench_perturbation.py):
-# one forward pass there costs ~60-120 ms, so a few hundred samples would take minutes.
-LIME_SAMPLES = 96
+# About 10 s per 224-px image on 2 CPU cores with EfficientNet-Lite0 at most: one forward costs
+# 57 ms of CPU per image there (bench/bench_perturbation.py), so 128 samples are ~7 s even when
+# only one core is free, plus the ~15 % the explainer adds around the forwards.
+LIME_SAMPLES = 128
 LIME_SEGMENTS = 32
 # LIME's reference implementation weights samples with an exponential kernel of width 0.25 on
 # the cosine distance; captum's default width 1.0 weights every sample almost equally.

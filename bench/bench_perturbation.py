@@ -9,6 +9,8 @@ model in the same number of batched, gradient-free forward calls, and prints the
     .venv/bin/python bench/bench_perturbation.py --repeats 5 --n-samples 64 --device cuda
 
 Timings are medians over ``--repeats`` runs, interleaved so that machine load hits every variant.
+CPU seconds (this process, all threads) are printed beside wall seconds: on a shared machine the
+wall time mostly measures the neighbours.
 """
 
 from __future__ import annotations
@@ -40,14 +42,18 @@ def bare_forwards(module: nn.Module, image: Tensor, passes: int, images: int) ->
             module(image[None].expand(size, -1, -1, -1).contiguous())
 
 
-def _medians(variants: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    times: dict[str, list[float]] = {name: [] for name in variants}
+def _medians(variants: dict[str, Callable[[], object]], repeats: int) -> dict[str, tuple[float, float]]:
+    """name -> (median wall seconds, median CPU seconds of this process, all threads)."""
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
     for _ in range(repeats):
         for name, fn in variants.items():
-            start = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+            times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
+    return {
+        name: (statistics.median(w for w, _ in t), statistics.median(c for _, c in t))
+        for name, t in times.items()
+    }
 
 
 def main() -> None:
