@@ -55,7 +55,7 @@ def test_compare_explainers_agreement_without_recomputing(open_page, monkeypatch
     by_label(at.number_input, "SmoothGrad samples").set_value(2)
     submit(at, "explainers-form", "Compare")
     assert_clean(at)
-    assert downloads(at) == ["explainers.png", "report.json", "compare-explainers.zip"]
+    assert downloads(at) == ["explainers.png", "agreement.csv", "report.json", "compare-explainers.zip"]
     matrix = at.dataframe[0].value
     assert list(matrix.columns)[1:] == ["Grad-CAM", "Gradient", "SmoothGrad"]
     assert any("Deletion" in md.value for md in at.markdown)  # faithfulness curves are shown
