@@ -92,9 +92,11 @@ def main() -> None:
         )
         print(f"  {name:<9} {details}")
         print(f"    {images} images in {passes} forward calls")
-        print(
-            f"    explainer {t[name]:7.2f} s   bare forwards {t['bare']:7.2f} s   ratio {t[name] / t['bare']:.2f}"
-        )
+        for kind, k in (("wall", 0), ("CPU ", 1)):
+            ours, bare = t[name][k], t["bare"][k]
+            print(
+                f"    {kind}: explainer {ours:7.2f} s   bare forwards {bare:7.2f} s   ratio {ours / bare:.2f}"
+            )
 
 
 if __name__ == "__main__":
