@@ -37,8 +37,9 @@ from advexp_core.saliency import SaliencyMap
 # only one core is free, plus the ~15 % the explainer adds around the forwards.
 LIME_SAMPLES = 128
 LIME_SEGMENTS = 32
-# LIME's reference implementation weights samples with an exponential kernel of width 0.25 on
-# the cosine distance; captum's default width 1.0 weights every sample almost equally.
+# LIME's reference implementation weights samples by an exponential kernel of width 0.25 on a
+# cosine distance (of the on/off vectors; captum's is between the images, of similar size for
+# black-outs). captum's default width 1.0 would weight every sample almost equally.
 _KERNEL_WIDTH = 0.25
 # Ridge with alpha 1, as LIME's reference implementation for images: unlike captum's default
 # Lasso (alpha 0.01 in logit units), it does not zero every weight of a model whose logits
