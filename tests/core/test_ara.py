@@ -1,10 +1,11 @@
-"""ARA (PAPER.md §3): the exact integral against closed forms, the curve, the search on a linear
+"""ARA (docs/method.md §3): the exact integral against closed forms, the curve, the search on a linear
 classifier whose boundary is known exactly, batching, errors and the figure."""
 
 from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import pytest
 import torch
@@ -17,6 +18,7 @@ from advexp_core.ara import (
     ara_figure,
     evaluate_ara,
     robustness_radii,
+    select_images,
 )
 from advexp_core.datasets import TensorImageDataset
 
@@ -160,3 +162,57 @@ def test_figure_is_written_as_png(tmp_path) -> None:
     fig.savefig(path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(fig.axes[0].lines) >= 3  # two curves and the 1/C line
+
+
+# --------------------------------------------------------------------------- the experiment
+
+
+def _loaded(model: nn.Module, classes: int = 3) -> Any:
+    from advexp_core.models import LoadedModel
+
+    return LoadedModel("toy", model, tuple("abc"[:classes]), (4, 4), model, False, "test", None)  # type: ignore[arg-type]
+
+
+def test_reference_subset_matches_the_authors_global_seed_and_leaves_the_rng_alone() -> None:
+    state = torch.get_rng_state()
+    torch.manual_seed(1776)  # exactly what the reference does
+    want = torch.randperm(359)[:40].tolist()
+    torch.set_rng_state(state)
+    assert select_images(359, 40) == want
+    assert torch.equal(torch.get_rng_state(), state)
+    with pytest.raises(ValueError, match="between 1 and 359"):
+        select_images(359, 360)
+
+
+def test_experiment_reports_indices_in_order_and_flags_late_minima() -> None:
+    from advexp_core.experiments.ara import ARAConfig, robustness_experiment
+
+    model, data = _toy()
+    config = ARAConfig(n_images=6, steps=120, size=20.0, batch_size=4)
+    result = robustness_experiment(_loaded(model), data, config)
+    assert result.image_indices == tuple(select_images(10, 6)) and len(set(result.image_indices)) == 6
+    direct = evaluate_ara(model, data, indices=list(result.image_indices), steps=120, size=20.0, batch_size=4)
+    torch.testing.assert_close(result.ara.rho_star_attack, direct.rho_star_attack)
+    report = json.loads(json.dumps(result.report))
+    assert report["image_indices"] == list(result.image_indices)
+    assert report["settings"]["sample"] == "reference" and report["settings"]["seed"] == 1776
+    assert len(report["images"]) == 6 and report["curves"]["attack"]["accuracy"][0] == result.accuracy
+    assert result.late == {"attack": (), "btr": ()} and not result.warnings
+    first = robustness_experiment(_loaded(model), data, ARAConfig(n_images=3, steps=120, sample="first"))
+    assert first.image_indices == (0, 1, 2)
+    # A size so small that the minimum is found only late in the schedule: flagged, not accepted silently.
+    slow = robustness_experiment(_loaded(model), data, ARAConfig(n_images=10, steps=60, size=0.3))
+    late = slow.report["late_minimum"]["attack"]
+    assert late["count"] == len(slow.late["attack"]) > 0 and slow.warnings
+    reached = dict(zip(slow.image_indices, slow.ara.reached_attack.tolist(), strict=True))
+    assert all(reached[i] > 30 for i in late["indices"]) and "after step 30 of 60" in slow.warnings[0]
+
+
+def test_experiment_refuses_images_of_another_shape() -> None:
+    from advexp_core.experiments.ara import ARAConfig, robustness_experiment
+
+    model, data = _toy()
+    with pytest.raises(ValueError, match="classes"):
+        robustness_experiment(_loaded(model, classes=2), data, ARAConfig(n_images=2, steps=5))
+    with pytest.raises(ValueError, match="steps"):
+        robustness_experiment(_loaded(model), data, ARAConfig(steps=0))
