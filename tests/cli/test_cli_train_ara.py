@@ -89,6 +89,27 @@ def test_ara_writes_curve_and_result(trained: Path, tmp_path: Path, capsys) -> N
     assert saved["n_images"] == 6 and len(saved["rho_star_btr"]) == 6
     assert saved["settings"]["steps"] == 60 and saved["settings"]["size"] == 5.0
     assert saved["settings"]["momentum"] == 0.9 and saved["settings"]["model"] == str(out)
+    # The authors' image subset by default, listed in order; the half-way rule is counted.
+    from advexp_core.ara import select_images
+
+    assert saved["image_indices"] == select_images(359, 6) and saved["settings"]["sample"] == "reference"
+    assert set(saved["late_minimum"]) == {"attack", "btr"}
+
+
+def test_ara_first_n_and_late_minima_warn_on_stderr(tmp_path: Path, capsys) -> None:
+    # The shipped robust digits network with too small a size: three BTR minima are first found
+    # after step 20 of 40 (steps 24, 28, 27) — kept, counted, and warned about.
+    folder = tmp_path / "ara"
+    argv = ["ara", "--model", "digits-robust", "--dataset", "digits", "--n-images", "4", "--sample", "first"]
+    assert main([*argv, "--steps", "40", "--size", "0.3", "--out", str(folder), "--quiet"]) == 0
+    saved = json.loads((folder / "result.json").read_text())
+    assert saved["image_indices"] == [0, 1, 2, 3] and saved["reached_step_btr"] == [24, 11, 28, 27]
+    assert saved["late_minimum"] == {
+        "attack": {"count": 0, "indices": []},
+        "btr": {"count": 3, "indices": [0, 2, 3]},
+    }
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 == len(saved["warnings"]) and "BTR boundary after step 20 of 40" in err
 
 
 def test_ara_bad_input_exits_2_and_writes_nothing(trained: Path, tmp_path: Path, capsys) -> None:
