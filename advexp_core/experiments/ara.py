@@ -137,7 +137,7 @@ def robustness_experiment(
         ctx=ctx or DistContext(device=device_of(network)), on_progress=on_step,
     )  # fmt: skip
     curves: dict[str, Any] = {b: tuple(tuple(t.tolist()) for t in ara.curve(b)) for b in BOUNDARIES}
-    late = {b: tuple(ara.late(b)) for b in BOUNDARIES}
+    late: dict[str, tuple[int, ...]] = {b: tuple(ara.late(b)) for b in BOUNDARIES}
     warnings = tuple(_late_warning(b, late[b], ara) for b in BOUNDARIES if late[b])
     return RobustnessResult(
         attack_ara=ara.attack_ara, btr_ara=ara.btr_ara, accuracy=ara.accuracy, image_indices=ara.image_indices,
