@@ -101,3 +101,21 @@ class WoodsResNet(nn.Module):
         mean = self.input_offset[0].view(1, -1, 1, 1)
         std = self.input_offset[1].view(1, -1, 1, 1)
         return self.pipe((x - mean) / std).flatten(1)
+
+
+def build_model(arch: dict) -> WoodsResNet:
+    """A ``WoodsResNet`` from a checkpoint's "arch" entry: the one builder, for training and loading.
+
+    Raises:
+        ValueError: the entry names another architecture.
+    """
+    if arch.get("name") != "woods_resnet":
+        raise ValueError(f"unknown architecture {arch.get('name')!r}")
+    return WoodsResNet(
+        num_blocks=tuple(arch["num_blocks"]),
+        widths=tuple(arch["widths"]),
+        num_classes=arch["num_classes"],
+        mean=arch["mean"],
+        std=arch["std"],
+        activation=arch["activation"],
+    )

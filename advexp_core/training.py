@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
-from advexp_core.architectures import PreActBlock, WoodsResNet
+from advexp_core.architectures import PreActBlock, build_model
 from advexp_core.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from advexp_core.distributed import (
     DistContext,
@@ -134,20 +134,6 @@ def woods_arch(config: TrainConfig, num_classes: int, mean: Sequence[float], std
         "std": [float(v) for v in std],
         "activation": get_recipe(config.recipe).activation,
     }
-
-
-def build_model(arch: dict) -> WoodsResNet:
-    """A ``WoodsResNet`` from a checkpoint's "arch" entry (the one builder; loading uses it too)."""
-    if arch.get("name") != "woods_resnet":
-        raise TrainingError(f"unknown architecture {arch.get('name')!r}")
-    return WoodsResNet(
-        num_blocks=tuple(arch["num_blocks"]),
-        widths=tuple(arch["widths"]),
-        num_classes=arch["num_classes"],
-        mean=arch["mean"],
-        std=arch["std"],
-        activation=arch["activation"],
-    )
 
 
 # --------------------------------------------------------------------------- per-batch randomness

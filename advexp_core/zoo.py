@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from advexp_core.architectures import CIFAR10_MEAN, CIFAR10_STD, WoodsResNet
+from advexp_core.architectures import CIFAR10_MEAN, CIFAR10_STD, WoodsResNet, build_model
 from advexp_core.checkpoints import (
     CheckpointError,
     cache_dir,
@@ -254,14 +254,7 @@ def build_advexp_checkpoint(path: Path) -> tuple[nn.Module, tuple[str, ...], Pre
         raise ModelError(f"{path.name} is not an advexp checkpoint (missing 'format'/'arch').")
     if arch.get("name") != "woods_resnet":
         raise ModelError(f"{path.name}: unknown architecture {arch.get('name')!r}.")
-    net = WoodsResNet(
-        num_blocks=arch["num_blocks"],
-        widths=arch["widths"],
-        num_classes=arch["num_classes"],
-        mean=arch["mean"],
-        std=arch["std"],
-        activation=arch["activation"],
-    )
+    net = build_model(arch)
     load_strict(net, payload["state_dict"], path.name)
     size = tuple(payload.get("input_size", (32, 32)))
     names = tuple(str(n) for n in payload.get("class_names", range(arch["num_classes"])))
