@@ -416,14 +416,103 @@ def ara_figure(result: AraResult, *, title: str | None = None) -> Any:
     return fig
 
 
+@dataclass(frozen=True)
+class RobustnessCurve:
+    """One network's ρ* for a plot of several (``robustness_curves_figure``).
+
+    Attributes:
+        name: the legend's name (a model id).
+        rho_star: (N,) per-image ρ* of one boundary (RMS, pixel units).
+        num_classes: C; the chance level is 1/C.
+        robust: drawn in the robust colour family (the paper's robust additions, §1).
+    """
+
+    name: str
+    rho_star: Tensor
+    num_classes: int
+    robust: bool = False
+
+
+def _curve_colours(curves: Sequence[RobustnessCurve]) -> list[Any]:
+    """Blues for networks without the robust additions, reds for those with them, light to dark."""
+    from matplotlib import colormaps
+
+    total = {flag: sum(c.robust == flag for c in curves) for flag in (False, True)}
+    seen = {False: 0, True: 0}
+    out = []
+    for curve in curves:
+        shade = 0.55 + 0.4 * seen[curve.robust] / max(1, total[curve.robust] - 1)
+        seen[curve.robust] += 1
+        out.append(colormaps["Reds" if curve.robust else "Blues"](shade))
+    return out
+
+
+def robustness_curves_figure(
+    curves: Sequence[RobustnessCurve], *, highlight: str | None = None, title: str | None = None
+) -> Any:
+    """A(ρ) of several networks on one plot, 1/C marked, the ARA of ``highlight`` shaded (docs/method.md §3).
+
+    Networks with the robust additions are solid lines in reds, the others dashed in blues. Each
+    network's line carries the gid ``"curve:<name>"``, so the curves drawn can be counted. Built
+    without pyplot, like ``ara_figure``.
+
+    Args:
+        curves: one ``RobustnessCurve`` per network (at least one), in legend order.
+        highlight: the name whose area max(0, A(ρ) − 1/C) is shaded (None: none).
+        title: the axes title.
+
+    Returns:
+        A matplotlib Figure (Agg canvas).
+
+    Raises:
+        ValueError: no curves, or ``highlight`` is not one of their names.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not curves:
+        raise ValueError("robustness_curves_figure needs at least one curve")
+    if highlight is not None and highlight not in {c.name for c in curves}:
+        raise ValueError(
+            f"highlight {highlight!r} is not one of the curves ({', '.join(c.name for c in curves)})"
+        )
+    fig = Figure(figsize=(6.4, 4.2), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    x_max = 0.0
+    for curve, colour in zip(curves, _curve_colours(curves), strict=True):
+        rho, acc = accuracy_curve(curve.rho_star)
+        x_max = max(x_max, float(rho[-1]))
+        ara = accuracy_robustness_area(curve.rho_star, num_classes=curve.num_classes)
+        ax.step(rho.numpy(), acc.numpy(), where="post", color=colour, linestyle="-" if curve.robust else "--",
+                linewidth=2.0 if curve.name == highlight else 1.4, label=f"{curve.name} (ARA {ara:.4f})",
+                gid=f"curve:{curve.name}")  # fmt: skip
+        if curve.name == highlight:
+            chance = 1.0 / curve.num_classes
+            ax.fill_between(rho.numpy(), acc.numpy(), chance, where=(acc > chance).numpy(), step="post",
+                            color=colour, alpha=0.25, label=f"area of {curve.name}")  # fmt: skip
+    for c in sorted({curve.num_classes for curve in curves}):
+        ax.axhline(1.0 / c, color="grey", linestyle=":", linewidth=1.2, label=f"chance 1/C = {1.0 / c:.3g}")
+    ax.set_xlim(0, x_max * 1.05 if x_max > 0 else 1.0)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("ρ: RMS perturbation (pixel units in [0, 1])")
+    ax.set_ylabel("A(ρ): fraction with ρ* > ρ")
+    ax.set_title(title or "Accuracy under perturbation")
+    ax.legend(loc="upper right", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
 __all__ = [
     "REFERENCE_SEED",
     "AraResult",
     "BoundaryNotReachedError",
+    "RobustnessCurve",
     "accuracy_curve",
     "accuracy_robustness_area",
     "ara_figure",
     "evaluate_ara",
+    "robustness_curves_figure",
     "robustness_radii",
     "select_images",
 ]

@@ -1,8 +1,9 @@
 """``advexp ara --model ID|PATH --dataset D --out DIR``: Attack and BTR ARA (docs/method.md §3).
 
 Writes ``DIR/result.json`` (both ARAs, clean accuracy, the dataset indices used, per-image ρ* and
-the step each was first found at, how many were found after step S/2, every setting) and
-``DIR/curve.png`` (A(ρ)); the folder appears only when everything succeeded. Under ``torchrun``
+the step each was first found at, how many were found after step S/2, every setting),
+``DIR/rho.json`` (just the per-image ρ* with the settings: the file kept beside a shipped checkpoint,
+``advexp_core.shipped``) and ``DIR/curve.png`` (A(ρ)); the folder appears only when everything succeeded. Under ``torchrun``
 the images are sharded over the processes (same result); process 0 writes.
 """
 
@@ -20,6 +21,7 @@ from advexp_core.datasets import load_dataset
 from advexp_core.distributed import DistContext, process_group
 from advexp_core.experiments.ara import ARAConfig, RobustnessResult, robustness_experiment
 from advexp_core.models import load_model
+from advexp_core.shipped import rho_record
 
 _DEFAULT = ARAConfig()
 
@@ -36,7 +38,7 @@ def register(sub: Any) -> None:
         required=True,
         help="digits, cifar10, mnist, fashion-mnist, medmnist:FLAG, imagefolder:PATH",
     )
-    parser.add_argument("--out", required=True, help="output folder (curve.png, result.json)")
+    parser.add_argument("--out", required=True, help="output folder (curve.png, result.json, rho.json)")
     parser.add_argument("--split", default=_DEFAULT.split, help=f"dataset split (default {_DEFAULT.split})")
     parser.add_argument("--n-images", type=int, default=_DEFAULT.n_images, help="use N images (default all)")
     parser.add_argument(
@@ -124,6 +126,14 @@ def _run(args: argparse.Namespace, config: ARAConfig, ctx: DistContext) -> dict[
     if ctx.rank == 0:
         with atomic_output_dir(args.out) as tmp:
             (tmp / "result.json").write_text(json.dumps(data, indent=2))
+            rho = rho_record(
+                result.ara,
+                model_id=model.model_id,
+                dataset=args.dataset,
+                split=config.split,
+                sample=config.sample,
+            )
+            (tmp / "rho.json").write_text(json.dumps(rho, indent=1) + "\n")
             title = f"{model.model_id} on {args.dataset} (N = {result.ara.n_images})"
             ara_figure(result.ara, title=title).savefig(tmp / "curve.png")
     return {**data, "out": str(args.out)}

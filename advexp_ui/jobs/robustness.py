@@ -1,4 +1,8 @@
-"""Robustness (docs/method.md §3): ARA of the shipped networks from the manifest, and a live run on a few images."""
+"""Robustness (docs/method.md §3): the shipped networks' ARAs and curves from their stored files, and a live run.
+
+The shipped networks' curves A(ρ) are drawn from the per-image ρ* kept beside the manifest
+(``advexp_core.shipped``), each file checked against the sha256 the manifest records.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,16 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from advexp_core.ara import accuracy_curve, ara_figure
+from advexp_core import shipped
+from advexp_core.ara import accuracy_curve, ara_figure, robustness_curves_figure
 from advexp_core.experiments.ara import ARAConfig, check_fits, robustness_experiment
 from advexp_core.figures import figure_png
 from advexp_core.imaging import decode_image, prepare_image
-from advexp_core.models import CHECKPOINTS_DIR, CIFAR10_CLASSES, LoadedModel
+from advexp_core.models import CIFAR10_CLASSES, LoadedModel
 from advexp_ui import gallery
 from advexp_ui.jobs.common import OnStep, Outcome, cached_result, header
+
+BOUNDARY_NAMES = {"attack": "Attack (misclassified)", "btr": "BTR (true class at chance or below)"}
 
 # The authors' published figures (docs/method.md §3: 1000 CIFAR-10 test images); shown as theirs, not ours.
 PAPER_ARA = {
@@ -108,8 +115,9 @@ def ara(model_id: str, config: AraConfig, _model: LoadedModel, _on_step: OnStep 
     return compute_ara(config, _model, _on_step)
 
 
-def manifest(path: Path = CHECKPOINTS_DIR / "manifest.json") -> list[dict[str, Any]]:
-    """The shipped networks' entries (empty when the manifest is not there)."""
+def manifest(path: Path | None = None) -> list[dict[str, Any]]:
+    """The shipped networks' entries (empty when the manifest is not there); default the checkpoints'."""
+    path = path or shipped.checkpoints_dir() / "manifest.json"
     if not path.is_file():
         return []
     data = json.loads(path.read_text())
@@ -148,3 +156,48 @@ def manifest_row(entry: dict[str, Any]) -> dict[str, Any]:
         if ratio is not None:
             row[f"{'Attack' if boundary == 'attack' else 'BTR'} ARA ÷ standard"] = round(float(ratio), 2)
     return row
+
+
+@dataclass(frozen=True)
+class ShippedCurves:
+    """The shipped networks whose stored ρ* can be drawn, and what was not used.
+
+    Attributes:
+        networks: the loaded files, in manifest order.
+        refused: plain-language messages for files that failed their sha256 or format check.
+        not_measured: ids of networks whose manifest entry records no ρ* file yet.
+    """
+
+    networks: tuple[shipped.ShippedRobustness, ...]
+    refused: tuple[str, ...]
+    not_measured: tuple[str, ...]
+
+
+def shipped_curves() -> ShippedCurves:
+    """Every shipped network's stored ρ*, each file checked against the manifest (``load_shipped``)."""
+    loaded, errors = shipped.load_shipped()
+    return ShippedCurves(
+        networks=tuple(loaded),
+        refused=tuple(str(e) for e in errors if not e.not_recorded),
+        not_measured=tuple(e.model_id for e in errors if e.not_recorded),
+    )
+
+
+def curves_png(curves: ShippedCurves, boundary: str, highlight: str | None) -> bytes:
+    """A(ρ) of every loaded network on one plot with ``highlight``'s area shaded, as a PNG."""
+    key = tuple((n.model_id, n.rho(boundary).numpy().tobytes()) for n in curves.networks)
+    return _curves_png(key, boundary, highlight, curves)
+
+
+@cached_result
+def _curves_png(key: tuple[Any, ...], boundary: str, highlight: str | None, _curves: ShippedCurves) -> bytes:
+    # Keyed by the ρ* themselves, so a re-measured file redraws.
+    first = _curves.networks[0]
+    title = (
+        f"{BOUNDARY_NAMES[boundary].split(' (')[0]} boundary: {first.dataset} {first.split} split, "
+        f"N = {len(first.image_indices)}, S = {first.settings.get('steps')}"
+    )
+    figure = robustness_curves_figure(
+        [n.curve(boundary) for n in _curves.networks], highlight=highlight, title=title
+    )
+    return figure_png(figure)

@@ -1,4 +1,4 @@
-"""Showing ARA: the shipped networks' table and curves, and the result of a live run."""
+"""Showing ARA: the shipped networks' table and curves (from their stored ρ*), and the result of a live run."""
 
 from __future__ import annotations
 
@@ -17,32 +17,43 @@ EXPLAINER = (
 )
 
 
-def _curve_chart(curves: dict[str, tuple[list[float], list[float]]]) -> None:
-    """A(ρ) as step points for each boundary."""
-    rows = []
-    for boundary, (rho, acc) in curves.items():
-        rows += [{"ρ": r, "A(ρ)": a, "boundary": boundary} for r, a in zip(rho, acc, strict=True)]
-    st.line_chart(rows, x="ρ", y="A(ρ)", color="boundary", height=240)
+def show_shipped_curves() -> None:
+    """A(ρ) of every shipped network from its stored ρ*, one network's area shaded (picked here)."""
+    curves = job.shipped_curves()
+    for message in curves.refused:
+        st.error(message)
+    if curves.not_measured:
+        st.info(f"No stored per-image ρ* yet for {', '.join(curves.not_measured)}, so no curve for it.")
+    if not curves.networks:
+        return
+    names = [n.model_id for n in curves.networks]
+    robust = [n.model_id for n in curves.networks if n.robust_additions]
+    c1, c2 = st.columns([1, 1])
+    highlight = c1.selectbox(
+        "Shade the area of", names, index=names.index(robust[0]) if robust else 0, key="ara-highlight"
+    )
+    boundary = c2.radio(
+        "Boundary",
+        list(job.BOUNDARY_NAMES),
+        format_func=job.BOUNDARY_NAMES.get,
+        horizontal=True,
+        key="ara-boundary",
+    )
+    st.image(job.curves_png(curves, boundary, highlight), width=640)
+    st.caption(
+        f"{len(names)} networks drawn from their stored per-image ρ* (`checkpoints/<id>.rho.json`, each checked "
+        "against the sha256 in the manifest). Solid red: the robust additions; dashed blue: without them. "
+        "The shaded area above chance (1/C) is the picked network's ARA."
+    )
 
 
 def show_shipped() -> None:
-    """The project's digits networks (manifest) and the authors' published CIFAR-10 figures."""
+    """The project's digits networks (manifest table and curves) and the authors' published CIFAR-10 figures."""
     entries = job.manifest()
     if entries:
         st.markdown("**This project's digits networks** (from `checkpoints/manifest.json`):")
         st.dataframe([job.manifest_row(e) for e in entries], hide_index=True, width="stretch")
-        with_curves = [(e, c) for e in entries if (c := job.manifest_curves(e))]
-        if not with_curves:
-            st.caption(
-                "The manifest keeps the areas but not the per-image ρ*, so no curves here: "
-                "measure one live below."
-            )
-        for first in range(0, len(with_curves), 4):
-            row = with_curves[first : first + 4]
-            for col, (entry, curves) in zip(st.columns(4), row, strict=False):
-                with col:
-                    st.caption(entry.get("id", "?"))
-                    _curve_chart(curves)
+        show_shipped_curves()
     else:
         st.info("The digits networks' manifest (checkpoints/manifest.json) is not on this computer yet.")
     st.markdown(
@@ -53,6 +64,7 @@ def show_shipped() -> None:
         for k, (a, b, c) in job.PAPER_ARA.items()
     ]
     st.dataframe(rows, hide_index=True, width="stretch")
+    render.look_at("robustness-curves")
 
 
 def show_live(outcome: Outcome, choice: ImageChoice) -> None:
@@ -64,6 +76,7 @@ def show_live(outcome: Outcome, choice: ImageChoice) -> None:
     for warning in r.get("warnings", []):
         st.warning(warning)
     st.image(outcome.files["curve.png"], width=640)
+    render.look_at("robustness-live")
     st.caption(
         f"N = {r['n_images']} images, S = {r['settings']['steps']} steps, size {r['settings']['size']:g}, "
         f"momentum {r['settings']['momentum']:g}, "
