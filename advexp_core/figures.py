@@ -25,6 +25,8 @@ METHOD_TITLES = {
     "ig": "Integrated Gradients",
     "gradient": "Gradient",
     "smoothgrad": "SmoothGrad",
+    "lime": "LIME",
+    "occlusion": "Occlusion",
 }
 _MAP_CMAP = "inferno"
 
@@ -40,8 +42,21 @@ def _show_image(ax: Axes, image: Tensor, title: str) -> None:
     ax.set_axis_off()
 
 
-def _show_map(ax: Axes, image: Tensor, saliency: Tensor, scale: tuple[float, float], title: str) -> Any:
-    """The map over a faded grey copy of the image, on the given colour scale."""
+def show_map(ax: Axes, image: Tensor, saliency: Tensor, scale: tuple[float, float], title: str) -> Any:
+    """Draw the map over a faded grey copy of the image, on the given colour scale.
+
+    Args:
+        ax: the axes to draw on (its axis lines are hidden).
+        image: the image, [0, 1].
+        saliency: the map, >= 0.
+        scale: colour limits (vmin, vmax), e.g. from `advexp_core.saliency.colour_scales`.
+        title: the axes title.
+
+    Returns:
+        The map's AxesImage (for a colour bar).
+
+    Shapes: image (3, H, W), saliency (H, W)
+    """
     grey = image.detach().float().mean(dim=0).cpu().numpy()
     ax.imshow(grey, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     im = ax.imshow(
@@ -127,8 +142,8 @@ def compare_figure(
     for row, (method, (m_clean, m_adv)) in enumerate(maps.items(), start=1):
         scale_clean, scale_adv = colour_scales(m_clean, m_adv, per_map=per_map_scale)
         title = METHOD_TITLES.get(method, method)
-        _show_map(axes[row, 0], clean, m_clean, scale_clean, f"{title}, clean")
-        im = _show_map(axes[row, 1], adversarial, m_adv, scale_adv, f"{title}, attacked")
+        show_map(axes[row, 0], clean, m_clean, scale_clean, f"{title}, clean")
+        im = show_map(axes[row, 1], adversarial, m_adv, scale_adv, f"{title}, attacked")
         fig.colorbar(im, ax=axes[row, 1], fraction=0.046, pad=0.02)
         diff = (m_adv - m_clean).detach().float().cpu().numpy()
         bound = max(scale_adv[1], 1e-12)

@@ -139,6 +139,17 @@ def _registry() -> dict[str, ModelSpec]:
                 build_digits,
             )
         )
+    specs.append(  # the data-randomisation control of the sanity checks (docs/method.md §5)
+        ModelSpec(
+            "digits-random-labels",
+            "This project's digits networks",
+            "Digits ResNet, recipe 'standard' on permuted labels (sanity-check control)",
+            DIGITS_SOURCE.format("digits-random-labels.pt"),
+            False,
+            ("digits-random-labels.pt",),
+            build_digits,
+        )
+    )
     for arch in TORCHVISION_ARCHS:
         url = torchvision_weights(arch).url
         specs.append(

@@ -1,8 +1,11 @@
 """Forward-only explainers: LIME over superpixels and occlusion, both through captum.
 
+docs/method.md §5. Registered in `advexp_core.saliency` as "lime" and "occlusion", so
+`saliency.explain(module, x, t, method="lime")` and every list of explainers offer them.
+
 Neither needs a gradient, so they also explain models whose gradients say little (a
 gradient-masked robust network, a non-differentiable pipeline). Both return the same
-`SaliencyMap` as `advexp_core.saliency`: one non-negative (H, W) map per image at the input
+`SaliencyMap` (`advexp_core.maps`) as the gradient methods: one non-negative (H, W) map per image at the input
 resolution, where larger means more positive evidence for the target class.
 
 * LIME (Ribeiro, Singh & Guestrin 2016): switch random subsets of SLIC superpixels to black,
@@ -29,8 +32,8 @@ from captum.attr._core.lime import get_exp_kernel_similarity_function
 from skimage.segmentation import slic
 from torch import Tensor, nn
 
+from advexp_core.maps import SaliencyMap, as_targets
 from advexp_core.runtime import device_of
-from advexp_core.saliency import SaliencyMap
 
 # About 10 s per 224-px image on 2 CPU cores with EfficientNet-Lite0 at most: one forward costs
 # 57 ms of CPU per image there (bench/bench_perturbation.py), so 128 samples are ~7 s even when
@@ -48,16 +51,6 @@ _RIDGE_ALPHA = 1.0
 BATCH_SIZE = 32
 
 ForwardCounts = dict[str, int]
-
-
-def _targets(targets: Tensor | int | Sequence[int], n: int, device: torch.device) -> Tensor:
-    """Targets as (N,) int64 on `device`; one int applies to every image."""
-    t = torch.as_tensor(targets, dtype=torch.long, device=device)
-    if t.dim() == 0:
-        t = t.expand(n)
-    if t.shape != (n,):
-        raise ValueError(f"targets must be an int or have shape ({n},), got {tuple(t.shape)}")
-    return t.clone()
 
 
 def _check_images(images: Tensor) -> None:
@@ -170,7 +163,7 @@ def lime(
         raise ValueError(f"n_samples and batch_size must be at least 1, got {n_samples}, {batch_size}")
     device = device_of(module, images.device)
     x = images.detach().to(device).float()
-    t = _targets(targets, x.shape[0], device)
+    t = as_targets(targets, x.shape[0], device)
     forward, counts = counting_forward(module)
     maps, weights, segments = [], [], []
     for i in range(x.shape[0]):
@@ -244,7 +237,7 @@ def occlusion(
         )
     device = device_of(module, images.device)
     x = images.detach().to(device).float()
-    t = _targets(targets, n, device)
+    t = as_targets(targets, n, device)
     forward, counts = counting_forward(module)
     attr = Occlusion(forward).attribute(
         x, sliding_window_shapes=(c, window, window), strides=(c, stride, stride),
@@ -253,6 +246,3 @@ def occlusion(
     maps = attr.detach().clamp_min(0).mean(dim=1)
     extra: dict[str, Any] = {"window": window, "stride": stride, "baseline": "black", **counts}
     return SaliencyMap(maps, "occlusion", t, extra)
-
-
-PERTURBATION_METHODS: dict[str, Callable[..., SaliencyMap]] = {"lime": lime, "occlusion": occlusion}

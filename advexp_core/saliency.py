@@ -1,8 +1,10 @@
-"""Classic saliency maps: Grad-CAM, Integrated Gradients, plain gradient and SmoothGrad.
+"""Saliency maps: Grad-CAM, Integrated Gradients, plain gradient and SmoothGrad, and the registry.
 
 docs/method.md §4 steps 1 and 3: explain the clean and the attacked image the same way, on one
 shared colour scale. captum does the work for Grad-CAM and Integrated Gradients; every method
-returns the same `SaliencyMap` (one non-negative (H, W) map per image at input resolution).
+returns the same `SaliencyMap` (`advexp_core.maps`, re-exported here: one non-negative (H, W) map
+per image at input resolution). `explain` also runs the forward-only LIME and occlusion of
+`advexp_core.perturbation` (docs/method.md §5), so `METHODS` lists every explainer.
 Pass clean and attacked images concatenated to explain them in one batched call.
 
 Every method takes a bare ``nn.Module`` (captum style) and takes no lock: callers that share a
@@ -12,7 +14,6 @@ module between threads (the experiment layer, with ``LoadedModel.lock``) hold it
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
@@ -21,54 +22,17 @@ from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam
 from torch import Tensor, nn
 
 from advexp_core.imaging import gaussian_window
+from advexp_core.maps import SaliencyMap, as_targets
+from advexp_core.perturbation import lime, occlusion
 from advexp_core.runtime import device_of, dtype_of
 
 # Images per forward pass that IG and SmoothGrad may use, counted in 224x224 images:
 # ~32 images of EfficientNet-Lite0 with activations kept for the backward pass fit in ~2 GB.
 _PIXEL_BUDGET = 32 * 224 * 224
 
-METHODS = ("gradcam", "ig", "gradient", "smoothgrad")
-
-
-@dataclass(frozen=True)
-class SaliencyMap:
-    """Saliency maps for a batch of images, one non-negative map per image.
-
-    Attributes:
-        maps: attribution per pixel, >= 0, at the input resolution.
-        method: one of `METHODS`.
-        target: the class each map explains.
-        extra: method details, e.g. "convergence_delta" (N,) for IG, "layer" for Grad-CAM.
-
-    Shapes: maps (N, H, W), target (N,)
-    """
-
-    maps: Tensor
-    method: str
-    target: Tensor
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def select(self, index: slice | Tensor) -> SaliencyMap:
-        """The maps of a subset of the batch (per-example extras are sliced too)."""
-        n = self.maps.shape[0]
-        extra = {
-            k: v[index] if isinstance(v, Tensor) and v.dim() > 0 and v.shape[0] == n else v
-            for k, v in self.extra.items()
-        }
-        return SaliencyMap(self.maps[index], self.method, self.target[index], extra)
-
-    def split(self, n_first: int) -> tuple[SaliencyMap, SaliencyMap]:
-        """Split a batched explanation, e.g. clean + attacked, after the first `n_first` maps."""
-        return self.select(slice(0, n_first)), self.select(slice(n_first, None))
-
-
-def _targets(targets: Tensor | int | Sequence[int], n: int, device: torch.device) -> Tensor:
-    t = torch.as_tensor(targets, dtype=torch.long, device=device)
-    if t.dim() == 0:
-        t = t.expand(n)
-    if t.shape != (n,):
-        raise ValueError(f"targets must be an int or have shape ({n},), got {tuple(t.shape)}")
-    return t.clone()
+GRADIENT_METHODS = ("gradcam", "ig", "gradient", "smoothgrad")
+PERTURBATION_METHODS = ("lime", "occlusion")  # forward-only (docs/method.md §5)
+METHODS = (*GRADIENT_METHODS, *PERTURBATION_METHODS)
 
 
 def _prepare(
@@ -77,7 +41,7 @@ def _prepare(
     """(images as float on the module's device, targets as (N,) long there)."""
     device = device_of(module, fallback=images.device)
     x = images.detach().to(device).float()
-    return x, _targets(targets, x.shape[0], device)
+    return x, as_targets(targets, x.shape[0], device)
 
 
 def find_last_conv_block(module: nn.Module, *, input_size: tuple[int, int]) -> nn.Module:
@@ -308,6 +272,8 @@ _EXPLAINERS: dict[str, Callable[..., SaliencyMap]] = {
     "ig": integrated_gradients,
     "gradient": gradient,
     "smoothgrad": smoothgrad,
+    "lime": lime,
+    "occlusion": occlusion,
 }
 
 
@@ -320,7 +286,10 @@ def explain(
     layer: nn.Module | None = None,
     **kwargs: Any,
 ) -> SaliencyMap:
-    """Explain `images` for `targets` with one of `METHODS` ("gradcam", "ig", "gradient", "smoothgrad").
+    """Explain `images` for `targets` with one of `METHODS`.
+
+    The gradient methods ("gradcam", "ig", "gradient", "smoothgrad") are defined here; "lime" and
+    "occlusion" are forward-only (`advexp_core.perturbation`, docs/method.md §5).
 
     Concatenate clean and attacked images and `SaliencyMap.split` the result to explain both
     in one batched call.
@@ -368,7 +337,7 @@ def explain_pair(
     """
     n = clean.shape[0]
     device = device_of(module, fallback=clean.device)
-    targets = torch.cat([_targets(clean_targets, n, device), _targets(attacked_targets, n, device)])
+    targets = torch.cat([as_targets(clean_targets, n, device), as_targets(attacked_targets, n, device)])
     images = torch.cat([clean.to(device), attacked.to(device)])
     return explain(module, images, targets, method=method, layer=layer, **kwargs).split(n)
 

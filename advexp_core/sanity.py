@@ -1,4 +1,4 @@
-"""Sanity checks for saliency maps (Adebayo et al., NeurIPS 2018).
+"""Sanity checks for saliency maps (docs/method.md §5; Adebayo et al., NeurIPS 2018).
 
 A map that explains a network's decision must change when what the network learned is
 destroyed. Two checks test this:
@@ -26,57 +26,23 @@ import torch
 from torch import Tensor, nn
 
 from advexp_core import metrics
-from advexp_core.figures import METHOD_TITLES as _GRADIENT_TITLES
-from advexp_core.perturbation import PERTURBATION_METHODS
+from advexp_core.figures import METHOD_TITLES
 from advexp_core.reports import json_number
 from advexp_core.runtime import OnStep, device_of
-from advexp_core.saliency import METHODS as GRADIENT_METHODS
-from advexp_core.saliency import SaliencyMap, explain, find_last_conv_block
+from advexp_core.saliency import METHODS, SaliencyMap, explain, find_last_conv_block
 
-SANITY_METHODS = (*GRADIENT_METHODS, *PERTURBATION_METHODS)
 SIMILAR = 0.5  # Spearman above this after full randomisation: the map did not follow the model
 NONE = "none"  # the first point of every curve: the trained network
-METHOD_TITLES = {**_GRADIENT_TITLES, "lime": "LIME", "occlusion": "Occlusion"}
 
 ExplainFn = Callable[..., SaliencyMap]
 """``explain_fn(module, images, targets, *, method, layer=None, **kwargs) -> SaliencyMap``."""
 
 
-def explain_any(
-    module: nn.Module,
-    images: Tensor,
-    targets: Tensor | int | Sequence[int],
-    *,
-    method: str,
-    layer: nn.Module | None = None,
-    **kwargs: Any,
-) -> SaliencyMap:
-    """One of `SANITY_METHODS`: gradient methods from `saliency.explain`, "lime"/"occlusion" here.
-
-    Args:
-        module: the network (images in [0, 1] -> logits).
-        images: images in [0, 1].
-        targets: class index to explain, per image or one for all.
-        method: a name from `SANITY_METHODS`.
-        layer: the Grad-CAM layer (ignored by the other methods).
-        kwargs: the method's hyperparameters.
-
-    Shapes: images (N, 3, H, W) -> maps (N, H, W)
-    """
-    _check_methods([method])
-    if method in PERTURBATION_METHODS:
-        return PERTURBATION_METHODS[method](module, images, targets, **kwargs)
-    if method == "gradcam":
-        kwargs = {**kwargs, "layer": layer}
-    return explain(module, images, targets, method=method, **kwargs)
-
-
 def _check_methods(methods: Sequence[str]) -> None:
-    unknown = [m for m in methods if m not in SANITY_METHODS]
+    unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise ValueError(
-            f"unknown or no saliency methods {unknown or list(methods)!r}; "
-            f"choose from {', '.join(SANITY_METHODS)}"
+            f"unknown or no saliency methods {unknown or list(methods)!r}; choose from {', '.join(METHODS)}"
         )
 
 
@@ -153,8 +119,9 @@ class SanityResult:
     """The curves of the cascading randomisation check, one per method.
 
     Attributes:
-        layers: "none" (the trained network), then each randomised layer's module path; point k
-            of a curve is measured with layers[1..k] all randomised.
+        layers: "none" (the trained network), then the module path of the layer randomised last
+            before each measurement; point k is measured with every layer from the output
+            down to layers[k] randomised (measurements may skip layers: `measured_steps`).
         spearman: method -> Spearman rank correlation of |map| with the trained network's map.
         ssim: method -> SSIM of the maps (each scaled to [0, 1] by its maximum).
         maps: method -> the map at each point, on the CPU.
@@ -209,16 +176,28 @@ def _resolve_layers(module: nn.Module, layer_names: Sequence[str] | None) -> lis
     return list(layer_names)
 
 
-def _gradcam_layer_of_copy(
-    original: nn.Module, twin: nn.Module, layer: nn.Module | None, image: Tensor
-) -> nn.Module:
-    """The copy's module at the same path as `layer` in the original (found when None)."""
+def layer_of_copy(original: nn.Module, twin: nn.Module, layer: nn.Module | None, image: Tensor) -> nn.Module:
+    """The copy's module at the same path as `layer` in the original (`find_last_conv_block` of the
+    copy when None). Shapes: image (N, C, H, W), for the input size."""
     if layer is None:
         return find_last_conv_block(twin, input_size=(image.shape[-2], image.shape[-1]))
     for name, m in original.named_modules():
         if m is layer:
             return twin.get_submodule(name)
     raise ValueError("gradcam_layer is not a submodule of the model")
+
+
+def measured_steps(n_layers: int, max_points: int | None) -> list[int]:
+    """The steps (1..n_layers) after which the maps are measured: all, or `max_points` spread evenly.
+
+    The last step (every layer randomised) is always measured; randomisation stays cumulative
+    through the steps skipped in between, so each point still means "everything above it".
+    """
+    if max_points is not None and max_points < 1:
+        raise ValueError(f"max_points must be at least 1, got {max_points}")
+    if max_points is None or max_points >= n_layers:
+        return list(range(1, n_layers + 1))
+    return sorted({round(n_layers * (i + 1) / max_points) for i in range(max_points)})
 
 
 def cascading_randomisation(
@@ -229,31 +208,36 @@ def cascading_randomisation(
     methods: Sequence[str],
     seed: int = 0,
     layer_names: Sequence[str] | None = None,
+    max_points: int | None = None,
     gradcam_layer: nn.Module | None = None,
-    explain_fn: ExplainFn = explain_any,
+    explain_fn: ExplainFn = explain,
     method_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
+    in_place: bool = False,
     on_step: OnStep | None = None,
     model_name: str = "",
     image_name: str = "",
 ) -> SanityResult:
-    """Cascading model-parameter randomisation (Adebayo et al. 2018, §3.1) on a deep copy.
+    """Cascading model-parameter randomisation (docs/method.md §5; Adebayo et al. 2018, §3.1).
 
     The module given is never touched: a deep copy is randomised layer by layer, from the
     output down and cumulatively (`reinitialise`, one seeded generator), and after each step
-    every method explains the same image for the same class on the copy.
+    (or each of `measured_steps`) every method explains the same image for the same class.
 
     Args:
         module: the trained network (images in [0, 1] -> logits).
         image: the image to explain, in [0, 1].
         target: the class to explain (e.g. the trained network's prediction).
-        methods: names from `SANITY_METHODS`.
+        methods: names from `advexp_core.saliency.METHODS`.
         seed: seed of the re-initialisation.
         layer_names: module paths to randomise, in order; default `randomisation_layers`.
-        gradcam_layer: the original network's Grad-CAM layer; the copy's layer at the same
-            path is used (default `find_last_conv_block`).
-        explain_fn: computes the maps; default `explain_any`.
+        max_points: measure after at most this many steps (`measured_steps`); None: after each.
+        gradcam_layer: the Grad-CAM layer of `module`; the copy's layer at the same path is
+            used (default `find_last_conv_block`).
+        explain_fn: computes the maps; default `advexp_core.saliency.explain`.
         method_kwargs: method -> hyperparameters, e.g. {"lime": {"n_samples": 64}}.
-        on_step: progress, called as (layers done, layers) after each step.
+        in_place: randomise `module` itself: only for a private copy the caller made (e.g.
+            under a shared model's lock, which may be hooked by another run meanwhile).
+        on_step: progress, called as (points done, points) after each measurement.
         model_name, image_name: recorded in the result for reports.
 
     Returns:
@@ -268,9 +252,10 @@ def cascading_randomisation(
     if image.dim() != 3:
         raise ValueError(f"image must have shape (C, H, W), got {tuple(image.shape)}")
     names = _resolve_layers(module, layer_names)
-    twin = copy.deepcopy(module)
+    measure = measured_steps(len(names), max_points)
+    twin = module if in_place else copy.deepcopy(module)
     x = image.detach().to(device_of(twin, image.device)).float()[None]
-    layer = _gradcam_layer_of_copy(module, twin, gradcam_layer, x) if "gradcam" in methods else None
+    layer = layer_of_copy(module, twin, gradcam_layer, x) if "gradcam" in methods else None
     kwargs = method_kwargs or {}
 
     def maps_now() -> dict[str, Tensor]:
@@ -280,23 +265,22 @@ def cascading_randomisation(
         }
 
     original = maps_now()
-    spearman = {m: [1.0] for m in methods}
-    ssim = {m: [1.0] for m in methods}
+    curves: dict[str, list[tuple[float, float]]] = {m: [(1.0, 1.0)] for m in methods}
     maps = {m: [original[m]] for m in methods}
     generator = torch.Generator().manual_seed(seed)
     for k, name in enumerate(names, start=1):
         reinitialise(twin.get_submodule(name), generator)
+        if k not in measure:
+            continue
         for m, now in maps_now().items():
-            rho, q = _compare(original[m], now)
-            spearman[m].append(rho)
-            ssim[m].append(q)
+            curves[m].append(_compare(original[m], now))
             maps[m].append(now)
         if on_step is not None:
-            on_step(k, len(names))
+            on_step(measure.index(k) + 1, len(measure))
     return SanityResult(
-        layers=(NONE, *names),
-        spearman={m: tuple(v) for m, v in spearman.items()},
-        ssim={m: tuple(v) for m, v in ssim.items()},
+        layers=(NONE, *(names[k - 1] for k in measure)),
+        spearman={m: tuple(rho for rho, _ in v) for m, v in curves.items()},
+        ssim={m: tuple(q for _, q in v) for m, v in curves.items()},
         maps={m: tuple(v) for m, v in maps.items()},
         target=int(target), seed=seed, model=model_name, image=image_name,
     )  # fmt: skip
@@ -350,7 +334,7 @@ def data_randomisation(
     targets_b: Tensor | int | Sequence[int] | None = None,
     layer_a: nn.Module | None = None,
     layer_b: nn.Module | None = None,
-    explain_fn: ExplainFn = explain_any,
+    explain_fn: ExplainFn = explain,
     method_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Data randomisation test (Adebayo et al. 2018, §3.2): maps of two networks, image by image.
@@ -363,10 +347,10 @@ def data_randomisation(
         module_a, module_b: the networks (images in [0, 1] -> logits).
         images: images in [0, 1].
         targets: classes to explain with `module_a` (and with `module_b` unless `targets_b`).
-        methods: names from `SANITY_METHODS`.
+        methods: names from `advexp_core.saliency.METHODS`.
         targets_b: classes to explain with `module_b`, e.g. its own predictions.
         layer_a, layer_b: Grad-CAM layers (default `find_last_conv_block`).
-        explain_fn: computes the maps; default `explain_any`.
+        explain_fn: computes the maps; default `advexp_core.saliency.explain`.
         method_kwargs: method -> hyperparameters.
 
     Returns:
@@ -398,3 +382,29 @@ def data_randomisation(
 def _nanmean(values: Sequence[float]) -> float:
     finite = [v for v in values if v == v]
     return sum(finite) / len(finite) if finite else math.nan
+
+
+def data_reading(data: Mapping[str, Any], *, model: str, partner: str) -> str:
+    """The data-randomisation check in plain words, from `data_randomisation`'s result.
+
+    A method "passes" when its maps for the network trained on permuted labels are unlike those
+    of the trained network (mean Spearman at most 0.5, as for `sanity_reading`).
+    """
+    same, differ = [], []
+    for m, v in data["methods"].items():
+        rho, q = v["mean_spearman"], v["mean_ssim"]
+        text = f"{_title(m)} (mean Spearman {_fmt(rho)}, SSIM {_fmt(q)})"
+        (same if rho is not None and rho > SIMILAR else differ).append(text)
+    parts = [f"Data randomisation, {model} against {partner} on {data['images']} test images:"]
+    if same:
+        parts.append(
+            f"similar for the network that learned nothing but memorised labels: {'; '.join(same)}. "
+            "These maps do not reflect what the true labels taught."
+        )
+    if differ:
+        parts.append(f"different for it, as they should be: {'; '.join(differ)}.")
+    return " ".join(parts)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"

@@ -1,4 +1,4 @@
-"""The cascading-randomisation figure (Adebayo et al. 2018, Fig. 2 and 4), built without pyplot.
+"""The cascading-randomisation figure (docs/method.md §5; Adebayo et al. 2018, Fig. 2 and 4), no pyplot.
 
 Top: each method's Spearman (solid) and SSIM (dashed) curves against the trained network's map,
 one point per randomised layer. Below: the maps themselves, one row per method, each column
@@ -12,9 +12,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from advexp_core.figures import _show_map
+from advexp_core.figures import METHOD_TITLES, show_map
 from advexp_core.saliency import colour_scales
-from advexp_core.sanity import METHOD_TITLES, SIMILAR, SanityResult
+from advexp_core.sanity import SIMILAR, SanityResult
 
 
 def _curves(ax: Axes, result: SanityResult) -> None:
@@ -62,5 +62,5 @@ def sanity_figure(result: SanityResult, image: Tensor) -> Figure:
         maps = result.maps[method]
         for col, (scale, m) in enumerate(zip(colour_scales(*maps, per_map=True), maps, strict=True)):
             title = METHOD_TITLES.get(method, method) if col == 0 else ""
-            _show_map(fig.add_subplot(grid[row, col]), image.cpu(), m, scale, title)
+            show_map(fig.add_subplot(grid[row, col]), image.cpu(), m, scale, title)
     return fig

@@ -28,6 +28,7 @@ from advexp_core.cli.common import (
 from advexp_core.experiments import SaliencyConfig, saliency_under_attack, under_attack_figure
 from advexp_core.figures import figure_png
 from advexp_core.imaging import encode_png
+from advexp_core.perturbation import LIME_SAMPLES
 from advexp_core.saliency import METHODS
 
 DEFAULT = SaliencyConfig()
@@ -43,7 +44,10 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--methods",
         default=methods,
-        help=f"comma-separated saliency methods from {','.join(METHODS)} (default {methods})",
+        help=(
+            f"comma-separated saliency methods from {','.join(METHODS)} (default {methods}); "
+            f"lime costs {LIME_SAMPLES} forward passes per image, occlusion one per window position"
+        ),
     )
     parser.add_argument(
         "--ig-steps",
@@ -74,11 +78,17 @@ def register(sub: Any) -> None:
     parser.set_defaults(run=run, summary=summary)
 
 
-def saliency_config(args: argparse.Namespace) -> SaliencyConfig:
-    """The maps the command line asks for (UsageError on impossible settings)."""
-    methods = tuple(dict.fromkeys(m.strip() for m in str(args.methods).split(",") if m.strip()))
+def parse_methods(text: str) -> tuple[str, ...]:
+    """``--methods gradcam,lime`` -> the named saliency methods, once each (UsageError if none)."""
+    methods = tuple(dict.fromkeys(m.strip() for m in str(text).split(",") if m.strip()))
     if not methods:
         raise UsageError(f"--methods: none given; choose from {', '.join(METHODS)}.")
+    return methods
+
+
+def saliency_config(args: argparse.Namespace) -> SaliencyConfig:
+    """The maps the command line asks for (UsageError on impossible settings)."""
+    methods = parse_methods(args.methods)
     with usage_errors():
         return SaliencyConfig(
             methods=methods, ig_steps=args.ig_steps, ig_baseline=args.ig_baseline,

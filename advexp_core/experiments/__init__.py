@@ -10,12 +10,14 @@ returns a frozen result holding the tensors, the numbers and a JSON-able ``repor
 from advexp_core.experiments.configs import (
     ATTACK_METHODS,
     MAP_METHODS,
+    RANDOM_LABEL_PARTNERS,
     REGIONS,
     AttackConfig,
     ExplainersConfig,
     ExplanationConfig,
     ManipulationConfig,
     SaliencyConfig,
+    SanityConfig,
     norm_scale,
 )
 from advexp_core.experiments.explainers import CompareExplainersResult, agreement, compare_explainers
@@ -26,6 +28,7 @@ from advexp_core.experiments.explanations import (
     contrast_explanations,
 )
 from advexp_core.experiments.move_map import MoveTheMapResult, move_the_map
+from advexp_core.experiments.sanity import SanityChecksResult, SanityPlan, sanity_checks, sanity_plan
 from advexp_core.experiments.under_attack import (
     AdversarialExampleResult,
     SaliencyUnderAttackResult,
@@ -38,6 +41,7 @@ from advexp_core.experiments.under_attack import (
 __all__ = [
     "ATTACK_METHODS",
     "MAP_METHODS",
+    "RANDOM_LABEL_PARTNERS",
     "REGIONS",
     "AdversarialExampleResult",
     "AdversarialExplanationsResult",
@@ -50,6 +54,9 @@ __all__ = [
     "MoveTheMapResult",
     "SaliencyConfig",
     "SaliencyUnderAttackResult",
+    "SanityChecksResult",
+    "SanityConfig",
+    "SanityPlan",
     "adversarial_example",
     "adversarial_explanations",
     "agreement",
@@ -59,5 +66,7 @@ __all__ = [
     "move_the_map",
     "norm_scale",
     "saliency_under_attack",
+    "sanity_checks",
+    "sanity_plan",
     "under_attack_figure",
 ]

@@ -14,7 +14,7 @@ from typing import Literal
 from advexp_core.explanations import check_settings
 from advexp_core.geometry import NORMS
 from advexp_core.reports import TOP_K
-from advexp_core.saliency import METHODS
+from advexp_core.saliency import GRADIENT_METHODS, METHODS
 
 ATTACK_METHODS = ("pgd", "fgsm")
 IG_BASELINES = ("black", "blur")
@@ -93,7 +93,8 @@ class SaliencyConfig:
     """The saliency maps compared before and after an attack, or side by side.
 
     Attributes:
-        methods: saliency methods from `advexp_core.saliency.METHODS` (may be empty: attack only).
+        methods: saliency methods from `advexp_core.saliency.METHODS` (may be empty: attack only);
+            "lime" and "occlusion" run with their own defaults (`advexp_core.perturbation`).
         ig_steps: Integrated Gradients steps.
         ig_baseline: IG baseline, "black" or "blur".
         smoothgrad_samples: SmoothGrad noisy copies.
@@ -132,12 +133,13 @@ class ExplainersConfig:
     """Several saliency methods on one image: which class, the methods and their settings.
 
     Attributes:
-        saliency: the methods (all four by default) and their settings.
+        saliency: the methods (the four gradient methods by default; LIME and occlusion are
+            opt-in, each costs its forward passes) and their settings.
         target: the class to explain; None: the predicted class.
         faithfulness_steps: shares of pixels on the deletion/insertion curves.
     """
 
-    saliency: SaliencyConfig = field(default_factory=lambda: SaliencyConfig(methods=METHODS))
+    saliency: SaliencyConfig = field(default_factory=lambda: SaliencyConfig(methods=GRADIENT_METHODS))
     target: int | None = None
     faithfulness_steps: int = 20
 
@@ -204,3 +206,49 @@ class ManipulationConfig:
     def eps(self) -> float:
         """The L∞ budget in [0, 1] pixel units."""
         return self.eps_255 / 255
+
+
+# The data-randomisation pairs of the sanity checks: a network -> the same recipe on permuted labels.
+RANDOM_LABEL_PARTNERS = {"digits-standard": "digits-random-labels"}
+
+
+@dataclass(frozen=True)
+class SanityConfig:
+    """The randomisation sanity checks (docs/method.md §5; Adebayo et al. 2018).
+
+    Attributes:
+        methods: saliency methods from `advexp_core.saliency.METHODS`, run with their defaults
+            (IG: `SaliencyConfig.ig_steps` steps; LIME: `perturbation.LIME_SAMPLES` samples).
+        seed: seed of the re-initialisation (and of SmoothGrad's noise).
+        max_layers: measure the maps after at most this many randomisation steps, spread evenly
+            down the network (randomisation stays cumulative); None: after every layer (21 on
+            EfficientNet-Lite0). Cost: (1 + measured points) maps per method.
+        target: the class to explain; None: the trained network's prediction.
+        data: also run the data-randomisation check when the model has a partner trained on
+            permuted labels (`RANDOM_LABEL_PARTNERS`).
+        data_images: digits test images compared map by map in the data check.
+    """
+
+    methods: tuple[str, ...] = ("gradcam", "gradient")
+    seed: int = 0
+    max_layers: int | None = 8
+    target: int | None = None
+    data: bool = True
+    data_images: int = 8
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown or not self.methods:
+            raise ValueError(
+                f"unknown or no saliency method {', '.join(unknown) or '(none)'}; "
+                f"choose from {', '.join(METHODS)}."
+            )
+        if self.max_layers is not None and self.max_layers < 1:
+            raise ValueError(f"max_layers must be at least 1 (or None: every layer), got {self.max_layers}.")
+        if self.data_images < 1:
+            raise ValueError(f"data_images must be at least 1, got {self.data_images}.")
+
+    @property
+    def saliency(self) -> SaliencyConfig:
+        """The methods' settings as the other experiments read them (defaults, this seed)."""
+        return SaliencyConfig(methods=self.methods, seed=self.seed)

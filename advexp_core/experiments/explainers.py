@@ -1,4 +1,8 @@
-"""Compare explainers: several saliency methods on one image, how much they agree, how faithful each is."""
+"""Compare explainers: several saliency methods on one image, how much they agree, how faithful each is.
+
+Any of `advexp_core.saliency.METHODS`, the forward-only LIME and occlusion included (docs/method.md
+§5), enters the agreement matrix and the deletion/insertion curves alike.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from advexp_core.faithfulness import deletion_insertion
 from advexp_core.models import LoadedModel
 from advexp_core.reports import config_dict, predictions
 from advexp_core.runtime import OnStep
-from advexp_core.saliency import explain
+from advexp_core.saliency import SaliencyMap, explain
 
 AGREEMENT = {
     "spearman": metrics.spearman,
@@ -36,7 +40,8 @@ class CompareExplainersResult:
         target: the explained class.
         maps: method -> map (h, w) on the CPU, in the order asked.
         config: the settings.
-        report: JSON-able: predictions, explained class, agreement matrices, deletion/insertion curves.
+        report: JSON-able: predictions, explained class, each method's recorded settings and costs
+            ("method_details", e.g. LIME's sample count), agreement matrices, deletion/insertion curves.
     """
 
     image: Tensor
@@ -60,6 +65,11 @@ def agreement(maps: dict[str, Tensor]) -> dict[str, list[list[float]]]:
             matrix[i][j] = matrix[j][i] = float(fn(maps[a], maps[b]))
         out[measure] = matrix
     return out
+
+
+def method_details(explained: SaliencyMap) -> dict[str, Any]:
+    """The scalar settings and costs a map records (e.g. LIME's "n_samples", "forward_passes")."""
+    return {k: v for k, v in explained.extra.items() if isinstance(v, bool | int | float | str)}
 
 
 def compare_explainers(
@@ -91,9 +101,12 @@ def compare_explainers(
             raise ValueError(f"Class {target} does not exist for this model (0..{model.num_classes - 1}).")
         layer = gradcam_layer_for(model, methods)
         maps: dict[str, Tensor] = {}
+        details: dict[str, dict[str, Any]] = {}
         for k, method in enumerate(methods, start=1):
             kwargs = method_kwargs(method, config.saliency, layer)
-            maps[method] = explain(model.module, x[None], target, method=method, **kwargs).maps[0].cpu()
+            explained = explain(model.module, x[None], target, method=method, **kwargs)
+            maps[method] = explained.maps[0].cpu()
+            details[method] = method_details(explained)
             tick(on_step, k, total)
         faithful = _faithfulness(model, x, maps, target, config, on_step, len(methods), total)
     report = {
@@ -102,6 +115,7 @@ def compare_explainers(
         "explained_class": target,
         "explained_label": model.class_names[target],
         "methods": list(maps),
+        "method_details": details,
         "agreement": agreement(maps),
         "faithfulness": faithful,
     }

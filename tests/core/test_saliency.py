@@ -162,7 +162,7 @@ def test_explain_passes_the_layer_to_grad_cam_only(
     assert clean.target.tolist() == [2, 2, 2] and attacked.target.tolist() == [1, 1, 1]
 
 
-@pytest.mark.parametrize("method", ["gradcam", "ig", "gradient"])
+@pytest.mark.parametrize("method", ["gradcam", "ig", "gradient", "occlusion"])
 def test_batched_call_equals_separate_calls(tiny: nn.Module, images: torch.Tensor, method: str) -> None:
     kwargs = {"n_steps": 8} if method == "ig" else {}
     both = S.explain(tiny, images, torch.tensor([0, 1, 2]), method=method, **kwargs)
@@ -175,8 +175,8 @@ def test_batched_call_equals_separate_calls(tiny: nn.Module, images: torch.Tenso
 
 
 def test_explain_rejects_unknown_method_and_bad_targets(tiny: nn.Module, images: torch.Tensor) -> None:
-    with pytest.raises(ValueError, match="unknown saliency method"):
-        S.explain(tiny, images, 0, method="lime")
+    with pytest.raises(ValueError, match="unknown saliency method.*lime, occlusion"):
+        S.explain(tiny, images, 0, method="guided-backprop")
     with pytest.raises(ValueError, match="targets"):
         S.gradient(tiny, images, torch.tensor([0, 1]))
 
@@ -190,3 +190,28 @@ def test_colour_scales() -> None:
     vmin, vmax = S.shared_scale(a, b)  # default clips the top 1 % of values
     assert vmin == 0.0 and 150.0 < vmax < 198.0
     assert S.shared_scale(torch.zeros(4, 4))[1] > 0  # an empty map still gives a usable scale
+
+
+@pytest.mark.parametrize("method", S.PERTURBATION_METHODS)
+def test_lime_and_occlusion_are_registered_explainers(
+    tiny: nn.Module, images: torch.Tensor, method: str
+) -> None:
+    from advexp_core import perturbation
+
+    assert method in S.METHODS and S.METHODS[: len(S.GRADIENT_METHODS)] == S.GRADIENT_METHODS
+    via_registry = S.explain(tiny, images, 1, method=method, layer=tiny.features[0])
+    direct = getattr(perturbation, method)(tiny, images, 1)
+    assert isinstance(via_registry, S.SaliencyMap) and via_registry.method == method
+    torch.testing.assert_close(via_registry.maps, direct.maps, rtol=0, atol=0)
+    assert via_registry.maps.shape == (3, 12, 12) and (via_registry.maps >= 0).all()
+    assert via_registry.extra["forward_images"] > 0  # forward-only: counted forward passes
+
+
+def test_one_target_helper_for_every_explainer() -> None:
+    from advexp_core.maps import as_targets
+
+    cpu = torch.device("cpu")
+    assert as_targets(2, 3, cpu).tolist() == [2, 2, 2]
+    assert as_targets([0, 1], 2, cpu).dtype == torch.long
+    with pytest.raises(ValueError, match="targets"):
+        as_targets([0, 1], 3, cpu)
