@@ -11,6 +11,14 @@ CIFAR-10, MNIST and Fashion-MNIST come through torchvision, MedMNIST through its
 (``medmnist:<flag>``, e.g. ``medmnist:pathmnist``), and any directory of class folders through
 ``imagefolder:<path>``. A download is attempted only when the files are not already under ``root``;
 when it fails (offline) the error names what to fetch and where to put it.
+
+``lesions`` and ``blockdigits`` are generated (``groundtruth.py``) and come with ground-truth masks
+(``with_masks=True``: items ``(image, label, masks)``, ``masks["evidence"]`` and, for lesions,
+``masks["shortcut"]``, each an (H, W) bool tensor). ``lesions``: 64×64 synthetic dermoscopy, benign
+vs malignant, with a ruler shortcut present in 85 % of malignant and 15 % of benign images of
+``train`` (4,000) and ``test`` (1,000), and independent of the class in ``test-unbiased`` (1,000);
+``shortcut=False`` gives the same images without the ruler. ``blockdigits``: BlockMNIST on the digits
+above (same split), 64×64 with the digit in one random quadrant. Each split has its own fixed seed.
 """
 
 from __future__ import annotations
@@ -27,10 +35,22 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from advexp_core.groundtruth import (
+    BIASED_RULER_RATES,
+    LESION_CLASS_NAMES,
+    UNBIASED_RULER_RATES,
+    block_digits,
+    generate_lesions,
+    quadrant_masks,
+)
+
 DIGITS_SIZE = 32
 DIGITS_TEST_FRACTION = 0.2
 DIGITS_SPLIT_SEED = 0
 IMAGEFOLDER_SIZE = 224
+LESIONS_SIZES = {"train": 4000, "test": 1000, "test-unbiased": 1000}
+LESIONS_SEEDS = {"train": 1001, "test": 1002, "test-unbiased": 1003}
+BLOCKDIGITS_SEEDS = {"train": 2001, "test": 2002}
 
 _TORCHVISION = {
     "cifar10": ("CIFAR10", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"),
@@ -70,7 +90,17 @@ _CLASS_NAMES = {
 # Horizontal flips are a fair augmentation for photos and clothes, not for digits or medical slides.
 _FLIP_OK = {"cifar10", "fashion-mnist"}
 
-DATASET_NAMES = ("digits", "cifar10", "mnist", "fashion-mnist", "medmnist:<flag>", "imagefolder:<path>")
+DATASET_NAMES = (
+    "digits",
+    "lesions",
+    "blockdigits",
+    "cifar10",
+    "mnist",
+    "fashion-mnist",
+    "medmnist:<flag>",
+    "imagefolder:<path>",
+)
+_MASKED = ("lesions", "blockdigits")
 
 
 class DatasetError(ValueError):
@@ -131,6 +161,38 @@ class TensorImageDataset(ImageDataset):
         )
 
 
+class MaskedImageDataset(TensorImageDataset):
+    """A ``TensorImageDataset`` with ground-truth masks (``masks``: key -> (N, H, W) bool).
+
+    Items are ``(image, label)`` like every dataset, or ``(image, label, {key: (H, W) bool})`` when
+    ``with_masks`` is set (the default collate stacks the dicts into (B, H, W) tensors).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        split: str,
+        class_names: Sequence[str],
+        images: Tensor,
+        labels: Tensor,
+        masks: dict[str, Tensor],
+        *,
+        with_masks: bool = False,
+        **kw: Any,
+    ) -> None:
+        self.masks = masks
+        self.with_masks = with_masks
+        super().__init__(name, split, class_names, images, labels, **kw)
+
+    # The item type widens to a triple only on request; the training code never asks for it.
+    def __getitem__(self, index: int) -> Any:  # type: ignore[override]
+        image, label = super().__getitem__(index)
+        if not self.with_masks:
+            return image, label
+        i = index % len(self)
+        return image, label, {key: mask[i] for key, mask in self.masks.items()}
+
+
 def default_root() -> Path:
     """Where downloadable datasets live: ``$ADVEXP_DATA_DIR`` or ``~/.cache/advexp/datasets``."""
     env = os.environ.get("ADVEXP_DATA_DIR")
@@ -144,18 +206,22 @@ def load_dataset(
     root: str | Path | None = None,
     download: bool = True,
     size: int | None = None,
+    with_masks: bool = False,
+    shortcut: bool = True,
 ) -> ImageDataset:
     """Load a dataset of (image 3×H×W float32 in [0, 1], int label).
 
     Args:
-        name: ``digits``, ``cifar10``, ``mnist``, ``fashion-mnist``, ``medmnist:<flag>``, ``imagefolder:<path>``.
-        split: ``train`` or ``test`` (MedMNIST also ``val``; an image folder uses ``<path>/<split>``
-            when that exists, else the whole folder).
+        name: one of ``DATASET_NAMES``.
+        split: ``train`` or ``test`` (``lesions`` also ``test-unbiased``; MedMNIST also ``val``; an
+            image folder uses ``<path>/<split>`` when that exists, else the whole folder).
         root: download/cache directory (default ``default_root()``); unused by ``digits``.
         download: try to download missing files (never when they are already there, nor when
             ``$ADVEXP_OFFLINE`` is set).
         size: side length in pixels for ``imagefolder`` (resize shorter side + centre crop;
             default 224) and MedMNIST (28, 64, 128 or 224; default 28). Ignored elsewhere.
+        with_masks: items ``(image, label, masks)`` (``lesions`` and ``blockdigits`` only).
+        shortcut: ``False`` draws ``lesions`` without the ruler (same images otherwise).
 
     Returns:
         An ``ImageDataset`` (``class_names``, ``flip_ok`` attached).
@@ -163,12 +229,20 @@ def load_dataset(
     Raises:
         DatasetError: unknown name or split, files missing and not downloadable, package missing.
 
-    Shapes: item -> ((3, H, W), int); digits: H = W = 32.
+    Shapes: item -> ((3, H, W), int); digits: H = W = 32; lesions, blockdigits: H = W = 64.
     """
     root_path = Path(root) if root is not None else default_root()
     download = download and os.environ.get("ADVEXP_OFFLINE", "") in ("", "0", "false")
+    if with_masks and name not in _MASKED:
+        raise DatasetError(f"dataset {name!r} has no ground-truth masks; {' and '.join(_MASKED)} do")
+    if not shortcut and name != "lesions":
+        raise DatasetError(f"dataset {name!r} has no shortcut to remove; shortcut=False is for 'lesions'")
     if name == "digits":
         return load_digits(split)
+    if name == "lesions":
+        return load_lesions(split, with_masks=with_masks, shortcut=shortcut)
+    if name == "blockdigits":
+        return load_blockdigits(split, with_masks=with_masks)
     if name in _TORCHVISION:
         return _load_torchvision(name, split, root_path, download)
     if name.startswith("medmnist:"):
@@ -220,6 +294,53 @@ def load_digits(split: str = "test") -> TensorImageDataset:
     up = F.interpolate(pixels[idx], size=(DIGITS_SIZE, DIGITS_SIZE), mode="bilinear", align_corners=False)
     images = up.clamp(0.0, 1.0).expand(-1, 3, -1, -1).contiguous()
     return TensorImageDataset("digits", split, [str(i) for i in range(10)], images, labels[idx])
+
+
+def load_lesions(
+    split: str = "test", *, with_masks: bool = False, shortcut: bool = True
+) -> MaskedImageDataset:
+    """Synthetic dermoscopy with a ruler shortcut (``groundtruth.generate_lesions``), from a fixed seed.
+
+    Args:
+        split: ``train``, ``test`` (ruler in 85 % of malignant, 15 % of benign images) or
+            ``test-unbiased`` (ruler in half of each class).
+        with_masks: items ``(image, label, {"evidence": lesion, "shortcut": ruler})``.
+        shortcut: ``False``: the same images with no ruler (the shortcut-free twin of the split).
+
+    Shapes: images (N, 3, 64, 64); N = ``LESIONS_SIZES[split]``; masks (N, 64, 64) bool.
+    """
+    _check_split("lesions", split, tuple(LESIONS_SIZES))
+    rates = UNBIASED_RULER_RATES if split == "test-unbiased" else BIASED_RULER_RATES
+    generator = torch.Generator().manual_seed(LESIONS_SEEDS[split])
+    data = generate_lesions(LESIONS_SIZES[split], generator=generator, ruler_rates=rates, shortcut=shortcut)
+    masks = {"evidence": data.lesion_masks, "shortcut": data.ruler_masks}
+    # Flips are fair: a lesion has no orientation and the ruler's edge is uniform over the four.
+    return MaskedImageDataset(
+        "lesions",
+        split,
+        LESION_CLASS_NAMES,
+        data.images,
+        data.labels,
+        masks,
+        with_masks=with_masks,
+        flip_ok=True,
+    )
+
+
+def load_blockdigits(split: str = "test", *, with_masks: bool = False) -> MaskedImageDataset:
+    """BlockMNIST on the digits (``groundtruth.block_digits``): ``load_digits``' images and split, each
+    in a seeded random quadrant of a 64×64 canvas, the null patch in the other three.
+
+    Shapes: images (N, 3, 64, 64); N = 1438 (train) or 359 (test); masks {"evidence": (N, 64, 64)}.
+    """
+    _check_split("blockdigits", split)
+    digits = load_digits(split)
+    generator = torch.Generator().manual_seed(BLOCKDIGITS_SEEDS[split])
+    images, quadrant = block_digits(digits.images[:, 0], generator=generator)
+    masks = {"evidence": quadrant_masks(quadrant)}
+    return MaskedImageDataset(
+        "blockdigits", split, digits.class_names, images, digits.labels, masks, with_masks=with_masks
+    )
 
 
 def _to_rgb_tensor(pil_image: Any) -> Tensor:

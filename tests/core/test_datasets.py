@@ -51,7 +51,7 @@ def test_digits_are_32px_rgb_in_unit_range_with_a_fixed_stratified_split() -> No
 
 
 def test_unknown_names_and_splits_are_clear_errors() -> None:
-    with pytest.raises(DatasetError, match="unknown dataset 'svhn'.*digits"):
+    with pytest.raises(DatasetError, match="unknown dataset 'svhn'.*digits.*lesions.*blockdigits"):
         load_dataset("svhn")
     with pytest.raises(DatasetError, match="no split 'val'"):
         load_dataset("digits", "val")
