@@ -395,14 +395,14 @@ def data_reading(data: Mapping[str, Any], *, model: str, partner: str) -> str:
         rho, q = v["mean_spearman"], v["mean_ssim"]
         text = f"{_title(m)} (mean Spearman {_fmt(rho)}, SSIM {_fmt(q)})"
         (same if rho is not None and rho > SIMILAR else differ).append(text)
-    parts = [f"Data randomisation, {model} against {partner} on {data['images']} test images:"]
+    parts = [f"Data randomisation, {model} against {partner} on {data['images']} test images."]
     if same:
         parts.append(
-            f"similar for the network that learned nothing but memorised labels: {'; '.join(same)}. "
+            f"Similar for the network that learned nothing but memorised labels: {'; '.join(same)}. "
             "These maps do not reflect what the true labels taught."
         )
     if differ:
-        parts.append(f"different for it, as they should be: {'; '.join(differ)}.")
+        parts.append(f"Different for it, as they should be: {'; '.join(differ)}.")
     return " ".join(parts)
 
 

@@ -3,7 +3,9 @@
 The network of the data-randomisation sanity check (docs/method.md §5; Adebayo et al. 2018, §3.2):
 the same architecture and recipe as ``digits-standard`` (``advexp train --dataset digits --recipe
 standard --num-blocks 1,1,1 --widths 8,16,32``), but every training image carries the label of
-another image, drawn by one seeded permutation of the label vector (class balance is kept). The
+another image, drawn by one seeded permutation of the label vector (class balance is kept), and,
+so that this small network can memorise them, 150 epochs without random crops (with the recipe's
+crops it fitted 27 % of the permuted labels after 60 epochs; without, 100 % after 150). The
 network can only memorise, so a saliency map that looks the same for it as for ``digits-standard``
 does not depend on what the true labels taught. Test accuracy is measured on the *true* test
 labels (about chance, 0.1); the memorised training accuracy is measured on the permuted labels.
@@ -70,11 +72,11 @@ class PermutedLabels(Dataset[tuple[Tensor, int]]):
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "checkpoints" / f"{ID}.pt")
-    parser.add_argument("--epochs", type=int, default=60, help="epochs (default 60: memorising takes longer)")
+    parser.add_argument("--epochs", type=int, default=150, help="epochs (default 150: memorising takes long)")
     parser.add_argument("--seed", type=int, default=0, help="training seed (default 0, as digits-standard)")
     parser.add_argument("--label-seed", type=int, default=0, help="seed of the label permutation")
     parser.add_argument(
-        "--crop-padding", type=int, default=4, help="random-crop padding (default 4, the recipe's; 0: none)"
+        "--crop-padding", type=int, default=0, help="random-crop padding (default 0: none; the recipe's is 4)"
     )
     parser.add_argument("--force", action="store_true", help="replace an existing --out")
     return parser.parse_args(argv)
