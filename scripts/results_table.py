@@ -2,23 +2,30 @@
 
 The numbers are never typed by hand: they come from the manifest, which records for each shipped
 checkpoint its sha256, the exact training and ARA commands, seed, test accuracy, both ARAs, final ψ
-and training time.
+and training time. When the manifest's networks have stored per-image ρ* (``<id>.rho.json`` beside
+it, sha256 checked: ``advexp_core.shipped``), the script also draws their curves A(ρ) on one plot
+(``robustness_curves_figure``, Attack boundary, the first robust network's area shaded) to
+docs/robustness-curves.png, and the block shows it.
 
-Run: .venv/bin/python scripts/results_table.py          (rewrite README.md between the markers)
+Run: .venv/bin/python scripts/results_table.py          (rewrite README.md and the figure)
      .venv/bin/python scripts/results_table.py --check  (exit 1 when README.md is stale)
-Options: --manifest PATH, --readme PATH (defaults: checkpoints/manifest.json, README.md).
-Exit codes: 0 ok, 1 stale (--check), 2 markers or manifest missing.
+Options: --manifest PATH, --readme PATH, --figure PATH (defaults: checkpoints/manifest.json,
+         README.md, docs/robustness-curves.png).
+Exit codes: 0 ok, 1 stale (--check), 2 markers or manifest missing, or a stored ρ* file refused.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 START, END = "<!-- results-table:start -->", "<!-- results-table:end -->"
 
 
@@ -60,26 +67,87 @@ def results_table(manifest: dict) -> str:
     return "\n".join(lines) + "\n" + legend
 
 
-def render(text: str, manifest: dict) -> str | None:
-    """``text`` with the block between the markers replaced; None when the markers are missing."""
+def curves_figure(folder: Path) -> tuple[Any, list[str], str | None]:
+    """The shipped networks' A(ρ) (Attack boundary) from their stored ρ*, the ids drawn, the one shaded.
+
+    Returns (None, [], None) when no network has a stored ρ* file yet.
+
+    Raises:
+        advexp_core.shipped.RhoFileError: a stored file does not match the manifest's sha256.
+    """
+    from advexp_core.ara import robustness_curves_figure
+    from advexp_core.shipped import load_shipped
+
+    loaded, errors = load_shipped(folder)
+    refused = [e for e in errors if not e.not_recorded]
+    if refused:
+        raise refused[0]
+    if not loaded:
+        return None, [], None
+    robust = [n.model_id for n in loaded if n.robust_additions]
+    highlight = robust[0] if robust else None
+    first = loaded[0]
+    title = f"Attack boundary: {first.dataset} {first.split} split, N = {len(first.image_indices)}"
+    figure = robustness_curves_figure([n.curve("attack") for n in loaded], highlight=highlight, title=title)
+    return figure, [n.model_id for n in loaded], highlight
+
+
+def figure_lines(link: str, drawn: list[str], highlight: str | None) -> str:
+    """The block's image line and its legend."""
+    shaded = f"; the shaded area is {highlight}'s Attack ARA" if highlight else ""
+    return (
+        f"\n![A(ρ) of the shipped networks from their stored per-image ρ*]({link})\n\n"
+        f"A(ρ), the fraction of the N test images whose minimal perturbation ρ* exceeds ρ, for {len(drawn)} "
+        "networks, drawn from the per-image ρ* stored beside the manifest (`checkpoints/<id>.rho.json`); "
+        f"solid red: the robust additions, dashed blue: without them; dotted: chance 1/C{shaded}."
+    )
+
+
+def render(text: str, manifest: dict, figure: str = "") -> str | None:
+    """``text`` with the block between the markers replaced; None when the markers are missing.
+
+    ``figure``: the image line and legend to put under the table (``figure_lines``), or nothing.
+    """
     pattern = re.escape(START) + r".*?" + re.escape(END)
     if not re.search(pattern, text, flags=re.S):
         return None
-    block = f"{START}\n{results_table(manifest)}\n{END}"
+    block = f"{START}\n{results_table(manifest)}\n{figure}{chr(10) if figure else ''}{END}"
     return re.sub(pattern, lambda _: block, text, count=1, flags=re.S)
+
+
+def _figure_block(manifest_path: Path, readme: Path, figure_path: Path, write: bool) -> str:
+    """Draw (and, when ``write``, save) the curves figure; the block's lines for it ("" when none)."""
+    figure, drawn, highlight = curves_figure(manifest_path.parent)
+    if figure is None:
+        return ""
+    if write:
+        from advexp_core.figures import figure_png
+
+        figure_path.parent.mkdir(parents=True, exist_ok=True)
+        figure_path.write_bytes(figure_png(figure))
+    link = Path(os.path.relpath(figure_path.resolve(), readme.resolve().parent)).as_posix()
+    return figure_lines(link, drawn, highlight)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--manifest", type=Path, default=ROOT / "checkpoints" / "manifest.json")
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    parser.add_argument("--figure", type=Path, default=ROOT / "docs" / "robustness-curves.png")
     parser.add_argument("--check", action="store_true", help="exit 1 when the README table is stale")
     args = parser.parse_args(argv)
     if not args.manifest.is_file():
         print(f"{args.manifest} not found", file=sys.stderr)
         return 2
+    from advexp_core.shipped import RhoFileError
+
+    try:
+        figure = _figure_block(args.manifest, args.readme, args.figure, write=not args.check)
+    except RhoFileError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
     text = args.readme.read_text()
-    new = render(text, json.loads(args.manifest.read_text()))
+    new = render(text, json.loads(args.manifest.read_text()), figure)
     if new is None:
         print(f"{args.readme} has no {START} … {END} markers", file=sys.stderr)
         return 2

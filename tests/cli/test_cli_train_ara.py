@@ -1,5 +1,5 @@
 """``advexp train`` and ``advexp ara`` end to end on tiny networks, their bad-input exits, and the
-README results table generated from checkpoints/manifest.json."""
+README results table (and curves figure) generated from checkpoints/manifest.json and its rho files."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from advexp_core.checkpoints import save_checkpoint, sha256_file
 from advexp_core.cli import main
@@ -94,6 +95,17 @@ def test_ara_writes_curve_and_result(trained: Path, tmp_path: Path, capsys) -> N
 
     assert saved["image_indices"] == select_images(359, 6) and saved["settings"]["sample"] == "reference"
     assert set(saved["late_minimum"]) == {"attack", "btr"}
+    # rho.json: the per-image ρ* with the settings, the file kept beside a shipped checkpoint.
+    rho = json.loads((folder / "rho.json").read_text())
+    assert rho["format"] == "advexp-rho-1" and rho["model"] == saved["model"] and rho["dataset"] == "digits"
+    assert rho["rho_attack"] == saved["rho_star_attack"] and rho["rho_btr"] == saved["rho_star_btr"]
+    assert rho["image_indices"] == saved["image_indices"] and rho["num_classes"] == 10
+    assert (rho["split"], rho["steps"], rho["size"], rho["momentum"]) == ("test", 60, 5.0, 0.9)
+    from advexp_core.ara import accuracy_robustness_area
+
+    assert accuracy_robustness_area(torch.tensor(rho["rho_btr"]), num_classes=10) == pytest.approx(
+        saved["btr_ara"]
+    )
 
 
 def test_ara_first_n_and_late_minima_warn_on_stderr(tmp_path: Path, capsys) -> None:
@@ -164,3 +176,36 @@ def test_results_table_regenerates_the_readme_and_checks_staleness(tmp_path: Pat
     assert run("--check").returncode == 1
     readme.write_text("no markers here\n")
     assert run().returncode == 2
+
+
+def _with_rho_files(folder: Path) -> dict:
+    """_manifest(3.0) with a stored rho file for each network, recorded by name and sha256."""
+    manifest = _manifest(3.0)
+    for k, net in enumerate(manifest["networks"]):
+        rho = [0.01 * (k + 1) * (i + 1) / 5 for i in range(5)]
+        record = {"format": "advexp-rho-1", "model": net["id"], "dataset": "digits", "split": "test",
+                  "num_classes": 10, "image_indices": list(range(5)), "rho_attack": rho, "rho_btr": rho,
+                  "steps": 450, "size": 20.0, "momentum": 0.9}  # fmt: skip
+        (folder / f"{net['id']}.rho.json").write_text(json.dumps(record))
+        net.update(rho_file=f"{net['id']}.rho.json", rho_sha256=sha256_file(folder / f"{net['id']}.rho.json"))
+    return manifest
+
+
+def test_results_table_draws_the_stored_curves_and_refuses_an_altered_file(tmp_path: Path) -> None:
+    manifest, readme, figure = (
+        tmp_path / "manifest.json",
+        tmp_path / "README.md",
+        tmp_path / "docs" / "curves.png",
+    )
+    manifest.write_text(json.dumps(_with_rho_files(tmp_path)))
+    readme.write_text("<!-- results-table:start -->\n<!-- results-table:end -->\n")
+    script = [sys.executable, str(ROOT / "scripts" / "results_table.py"), "--manifest", str(manifest)]
+    argv = [*script, "--readme", str(readme), "--figure", str(figure)]
+    assert subprocess.run(argv, capture_output=True, text=True).returncode == 0
+    text = readme.read_text()
+    assert figure.read_bytes()[:4] == b"\x89PNG" and "](docs/curves.png)" in text
+    assert "for 2 networks" in text and "digits-robust's Attack ARA" in text
+    assert subprocess.run([*argv, "--check"], capture_output=True, text=True).returncode == 0
+    (tmp_path / "digits-robust.rho.json").write_text("{}")
+    proc = subprocess.run([*argv, "--check"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "digits-robust" in proc.stderr and "sha256" in proc.stderr

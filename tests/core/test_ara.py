@@ -1,5 +1,6 @@
 """ARA (docs/method.md §3): the exact integral against closed forms, the curve, the search on a linear
-classifier whose boundary is known exactly, batching, errors and the figure."""
+classifier whose boundary is known exactly, batching, errors and the figures; the shipped networks'
+stored ρ* (advexp_core.shipped): written, read back, refused when altered, and matching the manifest."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from torch import nn
 
 from advexp_core.ara import (
     BoundaryNotReachedError,
+    RobustnessCurve,
     accuracy_curve,
     accuracy_robustness_area,
     ara_figure,
     evaluate_ara,
+    robustness_curves_figure,
     robustness_radii,
     select_images,
 )
@@ -216,3 +219,138 @@ def test_experiment_refuses_images_of_another_shape() -> None:
         robustness_experiment(_loaded(model, classes=2), data, ARAConfig(n_images=2, steps=5))
     with pytest.raises(ValueError, match="steps"):
         robustness_experiment(_loaded(model), data, ARAConfig(steps=0))
+
+
+# --------------------------------------------------------------------------- several networks, stored ρ*
+
+
+def _curves() -> list[RobustnessCurve]:
+    gen = torch.Generator().manual_seed(7)
+    spec = (
+        ("standard", 0.02, False),
+        ("adv-train", 0.05, False),
+        ("robust", 0.08, True),
+        ("all", 0.09, True),
+    )
+    return [
+        RobustnessCurve(name, torch.rand(40, generator=gen) * top, 10, robust) for name, top, robust in spec
+    ]
+
+
+def test_curves_figure_draws_each_network_marks_chance_and_shades_one() -> None:
+    curves = _curves()
+    fig = robustness_curves_figure(curves, highlight="robust")
+    ax = fig.axes[0]
+    drawn = {line.get_gid(): line for line in ax.lines if (line.get_gid() or "").startswith("curve:")}
+    assert list(drawn) == [f"curve:{c.name}" for c in curves]
+    # Robust additions: solid reds; without: dashed blues.
+    assert [drawn[f"curve:{c.name}"].get_linestyle() for c in curves] == ["--", "--", "-", "-"]
+    red, blue = drawn["curve:all"].get_color(), drawn["curve:standard"].get_color()
+    assert red[0] > red[2] and blue[2] > blue[0]
+    # The step points are the curve's own.
+    rho, acc = accuracy_curve(curves[2].rho_star)
+    assert drawn["curve:robust"].get_xdata().tolist() == pytest.approx(rho.tolist())
+    assert drawn["curve:robust"].get_ydata().tolist() == pytest.approx(acc.tolist())
+    chance = [line for line in ax.lines if line.get_gid() is None]
+    assert len(chance) == 1 and list(chance[0].get_ydata()) == [0.1, 0.1]
+    assert [c.get_label() for c in ax.collections] == ["area of robust"]  # only the picked one is shaded
+    assert not robustness_curves_figure(curves).axes[0].collections
+
+
+def test_curves_figure_refuses_nothing_to_draw_and_an_unknown_highlight() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        robustness_curves_figure([])
+    with pytest.raises(ValueError, match="not one of the curves"):
+        robustness_curves_figure(_curves(), highlight="digits-nothing")
+
+
+def _stored(folder: Any, model_id: str = "toy") -> dict[str, Any]:
+    """A rho file for the toy network in ``folder`` and its manifest entry (as ship_robustness writes them)."""
+    from advexp_core.checkpoints import sha256_file
+    from advexp_core.shipped import rho_record
+
+    model, data = _toy()
+    result = evaluate_ara(model, data, steps=60, size=20.0)
+    record = rho_record(result, model_id=model_id, dataset="toy", split="test", sample="first")
+    (folder / f"{model_id}.rho.json").write_text(json.dumps(record))
+    entry = {"id": model_id, "recipe": "robust", "robust_additions": True, "attack_ara": result.attack_ara,
+             "rho_file": f"{model_id}.rho.json", "rho_sha256": sha256_file(folder / f"{model_id}.rho.json")}  # fmt: skip
+    (folder / "manifest.json").write_text(json.dumps({"networks": [entry]}))
+    return {"entry": entry, "result": result}
+
+
+def test_stored_rho_reads_back_exactly_with_its_settings(tmp_path) -> None:
+    from advexp_core.shipped import load_rho, load_shipped
+
+    made = _stored(tmp_path)
+    result = made["result"]
+    stored = load_rho(made["entry"], tmp_path)
+    assert torch.equal(stored.rho_attack, result.rho_star_attack) and torch.equal(
+        stored.rho_btr, result.rho_star_btr
+    )
+    assert stored.image_indices == result.image_indices and stored.num_classes == 3
+    assert stored.area("attack") == result.attack_ara and stored.area("btr") == result.btr_ara
+    assert stored.settings == {
+        "steps": 60,
+        "size": 20.0,
+        "momentum": 0.9,
+        "batch_size": 128,
+        "sample": "first",
+    }
+    assert stored.recipe == "robust" and stored.curve("btr").robust and stored.curve().name == "toy"
+    loaded, refused = load_shipped(tmp_path)
+    assert [n.model_id for n in loaded] == ["toy"] and refused == []
+
+
+def test_a_rho_file_changed_after_it_was_recorded_is_refused_with_a_clear_message(tmp_path) -> None:
+    from advexp_core.shipped import RhoFileError, load_rho, load_shipped
+
+    entry = _stored(tmp_path)["entry"]
+    path = tmp_path / "toy.rho.json"
+    data = json.loads(path.read_text())
+    data["rho_attack"] = [r * 2 for r in data["rho_attack"]]
+    path.write_text(json.dumps(data))
+    with pytest.raises(RhoFileError) as info:
+        load_rho(entry, tmp_path)
+    message = str(info.value)
+    assert (
+        "toy" in message and "toy.rho.json" in message and "differs from the one in the manifest" in message
+    )
+    assert "ship_robustness" in message and not info.value.not_recorded
+    loaded, refused = load_shipped(tmp_path)
+    assert loaded == [] and [e.model_id for e in refused] == ["toy"]
+    path.unlink()
+    with pytest.raises(RhoFileError, match="missing"):
+        load_rho(entry, tmp_path)
+    with pytest.raises(RhoFileError, match="records no per-image") as info:
+        load_rho({"id": "later"}, tmp_path)
+    assert info.value.not_recorded
+
+
+def test_a_rho_file_for_another_network_or_malformed_is_refused(tmp_path) -> None:
+    from advexp_core.checkpoints import sha256_file
+    from advexp_core.shipped import RhoFileError, load_rho
+
+    entry = _stored(tmp_path, "other")["entry"]
+    with pytest.raises(RhoFileError, match="not a advexp-rho-1 file for toy"):
+        load_rho({**entry, "id": "toy"}, tmp_path)
+    (tmp_path / "bad.rho.json").write_text('{"rho_attack": [0.1, -1]}')
+    bad = {"id": "bad", "rho_file": "../bad.rho.json", "rho_sha256": sha256_file(tmp_path / "bad.rho.json")}
+    with pytest.raises(RhoFileError, match="malformed"):
+        load_rho(bad, tmp_path)  # a bare name is used: "../" cannot leave the folder
+
+
+def test_shipped_rho_files_match_the_manifest() -> None:
+    from advexp_core.shipped import checkpoints_dir, load_rho, read_manifest
+
+    manifest = read_manifest()
+    entries = [n for n in manifest.get("networks", []) if n.get("rho_file")]
+    if not entries:
+        pytest.skip("no shipped network has a stored rho file yet")
+    settings = manifest["ara_settings"]
+    for entry in entries:
+        stored = load_rho(entry, checkpoints_dir())  # sha256 checked
+        assert len(stored.image_indices) == settings["n_images"] and stored.split == settings["split"]
+        assert stored.settings["steps"] == settings["steps"] and stored.settings["size"] == settings["size"]
+        assert stored.area("attack") == pytest.approx(entry["attack_ara"], rel=1e-9)
+        assert stored.area("btr") == pytest.approx(entry["btr_ara"], rel=1e-9)
