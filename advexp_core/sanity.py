@@ -390,7 +390,8 @@ def data_reading(data: Mapping[str, Any], *, model: str, partner: str) -> str:
     A method "passes" when its maps for the network trained on permuted labels are unlike those
     of the trained network (mean Spearman at most 0.5, as for `sanity_reading`).
     """
-    same, differ = [], []
+    same: list[str] = []
+    differ: list[str] = []
     for m, v in data["methods"].items():
         rho, q = v["mean_spearman"], v["mean_ssim"]
         text = f"{_title(m)} (mean Spearman {_fmt(rho)}, SSIM {_fmt(q)})"

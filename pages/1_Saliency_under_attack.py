@@ -56,7 +56,13 @@ if mode == "Flip the decision":
         )
         seed = c3.number_input("Seed (random start)", min_value=0, max_value=2**31 - 1, value=ATTACK.seed)
         random_start = c1.checkbox("Random start (PGD)")
-        methods = c2.multiselect("Heat maps", METHODS, default=list(SALIENCY.methods))
+        methods = c2.multiselect(
+            "Heat maps",
+            METHODS,
+            default=list(SALIENCY.methods),
+            help="LIME and occlusion are forward-only and cost one forward pass per sample or window "
+            "position, for the clean and the attacked image each.",
+        )
         ig_steps = c3.number_input(
             "Integrated Gradients steps", min_value=4, max_value=256, value=SALIENCY.ig_steps
         )

@@ -2,20 +2,23 @@
 
 import streamlit as st
 
-from advexp_core.experiments import ExplainersConfig, SaliencyConfig
+from advexp_core.experiments import ExplainersConfig, SaliencyConfig, SanityConfig, sanity_plan
+from advexp_core.figures import METHOD_TITLES
 from advexp_core.saliency import METHODS
 from advexp_ui import flow, render, setup
 from advexp_ui.jobs import explainers as job
+from advexp_ui.jobs import sanity as sanity_job
 from advexp_ui.views import explainers as view
 
-PAGE = "explainers"
-DEFAULT = ExplainersConfig().saliency
+PAGE, SANITY_PAGE = "explainers", "explainers-sanity"
+DEFAULT, SANITY = ExplainersConfig().saliency, SanityConfig()
 sel = setup.page("Compare explainers", "🧪")
 st.title("Compare explainers")
 st.markdown(
-    "Grad-CAM, Integrated Gradients, the plain gradient and SmoothGrad all claim to show what mattered. "
-    "Here they explain the same decision side by side: how much do they agree with each other, and how "
-    "faithful is each to what the network actually uses?"
+    "Grad-CAM, Integrated Gradients, the plain gradient, SmoothGrad, LIME and occlusion all claim to show "
+    "what mattered. Here they explain the same decision side by side: how much do they agree with each "
+    "other, how faithful is each to what the network actually uses, and does each map change at all when "
+    "the network's weights are destroyed?"
 )
 if sel.model is None:
     render.need_model()
@@ -24,7 +27,7 @@ model = sel.model
 
 with st.form("explainers-form"):
     c1, c2 = st.columns([2, 1])
-    methods = c1.multiselect("Methods", METHODS, default=list(DEFAULT.methods))
+    methods = c1.multiselect("Methods", METHODS, default=list(DEFAULT.methods), format_func=METHOD_TITLES.get)
     target = c2.selectbox(
         "Class to explain",
         [None, *range(model.num_classes)],
@@ -43,6 +46,7 @@ with st.form("explainers-form"):
         step=0.05,
     )
     seed = c4.number_input("Seed (SmoothGrad noise)", min_value=0, max_value=2**31 - 1, value=DEFAULT.seed)
+    st.caption(view.perturbation_cost_text(model))
     submitted = st.form_submit_button("Compare", type="primary")
 
 saliency = SaliencyConfig(
@@ -62,3 +66,38 @@ if flow.requested(PAGE, submitted=submitted, key=(sel.image.digest, model.model_
     )
 else:
     st.info("Choose the methods and press **Compare**.")
+
+st.header("Can the maps be trusted? Sanity checks")
+st.markdown(
+    "A map that explains the network must change when the network is destroyed (Adebayo et al. 2018). "
+    "A copy of the network is re-initialised layer by layer from the output down, and each map is compared "
+    "with the trained network's after every step. For **digits-standard** its maps are also compared with "
+    "those of the same network trained on shuffled labels (**digits-random-labels**)."
+)
+with st.form("sanity-form"):
+    c1, c2, c3 = st.columns([2, 1, 1])
+    sanity_methods = c1.multiselect(
+        "Methods to check", METHODS, default=list(SANITY.methods), format_func=METHOD_TITLES.get
+    )
+    max_layers = c2.number_input(
+        "Layers to measure at", min_value=1, max_value=64, value=SANITY.max_layers or 64,
+        help="Every layer is randomised; the maps are measured after this many steps, spread evenly.",
+    )  # fmt: skip
+    sanity_seed = c3.number_input(
+        "Seed (re-initialisation)", min_value=0, max_value=2**31 - 1, value=SANITY.seed
+    )
+    sanity_submitted = st.form_submit_button("Run the sanity check", type="primary")
+with flow.guard():  # a config or a model that cannot run says so in place
+    sanity_config = SanityConfig(
+        methods=tuple(sanity_methods), seed=int(sanity_seed), max_layers=int(max_layers), target=target
+    )
+    st.caption(view.sanity_cost_text(sanity_plan(model, sanity_config), sanity_config))
+    key = (sel.image.digest, model.model_id, sanity_config)
+    if flow.requested(SANITY_PAGE, submitted=sanity_submitted, key=key):
+        flow.run(
+            SANITY_PAGE,
+            "Randomising the network layer by layer",
+            lambda on_step: sanity_job.sanity(sel.image.data, model.model_id, sanity_config, model, on_step),
+            lambda outcome: view.show_sanity(outcome, sel.image),
+            part="sanity",
+        )

@@ -8,7 +8,10 @@ from typing import Any
 import streamlit as st
 
 from advexp_core.agreement_figures import AGREEMENT_TITLES, agreement_csv, agreement_figure
+from advexp_core.experiments import SanityConfig, SanityPlan
 from advexp_core.figures import METHOD_TITLES, figure_png
+from advexp_core.models import LoadedModel
+from advexp_core.perturbation import LIME_SAMPLES, LIME_SEGMENTS, occlusion_window
 from advexp_ui import render
 from advexp_ui.jobs.common import Outcome
 from advexp_ui.state import ImageChoice
@@ -95,3 +98,53 @@ def _faithfulness(faith: dict[str, Any], titles: list[str], methods: list[str]) 
         for t, m in zip(titles, methods, strict=True)
     ]
     st.dataframe(rows, hide_index=True)
+
+
+def perturbation_cost_text(model: LoadedModel) -> str:
+    """What LIME and occlusion cost on this model, shown beside the method choice."""
+    h, w = model.input_size
+    window = occlusion_window(h, w)
+    stride = max(1, window // 2)
+    positions = ((h - window) // stride + 1) * ((w - window) // stride + 1)
+    return (
+        f"LIME and occlusion are opt-in and forward-only: LIME fits {LIME_SAMPLES} samples over about "
+        f"{LIME_SEGMENTS} superpixels ({LIME_SAMPLES} forward passes); occlusion slides a {window}-px "
+        f"black square with a {stride}-px stride ({positions} forward passes)."
+    )
+
+
+def sanity_cost_text(plan: SanityPlan, config: SanityConfig) -> str:
+    """The cost of a sanity check before it runs: layers randomised, points measured, maps."""
+    every = "after every layer" if len(plan.measured) == len(plan.layers) else "at evenly spread layers"
+    return (
+        f"{len(plan.layers)} layers to randomise, from the output down; the maps are measured "
+        f"{every} ({len(plan.measured)} points): {plan.maps} maps for {len(config.methods)} method(s)."
+    )
+
+
+def show_sanity(outcome: Outcome, choice: ImageChoice) -> None:
+    """The randomisation curves with the maps under them, the reading, the data check, downloads."""
+    report = outcome.report
+    st.image(
+        outcome.panels["figure"],
+        caption="Similarity of each map to the trained network's, as more and more layers are re-initialised "
+        "(left: none; right: all).",
+    )
+    st.markdown("**What this means**")
+    for paragraph in report["reading"].split("\n\n"):
+        st.markdown(paragraph)
+    if report.get("data"):
+        data = report["data"]
+        st.markdown(f"**Data randomisation** against **{data['partner']}** ({data['images']} test digits)")
+        st.dataframe(
+            [
+                {
+                    "method": METHOD_TITLES.get(m, m),
+                    "mean Spearman": _rounded(v["mean_spearman"]),
+                    "mean SSIM": _rounded(v["mean_ssim"]),
+                }
+                for m, v in data["methods"].items()
+            ],
+            hide_index=True,
+        )
+    render.downloads_row(outcome, choice, stem="sanity-checks", key="dl-sanity")

@@ -164,3 +164,54 @@ def test_data_randomisation_compares_map_by_map() -> None:
 def test_bad_input_is_refused_clearly(call, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_sampled_points_keep_the_cascade_cumulative() -> None:
+    assert S.measured_steps(21, 8) == [3, 5, 8, 10, 13, 16, 18, 21]
+    assert S.measured_steps(4, None) == S.measured_steps(4, 9) == [1, 2, 3, 4]
+    net = frozen(QuadrantNet())
+    every = S.cascading_randomisation(net, image(), 1, methods=["gradient"], seed=3)
+    sampled = S.cascading_randomisation(net, image(), 1, methods=["gradient"], seed=3, max_points=1)
+    assert sampled.layers == ("none", every.layers[-1])
+    # The same generator draws every layer in order, measured or not: the end point is the same.
+    assert sampled.spearman["gradient"][-1] == pytest.approx(every.spearman["gradient"][-1])
+
+
+def test_lime_and_occlusion_go_through_the_registry() -> None:
+    result = S.cascading_randomisation(
+        frozen(QuadrantNet()), image(), 1, methods=["lime", "occlusion"], method_kwargs=FAST
+    )
+    assert result.spearman["lime"][0] == result.spearman["occlusion"][0] == 1.0
+
+
+def test_the_experiment_copies_under_the_lock_and_leaves_the_shared_model_alone() -> None:
+    from advexp_core.experiments import SanityConfig, sanity_checks, sanity_plan
+    from tests.core.test_experiments import tiny_model
+
+    model = tiny_model()
+    before = {k: v.clone() for k, v in model.module.state_dict().items()}
+    config = SanityConfig(methods=("gradcam", "gradient"), max_layers=2, seed=1)
+    plan = sanity_plan(model, config)
+    assert plan.maps == 2 * 3 and len(plan.measured) == 2 and plan.measured[-1] == plan.layers[-1]
+    steps: list[tuple[int, int]] = []
+    result = sanity_checks(model, image(16), config, on_step=lambda d, t: steps.append((d, t)))
+    assert model.lock.entered == 1  # only the deep copy; nothing to compare on data for "tiny"
+    for name, value in model.module.state_dict().items():
+        torch.testing.assert_close(value, before[name], rtol=0, atol=0)
+    assert hook_count(model.module) == 0 and result.data is None
+    assert steps[-1] == (2, 2) and [d for d, _ in steps] == sorted(d for d, _ in steps)
+    report = json.loads(json.dumps(result.to_dict()))
+    assert report["methods"]["gradcam"]["spearman"][0] == 1.0 and report["reading"]
+
+
+def test_the_experiment_refuses_a_model_with_nothing_to_randomise() -> None:
+    import dataclasses
+
+    from advexp_core.experiments import SanityConfig, sanity_checks
+    from tests.core.test_experiments import tiny_model
+
+    bare = dataclasses.replace(tiny_model(), module=nn.Sequential(nn.Flatten(), nn.Identity()))
+    with pytest.raises(ValueError, match="no layer to randomise"):
+        sanity_checks(bare, image(16), SanityConfig(methods=("gradient",)))
+    with pytest.raises(ValueError, match="unknown or no saliency method"):
+        SanityConfig(methods=("guided-backprop",))
