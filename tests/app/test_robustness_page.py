@@ -20,15 +20,16 @@ PAGE = "pages/3_Robustness.py"
 CHECKPOINTS = ROOT / "checkpoints"
 
 
-def _shipped_ids() -> list[str]:
+def _ids(stored_only: bool = True) -> list[str]:
+    """The manifest's network ids (those with a stored rho file, or all)."""
     manifest = json.loads((CHECKPOINTS / "manifest.json").read_text())
-    return [n["id"] for n in manifest["networks"] if n.get("rho_file")]
+    return [n["id"] for n in manifest["networks"] if n.get("rho_file") or not stored_only]
 
 
 @pytest.fixture()
 def checkpoints_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of checkpoints/ that the app reads instead (zoo.CHECKPOINTS_DIR, read at call time)."""
-    if not _shipped_ids():
+    if not _ids():
         pytest.skip("no shipped network has a stored rho file yet (scripts/ship_robustness.py)")
     folder = tmp_path / "checkpoints"
     shutil.copytree(CHECKPOINTS, folder)
@@ -66,10 +67,10 @@ def _open() -> AppTest:
 def test_page_draws_one_curve_per_shipped_network_from_the_stored_files(checkpoints_copy, drawn) -> None:
     at = _open()
     assert_clean(at)
-    ids = _shipped_ids()
+    ids = _ids()
     assert drawn and drawn[-1]["curves"] == ids
-    assert list(at.dataframe[0].value["network"]) == ids  # the table is still there, first
-    assert len(at.image) == 1  # the curves, before any live run
+    assert list(at.dataframe[0].value["network"]) == _ids(stored_only=False)  # the table, first
+    assert len(at.main.image) == 1  # the curves, before any live run
     assert LEAD + CAPTIONS["robustness-curves"] in [c.value for c in at.caption]
     # Shading another network's area redraws with that one highlighted.
     by_label(at.selectbox, "Shade the area of").set_value(ids[0]).run()
@@ -80,7 +81,7 @@ def test_page_draws_one_curve_per_shipped_network_from_the_stored_files(checkpoi
 def test_a_rho_file_not_matching_the_manifest_is_refused_and_the_rest_still_works(
     checkpoints_copy, drawn
 ) -> None:
-    ids = _shipped_ids()
+    ids = _ids()
     tampered = checkpoints_copy / f"{ids[0]}.rho.json"
     data = json.loads(tampered.read_text())
     data["rho_attack"][0] += 0.5  # a more robust-looking network than the one measured
@@ -90,7 +91,7 @@ def test_a_rho_file_not_matching_the_manifest_is_refused_and_the_rest_still_work
     errors = [e.value for e in at.error]
     assert len(errors) == 1 and ids[0] in errors[0] and "differs from the one in the manifest" in errors[0]
     assert drawn[-1]["curves"] == ids[1:]  # the other networks are still drawn
-    assert list(at.dataframe[0].value["network"]) == ids and len(at.image) == 1
+    assert list(at.dataframe[0].value["network"]) == _ids(stored_only=False) and len(at.main.image) == 1
     assert at.button(key="FormSubmitter:ara-form-Measure ARA")  # the live run is still offered
 
 
@@ -104,4 +105,4 @@ def test_a_network_not_measured_yet_is_named_not_refused(checkpoints_copy, drawn
     at = _open()
     assert_clean(at)
     assert any("digits-later" in i.value for i in at.info)
-    assert drawn[-1]["curves"] == _shipped_ids()
+    assert drawn[-1]["curves"] == _ids()

@@ -209,3 +209,37 @@ def test_results_table_draws_the_stored_curves_and_refuses_an_altered_file(tmp_p
     (tmp_path / "digits-robust.rho.json").write_text("{}")
     proc = subprocess.run([*argv, "--check"], capture_output=True, text=True)
     assert proc.returncode == 2 and "digits-robust" in proc.stderr and "sha256" in proc.stderr
+
+
+def test_ship_robustness_stores_rho_beside_the_manifest_and_checks_the_areas(tmp_path: Path) -> None:
+    from advexp_core.shipped import load_rho
+
+    manifest = json.loads((ROOT / "checkpoints" / "manifest.json").read_text())
+    manifest["ara_settings"].update(n_images=4, steps=20, size=2.0, sample="first")  # seconds, not minutes
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    script = [sys.executable, str(ROOT / "scripts" / "ship_robustness.py"), "--checkpoints", str(tmp_path)]
+    argv = [*script, "--only", "digits-standard", "--work", str(tmp_path / "work")]
+    first = subprocess.run(argv, capture_output=True, text=True)
+    # Other settings than the recorded ARA's: the areas differ, are updated and said so.
+    assert first.returncode == 1 and "UPDATED" in first.stdout and "attack_ara" in first.stdout, first.stderr
+    after = json.loads((tmp_path / "manifest.json").read_text())
+    entry = after["networks"][0]
+    assert entry["rho_file"] == "digits-standard.rho.json" and entry["rho_sha256"] == sha256_file(
+        tmp_path / "digits-standard.rho.json"
+    )
+    assert "--n-images 4" in entry["rho_command"] and entry["rho_seconds"] > 0
+    stored = load_rho(entry, tmp_path)
+    assert len(stored.rho_attack) == 4 and stored.area("attack") == entry["attack_ara"]
+    # The other entries keep their numbers; only their ratios to the (re-measured) standard move.
+    for was, now in zip(manifest["networks"][1:], after["networks"][1:], strict=True):
+        ratio = now.pop("attack_ara_ratio_to_standard")
+        assert ratio == pytest.approx(now["attack_ara"] / entry["attack_ara"])
+        now.pop("btr_ara_ratio_to_standard")
+        assert now == {k: v for k, v in was.items() if not k.endswith("_ratio_to_standard")}
+    # The same settings again: the same ρ*, so the areas match and nothing is updated.
+    again = subprocess.run(argv, capture_output=True, text=True)
+    assert again.returncode == 0 and "the areas match the manifest" in again.stdout, (
+        again.stdout + again.stderr
+    )
+    unknown = subprocess.run([*script, "--only", "digits-nothing"], capture_output=True, text=True)
+    assert unknown.returncode != 0 and "not in the manifest" in unknown.stderr
