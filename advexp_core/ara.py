@@ -406,14 +406,21 @@ def ara_figure(result: AraResult, *, title: str | None = None) -> Any:
             alpha=0.15,
         )
     ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label=f"1/C = {chance:.3g}")
+    _finish_axes(
+        ax, x_max, title or f"Accuracy under perturbation (N = {result.n_images}, S = {result.steps})"
+    )
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def _finish_axes(ax: Any, x_max: float, title: str) -> None:
+    """The A(ρ) axes' limits, labels and title, shared by both figures."""
     ax.set_xlim(0, x_max * 1.05 if x_max > 0 else 1.0)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("ρ: RMS perturbation (pixel units in [0, 1])")
     ax.set_ylabel("A(ρ): fraction with ρ* > ρ")
-    ax.set_title(title or f"Accuracy under perturbation (N = {result.n_images}, S = {result.steps})")
-    ax.legend(loc="upper right")
-    fig.tight_layout()
-    return fig
+    ax.set_title(title)
 
 
 @dataclass(frozen=True)
@@ -493,11 +500,7 @@ def robustness_curves_figure(
                             color=colour, alpha=0.25, label=f"area of {curve.name}")  # fmt: skip
     for c in sorted({curve.num_classes for curve in curves}):
         ax.axhline(1.0 / c, color="grey", linestyle=":", linewidth=1.2, label=f"chance 1/C = {1.0 / c:.3g}")
-    ax.set_xlim(0, x_max * 1.05 if x_max > 0 else 1.0)
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel("ρ: RMS perturbation (pixel units in [0, 1])")
-    ax.set_ylabel("A(ρ): fraction with ρ* > ρ")
-    ax.set_title(title or "Accuracy under perturbation")
+    _finish_axes(ax, x_max, title or "Accuracy under perturbation")
     ax.legend(loc="upper right", fontsize="small")
     fig.tight_layout()
     return fig
