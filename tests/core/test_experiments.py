@@ -194,7 +194,7 @@ def test_classify_takes_the_lock(model: LoadedModel, image: torch.Tensor) -> Non
         (lambda: ex.AttackConfig(eps_255=-1), "eps"),
         (lambda: ex.AttackConfig(steps=0), "steps"),
         (lambda: ex.AttackConfig(method="cw"), "method"),
-        (lambda: ex.SaliencyConfig(methods=("lime",)), "lime"),
+        (lambda: ex.SaliencyConfig(methods=("guided-backprop",)), "guided-backprop"),
         (lambda: ex.SaliencyConfig(topk=1.5), "topk"),
         (lambda: ex.ExplanationConfig(steps=1), "step"),
         (lambda: ex.ManipulationConfig(goal="somewhere"), "somewhere"),
