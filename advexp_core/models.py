@@ -98,6 +98,15 @@ WOODS_SOURCE = "Woods et al. 2019, github wwoods/adversarial-explanations-cifar 
 DIGITS_SOURCE = (
     "trained by this project on scikit-learn digits: checkpoints/{} (see checkpoints/manifest.json)"
 )
+GROUNDTRUTH_SOURCE = (
+    "trained by this project on the generated {} set: checkpoints/{} (see checkpoints/manifest.json)"
+)
+# Datasets whose right explanation is known (masks in advexp_core.datasets): one standard and one
+# robust network each, 64 x 64 inputs, the digits networks' small ResNet.
+GROUNDTRUTH_TITLES = {
+    "lesions": "Lesions ResNet (synthetic dermoscopy with a ruler shortcut)",
+    "blockdigits": "BlockDigits ResNet (digit in one quadrant, null patch in the others)",
+}
 
 
 def _registry() -> dict[str, ModelSpec]:
@@ -150,6 +159,20 @@ def _registry() -> dict[str, ModelSpec]:
             build_digits,
         )
     )
+    for dataset, what in GROUNDTRUTH_TITLES.items():
+        for recipe in ("standard", "robust"):
+            filename = f"{dataset}-{recipe}.pt"
+            specs.append(
+                ModelSpec(
+                    f"{dataset}-{recipe}",
+                    "This project's ground-truth networks",
+                    f"{what}, recipe '{recipe}'",
+                    GROUNDTRUTH_SOURCE.format(dataset, filename),
+                    recipe == "robust",
+                    (filename,),
+                    build_digits,  # any advexp checkpoint in checkpoints/, not only digits
+                )
+            )
     for arch in TORCHVISION_ARCHS:
         url = torchvision_weights(arch).url
         specs.append(
