@@ -1,0 +1,203 @@
+"""The ground-truth scorecard: exact shares on a hand-weighted linear model, the JSON shape, the
+single-image example, refusals, and the README block rendered from the stored results."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+
+import pytest
+import torch
+from torch import nn
+
+from advexp_core.datasets import MaskedImageDataset
+from advexp_core.experiments.scorecard import (
+    ADVERSARIAL,
+    METRICS,
+    ScorecardConfig,
+    chance_levels,
+    delta_energy_shares,
+    ground_truth_example,
+    mask_shares,
+    scorecard,
+    scorecard_figure,
+)
+from advexp_core.imaging import Preprocess
+from advexp_core.models import LoadedModel
+from tests.models import frozen, hook_count, linear_model, tiny_conv
+
+SIZE = 4
+HAND_METHODS = ("gradient", "smoothgrad", "ig", ADVERSARIAL)
+
+
+def loaded(module: nn.Module, classes: int, size: int, layer: nn.Module | None = None) -> LoadedModel:
+    names = tuple(f"c{k}" for k in range(classes))
+    return LoadedModel(
+        "hand", module, names, (size, size), layer, False, "test", Preprocess((size, size)),  # type: ignore[arg-type]
+        lock=threading.RLock(),
+    )  # fmt: skip
+
+
+def pixels(*where: tuple[int, int]) -> torch.Tensor:
+    mask = torch.zeros(SIZE, SIZE, dtype=torch.bool)
+    for y, x in where:
+        mask[y, x] = True
+    return mask
+
+
+CENTRE = ((1, 1), (1, 2), (2, 1), (2, 2))
+
+
+@pytest.fixture()
+def hand() -> tuple[LoadedModel, MaskedImageDataset]:
+    """logits = (-w·x, w·x - 6.99): |∂ logit / ∂x| is |w| for both classes, on channel 0 only:
+    3 at the corner (0, 0), 1 on the four centre pixels, 0 elsewhere (sum 7).
+
+    Four constant images: A (0.5, class 1, margin 0.01: an L∞ 2/255 attack flips it), B (0.9, class 1),
+    C (0.1, class 0), D (0.9, labelled 0 but classified 1).
+    """
+    w = torch.zeros(3, SIZE, SIZE)
+    w[0, 0, 0] = 3.0
+    for y, x in CENTRE:
+        w[0, y, x] = 1.0
+    weight = torch.stack([-w.flatten(), w.flatten()])
+    module = linear_model(weight, torch.tensor([0.0, -6.99]))
+    images = torch.stack([torch.full((3, SIZE, SIZE), v) for v in (0.5, 0.9, 0.1, 0.9)])
+    labels = torch.tensor([1, 1, 0, 0])
+    none = pixels()
+    evidence = torch.stack(
+        [pixels(*CENTRE), pixels(*CENTRE), pixels((0, 0), (0, 1), (0, 2), (0, 3)), pixels(*CENTRE)]
+    )
+    shortcut = torch.stack([pixels((0, 0)), none, pixels((1, 1)), none])
+    data = MaskedImageDataset(
+        "toy",
+        "test",
+        ("c0", "c1"),
+        images,
+        labels,
+        {"evidence": evidence, "shortcut": shortcut},
+        with_masks=True,
+    )
+    return loaded(module, 2, SIZE), data
+
+
+def test_scores_match_the_hand_computation(hand) -> None:
+    model, data = hand
+    config = ScorecardConfig(dataset="toy", n_images=4, methods=HAND_METHODS, batch_size=3)
+    result = scorecard(model, data, config)
+    report = result.report
+    assert report["accuracy"] == pytest.approx(0.75) and report["accuracy_images"] == 4
+    assert report["chance"] == pytest.approx({"evidence": 0.25, "shortcut": 1 / 16})
+    assert report["attack"]["correct"] == 3 and report["attack"]["flipped_indices"] == [0]
+    assert result.flipped.tolist() == [True, False, False, False]
+    for method in HAND_METHODS:  # on constant images every method's map is proportional to |w|
+        scores = report["explainers"][method]
+        # evidence: A 4/7, B 4/7, C 3/7 (the corner row), D 4/7; shortcut over A and C: 3/7, 1/7;
+        # pointing: only C's evidence holds the maximum (the corner).
+        assert scores["evidence_share"] == pytest.approx(15 / 28, abs=1e-4), method
+        assert scores["shortcut_share"] == pytest.approx(2 / 7, abs=1e-4), method
+        assert scores["pointing_game"] == pytest.approx(0.25), method
+        attacked = scores["attacked"]  # A only, now class 0: the same |w|
+        assert attacked["n_images"] == 1
+        assert attacked["evidence_share"] == pytest.approx(4 / 7, abs=1e-4), method
+        assert attacked["shortcut_share"] == pytest.approx(3 / 7, abs=1e-4), method
+        assert attacked["pointing_game"] == 0.0
+
+
+def test_report_has_the_documented_shape_and_is_strict_json(hand) -> None:
+    model, data = hand
+    config = ScorecardConfig(dataset="toy", n_images=2, methods=("gradient",))
+    report = scorecard(model, data, config).to_dict()
+    keys = {"model", "dataset", "split", "n_images", "image_indices", "accuracy", "chance", "explainers"}
+    assert keys <= set(report)
+    assert report["image_indices"] == [0, 1] and report["dataset"] == "toy" and report["split"] == "test"
+    assert set(report["chance"]) == {"evidence", "shortcut"}
+    entry = report["explainers"]["gradient"]
+    assert set(METRICS) <= set(entry) and set(METRICS) <= set(entry["attacked"])
+    assert json.loads(json.dumps(report, allow_nan=False)) == report
+    assert report["explainers"]["gradient"]["shortcut_share"] == pytest.approx(3 / 7, abs=1e-5)  # A only
+
+
+def test_progress_is_monotone_and_ends_at_the_total(hand) -> None:
+    model, data = hand
+    calls: list[tuple[int, int]] = []
+    scorecard(model, data, ScorecardConfig(dataset="toy", n_images=4, methods=("gradient", "ig")),
+              on_step=lambda d, t: calls.append((d, t)))  # fmt: skip
+    done = [d for d, _ in calls]
+    assert done == sorted(done) and len({t for _, t in calls}) == 1 and done[-1] == calls[0][1]
+
+
+def test_mask_shares_edge_cases() -> None:
+    maps = torch.zeros(2, SIZE, SIZE)
+    maps[1, 3, 3] = 2.0
+    shares = mask_shares(maps, torch.stack([pixels((3, 3)), pixels((3, 3))]), None)
+    assert math.isnan(shares["evidence_share"][0]) and shares["pointing_game"][0] == 0  # empty map
+    assert shares["evidence_share"][1] == 1.0 and shares["pointing_game"][1] == 1.0
+    assert torch.isnan(shares["shortcut_share"]).all()  # no shortcut in the dataset
+    assert chance_levels(torch.stack([pixels((0, 0))]), None) == {"evidence": 1 / 16, "shortcut": None}
+    delta = torch.zeros(3, SIZE, SIZE)
+    delta[:, 0, 0], delta[0, 1, 1] = 1.0, 1.0
+    shares_d = delta_energy_shares(delta, {"evidence": pixels((1, 1)), "shortcut": pixels((0, 0))})
+    assert shares_d == pytest.approx({"evidence": 0.25, "shortcut": 0.75})
+    assert delta_energy_shares(delta, {"evidence": pixels((1, 1))})["shortcut"] is None
+
+
+def test_refuses_n_larger_than_the_split_and_a_class_mismatch(hand) -> None:
+    model, data = hand
+    with pytest.raises(ValueError, match="larger than"):
+        scorecard(model, data, ScorecardConfig(dataset="toy", n_images=5, methods=("gradient",)))
+    three = loaded(linear_model(torch.zeros(3, 3 * SIZE * SIZE)), 3, SIZE)
+    with pytest.raises(ValueError, match="3 classes"):
+        scorecard(three, data, ScorecardConfig(dataset="toy", n_images=2, methods=("gradient",)))
+    with pytest.raises(ValueError, match="unknown"):
+        ScorecardConfig(methods=("nonsense",))
+    with pytest.raises(ValueError, match="untargeted"):
+        from advexp_core.experiments import AttackConfig
+
+        ScorecardConfig(attack=AttackConfig(target=1))
+
+
+def test_every_registered_explainer_on_a_conv_net_leaves_the_model_untouched() -> None:
+    net = tiny_conv(classes=2)
+    model = loaded(net, 2, 16, layer=net.features)
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(3, 3, 16, 16, generator=g)
+    masks = {
+        "evidence": torch.rand(3, 16, 16, generator=g) > 0.7,
+        "shortcut": torch.zeros(3, 16, 16, dtype=torch.bool),
+    }
+    data = MaskedImageDataset("toy", "test", ("a", "b"), images, torch.tensor([0, 1, 0]), masks)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    config = ScorecardConfig(dataset="toy", n_images=3, steps=4)
+    report = scorecard(model, data, config).report
+    assert set(report["explainers"]) == set(config.methods) and "lime" in config.methods
+    assert report["chance"]["shortcut"] is None  # no image has a shortcut
+    for entry in report["explainers"].values():
+        assert entry["shortcut_share"] is None and 0 <= entry["evidence_share"] <= 1
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert hook_count(net) == 0 and not net.training
+    assert scorecard(model, data, config).report == report  # deterministic
+    assert scorecard_figure([report]).axes
+
+
+def test_ground_truth_example_explains_the_true_class_and_pushes_toward_the_other() -> None:
+    net = frozen(tiny_conv(classes=2))
+    model = loaded(net, 2, 16, layer=net.features)
+    image = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(2))
+    masks = {
+        "evidence": torch.zeros(16, 16, dtype=torch.bool),
+        "shortcut": torch.zeros(16, 16, dtype=torch.bool),
+    }
+    masks["evidence"][4:12, 4:12] = True
+    masks["shortcut"][:, :2] = True
+    config = ScorecardConfig(dataset="toy", methods=("gradient", "gradcam", ADVERSARIAL), steps=6)
+    example = ground_truth_example(model, image, 1, masks, config)
+    assert example.toward == 0 and set(example.maps) == {"gradient", "gradcam", ADVERSARIAL}
+    assert all(m.shape == (16, 16) and (m >= 0).all() for m in example.maps.values())
+    assert example.delta.shape == (3, 16, 16) and example.explanation.shape == (3, 16, 16)
+    share = example.delta_shares
+    assert 0 <= share["evidence"] <= 1 and 0 <= share["shortcut"] <= 1
+    assert set(example.shares["gradient"]) == set(METRICS)
+    with pytest.raises(ValueError, match="Class 2"):
+        ground_truth_example(model, image, 2, masks, config)
