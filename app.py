@@ -5,6 +5,7 @@ import streamlit as st
 from advexp_ui import flow, loaders, render, setup
 from advexp_ui.jobs.common import classify
 
+loaders.warm_start()  # once per server: the default network and its top-5 of the default image
 sel = setup.page("Adversarial explanations", "🔍")
 st.title("When explanations fail, and what to show instead")
 st.markdown(

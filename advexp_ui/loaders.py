@@ -8,16 +8,28 @@ each experiment holds ``LoadedModel.lock`` for its whole run (see ``advexp_core.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import streamlit as st
 
-from advexp_core.models import LoadedModel, ModelError, ModelInfo, list_models, load_model
-from advexp_ui import state
+from advexp_core.models import (
+    DEFAULT_MODEL_ID,
+    LoadedModel,
+    ModelError,
+    ModelInfo,
+    list_models,
+    load_model,
+)
+from advexp_ui import gallery, state
+from advexp_ui.jobs.common import classify
+
+LOG = logging.getLogger("advexp_ui")
 
 USER_PREFIX = "user:"
 GROUP_ORDER = (
@@ -31,8 +43,39 @@ GROUP_ORDER = (
 
 @st.cache_resource(show_spinner="Loading the model (once per server)…", max_entries=6)
 def cached_model(model_id: str) -> LoadedModel:
-    """A registered model, loaded once and shared by every session (keyed by model id)."""
+    """A registered model, loaded once and shared by every session (keyed by model id).
+
+    The default network is usually ready already (`warm_start`); asked for while the warm-up
+    thread is still loading it, Streamlit's per-key lock makes the page wait for that load.
+    """
     return load_model(model_id)
+
+
+@st.cache_resource(show_spinner=False)
+def warm_start() -> threading.Thread:
+    """Start, once per server process, a thread that readies the default network.
+
+    The first page run of the server calls this (every page does, cheaply afterwards): Streamlit
+    runs no project code before a first session (or its script health check) connects. The
+    first forward pass through a network on the CPU also pays one-off costs (allocations,
+    kernel choice) that a visitor should not wait for.
+    """
+    thread = threading.Thread(target=_warm, args=(DEFAULT_MODEL_ID,), name="advexp-warm", daemon=True)
+    thread.start()
+    return thread
+
+
+def _warm(model_id: str) -> None:
+    """The warm-up thread's work: the model, then the home page's top-5 of the default image.
+
+    Both land in the server's caches (`cached_model`, `classify`), so the home page of the first
+    visitor after the warm-up is drawn from them.
+    """
+    try:
+        model = cached_model(model_id)  # a page asking meanwhile waits for this same load
+        classify(gallery.entry_bytes(state.DEFAULT_IMAGE), model_id, model)
+    except Exception:  # offline without weights, say: the page will tell the user
+        LOG.warning("could not warm up %s", model_id, exc_info=True)
 
 
 @st.cache_data(show_spinner=False, ttl=300)
