@@ -211,3 +211,44 @@ def test_budgets_read_alike_for_the_three_norms() -> None:
         2 / 255 * math.sqrt(3 * 32 * 32)
     )
     assert ex.AttackConfig(steps=10).effective_step_size((8, 8)) == pytest.approx(2.5 * 2 / 255 / 10)
+
+
+def test_saliency_under_attack_hands_out_parts_in_order_without_changing_the_result(
+    model: LoadedModel, image: torch.Tensor
+) -> None:
+    attack = ex.AttackConfig(eps_255=8, steps=3)
+    saliency = ex.SaliencyConfig(methods=("gradcam", "ig"), ig_steps=4)
+    parts: list[tuple[str, Any]] = []
+    events: list[str] = []
+
+    def on_step(done: int, total: int) -> None:
+        events.append(f"step {done}")
+
+    def on_partial(name: str, value: Any) -> None:
+        parts.append((name, value))
+        events.append(name)
+
+    with_parts = ex.saliency_under_attack(
+        model, image, attack, saliency, on_step=on_step, on_partial=on_partial
+    )
+    alone = ex.saliency_under_attack(model, image, attack, saliency)
+    assert [name for name, _ in parts] == ["attack", "gradcam", "ig"]
+    # the decision comes right after the last attack step, each map right after its own step
+    assert events[events.index("attack") - 1] == f"step {attack.steps}"
+    assert events.index("attack") < events.index("gradcam") < events.index("ig")
+    example = parts[0][1]
+    assert isinstance(example, ex.AdversarialExampleResult) and example.report == with_parts.example.report
+    for name, pair in parts[1:]:
+        assert torch.equal(pair.clean, with_parts.maps[name][0])
+        assert pair.metrics == with_parts.metrics[name]
+    assert with_parts.report == alone.report
+    assert all(torch.equal(a, b) for a, b in zip(with_parts.maps["ig"], alone.maps["ig"], strict=True))
+
+
+def test_integrated_gradients_on_a_cpu_is_sent_in_small_batches() -> None:
+    saliency = ex.SaliencyConfig(ig_steps=32)
+    cpu = ex.under_attack.method_kwargs("ig", saliency, None, device=torch.device("cpu"))
+    other = ex.under_attack.method_kwargs("ig", saliency, None)
+    assert (
+        cpu["internal_batch_size"] == ex.under_attack.CPU_IG_IMAGES and other["internal_batch_size"] is None
+    )
