@@ -19,7 +19,7 @@ from advexp_core.cli.common import UsageError
 from advexp_core.imaging import ImageError
 from advexp_core.models import ModelError
 
-COMMANDS = ("models", "classify", "attack", "compare", "explain", "sanity", "train", "ara")
+COMMANDS = ("models", "classify", "attack", "compare", "explain", "sanity", "scorecard", "train", "ara")
 
 
 def build_parser() -> argparse.ArgumentParser:

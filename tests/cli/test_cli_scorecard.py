@@ -1,0 +1,86 @@
+"""`advexp scorecard` in-process: files and JSON on a tiny 64-px network, exit 2 on bad arguments."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from advexp_core.cli import main
+from advexp_core.cli import scorecard as scorecard_cli
+from advexp_core.imaging import Preprocess
+from advexp_core.models import LoadedModel
+from tests.models import tiny_conv
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture()
+def tiny_lesion_model(monkeypatch: pytest.MonkeyPatch) -> LoadedModel:
+    """An untrained two-class conv net on 64-px images, served for any --model."""
+    net = tiny_conv(classes=2)
+    model = LoadedModel(
+        "tiny-lesions", net, ("benign", "malignant"), (64, 64), net.features, False, "test",  # type: ignore[arg-type]
+        Preprocess((64, 64)), lock=threading.RLock(),
+    )  # fmt: skip
+    monkeypatch.setattr(scorecard_cli, "load_model_or_usage_error", lambda _id: model)
+    return model
+
+
+def test_writes_result_json_and_figure(tmp_path: Path, capsys, tiny_lesion_model) -> None:
+    out = tmp_path / "sc"
+    argv = [
+        "scorecard",
+        "--model",
+        "x",
+        "--dataset",
+        "lesions",
+        "--n-images",
+        "3",
+        "--methods",
+        "gradient,gradcam",
+    ]
+    code, stdout, err = run_cli(capsys, *argv, "--out", str(out), "--json")
+    assert code == 0, err
+    printed = json.loads(stdout)
+    stored = json.loads((out / "result.json").read_text())
+    assert printed == stored and (out / "scorecard.png").read_bytes()[:4] == b"\x89PNG"
+    assert stored["model"] == "tiny-lesions" and stored["split"] == "test" and stored["n_images"] == 3
+    assert stored["image_indices"] == [0, 1, 2] and set(stored["explainers"]) == {"gradient", "gradcam"}
+    assert stored["accuracy_images"] == 1000 and set(stored["chance"]) == {"evidence", "shortcut"}
+    code, stdout, _ = run_cli(capsys, *argv[:-2], "--methods", "gradient", "--out", str(out))
+    assert code == 0 and "evidence" in stdout and "wrote" in stdout  # the text summary
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--dataset", "lesions", "--split", "validation"], "no split 'validation'"),
+        (["--dataset", "lesions", "--n-images", "1001"], "larger than"),
+        (["--dataset", "blockdigits", "--n-images", "2"], "classes"),  # 2 classes vs 10
+        (["--dataset", "cifar10"], "masks"),
+        (["--dataset", "lesions", "--methods", "gradient,nonsense"], "nonsense"),
+        (["--dataset", "lesions", "--n-images", "0"], "n_images"),
+    ],
+)
+def test_bad_arguments_exit_2_and_write_nothing(
+    tmp_path: Path, capsys, tiny_lesion_model, extra: list[str], message: str
+) -> None:
+    out = tmp_path / "sc"
+    code, _, err = run_cli(capsys, "scorecard", "--model", "x", *extra, "--out", str(out))
+    assert code == 2 and message in err, err
+    assert "Traceback" not in err and not out.exists()
+
+
+def test_a_registered_model_with_other_classes_is_refused(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "sc"
+    code, _, err = run_cli(
+        capsys, "scorecard", "--model", "digits-standard", "--dataset", "lesions", "--out", str(out)
+    )
+    assert code == 2 and "10 classes" in err and not out.exists()
