@@ -2,7 +2,8 @@
 
 The work runs in a worker thread; the page's own thread waits on a queue and updates the bar. That
 keeps Streamlit calls out of cached functions (their elements would be replayed on a cache hit) and
-lets the page be interrupted: any click (the Cancel button, another widget, leaving the page) makes
+lets the page show partial results as the job hands them out (``show_partial``, drawn by the
+page's thread, in order, before the bar moves on). It also lets the page be interrupted: any click (the Cancel button, another widget, leaving the page) makes
 Streamlit stop the page's thread at its next update (a new run of the page starts at once), and the
 worker then stops at its next step.
 """
@@ -26,11 +27,22 @@ class Cancelled(Exception):
     """The page was left or the user pressed Cancel; raised inside the core's ``on_step``."""
 
 
+class _Partial:
+    """A partial result on its way from the worker to the page's thread."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+Event = tuple[int, int] | _Partial | None
+
+
 class _Reporter:
-    """Thread-safe hand-over of progress from the worker to the page, and of a cancel back."""
+    """Thread-safe hand-over of progress and partial results from the worker to the page, and of
+    a cancel back."""
 
     def __init__(self) -> None:
-        self.events: queue.Queue[tuple[int, int] | None] = queue.Queue()
+        self.events: queue.Queue[Event] = queue.Queue()
         self.cancel = threading.Event()
 
     def on_step(self, step: int, total: int) -> None:
@@ -38,17 +50,32 @@ class _Reporter:
             raise Cancelled("The run was cancelled.")
         self.events.put((int(step), int(total)))
 
+    def emit(self, value: Any) -> None:
+        """Hand a partial result to the page (never dropped, unlike intermediate steps)."""
+        self.events.put(_Partial(value))
+
 
 def run_with_progress(
-    label: str, job: Callable[[OnStep], T], *, key: str, on_cancel: Callable[[], None] | None = None
+    label: str,
+    job: Callable[..., T],
+    *,
+    key: str,
+    on_cancel: Callable[[], None] | None = None,
+    show_partial: Callable[[Any], None] | None = None,
+    where: Any = None,
 ) -> T:
     """Run ``job(on_step)`` in a worker thread while showing its progress; return its value.
 
     Args:
         label: what is running, shown on the status box.
-        job: the work; calls ``on_step(step, total)`` as it goes (the core's callback).
+        job: the work; calls ``on_step(step, total)`` as it goes (the core's callback). With
+            ``show_partial`` it is called as ``job(on_step, emit)`` and may ``emit(value)``
+            partial results.
         key: a page-unique widget key for the Cancel button.
         on_cancel: called (as the button's callback, before the page's next run) when Cancel is pressed.
+        show_partial: draws one emitted value, on the page's thread, as soon as it arrives.
+        where: the container to put the status box in (default: the page at this point), so a
+            page can lay out the places of partial results below it beforehand.
 
     Raises:
         Whatever ``job`` raised (for the page to show), or Streamlit's own stop/rerun signal
@@ -59,20 +86,21 @@ def run_with_progress(
 
     def work() -> None:
         try:
-            outcome["value"] = job(reporter.on_step)
+            args = (reporter.on_step,) if show_partial is None else (reporter.on_step, reporter.emit)
+            outcome["value"] = job(*args)
         except BaseException as exc:  # handed to the page thread, which re-raises it
             outcome["error"] = exc
         finally:
             reporter.events.put(None)
 
     start = time.perf_counter()
-    with st.status(label, expanded=True) as status:
+    with (where or st).status(label, expanded=True) as status:
         bar = st.progress(0.0, text="Starting…")
         st.button("Cancel", key=key, help="Stop this run; the page stays usable.", on_click=on_cancel)
         worker = threading.Thread(target=work, name=f"advexp-{key}", daemon=True)
         try:
             worker.start()
-            _follow(reporter, bar, start)
+            _follow(reporter, bar, start, show_partial)
         finally:
             reporter.cancel.set()  # no effect after a normal finish; stops the worker otherwise
         seconds = time.perf_counter() - start
@@ -84,18 +112,26 @@ def run_with_progress(
     return outcome["value"]
 
 
-def _follow(reporter: _Reporter, bar: Any, start: float) -> None:
-    """Update the bar until the worker says it is done; every update lets Streamlit interrupt us."""
+def _follow(reporter: _Reporter, bar: Any, start: float, show_partial: Callable[[Any], None] | None) -> None:
+    """Update the bar until the worker says it is done; every update lets Streamlit interrupt us.
+
+    Partial results are drawn as they come, outside the status box (each renderer writes into
+    its own placeholder); of a run of steps only the latest is shown.
+    """
     step, total = 0, 0
     while True:
         try:
             event = reporter.events.get(timeout=HEARTBEAT_S)
-            while event is not None and not reporter.events.empty():
-                event = reporter.events.get_nowait()  # show only the latest step
         except queue.Empty:
             event = (step, total)  # heartbeat: refresh the elapsed time
+        while isinstance(event, tuple) and not reporter.events.empty():
+            event = reporter.events.get_nowait()  # skip to the latest step, stop at anything else
         if event is None:
             return
+        if isinstance(event, _Partial):
+            if show_partial is not None:
+                show_partial(event.value)
+            continue
         step, total = event
         elapsed = time.perf_counter() - start
         fraction = min(1.0, step / total) if total else 0.0

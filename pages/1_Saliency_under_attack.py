@@ -6,7 +6,7 @@ import streamlit as st
 from advexp_core.experiments import ATTACK_METHODS, MAP_METHODS
 from advexp_core.geometry import NORMS
 from advexp_core.saliency import METHODS
-from advexp_ui import flow, gallery, render, setup
+from advexp_ui import flow, gallery, progress, render, setup
 from advexp_ui.jobs import attack as job
 from advexp_ui.views import attack as view
 
@@ -81,12 +81,25 @@ if mode == "Flip the decision":
     st.caption(view.budget_text(config, model))
     key = (sel.image.digest, model.model_id, config, saliency)
     if flow.requested(PAGE, submitted=submitted, key=key):
-        flow.run(
-            PAGE,
-            "Attacking and explaining",
-            lambda on_step: job.attack(sel.image.data, model.model_id, config, saliency, model, on_step),
-            lambda outcome: view.show_attack(outcome, sel.image),
-        )
+        # The decision shows as soon as the attack is done, each map as soon as it is computed;
+        # the status box sits above the blocks, whose places are laid out beforehand. (flow.run
+        # with the partial results: the same cancel and forget-on-failure.)
+        where, slots, shown = st.container(), view.AttackSlots(saliency.methods), False
+        with flow.guard():
+            outcome = progress.run_with_progress(
+                "Attacking and explaining",
+                lambda on_step, emit: job.attack(
+                    sel.image.data, model.model_id, config, saliency, model, on_step, emit
+                ),
+                key=f"cancel-{PAGE}-main",
+                on_cancel=lambda: flow._cancelled(PAGE),
+                show_partial=slots.show_part,
+                where=where,
+            )
+            view.show_attack(outcome, sel.image, slots)
+            shown = True
+        if not shown:
+            flow.forget(PAGE)
     else:
         st.info("Choose the settings and press **Run the attack**.")
 else:

@@ -3,9 +3,14 @@ decision and move the map (Dombrowski et al. 2019)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
 from advexp_core import reports
 from advexp_core.experiments import (
     REGIONS,
+    AdversarialExampleResult,
     AttackConfig,
     ManipulationConfig,
     SaliencyConfig,
@@ -13,6 +18,7 @@ from advexp_core.experiments import (
     saliency_under_attack,
     under_attack_figure,
 )
+from advexp_core.experiments.under_attack import MapPair
 from advexp_core.figures import figure_png
 from advexp_core.imaging import decode_image, encode_png
 from advexp_core.models import LoadedModel
@@ -20,7 +26,75 @@ from advexp_core.saliency import colour_scales
 from advexp_ui import images
 from advexp_ui.jobs.common import OnStep, Outcome, cached_result, header, model_image, settings_of
 
-__all__ = ["REGIONS", "AttackConfig", "ManipulationConfig", "SaliencyConfig", "attack", "manipulate"]
+__all__ = [
+    "REGIONS",
+    "AttackConfig",
+    "AttackPart",
+    "ManipulationConfig",
+    "SaliencyConfig",
+    "attack",
+    "manipulate",
+]
+
+
+@dataclass(frozen=True)
+class AttackPart:
+    """One finished block of the attack page while the rest still runs.
+
+    Attributes:
+        block: "decision" (the attack: verdict, images, predictions, visibility) or a map method.
+        report: the report's entries this block shows (the same values the final report holds).
+        panels: the block's pictures (the same bytes the final Outcome holds).
+    """
+
+    block: str
+    report: dict[str, Any] = field(default_factory=dict)
+    panels: dict[str, bytes] = field(default_factory=dict)
+
+
+class _Parts:
+    """Turns the experiment's partial results into page blocks, keeping each picture for the end."""
+
+    def __init__(self, topk: float, send: Callable[[AttackPart], None] | None) -> None:
+        self.topk, self.send = topk, send
+        self.panels: dict[str, bytes] = {}
+        self.example: AdversarialExampleResult | None = None
+
+    def __call__(self, name: str, value: Any) -> None:
+        if isinstance(value, AdversarialExampleResult):
+            self.example = value
+            part = _decision_part(value, self.topk)
+        else:
+            assert self.example is not None  # the attack always comes first
+            part = _map_part(self.example, value, self.topk)
+        self.panels.update(part.panels)
+        if self.send is not None:
+            self.send(part)
+
+
+def _decision_part(example: AdversarialExampleResult, topk: float) -> AttackPart:
+    keys = ("predictions_before", "predictions_after", "png_predictions_after", "success", "png_success")
+    report: dict[str, Any] = {k: example.report[k] for k in keys}
+    report["perturbation"] = example.report["perturbation"]
+    report["readings"] = reports.readings(report["perturbation"], {}, k=topk)
+    panels = {
+        "clean": images.display_png(example.image),
+        "attacked": images.display_png(example.adversarial),
+        "delta": images.delta_png(example.delta),
+    }
+    return AttackPart("decision", report, panels)
+
+
+def _map_part(example: AdversarialExampleResult, pair: MapPair, topk: float) -> AttackPart:
+    m = pair.method
+    scale = pair.extras["colour_scale"]
+    panels = {
+        f"{m}-clean": images.overlay_png(example.image, pair.clean, scale["clean"][1]),
+        f"{m}-attacked": images.overlay_png(example.adversarial, pair.attacked, scale["attacked"][1]),
+    }
+    readings = reports.readings({}, {m: pair.metrics}, k=topk)
+    report = {"maps": {m: pair.metrics}, "readings": readings, "saliency": {m: pair.extras}}
+    return AttackPart(m, report, panels)
 
 
 def compute_attack(
@@ -29,10 +103,16 @@ def compute_attack(
     saliency: SaliencyConfig,
     model: LoadedModel,
     on_step: OnStep | None = None,
+    on_part: Callable[[AttackPart], None] | None = None,
 ) -> Outcome:
-    """Attack the image, explain the clean and the attacked image alike, measure how the maps moved."""
+    """Attack the image, explain the clean and the attacked image alike, measure how the maps moved.
+
+    ``on_part`` gets each block as soon as the experiment has it (the decision, then each map);
+    the pictures made for it are the ones the Outcome holds (made once).
+    """
+    parts = _Parts(saliency.topk, on_part)
     result = saliency_under_attack(
-        model, model_image(image_bytes, model), attack_config, saliency, on_step=on_step
+        model, model_image(image_bytes, model), attack_config, saliency, on_step=on_step, on_partial=parts
     )
     example = result.example
     settings = {
@@ -43,20 +123,11 @@ def compute_attack(
     }
     body = {k: v for k, v in result.report.items() if k != "settings"}
     report = {**reports.header(model, settings, "saliency under attack"), **body}
-    panels = {
-        "clean": images.display_png(example.image),
-        "attacked": images.display_png(example.adversarial),
-        "delta": images.delta_png(example.delta),
-    }
-    for method, (m_clean, m_adv) in result.maps.items():
-        scale = report["saliency"][method]["colour_scale"]
-        panels[f"{method}-clean"] = images.overlay_png(example.image, m_clean, scale["clean"][1])
-        panels[f"{method}-attacked"] = images.overlay_png(example.adversarial, m_adv, scale["attacked"][1])
     files = {
         "adversarial.png": encode_png(example.adversarial),
         "figure.png": figure_png(under_attack_figure(result)),
     }
-    return Outcome(report, panels, files)
+    return Outcome(report, parts.panels, files)
 
 
 @cached_result
@@ -67,9 +138,10 @@ def attack(
     saliency: SaliencyConfig,
     _model: LoadedModel,
     _on_step: OnStep | None = None,
+    _on_part: Callable[[AttackPart], None] | None = None,
 ) -> Outcome:
-    """``compute_attack``, cached by (image bytes, model id, configs)."""
-    return compute_attack(image_bytes, attack_config, saliency, _model, _on_step)
+    """``compute_attack``, cached by (image bytes, model id, configs); parts only when it runs."""
+    return compute_attack(image_bytes, attack_config, saliency, _model, _on_step, _on_part)
 
 
 def compute_manipulation(

@@ -10,6 +10,7 @@ from advexp_core.experiments import AttackConfig
 from advexp_core.figures import METHOD_TITLES
 from advexp_core.models import LoadedModel
 from advexp_ui import render
+from advexp_ui.jobs.attack import AttackPart
 from advexp_ui.jobs.common import Outcome
 from advexp_ui.state import ImageChoice
 
@@ -54,9 +55,45 @@ def _verdict(report: dict[str, Any]) -> None:
         )
 
 
-def show_attack(outcome: Outcome, choice: ImageChoice) -> None:
-    """The full result of the decision-flipping attack."""
+class AttackSlots:
+    """The places of the attack page's blocks, laid out before the run so that each block can be
+    drawn as soon as it is computed and drawn again, in place, with the whole result."""
+
+    def __init__(self, methods: tuple[str, ...]) -> None:
+        self.decision = st.empty()
+        self.maps = {method: st.empty() for method in methods}
+        self.rest = st.empty()
+
+    def show_part(self, part: AttackPart) -> None:
+        """Draw one finished block (the decision, or one method's maps) in its place."""
+        if part.block == "decision":
+            with self.decision.container():
+                _decision_block(part.report, part.panels)
+        elif part.block in self.maps:
+            with self.maps[part.block].container():
+                _map_block(part.block, part.report, part.panels)
+
+
+def show_attack(outcome: Outcome, choice: ImageChoice, slots: AttackSlots | None = None) -> None:
+    """The full result of the decision-flipping attack (in ``slots`` when they were laid out)."""
     report, panels = outcome.report, outcome.panels
+    slots = slots or AttackSlots(tuple(report["maps"]))
+    with slots.decision.container():
+        _decision_block(report, panels)
+    for method, slot in slots.maps.items():
+        with slot.container():
+            if method in report["maps"]:
+                _map_block(method, report, panels)
+    with slots.rest.container():
+        if report["maps"]:
+            render.look_at("attack-maps")
+        with st.expander("The whole figure (as downloaded)"):
+            st.image(outcome.files["figure.png"], width="stretch")
+        render.downloads_row(outcome, choice, stem="saliency-under-attack", key="dl-attack")
+
+
+def _decision_block(report: dict[str, Any], panels: dict[str, bytes]) -> None:
+    """The verdict, the three pictures, the predictions and how visible the change is."""
     _verdict(report)
     render.pictures(
         [
@@ -78,24 +115,30 @@ def show_attack(outcome: Outcome, choice: ImageChoice) -> None:
         value = report["perturbation"].get(name)
         render.reading(label, render.fmt(value, 4), report["readings"]["perturbation"].get(name))
     render.look_at("attack-visibility")
-    for method, values in report["maps"].items():
-        title = METHOD_TITLES.get(method, method)
-        st.subheader(f"{title}: clean vs attacked (one colour scale)")
-        render.pictures(
-            [
-                (f"{title}, clean", panels[f"{method}-clean"]),
-                (f"{title}, attacked", panels[f"{method}-attacked"]),
-            ],
-            columns=3,
+
+
+def _map_block(method: str, report: dict[str, Any], panels: dict[str, bytes]) -> None:
+    """One method's clean and attacked maps on one colour scale, and how far the map moved."""
+    title = METHOD_TITLES.get(method, method)
+    st.subheader(f"{title}: clean vs attacked (one colour scale)")
+    render.pictures(
+        [
+            (f"{title}, clean", panels[f"{method}-clean"]),
+            (f"{title}, attacked", panels[f"{method}-attacked"]),
+        ],
+        columns=3,
+    )
+    values = report["maps"][method]
+    for name, label in MAP_NAMES.items():
+        if name in values:
+            render.reading(label, render.fmt(values[name]), report["readings"]["maps"][method].get(name))
+    gap = report.get("saliency", {}).get(method, {}).get("convergence_delta")
+    if gap is not None:
+        st.caption(
+            f"Completeness error (sum of attributions minus the logit's change from the baseline): "
+            f"clean {gap['clean']:.3g}, attacked {gap['attacked']:.3g}; closer to 0 is a more "
+            "exact integral (more steps shrink it)."
         )
-        for name, label in MAP_NAMES.items():
-            if name in values:
-                render.reading(label, render.fmt(values[name]), report["readings"]["maps"][method].get(name))
-    if report["maps"]:
-        render.look_at("attack-maps")
-    with st.expander("The whole figure (as downloaded)"):
-        st.image(outcome.files["figure.png"], width="stretch")
-    render.downloads_row(outcome, choice, stem="saliency-under-attack", key="dl-attack")
 
 
 def show_manipulation(outcome: Outcome, choice: ImageChoice) -> None:

@@ -1,0 +1,87 @@
+"""Results as they come (issue 12): the attack page draws the decision before the maps, each
+block once in its place; nothing is recomputed when the rest arrives or on a rerun; the server's
+warm-up thread starts once."""
+
+from __future__ import annotations
+
+import threading
+
+import advexp_ui.jobs.attack as attack_job
+from advexp_ui import gallery, loaders
+from advexp_ui.views import attack as attack_view
+from tests.app.conftest import ROOT, TIMEOUT_S, assert_clean, by_label, downloads, submit
+
+PAGE = "pages/1_Saliency_under_attack.py"
+
+
+def recorder(monkeypatch, owner, name: str) -> list:
+    """Record the first argument of each call of ``owner.name`` (still calling it)."""
+    seen: list = []
+    real = getattr(owner, name)
+
+    def wrapper(*args, **kwargs):
+        seen.append(args[1] if isinstance(owner, type) else (args[0] if args else None))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, wrapper)
+    return seen
+
+
+def test_the_decision_is_drawn_before_the_maps_and_nothing_is_recomputed(open_page, monkeypatch) -> None:
+    parts = recorder(monkeypatch, attack_view.AttackSlots, "show_part")
+    runs = recorder(monkeypatch, attack_job, "compute_attack")
+    panels = recorder(monkeypatch, attack_job.images, "overlay_png")
+    at = open_page(PAGE, image="cifar10_test_5")
+    by_label(at.number_input, "Steps (PGD)").set_value(2)
+    by_label(at.number_input, "Integrated Gradients steps").set_value(5)
+    submit(at, "attack-form", "Run the attack")
+    assert_clean(at)
+    assert [p.block for p in parts] == ["decision", "gradcam", "ig"]
+    assert "attacked" in parts[0].panels and not parts[0].report.get("maps")
+    assert len(runs) == 1 and len(panels) == 4  # two overlays per method, made once
+    verdicts = [m.value for m in [*at.success, *at.warning] if "The decision" in m.value]
+    assert len(verdicts) == 1  # drawn early, then drawn again in the same place: once on screen
+    assert downloads(at)[0] == "adversarial.png"
+    at.run()  # a rerun shows the whole result from the cache, without parts or new work
+    assert_clean(at)
+    assert len(parts) == 3 and len(runs) == 1 and len(panels) == 4
+
+
+def test_the_parts_are_the_final_result(woods_dir) -> None:
+    """The blocks drawn early hold the same numbers and pictures as the whole result."""
+    from advexp_core.experiments import AttackConfig, SaliencyConfig
+
+    image = gallery.entry_bytes("cifar10_test_0")
+    model = loaders.cached_model("woods2019-cifar10-standard")
+    config, saliency = AttackConfig(steps=2), SaliencyConfig(ig_steps=4)
+    got: list[attack_job.AttackPart] = []
+    outcome = attack_job.compute_attack(image, config, saliency, model, on_part=got.append)
+    for part in got:
+        assert all(outcome.panels[k] == v for k, v in part.panels.items())
+        for key, value in part.report.items():
+            if key == "readings":
+                for group, entries in value.items():
+                    for name, sentence in entries.items():
+                        assert outcome.report["readings"][group][name] == sentence
+            elif isinstance(value, dict) and key in ("maps", "saliency"):
+                assert all(outcome.report[key][m] == v for m, v in value.items())
+            else:
+                assert outcome.report[key] == value
+
+
+def test_the_warm_up_thread_starts_once_per_server(monkeypatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    started: list[str] = []
+    monkeypatch.setattr(loaders, "_warm", lambda model_id: started.append(model_id))
+    loaders.warm_start.clear()
+    try:
+        for _ in range(2):
+            at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT_S).run()
+            assert_clean(at)
+        thread = loaders.warm_start()
+        assert isinstance(thread, threading.Thread)
+        thread.join(timeout=30)
+        assert started == ["efficientnet-lite0-imagenet"]
+    finally:
+        loaders.warm_start.clear()
