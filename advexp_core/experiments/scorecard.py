@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from advexp_core.attacks import pgd
-from advexp_core.datasets import MaskedImageDataset, load_dataset
+from advexp_core.datasets import MaskedImageDataset, TensorImageDataset, load_dataset
 from advexp_core.experiments.configs import AttackConfig, ExplanationConfig, SaliencyConfig
 from advexp_core.experiments.progress import tick
 from advexp_core.experiments.under_attack import gradcam_layer_for, method_kwargs
@@ -344,7 +344,7 @@ def scorecard(
     n_acc = len(dataset) if config.accuracy_images is None else min(config.accuracy_images, len(dataset))
     total = n_acc + n + 2 * n * len(config.methods)
     with model.lock:  # one run at a time per shared model: Grad-CAM hooks the shared module
-        accuracy = _accuracy(model, dataset, n_acc, config.batch_size)
+        accuracy = split_accuracy(model, dataset, n_acc, batch_size=config.batch_size)
         tick(on_step, n_acc, total)
         adversarial, predictions, flipped = _flip(model, images, labels, config)
         done = n_acc + n
@@ -368,8 +368,14 @@ def scorecard(
     return ScorecardResult(scores, flipped, predictions["clean"], config, report)
 
 
-def _accuracy(model: LoadedModel, dataset: MaskedImageDataset, n: int, batch_size: int) -> float:
-    """Top-1 accuracy over the first ``n`` images of the split."""
+def split_accuracy(
+    model: LoadedModel, dataset: TensorImageDataset, n: int | None = None, *, batch_size: int = 32
+) -> float:
+    """Top-1 accuracy over the first ``n`` images of a held-in-memory split (None: all). No lock taken.
+
+    Shapes: dataset images (M, 3, H, W) at the model's input size.
+    """
+    n = len(dataset) if n is None else n
     correct = 0
     with torch.no_grad():
         for start in range(0, n, 4 * batch_size):

@@ -1,0 +1,246 @@
+"""Regenerate the README's ground-truth scorecard: which explainer points at the evidence?
+
+For each shipped ground-truth pair (``lesions-standard``/``-robust``, ``blockdigits-standard``/
+``-robust``) the script runs ``advexp_core.experiments.scorecard`` on the first N test images (every
+explainer, clean and after an L∞ 2/255 PGD flip) and measures each network's accuracy on ``test``,
+``test-unbiased`` and the shortcut-free twin of ``test`` (taken from checkpoints/manifest.json when
+its entry records them). The reports are stored in docs/scorecard.json and the Markdown tables are
+rendered from that file between ``<!-- scorecard:start -->`` and ``<!-- scorecard:end -->`` in
+README.md (a "Ground truth" section is added before "## Benchmarks" when the markers are missing).
+The numbers are never typed by hand.
+
+Run: .venv/bin/python scripts/scorecard_table.py               (compute, store, rewrite README.md)
+     .venv/bin/python scripts/scorecard_table.py --render      (rewrite README.md from the stored file)
+     .venv/bin/python scripts/scorecard_table.py --check       (exit 1 when README.md is stale)
+Options: --n-images N (default 100), --results PATH, --readme PATH, --manifest PATH.
+Exit codes: 0 ok, 1 stale (--check), 2 stored results missing, or no network to score.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+START, END = "<!-- scorecard:start -->", "<!-- scorecard:end -->"
+SECTION = "## Ground truth"
+BEFORE = "## Benchmarks"
+ACCURACY_SPLITS = ("test", "test-unbiased", "no-shortcut")
+# Keys a manifest entry may record the three accuracies under (first match wins).
+MANIFEST_KEYS = {
+    "test": ("test_accuracy",),
+    "test-unbiased": ("test_unbiased_accuracy", "unbiased_accuracy"),
+    "no-shortcut": ("no_shortcut_accuracy", "test_no_shortcut_accuracy"),
+}
+INTRO = (
+    "On images whose evidence is known pixel by pixel (issue 11: synthetic lesions whose ruler is a "
+    "shortcut present in 85 % of malignant and 15 % of benign training images; BlockDigits, the digit in "
+    "one quadrant), each explainer explains the true class of the first N test images. *Evidence share*: "
+    "the share of the map inside the lesion (digit quadrant); *shortcut share*: inside the ruler, over the "
+    "images that have one; *pointing game*: the share of images whose map maximum lies in the evidence. "
+    "*Attacked*: the same three for the attacked image's map of its new class, on the correct decisions "
+    "an L∞ 2/255 PGD attack flipped: a map that noticed the attack would move. The same numbers on a "
+    "chosen image are on the *Ground truth* page."
+)
+
+
+def manifest_accuracies(manifest: dict[str, Any], model_id: str) -> dict[str, float]:
+    """The accuracies a manifest entry records for ``model_id`` (split -> value; may be empty)."""
+    entry = next((n for n in manifest.get("networks", []) if n.get("id") == model_id), None)
+    if entry is None:
+        return {}
+    nested = entry.get("accuracy") if isinstance(entry.get("accuracy"), dict) else {}
+    out = {}
+    for split, keys in MANIFEST_KEYS.items():
+        value = next((entry[k] for k in keys if isinstance(entry.get(k), int | float)), nested.get(split))
+        if isinstance(value, int | float):
+            out[split] = float(value)
+    return out
+
+
+def measured_accuracies(model: Any, dataset: str) -> dict[str, float]:
+    """Accuracy on every split the dataset has (lesions: test, test-unbiased, no-shortcut)."""
+    from advexp_core.datasets import load_dataset
+    from advexp_core.experiments.scorecard import split_accuracy
+
+    splits = {"test": load_dataset(dataset, "test")}
+    if dataset == "lesions":
+        splits["test-unbiased"] = load_dataset(dataset, "test-unbiased")
+        splits["no-shortcut"] = load_dataset(dataset, "test", shortcut=False)
+    return {name: split_accuracy(model, data, batch_size=128) for name, data in splits.items()}  # type: ignore[arg-type]
+
+
+def compute(n_images: int, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Score every shipped ground-truth network that loads; the stored-results document."""
+    from advexp_core.experiments.scorecard import (
+        GROUND_TRUTH_PAIRS,
+        ScorecardConfig,
+        scorecard,
+        scorecard_dataset,
+    )
+    from advexp_core.models import ModelError, load_model
+    from advexp_core.reports import versions
+
+    reports, accuracies, missing = [], [], []
+    for dataset, pair in GROUND_TRUTH_PAIRS.items():
+        config = ScorecardConfig(dataset=dataset, split="test", n_images=n_images)
+        data = scorecard_dataset(config)
+        for model_id in pair:
+            try:
+                model = load_model(model_id)
+            except ModelError as exc:
+                missing.append(model_id)
+                print(f"{model_id}: not scored ({exc})", file=sys.stderr)
+                continue
+            print(f"{model_id}: scoring {n_images} images…", file=sys.stderr)
+            reports.append(scorecard(model, data, config).to_dict())
+            stored = manifest_accuracies(manifest, model_id)
+            measured = measured_accuracies(model, dataset)
+            values = {s: stored.get(s, measured.get(s)) for s in ACCURACY_SPLITS}
+            source = "manifest" if stored and all(s in stored for s in measured) else "measured here"
+            accuracies.append({"model": model_id, "dataset": dataset, **values, "source": source})
+    command = f"python scripts/scorecard_table.py --n-images {n_images}"
+    return {
+        "format": "advexp-scorecard-1",
+        "command": command,
+        "n_images": n_images,
+        "missing": missing,
+        "versions": versions(),
+        "reports": reports,
+        "accuracies": accuracies,
+    }
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def scorecard_table(reports: list[dict[str, Any]]) -> str:
+    """One Markdown table for one dataset: chance, then each explainer on each network."""
+    from advexp_core.figures import METHOD_TITLES
+
+    head = (
+        "| explainer | network | evidence share | shortcut share | pointing game "
+        "| attacked: evidence | attacked: shortcut | attacked: pointing |\n|---|---|---|---|---|---|---|---|"
+    )
+    chance = reports[0]["chance"]
+    lines = [
+        head,
+        f"| *chance (mask area)* | — | {_fmt(chance['evidence'])} | {_fmt(chance['shortcut'])} | — | | | |",
+    ]
+    for method in reports[0]["explainers"]:
+        for r in reports:
+            s = r["explainers"].get(method)
+            if s is None:
+                continue
+            a = s["attacked"]
+            lines.append(
+                f"| {METHOD_TITLES.get(method, 'Adversarial explanation δ' if method == 'adversarial' else method)} "
+                f"| {r['model']} | {_fmt(s['evidence_share'])} | {_fmt(s['shortcut_share'])} "
+                f"| {_fmt(s['pointing_game'])} | {_fmt(a['evidence_share'])} | {_fmt(a['shortcut_share'])} "
+                f"| {_fmt(a['pointing_game'])} |"
+            )
+    return "\n".join(lines)
+
+
+def accuracy_table(results: dict[str, Any]) -> str:
+    """The networks' accuracies, with how many correct decisions the scorecard's attack flipped."""
+    attacks = {r["model"]: r["attack"] for r in results["reports"]}
+    lines = [
+        "| network | test | test-unbiased | no-shortcut (test without rulers) | scorecard: flipped / correct | source |",
+        "|---|---|---|---|---|---|",
+    ]
+    for a in results["accuracies"]:
+        att = attacks.get(a["model"])
+        flips = f"{att['flipped']} / {att['correct']}" if att else "—"
+        lines.append(
+            f"| {a['model']} | {_fmt(a['test'])} | {_fmt(a['test-unbiased'])} | {_fmt(a['no-shortcut'])} "
+            f"| {flips} | {a['source']} |"
+        )
+    return "\n".join(lines)
+
+
+def render_block(results: dict[str, Any]) -> str:
+    """The Markdown between the markers (markers included)."""
+    parts = [START, INTRO, "", accuracy_table(results)]
+    by_dataset: dict[str, list[dict[str, Any]]] = {}
+    for r in results["reports"]:
+        by_dataset.setdefault(r["dataset"], []).append(r)
+    for dataset, reports in by_dataset.items():
+        parts += [
+            "",
+            f"**{dataset}** (`{reports[0]['split']}` split, first N = {reports[0]['n_images']} images)",
+            "",
+        ]
+        parts.append(scorecard_table(reports))
+    if results.get("missing"):
+        parts += [
+            "",
+            f"Not scored (checkpoint missing when the table was made): {', '.join(results['missing'])}.",
+        ]
+    parts += [
+        "",
+        "Each attacked column covers only the flipped images (count in the first table). Stored in "
+        f"`docs/scorecard.json`; generated by `{results['command']}` (`advexp scorecard` scores one network).",
+        END,
+    ]
+    return "\n".join(parts)
+
+
+def render(text: str, results: dict[str, Any]) -> str:
+    """``text`` with the block replaced, or a new Ground truth section holding it."""
+    block = render_block(results)
+    pattern = re.escape(START) + r".*?" + re.escape(END)
+    if re.search(pattern, text, flags=re.S):
+        return re.sub(pattern, lambda _: block, text, count=1, flags=re.S)
+    section = f"{SECTION}: which explainer points at the evidence?\n\n{block}\n\n"
+    at = text.find(f"\n{BEFORE}\n")
+    if at < 0:
+        return text.rstrip("\n") + "\n\n" + section
+    return text[: at + 1] + section + text[at + 1 :]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-images", type=int, default=100)
+    parser.add_argument("--results", type=Path, default=ROOT / "docs" / "scorecard.json")
+    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    parser.add_argument("--manifest", type=Path, default=ROOT / "checkpoints" / "manifest.json")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true", help="exit 1 when the README block is stale")
+    mode.add_argument("--render", action="store_true", help="rewrite README.md from the stored results only")
+    args = parser.parse_args(argv)
+    if args.check or args.render:
+        if not args.results.is_file():
+            print(f"{args.results} not found: run python scripts/scorecard_table.py", file=sys.stderr)
+            return 2
+        results = json.loads(args.results.read_text())
+    else:
+        manifest = json.loads(args.manifest.read_text()) if args.manifest.is_file() else {}
+        results = compute(args.n_images, manifest)
+        if not results["reports"]:
+            print("no ground-truth network could be loaded; nothing to score", file=sys.stderr)
+            return 2
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        args.results.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    text = args.readme.read_text()
+    new = render(text, results)
+    if args.check:
+        if new != text:
+            print(
+                f"{args.readme} scorecard block is stale: run python scripts/scorecard_table.py --render",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+    args.readme.write_text(new)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
