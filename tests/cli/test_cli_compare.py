@@ -104,7 +104,7 @@ def test_json_printed_equals_result_file(
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--methods", "gradcam,lime"], "lime"),
+        (["--methods", "gradcam,guided-backprop"], "guided-backprop"),
         (["--eps", "-1"], "eps"),
         (["--steps", "0"], "steps"),
         (["--target", "unicorn"], "unicorn"),
