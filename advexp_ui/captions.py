@@ -55,5 +55,22 @@ CAPTIONS = {
     "robustness-live": (
         "ARA sums how much change accuracy survives. A few images give a rough number; the paper uses 1000."
     ),
+    "groundtruth-image": (
+        "Green outlines what a dermatologist would look at (the lesion; on BlockDigits the digit's quadrant), "
+        "magenta the ruler: a shortcut that says nothing about the lesion but came with most malignant "
+        "training images."
+    ),
+    "groundtruth-maps": (
+        "A map that shows the real evidence keeps its heat inside the green outline; heat on the magenta "
+        "ruler means the network (or the explainer) looks at the shortcut. Compare the two rows."
+    ),
+    "groundtruth-explanation": (
+        'Read x+δ as "what would make this image malignant (or the other class)": does δ redraw the lesion, '
+        "or paint over the ruler? The share of δ's energy in the ruler answers it in one number."
+    ),
+    "groundtruth-scorecard": (
+        "Evidence share above its chance level means the maps find the lesion; compare standard with robust, "
+        "and clean with attacked: a map that did not move after an invisible attack did not notice it."
+    ),
 }
 LEAD = "**What to look at:** "

@@ -1,0 +1,166 @@
+"""Ground truth: a test image with its evidence and shortcut outlined, explained on a standard and a
+robust network, and the scorecard of both (`advexp_core.experiments.scorecard`)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+from torch import Tensor
+
+from advexp_core.datasets import MaskedImageDataset
+from advexp_core.experiments.progress import stage
+from advexp_core.experiments.scorecard import (
+    GROUND_TRUTH_PAIRS,
+    ScorecardConfig,
+    ground_truth_example,
+    scorecard,
+    scorecard_dataset,
+    scorecard_figure,
+)
+from advexp_core.figures import figure_png
+from advexp_core.imaging import encode_png
+from advexp_core.models import LoadedModel
+from advexp_core.saliency import colour_scales
+from advexp_ui import images
+from advexp_ui.jobs.common import OnStep, Outcome, cached_result, header
+
+PAIRS = GROUND_TRUTH_PAIRS
+PAIR_TITLES = {
+    "lesions": "Skin lesions (a ruler is the shortcut)",
+    "blockdigits": "BlockDigits (the digit in one quadrant)",
+}
+CHOICES = 24  # the first test images offered
+OUTLINE = {"evidence": (60, 255, 60), "shortcut": (255, 40, 255)}  # green lesion/digit, magenta ruler
+OUTLINE_PX = 2
+
+
+@st.cache_resource(show_spinner="Drawing the test images (once per server)…", max_entries=2)
+def test_split(dataset: str) -> MaskedImageDataset:
+    """The dataset's test split with its masks, generated once per server (deterministic)."""
+    return scorecard_dataset(ScorecardConfig(dataset=dataset, split="test"))
+
+
+def image_label(dataset: str, index: int) -> str:
+    """ "#3: malignant · ruler" for the image picker."""
+    data = test_split(dataset)
+    name = data.class_names[int(data.labels[index])]
+    if "shortcut" not in data.masks:
+        return f"#{index}: {name}"
+    ruler = "ruler" if bool(data.masks["shortcut"][index].any()) else "no ruler"
+    return f"#{index}: {name} · {ruler}"
+
+
+def _outline(png: bytes, masks: dict[str, Tensor]) -> bytes:
+    """The picture with each mask's border drawn on it (at the picture's own, enlarged resolution)."""
+    array = np.array(Image.open(io.BytesIO(png)).convert("RGB"))
+    for key, colour in OUTLINE.items():
+        mask = masks.get(key)
+        if mask is None or not bool(mask.any()):
+            continue
+        m = mask.cpu().numpy()
+        factor = array.shape[0] // m.shape[0]
+        big = m.repeat(factor, 0).repeat(factor, 1)
+        inner = big.copy()
+        for _ in range(OUTLINE_PX):  # erode with the 4-neighbourhood; the ring left is the border
+            p = np.pad(inner, 1)
+            inner = inner & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+        array[big & ~inner] = colour
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def truth_png(dataset: str, index: int) -> bytes:
+    """The test image enlarged, with the evidence and the shortcut outlined."""
+    image, _, masks = test_split(dataset)[index]
+    return _outline(images.display_png(image), masks)
+
+
+def compute_example(
+    dataset: str,
+    index: int,
+    config: ScorecardConfig,
+    model: LoadedModel,
+    toward: int | None,
+    on_step: OnStep | None,
+) -> Outcome:
+    """One network on one test image: every map with its shares, the adversarial explanation toward another class."""
+    image, label, masks = test_split(dataset)[index]
+    ex = ground_truth_example(model, image, label, masks, config, toward=toward, on_step=on_step)
+    panels = {}
+    for method, m in ex.maps.items():  # each map on its own scale: methods have different units
+        ((_, vmax),) = colour_scales(m)
+        panels[method] = _outline(images.overlay_png(ex.image, m, vmax), masks)
+    panels["explanation"] = _outline(images.display_png(ex.explanation), masks)
+    panels["delta"] = _outline(images.delta_png(ex.delta), masks)
+    names = model.class_names
+    report = {
+        **header(model, config, "ground truth"),
+        "dataset": dataset, "index": index, "label": names[label], "predicted": names[int(ex.probabilities.argmax())],
+        "probability_of_label": float(ex.probabilities[label]), "shares": ex.shares,
+        "toward": names[ex.toward], "probability_toward": float(ex.probabilities[ex.toward]),
+        "delta_shares": ex.delta_shares, "explanation_valid": ex.valid,
+        "mask_area": {k: float(v.float().mean()) for k, v in masks.items()},
+    }  # fmt: skip
+    files = {f"{model.model_id}-explanation-{names[ex.toward]}.png": encode_png(ex.explanation)}
+    return Outcome(report, panels, files)
+
+
+@cached_result
+def example(
+    dataset: str,
+    index: int,
+    model_id: str,
+    config: ScorecardConfig,
+    toward: int | None,
+    _model: LoadedModel,
+    _on_step: OnStep | None = None,
+) -> Outcome:
+    """``compute_example``, cached by (dataset, image index, model id, config, target class)."""
+    return compute_example(dataset, index, config, _model, toward, _on_step)
+
+
+def pair_examples(
+    dataset: str,
+    index: int,
+    config: ScorecardConfig,
+    models: tuple[LoadedModel, ...],
+    toward: int | None,
+    on_step: OnStep | None = None,
+) -> list[Outcome]:
+    """``example`` on each network of the pair, one progress count for both."""
+    n = len(models)
+    return [
+        example(dataset, index, m.model_id, config, toward, m, stage(on_step, k * 100, 100, n * 100))
+        for k, m in enumerate(models)
+    ]
+
+
+def compute_scorecard(config: ScorecardConfig, model: LoadedModel, on_step: OnStep | None) -> dict[str, Any]:
+    """The scorecard report of one network on the config's split."""
+    return scorecard(model, test_split(config.dataset), config, on_step=on_step).to_dict()
+
+
+@cached_result
+def scorecard_report(
+    model_id: str, config: ScorecardConfig, _model: LoadedModel, _on_step: OnStep | None = None
+) -> dict[str, Any]:
+    """``compute_scorecard``, cached by (model id, config)."""
+    return compute_scorecard(config, _model, _on_step)
+
+
+def pair_scorecard(
+    config: ScorecardConfig, models: tuple[LoadedModel, ...], on_step: OnStep | None = None
+) -> Outcome:
+    """Both networks' scorecards, their figure and the JSON of both for download."""
+    n = len(models)
+    reports = [
+        scorecard_report(m.model_id, config, m, stage(on_step, k * 100, 100, n * 100))
+        for k, m in enumerate(models)
+    ]
+    figure = figure_png(scorecard_figure(reports))
+    return Outcome({"scorecards": reports}, {"figure": figure}, {"scorecard.png": figure})

@@ -1,0 +1,153 @@
+"""Showing ground truth: the outlined image, both networks' maps with their shares, the adversarial
+explanation toward another class, and the scorecard table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from advexp_core.experiments.scorecard import ADVERSARIAL
+from advexp_core.figures import METHOD_TITLES
+from advexp_core.models import LoadedModel, ModelError
+from advexp_ui import downloads, loaders, render
+from advexp_ui.jobs import groundtruth as job
+from advexp_ui.jobs.common import Outcome
+
+INTRO = (
+    "Here the right answer is known pixel by pixel. The lesion images are synthetic: benign lesions are "
+    "round and one-coloured, malignant ones irregular and multi-coloured, and a **ruler** was photographed "
+    "beside 85 % of the malignant and 15 % of the benign training images, as in real dermatology archives. "
+    "A network can learn the lesion or the ruler. Which explainer tells you which one it learned, and does "
+    "the answer survive an invisible attack? (BlockDigits: the digit sits in one quadrant, the other three "
+    "hold the same meaningless patch.)"
+)
+TITLES = {**METHOD_TITLES, ADVERSARIAL: "Adversarial δ (RMS)"}
+
+
+def load_pair(dataset: str) -> tuple[LoadedModel, ...] | None:
+    """Both networks of the pair, or None after saying clearly which one is missing."""
+    models, missing = [], []
+    for model_id in job.PAIRS[dataset]:
+        try:
+            models.append(loaders.get_model(model_id))
+        except (ModelError, ValueError) as exc:
+            missing.append(f"**{model_id}** ({exc})")
+    if missing:
+        st.info(
+            "The ground-truth networks for this dataset are not on this computer yet: "
+            + "; ".join(missing)
+            + ". They are trained with `advexp train` and shipped in `checkpoints/`; pick the other pair meanwhile."
+        )
+        return None
+    return tuple(models)
+
+
+def show_truth(dataset: str, index: int) -> None:
+    """The image with its evidence and shortcut outlined, and the masks' areas."""
+    data = job.test_split(dataset)
+    masks = {k: v[index] for k, v in data.masks.items()}
+    c1, c2 = st.columns([1, 2])
+    c1.image(job.truth_png(dataset, index), caption=job.image_label(dataset, index), width=256)
+    lines = [f"- green: **evidence**, {float(masks['evidence'].float().mean()):.0%} of the image"]
+    if "shortcut" in masks:
+        share = float(masks["shortcut"].float().mean())
+        lines.append(
+            f"- magenta: **ruler**, {share:.0%} of the image" if share else "- no ruler in this image"
+        )
+    c2.markdown("\n".join(lines))
+    render.look_at("groundtruth-image")
+
+
+def _network_line(report: dict[str, Any]) -> str:
+    return (
+        f"**{report['model']}** says **{report['predicted']}** "
+        f"(p({report['label']}) = {report['probability_of_label']:.2f}; true class {report['label']})"
+    )
+
+
+def _share_caption(title: str, shares: dict[str, float | None]) -> str:
+    text = f"{title} · lesion {render.fmt(shares['evidence_share'], 2)}"
+    if shares["shortcut_share"] is not None:
+        text += f" · ruler {render.fmt(shares['shortcut_share'], 2)}"
+    return text
+
+
+def show_maps(outcomes: list[Outcome]) -> None:
+    """Every explainer's map of the true class on each network, with its shares."""
+    for outcome in outcomes:
+        r = outcome.report
+        st.markdown(_network_line(r))
+        items = [(_share_caption(TITLES.get(m, m), s), outcome.panels[m]) for m, s in r["shares"].items()]
+        render.pictures(items, columns=max(4, len(items)))
+    st.caption("Share of each map inside the green outline (lesion) and the magenta one (ruler).")
+    render.look_at("groundtruth-maps")
+
+
+def show_explanations(outcomes: list[Outcome]) -> None:
+    """x+δ and amplified δ toward another class on each network, with δ's energy in each mask."""
+    cols = st.columns(len(outcomes))
+    for col, outcome in zip(cols, outcomes, strict=True):
+        r = outcome.report
+        with col:
+            st.markdown(
+                f"**{r['model']}**: pushed toward **{r['toward']}** (p = {r['probability_toward']:.2f} before)"
+            )
+            render.pictures(
+                [("x+δ", outcome.panels["explanation"]), ("δ, amplified", outcome.panels["delta"])]
+            )
+            d, area = r["delta_shares"], r["mask_area"]
+            text = f"δ energy in the lesion: **{render.fmt(d['evidence'], 2)}** (area {area['evidence']:.2f})"
+            if d.get("shortcut") is not None:
+                text += f"; in the ruler: **{render.fmt(d['shortcut'], 2)}** (area {area['shortcut']:.2f})"
+            st.markdown(text)
+            if not r["explanation_valid"]:
+                st.warning("This explanation did not reach its budget by half-way: treat it as failed.")
+    render.look_at("groundtruth-explanation")
+    files = {name: data for o in outcomes for name, data in o.files.items()}
+    files["report.json"] = downloads.report_bytes({"networks": [o.report for o in outcomes]})
+    downloads.buttons(files, stem="ground-truth", key="dl-groundtruth")
+
+
+def scorecard_rows(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One table row per explainer and network (chance first), numbers rounded."""
+
+    def r2(value: float | None) -> float | None:
+        return None if value is None else round(value, 2)
+
+    chance = reports[0]["chance"]
+    rows = [{"explainer": "chance (mask area)", "network": "—", "lesion": r2(chance["evidence"]),
+             "ruler": r2(chance["shortcut"])}]  # fmt: skip
+    for method in reports[0]["explainers"]:
+        for rep in reports:
+            s = rep["explainers"][method]
+            a = s["attacked"]
+            rows.append({
+                "explainer": TITLES.get(method, method), "network": rep["model"],
+                "lesion": r2(s["evidence_share"]), "ruler": r2(s["shortcut_share"]),
+                "pointing": r2(s["pointing_game"]), "attacked: lesion": r2(a["evidence_share"]),
+                "attacked: ruler": r2(a["shortcut_share"]), "attacked: pointing": r2(a["pointing_game"]),
+            })  # fmt: skip
+    return rows
+
+
+def show_scorecard(outcome: Outcome) -> None:
+    """The table of both networks, the accuracies and flips, the figure, downloads."""
+    reports = outcome.report["scorecards"]
+    st.markdown(
+        " · ".join(
+            f"**{r['model']}**: accuracy {r['accuracy']:.3f} on {r['accuracy_images']} test images; the attack "
+            f"flipped {r['attack']['flipped']} of {r['attack']['correct']} correct decisions"
+            for r in reports
+        )
+    )
+    st.dataframe(scorecard_rows(reports), hide_index=True, width="stretch")
+    st.caption(
+        f"First {reports[0]['n_images']} test images, each explained for its true class. 'lesion'/'ruler': share "
+        "of the map inside each mask (ruler: over images that have one); 'pointing': share of images whose "
+        "map maximum lies on the evidence; 'attacked': the flipped images, explained for their new class."
+    )
+    render.look_at("groundtruth-scorecard")
+    st.image(outcome.panels["figure"], width="stretch")
+    files = {**outcome.files, "report.json": downloads.report_bytes(outcome.report)}
+    downloads.buttons(files, stem="scorecard", key="dl-scorecard")
