@@ -95,6 +95,7 @@ if mode == "Flip the decision":
                 on_cancel=lambda: flow._cancelled(PAGE),
                 show_partial=slots.show_part,
                 where=where,
+                line=model.model_id,
             )
             view.show_attack(outcome, sel.image, slots)
             shown = True

@@ -69,6 +69,25 @@ def test_the_parts_are_the_final_result(woods_dir) -> None:
                 assert outcome.report[key] == value
 
 
+def test_a_waiting_run_sees_its_place_and_an_estimate_and_leaves_when_cancelled() -> None:
+    from advexp_ui import progress
+
+    line = "test-line-network"
+    first, second, third = (progress._Place(line) for _ in range(3))
+    assert first.text() is not None and "place 1" in first.text()
+    first.start()
+    assert first.text() is None  # running: no place any more
+    assert "place 1 in line (1 run(s) ahead)" in second.text() and "about" not in second.text()
+    assert "place 2 in line (2 run(s) ahead)" in third.text()
+    first.leave(finished=True)  # its time is the estimate for the next ones
+    second.start()
+    assert "place 1 in line (1 run(s) ahead), about" in third.text()
+    third.leave(finished=False)  # cancelled while waiting: out of the line at once
+    assert third.text() is None and progress._LINES[line].waiting == []
+    second.leave(finished=True)
+    assert len(progress._LINES[line].seconds) == 2 and not progress._LINES[line].running
+
+
 def test_the_warm_up_thread_starts_once_per_server(monkeypatch) -> None:
     from streamlit.testing.v1 import AppTest
 

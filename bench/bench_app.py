@@ -1,0 +1,300 @@
+"""The app as a visitor meets it: time to first result and to the whole result on three pages,
+against the forward+backward floor the page's defaults need, measured in the same run.
+
+Starts `streamlit run app.py` on a free port of 127.0.0.1 (offline), drives Debian's Chromium
+(/usr/bin/chromium, never a Playwright download) through the home page, the attack, the
+explanations and the compare page with their defaults on the gallery cat, and prints per page:
+seconds to the first result, seconds to the whole result, the floor (the model's bare passes that
+the defaults need, timed in this process right after the page, on the same machine) and the
+ratios. ``--sessions N`` instead runs N browser sessions on one server that press Run on the
+attack page at once (each with its own budget, so no result comes from another's cache) and
+prints p50/p95 waiting and running times, health-endpoint latency and the server's peak RSS.
+
+Run: .venv/bin/python bench/bench_app.py [--sessions N] [--warm-s 30]
+Every wait is bounded; the server and the browser are always stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, Server  # noqa: E402
+from tests.e2e.helpers import open_page, set_number, settled  # noqa: E402
+
+RUN_TIMEOUT_MS = 600_000
+# Records, in the page, when each pattern first appears in its text (polled; ms resolution ~poll).
+WATCH_JS = """([patterns, poll]) => {
+  window.__seen = {};
+  window.__t0 = performance.now();
+  const res = Object.fromEntries(Object.entries(patterns).map(([k, v]) => [k, new RegExp(v)]));
+  const check = () => {
+    const text = document.body.innerText;
+    for (const [k, re] of Object.entries(res)) {
+      if (!(k in window.__seen) && re.test(text)) window.__seen[k] = performance.now() - window.__t0;
+    }
+  };
+  window.__watch = setInterval(check, poll);
+}"""
+PAGES = {
+    "attack": (
+        "Saliency_under_attack", "Saliency under attack", "Run the attack",
+        r"The decision (changed|did not change)", r"Attacking and explaining: done in",
+    ),
+    "explain": (
+        "Adversarial_explanations", "Adversarial explanations", "Explain",
+        r"the image as the network sees it", r"Explaining on both networks: done in",
+    ),
+    "compare": (
+        "Compare_explainers", "Compare explainers", "Compare",
+        r"Explaining with every method: done in", r"Explaining with every method: done in",
+    ),
+}  # fmt: skip
+
+
+class Sampler(threading.Thread):
+    """Every half second: the server's resident memory and the health endpoint's latency."""
+
+    def __init__(self, server: Server) -> None:
+        super().__init__(daemon=True)
+        self.server, self.stop = server, threading.Event()
+        self.peak_rss_mb, self.health_s, self.health_failures = 0.0, [], 0
+
+    def run(self) -> None:
+        while not self.stop.wait(0.5):
+            status = Path(f"/proc/{self.server.process.pid}/status")
+            for line in status.read_text().splitlines() if status.exists() else []:
+                if line.startswith("VmRSS:"):
+                    self.peak_rss_mb = max(self.peak_rss_mb, int(line.split()[1]) / 1024)
+            start = time.perf_counter()
+            try:
+                with urllib.request.urlopen(f"{self.server.url}/_stcore/health", timeout=10) as r:
+                    ok = r.read().strip() == b"ok"
+            except OSError:
+                ok = False
+            self.health_s.append(time.perf_counter() - start)
+            self.health_failures += not ok
+
+
+def watch(page, patterns: dict[str, str], poll_ms: int = 50) -> None:
+    page.evaluate(WATCH_JS, [patterns, poll_ms])
+
+
+def seen(page) -> dict[str, float]:
+    """Seconds from the watch's start to each pattern seen so far."""
+    return {k: v / 1000 for k, v in page.evaluate("window.__seen").items()}
+
+
+def run_page(page, base: str, name: str) -> tuple[float, float]:
+    """Open a page, press its run button, return seconds to the first and to the whole result."""
+    path, heading, button, first, done = PAGES[name]
+    open_page(page, base, path, heading)
+    watch(page, {"first": first, "done": done})
+    page.get_by_role("button", name=button, exact=True).click()
+    page.wait_for_function("window.__seen.done !== undefined", timeout=RUN_TIMEOUT_MS)
+    settled(page, RUN_TIMEOUT_MS)
+    times = seen(page)
+    return times["first"], times["done"]
+
+
+def home_seconds(browser, base: str) -> float:
+    """Seconds from opening the home page to its top-5 table on screen (a fresh session)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    try:
+        start = time.perf_counter()
+        page.goto(base)
+        page.wait_for_function(
+            'document.querySelectorAll(\'[data-testid="stMain"] [data-testid="stDataFrame"]\').length >= 2',
+            timeout=RUN_TIMEOUT_MS,
+        )
+        return time.perf_counter() - start
+    finally:
+        context.close()
+
+
+def pages_bench(browser, server: Server, warm_s: float) -> None:
+    """Home (first visitor after ``warm_s`` s of uptime, then a second one) and the three pages."""
+    time.sleep(max(0.0, warm_s - (time.perf_counter() - server.started)))
+    first, second = home_seconds(browser, server.url), home_seconds(browser, server.url)
+    print(f"home top-5: first visitor {first:.1f} s, next visitor {second:.1f} s (server up {warm_s:.0f} s)")
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(RUN_TIMEOUT_MS)
+    page = context.new_page()
+    print(f"{'page':8} {'first s':>8} {'whole s':>8} {'floor s':>8} {'first/PGD':>10} {'whole/floor':>12}")
+    try:
+        for name in PAGES:
+            t_first, t_done = run_page(page, server.url, name)
+            floor = floors(name)
+            first_ref = floor.get("first", floor["total"])
+            print(
+                f"{name:8} {t_first:8.1f} {t_done:8.1f} {floor['total']:8.1f} "
+                f"{t_first / first_ref:10.2f} {t_done / floor['total']:12.2f}   floor parts: "
+                + ", ".join(f"{k} {v:.1f}" for k, v in floor.items() if k != "total")
+            )
+    finally:
+        context.close()
+
+
+_MODELS: dict[str, object] = {}
+
+
+def _model(model_id: str):
+    from advexp_core.models import load_model
+
+    if model_id not in _MODELS:
+        _MODELS[model_id] = load_model(model_id)
+    return _MODELS[model_id]
+
+
+def _pass_s(model_id: str, batch: int, count: int, *, backward: bool = True) -> float:
+    """Seconds for ``count`` bare passes of ``batch`` images (timed on up to 3, after a warm-up)."""
+    import torch
+
+    model = _model(model_id)
+    x = torch.rand(batch, 3, *model.input_size, device=model.device)
+
+    def one() -> None:
+        if backward:
+            xx = x.clone().requires_grad_(True)
+            torch.autograd.grad(model.module(xx)[:, 0].sum(), xx)
+        else:
+            with torch.no_grad():
+                model.module(x)
+
+    one()
+    reps = min(count, 3)
+    start = time.perf_counter()
+    for _ in range(reps):
+        one()
+    return (time.perf_counter() - start) / reps * count
+
+
+def floors(name: str) -> dict[str, float]:
+    """The bare passes a page's defaults need, timed now: parts, ``first`` and ``total`` seconds.
+
+    attack: PGD steps on 1 image, Grad-CAM on 2, IG 2 x steps images in CPU_IG_IMAGES batches.
+    explain: S steps on the T targets of each network (the chosen one, then the contrast pair).
+    compare: Grad-CAM, gradient (1 image), IG (steps images, one pass), SmoothGrad (samples),
+    and the deletion/insertion curves (forward only, faithfulness_steps + 1 images per curve).
+    """
+    from advexp_core import experiments as ex
+    from advexp_core.experiments.under_attack import CPU_IG_IMAGES
+    from advexp_core.models import DEFAULT_MODEL_ID
+    from advexp_ui.loaders import contrast_pair
+
+    m = DEFAULT_MODEL_ID
+    if name == "attack":
+        attack, sal = ex.AttackConfig(), ex.SaliencyConfig()
+        parts = {
+            "PGD": _pass_s(m, 1, attack.steps),
+            "Grad-CAM": _pass_s(m, 2, 1),
+            "IG": _pass_s(m, CPU_IG_IMAGES, -(-2 * sal.ig_steps // CPU_IG_IMAGES)),
+        }
+        return {**parts, "first": parts["PGD"], "total": sum(parts.values())}
+    if name == "explain":
+        config = ex.ExplanationConfig()
+        targets = len(config.targets)
+        parts = {m: _pass_s(m, targets, config.steps)}
+        for other in contrast_pair(m):
+            parts[other] = _pass_s(other, targets, config.steps)
+        return {**parts, "first": parts[m], "total": sum(parts.values())}
+    cmp = ex.ExplainersConfig()
+    sal, n_curves = cmp.saliency, 2 * len(cmp.saliency.methods)
+    parts = {
+        "Grad-CAM+gradient": _pass_s(m, 1, 2),
+        "IG": _pass_s(m, sal.ig_steps, 1),
+        "SmoothGrad": _pass_s(m, sal.smoothgrad_samples, 1),
+        "curves": _pass_s(m, cmp.faithfulness_steps + 1, n_curves, backward=False),
+    }
+    return {**parts, "total": sum(parts.values())}
+
+
+def quantiles(values: list[float]) -> str:
+    if not values:
+        return "none"
+    q = statistics.quantiles(values, n=20, method="inclusive") if len(values) > 1 else values * 19
+    return f"p50 {statistics.median(values):.1f} s, p95 {q[18]:.1f} s, max {max(values):.1f} s"
+
+
+def sessions_bench(browser, server: Server, n: int) -> None:
+    """N sessions press Run on the attack page at once; their waiting and running times."""
+    contexts, pages = [], []
+    for k in range(n):
+        context = browser.new_context(viewport={"width": 1300, "height": 900})
+        context.set_default_timeout(RUN_TIMEOUT_MS)
+        page = context.new_page()
+        contexts.append(context)
+        pages.append(page)
+        open_page(page, server.url, "Saliency_under_attack", "Saliency under attack")
+        set_number(page, "Budget ε in 1/255 steps", 2.0 + 0.5 * (k + 1))  # its own run, not a cache hit
+        settled(page)
+    try:
+        for page in pages:
+            watch(page, {"started": r"Step [1-9]\d* of", "done": r"Attacking and explaining: done in"}, 200)
+            page.get_by_role("button", name="Run the attack", exact=True).click()
+        deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
+        results = [seen(p) for p in pages]
+        while time.monotonic() < deadline and not all("done" in r for r in results):
+            time.sleep(1.0)
+            results = [seen(p) for p in pages]
+    finally:
+        for context in contexts:
+            context.close()
+    done = [r for r in results if "done" in r and "started" in r]
+    waiting = [r["started"] for r in done]
+    running = [r["done"] - r["started"] for r in done]
+    print(f"sessions: {n}, completed {len(done)}, failed or unfinished {n - len(done)}")
+    print(f"waiting (Run -> first PGD step shown): {quantiles(waiting)}")
+    print(f"running (first step -> done):          {quantiles(running)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sessions", type=int, default=0, help="N concurrent sessions on the attack page")
+    parser.add_argument("--warm-s", type=float, default=30.0, help="server uptime before the home page opens")
+    args = parser.parse_args()
+    if not CHROMIUM.exists():
+        sys.exit("/usr/bin/chromium is missing: run `bash scripts/install_chromium.sh` as root.")
+    from playwright.sync_api import sync_playwright
+
+    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; cpus {os.cpu_count()}")
+    server = Server({**os.environ, "ADVEXP_OFFLINE": "1", "PYTHONUNBUFFERED": "1"})
+    server.started = time.perf_counter()  # type: ignore[attr-defined]
+    sampler = Sampler(server)
+    try:
+        server.wait_ready()
+        sampler.start()
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                run: Callable[[], None] = (
+                    (lambda: sessions_bench(browser, server, args.sessions))
+                    if args.sessions
+                    else (lambda: pages_bench(browser, server, args.warm_s))
+                )
+                run()
+            finally:
+                browser.close()
+    finally:
+        sampler.stop.set()
+        server.stop()
+    print(
+        f"server peak RSS {sampler.peak_rss_mb:.0f} MB; health {len(sampler.health_s)} probes, "
+        f"{sampler.health_failures} failed, max {max(sampler.health_s, default=0):.2f} s; "
+        f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}"
+    )
+
+
+if __name__ == "__main__":
+    main()
