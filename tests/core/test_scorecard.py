@@ -201,3 +201,55 @@ def test_ground_truth_example_explains_the_true_class_and_pushes_toward_the_othe
     assert set(example.shares["gradient"]) == set(METRICS)
     with pytest.raises(ValueError, match="Class 2"):
         ground_truth_example(model, image, 2, masks, config)
+
+
+def _table_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "scorecard_table.py"
+    spec = importlib.util.spec_from_file_location("scorecard_table", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def test_readme_block_goes_before_benchmarks_and_is_replaced_in_place(hand) -> None:
+    table = _table_script()
+    model, data = hand
+    report = scorecard(
+        model, data, ScorecardConfig(dataset="toy", n_images=4, methods=("gradient",))
+    ).to_dict()
+    results = {
+        "command": "python scripts/scorecard_table.py --n-images 4", "missing": ["b-robust"], "reports": [report],
+        "accuracies": [{"model": "hand", "dataset": "toy", "test": 0.75, "test-unbiased": None,
+                        "no-shortcut": None, "source": "measured here"}],
+    }  # fmt: skip
+    text = "# T\n\nintro\n\n## Benchmarks\n\nbench\n"
+    once = table.render(text, results)
+    assert once.index(table.START) < once.index("## Benchmarks") and once.count("## Ground truth") == 1
+    assert "| Gradient | hand | 0.54 | 0.29 | 0.25 | 0.57 | 0.43 | 0.00 |" in once  # 15/28, 2/7; A attacked
+    assert "| hand | 0.75 | — | — | 1 / 3 | measured here |" in once and "b-robust" in once
+    assert table.render(once, results) == once
+    assert table.render("# T\n", results).rstrip().endswith(table.END)  # no Benchmarks heading: at the end
+    manifest = {"networks": [{"id": "n", "test_accuracy": 0.9, "accuracy": {"test-unbiased": 0.7}}]}
+    assert table.manifest_accuracies(manifest, "n") == {"test": 0.9, "test-unbiased": 0.7}
+    assert table.manifest_accuracies(manifest, "other") == {}
+
+
+def test_readme_scorecard_block_is_fresh() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "docs" / "scorecard.json").is_file():
+        pytest.skip("docs/scorecard.json not generated yet (python scripts/scorecard_table.py)")
+    proc = subprocess.run(
+        [sys.executable, "scripts/scorecard_table.py", "--check"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
