@@ -100,7 +100,7 @@ def compute_example(
     names = model.class_names
     report = {
         **header(model, config, "ground truth"),
-        "dataset": dataset, "index": index, "label": names[label], "predicted": names[int(ex.probabilities.argmax())],
+        "network": model.model_id, "dataset": dataset, "index": index, "label": names[label], "predicted": names[int(ex.probabilities.argmax())],
         "probability_of_label": float(ex.probabilities[label]), "shares": ex.shares,
         "toward": names[ex.toward], "probability_toward": float(ex.probabilities[ex.toward]),
         "delta_shares": ex.delta_shares, "explanation_valid": ex.valid,

@@ -61,12 +61,14 @@ def show_truth(dataset: str, index: int) -> None:
 
 def _network_line(report: dict[str, Any]) -> str:
     return (
-        f"**{report['model']}** says **{report['predicted']}** "
+        f"**{report['network']}** says **{report['predicted']}** "
         f"(p({report['label']}) = {report['probability_of_label']:.2f}; true class {report['label']})"
     )
 
 
 def _share_caption(title: str, shares: dict[str, float | None]) -> str:
+    if shares["evidence_share"] is None:  # LIME can find no superpixel that speaks for the class
+        return f"{title} · empty map"
     text = f"{title} · lesion {render.fmt(shares['evidence_share'], 2)}"
     if shares["shortcut_share"] is not None:
         text += f" · ruler {render.fmt(shares['shortcut_share'], 2)}"
@@ -91,7 +93,7 @@ def show_explanations(outcomes: list[Outcome]) -> None:
         r = outcome.report
         with col:
             st.markdown(
-                f"**{r['model']}**: pushed toward **{r['toward']}** (p = {r['probability_toward']:.2f} before)"
+                f"**{r['network']}**: pushed toward **{r['toward']}** (p = {r['probability_toward']:.2f} before)"
             )
             render.pictures(
                 [("x+δ", outcome.panels["explanation"]), ("δ, amplified", outcome.panels["delta"])]

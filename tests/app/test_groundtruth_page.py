@@ -52,7 +52,8 @@ def test_lesion_pair_renders_maps_explanations_and_the_scorecard(monkeypatch: py
     for key in ("groundtruth-image", "groundtruth-maps", "groundtruth-explanation"):
         assert CAPTIONS[key] in captions, key
     text = " ".join(m.value for m in at.markdown)
-    assert "lesions-standard" in text and "lesions-robust" in text and "δ energy in the lesion" in text
+    assert "**lesions-standard** says" in text and "**lesions-robust**: pushed toward" in text
+    assert "δ energy in the lesion" in text and "{" not in text
     assert "pushed toward" in text
     by_label(at.number_input, "Test images").set_value(2)
     submit(at, "scorecard-form", "Compute the scorecard")
