@@ -36,6 +36,13 @@ from advexp_core.checkpoints import sha256_file  # noqa: E402
 from advexp_core.shipped import load_rho  # noqa: E402
 
 RTOL = 1e-9  # same settings, same search: the areas agree to rounding
+ABOUT = (
+    "rho_file: the per-image minimal perturbations rho* (Attack and BTR boundaries) of the ARA, beside this "
+    "manifest, with its sha256 (rho_sha256; the app refuses a file that does not match) and the command "
+    "that measured it (rho_command); rho_seconds: that command alone with one thread on the shared 2-core "
+    "CPU. Written by scripts/ship_robustness.py, which sets attack_ara and btr_ara to the areas of the "
+    "stored rho* whenever a re-measurement differs."
+)
 
 
 def ara_argv(model_id: str, manifest: dict[str, Any], out: Path) -> list[str]:
@@ -84,6 +91,7 @@ def record(folder: Path, model_id: str, fields: dict[str, Any]) -> tuple[dict[st
     manifest = json.loads(path.read_text())  # re-read: another entry may have been added meanwhile
     entry = next(n for n in manifest["networks"] if n["id"] == model_id)
     entry.update(fields)
+    manifest["rho_about"] = ABOUT
     stored = load_rho(entry, folder)  # checks the sha256 just recorded
     changes = []
     for b in ("attack", "btr"):
