@@ -324,7 +324,7 @@ def scorecard(
         model: the network; its lock is held once for the whole run (Grad-CAM hooks it).
         dataset: a split with masks (`scorecard_dataset`); its images at the model's input size.
         config: the images, explainers, attack and explanation settings.
-        on_step: called as on_step(done, total), counted in images.
+        on_step: called as on_step(done, total), counted in images explained (accuracy: 1 per 50).
 
     Returns:
         ScorecardResult; its report: {"model", "dataset", "split", "n_images", "image_indices",
@@ -342,12 +342,13 @@ def scorecard(
     images, labels = dataset.images[:n], dataset.labels[:n]
     evidence, shortcut = _masks(dataset, n)
     n_acc = len(dataset) if config.accuracy_images is None else min(config.accuracy_images, len(dataset))
-    total = n_acc + n + 2 * n * len(config.methods)
+    acc_units = max(1, n_acc // 50)  # a forward pass per image: about 1/50 of the work of explaining one
+    total = acc_units + n + 2 * n * len(config.methods)
     with model.lock:  # one run at a time per shared model: Grad-CAM hooks the shared module
         accuracy = split_accuracy(model, dataset, n_acc, batch_size=config.batch_size)
-        tick(on_step, n_acc, total)
+        tick(on_step, acc_units, total)
         adversarial, predictions, flipped = _flip(model, images, labels, config)
-        done = n_acc + n
+        done = acc_units + n
         tick(on_step, done, total)
         scores: dict[str, dict[str, dict[str, Tensor]]] = {}
         for method in config.methods:
