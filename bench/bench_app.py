@@ -164,7 +164,8 @@ def _model(model_id: str):
 
 
 def _pass_s(model_id: str, batch: int, count: int, *, backward: bool = True) -> float:
-    """Seconds for ``count`` bare passes of ``batch`` images (timed on up to 3, after a warm-up)."""
+    """Seconds for ``count`` bare passes of ``batch`` images, after one warm-up pass (all timed:
+    on a shared machine the load moves too much to time a few and scale)."""
     import torch
 
     model = _model(model_id)
@@ -179,11 +180,10 @@ def _pass_s(model_id: str, batch: int, count: int, *, backward: bool = True) -> 
                 model.module(x)
 
     one()
-    reps = min(count, 3)
     start = time.perf_counter()
-    for _ in range(reps):
+    for _ in range(count):
         one()
-    return (time.perf_counter() - start) / reps * count
+    return time.perf_counter() - start
 
 
 def floors(name: str) -> dict[str, float]:
@@ -194,11 +194,14 @@ def floors(name: str) -> dict[str, float]:
     compare: Grad-CAM, gradient (1 image), IG (steps images, one pass), SmoothGrad (samples),
     and the deletion/insertion curves (forward only, faithfulness_steps + 1 images per curve).
     """
+    import torch
+
     from advexp_core import experiments as ex
     from advexp_core.experiments.under_attack import CPU_IG_IMAGES
     from advexp_core.models import DEFAULT_MODEL_ID
-    from advexp_ui.loaders import contrast_pair
+    from advexp_ui.loaders import contrast_pair, intra_op_threads
 
+    torch.set_num_threads(intra_op_threads())  # as the server does
     m = DEFAULT_MODEL_ID
     if name == "attack":
         attack, sal = ex.AttackConfig(), ex.SaliencyConfig()

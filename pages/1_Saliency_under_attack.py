@@ -6,12 +6,13 @@ import streamlit as st
 from advexp_core.experiments import ATTACK_METHODS, MAP_METHODS
 from advexp_core.geometry import NORMS
 from advexp_core.saliency import METHODS
-from advexp_ui import flow, gallery, progress, render, setup
+from advexp_ui import flow, gallery, loaders, progress, render, setup
 from advexp_ui.jobs import attack as job
 from advexp_ui.views import attack as view
 
 PAGE = "attack"
 ATTACK, SALIENCY, MOVE = job.AttackConfig(), job.SaliencyConfig(), job.ManipulationConfig()  # the defaults
+loaders.warm_start()  # once per server, whichever page a visitor opens first
 sel = setup.page("Saliency under attack", "🎯")
 st.title("Saliency under attack")
 st.markdown(

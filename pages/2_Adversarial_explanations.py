@@ -10,6 +10,7 @@ from advexp_ui.views import explain as view
 
 PAGE = "explain"
 DEFAULT = ExplanationConfig()
+loaders.warm_start()  # once per server, whichever page a visitor opens first
 sel = setup.page("Adversarial explanations", "🧭")
 st.title("Adversarial explanations")
 st.markdown(

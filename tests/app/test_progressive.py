@@ -104,3 +104,10 @@ def test_the_warm_up_thread_starts_once_per_server(monkeypatch) -> None:
         assert started == ["efficientnet-lite0-imagenet"]
     finally:
         loaders.warm_start.clear()
+
+
+def test_the_servers_threads_come_from_the_environment_or_half_the_cpus(monkeypatch) -> None:
+    monkeypatch.setenv(loaders.THREADS_ENV, "3")
+    assert loaders.intra_op_threads() == 3
+    monkeypatch.setenv(loaders.THREADS_ENV, "zero")
+    assert loaders.intra_op_threads() >= 1
