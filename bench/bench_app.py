@@ -129,7 +129,7 @@ def home_seconds(browser, base: str) -> float:
         context.close()
 
 
-def pages_bench(browser, server: Server, warm_s: float) -> None:
+def pages_bench(browser, server: Server, warm_s: float, names: list[str]) -> None:
     """Home (first visitor after ``warm_s`` s of uptime, then a second one) and the three pages."""
     time.sleep(max(0.0, warm_s - (time.perf_counter() - server.started)))
     first, second = home_seconds(browser, server.url), home_seconds(browser, server.url)
@@ -139,7 +139,7 @@ def pages_bench(browser, server: Server, warm_s: float) -> None:
     page = context.new_page()
     print(f"{'page':8} {'first s':>8} {'whole s':>8} {'floor s':>8} {'first/PGD':>10} {'whole/floor':>12}")
     try:
-        for name in PAGES:
+        for name in names:
             t_first, t_done = run_page(page, server.url, name)
             floor = floors(name)
             first_ref = floor.get("first", floor["total"])
@@ -250,7 +250,12 @@ def sessions_bench(browser, server: Server, n: int) -> None:
         settled(page)
     try:
         for page in pages:
-            watch(page, {"started": r"Step [1-9]\d* of", "done": r"Attacking and explaining: done in"}, 200)
+            patterns = {
+                "queued": r"Waiting for this network: place \d+",
+                "started": r"Step [1-9]\d* of",
+                "done": r"Attacking and explaining: done in",
+            }
+            watch(page, patterns, 200)
             page.get_by_role("button", name="Run the attack", exact=True).click()
         deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
         results = [seen(p) for p in pages]
@@ -263,7 +268,9 @@ def sessions_bench(browser, server: Server, n: int) -> None:
     done = [r for r in results if "done" in r and "started" in r]
     waiting = [r["started"] for r in done]
     running = [r["done"] - r["started"] for r in done]
+    queued = sum("queued" in r for r in results)
     print(f"sessions: {n}, completed {len(done)}, failed or unfinished {n - len(done)}")
+    print(f"sessions that saw their place in the line while waiting: {queued}")
     print(f"waiting (Run -> first PGD step shown): {quantiles(waiting)}")
     print(f"running (first step -> done):          {quantiles(running)}")
 
@@ -273,8 +280,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=0, help="N concurrent sessions on the attack page")
     parser.add_argument("--warm-s", type=float, default=30.0, help="server uptime before the home page opens")
+    parser.add_argument(
+        "--pages", default=",".join(PAGES), help="pages to run, comma-separated ('' = home only)"
+    )
     parser.add_argument("--prime", action="store_true", help="run app.py once at start (script health check)")
     args = parser.parse_args()
+    names = [n for n in args.pages.split(",") if n]
+    if unknown := set(names) - set(PAGES):
+        parser.error(f"unknown pages {sorted(unknown)}; choose from {', '.join(PAGES)}")
     if not CHROMIUM.exists():
         sys.exit("/usr/bin/chromium is missing: run `bash scripts/install_chromium.sh` as root.")
     from playwright.sync_api import expect, sync_playwright
@@ -300,7 +313,7 @@ def main() -> None:
                 run: Callable[[], None] = (
                     (lambda: sessions_bench(browser, server, args.sessions))
                     if args.sessions
-                    else (lambda: pages_bench(browser, server, args.warm_s))
+                    else (lambda: pages_bench(browser, server, args.warm_s, names))
                 )
                 run()
             finally:
