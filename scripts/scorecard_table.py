@@ -12,7 +12,8 @@ The numbers are never typed by hand.
 Run: .venv/bin/python scripts/scorecard_table.py               (compute, store, rewrite README.md)
      .venv/bin/python scripts/scorecard_table.py --render      (rewrite README.md from the stored file)
      .venv/bin/python scripts/scorecard_table.py --check       (exit 1 when README.md is stale)
-Options: --n-images N (default 100), --results PATH, --readme PATH, --manifest PATH.
+Options: --n-images N (default 100), --datasets lesions|blockdigits (score only those pairs, keep the
+         others' stored results), --results PATH, --readme PATH, --manifest PATH.
 Exit codes: 0 ok, 1 stale (--check), 2 stored results missing, or no network to score.
 """
 
@@ -76,8 +77,8 @@ def measured_accuracies(model: Any, dataset: str) -> dict[str, float]:
     return {name: split_accuracy(model, data, batch_size=128) for name, data in splits.items()}  # type: ignore[arg-type]
 
 
-def compute(n_images: int, manifest: dict[str, Any]) -> dict[str, Any]:
-    """Score every shipped ground-truth network that loads; the stored-results document."""
+def compute(n_images: int, manifest: dict[str, Any], datasets: list[str] | None = None) -> dict[str, Any]:
+    """Score every shipped ground-truth network that loads (of ``datasets``; None: all pairs)."""
     from advexp_core.experiments.scorecard import (
         GROUND_TRUTH_PAIRS,
         ScorecardConfig,
@@ -89,6 +90,8 @@ def compute(n_images: int, manifest: dict[str, Any]) -> dict[str, Any]:
 
     reports, accuracies, missing = [], [], []
     for dataset, pair in GROUND_TRUTH_PAIRS.items():
+        if datasets is not None and dataset not in datasets:
+            continue
         config = ScorecardConfig(dataset=dataset, split="test", n_images=n_images)
         data = scorecard_dataset(config)
         for model_id in pair:
@@ -115,6 +118,22 @@ def compute(n_images: int, manifest: dict[str, Any]) -> dict[str, Any]:
         "reports": reports,
         "accuracies": accuracies,
     }
+
+
+def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``new`` with the stored networks it did not score kept (in the pairs' order), for ``--datasets``."""
+    from advexp_core.experiments.scorecard import GROUND_TRUTH_PAIRS
+
+    order = [m for pair in GROUND_TRUTH_PAIRS.values() for m in pair]
+    scored = {r["model"] for r in new["reports"]}
+
+    def keep(items: list[dict[str, Any]], fresh: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        both = [x for x in items if x["model"] not in scored] + fresh
+        return sorted(both, key=lambda x: order.index(x["model"]) if x["model"] in order else len(order))
+
+    missing = sorted(set(old.get("missing", [])) - scored | set(new["missing"]), key=order.index)
+    return {**new, "missing": missing, "reports": keep(old.get("reports", []), new["reports"]),
+            "accuracies": keep(old.get("accuracies", []), new["accuracies"])}  # fmt: skip
 
 
 def _fmt(value: float | None) -> str:
@@ -212,6 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=ROOT / "docs" / "scorecard.json")
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
     parser.add_argument("--manifest", type=Path, default=ROOT / "checkpoints" / "manifest.json")
+    parser.add_argument(
+        "--datasets",
+        nargs="+",
+        default=None,
+        help="score only these pairs (lesions, blockdigits); keep the others stored",
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true", help="exit 1 when the README block is stale")
     mode.add_argument("--render", action="store_true", help="rewrite README.md from the stored results only")
@@ -223,7 +248,9 @@ def main(argv: list[str] | None = None) -> int:
         results = json.loads(args.results.read_text())
     else:
         manifest = json.loads(args.manifest.read_text()) if args.manifest.is_file() else {}
-        results = compute(args.n_images, manifest)
+        results = compute(args.n_images, manifest, args.datasets)
+        if args.datasets and args.results.is_file():
+            results = merge(json.loads(args.results.read_text()), results)
         if not results["reports"]:
             print("no ground-truth network could be loaded; nothing to score", file=sys.stderr)
             return 2

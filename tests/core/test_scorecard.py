@@ -253,3 +253,19 @@ def test_readme_scorecard_block_is_fresh() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_scoring_one_pair_keeps_the_other_pairs_stored_results() -> None:
+    table = _table_script()
+    old = {"missing": ["blockdigits-robust"], "reports": [{"model": "blockdigits-standard"}, {"model": "lesions-standard"}],
+           "accuracies": [{"model": "lesions-standard"}, {"model": "blockdigits-standard"}]}  # fmt: skip
+    new = {"missing": [], "reports": [{"model": "lesions-robust"}, {"model": "lesions-standard", "v": 2}],
+           "accuracies": [{"model": "lesions-standard", "v": 2}]}  # fmt: skip
+    merged = table.merge(old, new)
+    assert [r["model"] for r in merged["reports"]] == [
+        "lesions-standard",
+        "lesions-robust",
+        "blockdigits-standard",
+    ]
+    assert merged["reports"][0]["v"] == 2 and merged["missing"] == ["blockdigits-robust"]
+    assert [a["model"] for a in merged["accuracies"]] == ["lesions-standard", "blockdigits-standard"]
