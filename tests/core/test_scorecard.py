@@ -230,6 +230,7 @@ def test_readme_block_goes_before_benchmarks_and_is_replaced_in_place(hand) -> N
     assert once.index(table.START) < once.index("## Benchmarks") and once.count("## Ground truth") == 1
     assert "| Gradient | hand | 0.54 | 0.29 | 0.25 | 0.57 | 0.43 | 0.00 |" in once  # 15/28, 2/7; A attacked
     assert "| hand | 0.75 | — | — | 1 / 3 | measured here |" in once and "b-robust" in once
+    assert "`python scripts/scorecard_table.py --n-images 4 --datasets toy`" in once
     assert table.render(once, results) == once
     assert table.render("# T\n", results).rstrip().endswith(table.END)  # no Benchmarks heading: at the end
     manifest = {"networks": [{"id": "n", "test_accuracy": 0.9, "accuracy": {"test-unbiased": 0.7}}]}
