@@ -65,3 +65,16 @@ def test_lesion_pair_renders_maps_explanations_and_the_scorecard(monkeypatch: py
     at.run()  # the cached result is shown again, nothing recomputed
     assert_clean(at)
     assert calls == [1, 1]  # once per network
+
+
+def test_blockdigits_pair_explains_toward_the_runner_up() -> None:
+    _skip_without(*job.PAIRS["blockdigits"])
+    at = _page().run()
+    at.radio(key="gt-pair").set_value("blockdigits").run()
+    assert_clean(at)
+    picker = by_label(at.selectbox, "Test image")
+    assert not any("ruler" in label for label in picker.options)
+    assert by_label(at.selectbox, "Adversarial explanation toward").value is None
+    text = " ".join(m.value for m in at.markdown)
+    assert "**blockdigits-standard** says" in text and "**blockdigits-robust**: pushed toward" in text
+    assert "in the ruler" not in text
