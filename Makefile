@@ -17,7 +17,8 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 app: $(STAMP)
-	$(VENV)/bin/streamlit run app.py --server.address 127.0.0.1 --browser.gatherUsageStats false
+	# The primer asks the server to run app.py once, so the default network loads before the first visitor.
+	$(PY) scripts/prime_app.py & $(VENV)/bin/streamlit run app.py --server.address 127.0.0.1 --browser.gatherUsageStats false
 
 chromium:
 	@bash scripts/install_chromium.sh
