@@ -53,7 +53,8 @@ INTRO = (
 
 def manifest_accuracies(manifest: dict[str, Any], model_id: str) -> dict[str, float]:
     """The accuracies a manifest entry records for ``model_id`` (split -> value; may be empty)."""
-    entry = next((n for n in manifest.get("networks", []) if n.get("id") == model_id), None)
+    entries = manifest.get("networks", []) + manifest.get("groundtruth", [])
+    entry = next((n for n in entries if n.get("id") == model_id), None)
     if entry is None:
         return {}
     nested = entry.get("accuracy") if isinstance(entry.get("accuracy"), dict) else {}

@@ -43,7 +43,8 @@ def _checkpoint(model_id: str) -> Path:
 def _manifest_entry(model_id: str) -> dict:
     if not MANIFEST.is_file():
         pytest.skip("checkpoints/manifest.json is not there")
-    networks = json.loads(MANIFEST.read_text()).get("networks", [])
+    manifest = json.loads(MANIFEST.read_text())
+    networks = manifest.get("networks", []) + manifest.get("groundtruth", [])
     entry = next((n for n in networks if n.get("id") == model_id), None)
     if entry is None:
         pytest.skip(f"checkpoints/manifest.json has no entry for {model_id} yet")
