@@ -78,6 +78,15 @@ def measured_accuracies(model: Any, dataset: str) -> dict[str, float]:
     return {name: split_accuracy(model, data, batch_size=128) for name, data in splits.items()}  # type: ignore[arg-type]
 
 
+def checkpoint_sha256(model_id: str) -> str | None:
+    """The sha256 of the shipped checkpoint the numbers were measured on (None when not a file here)."""
+    from advexp_core.checkpoints import sha256_file
+    from advexp_core.models import CHECKPOINTS_DIR
+
+    path = CHECKPOINTS_DIR / f"{model_id}.pt"
+    return sha256_file(path) if path.is_file() else None
+
+
 def compute(n_images: int, manifest: dict[str, Any], datasets: list[str] | None = None) -> dict[str, Any]:
     """Score every shipped ground-truth network that loads (of ``datasets``; None: all pairs)."""
     from advexp_core.experiments.scorecard import (
@@ -108,7 +117,15 @@ def compute(n_images: int, manifest: dict[str, Any], datasets: list[str] | None 
             measured = measured_accuracies(model, dataset)
             values = {s: stored.get(s, measured.get(s)) for s in ACCURACY_SPLITS}
             source = "manifest" if stored and all(s in stored for s in measured) else "measured here"
-            accuracies.append({"model": model_id, "dataset": dataset, **values, "source": source})
+            accuracies.append(
+                {
+                    "model": model_id,
+                    "dataset": dataset,
+                    **values,
+                    "source": source,
+                    "sha256": checkpoint_sha256(model_id),
+                }
+            )
     command = f"python scripts/scorecard_table.py --n-images {n_images}"
     return {
         "format": "advexp-scorecard-1",

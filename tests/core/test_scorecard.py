@@ -233,7 +233,10 @@ def test_readme_block_goes_before_benchmarks_and_is_replaced_in_place(hand) -> N
     assert "`python scripts/scorecard_table.py --n-images 4 --datasets toy`" in once
     assert table.render(once, results) == once
     assert table.render("# T\n", results).rstrip().endswith(table.END)  # no Benchmarks heading: at the end
-    manifest = {"networks": [{"id": "n", "test_accuracy": 0.9, "accuracy": {"test-unbiased": 0.7}}]}
+    manifest = {
+        "networks": [],
+        "groundtruth": [{"id": "n", "test_accuracy": 0.9, "accuracy": {"test-unbiased": 0.7}}],
+    }
     assert table.manifest_accuracies(manifest, "n") == {"test": 0.9, "test-unbiased": 0.7}
     assert table.manifest_accuracies(manifest, "other") == {}
 
