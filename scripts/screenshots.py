@@ -59,7 +59,7 @@ def tour(page, url: str) -> None:
         save(page, "adversarial-explanations", "The network's top classes")
         save(page, "standard-vs-robust", "Standard vs robust")
         h.open_page(page, url, "Robustness", "Robustness: the accuracy–robustness area")
-        h.set_number(page, "How many (the first N)", 5)
+        h.set_number(page, "How many images", 5)
         h.set_number(page, "Search steps S", 60)
         h.run_and_wait(page, "Measure ARA", "Clean accuracy", TIMEOUT_MS)
         save(page, "robustness", "Clean accuracy")

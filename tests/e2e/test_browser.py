@@ -47,7 +47,7 @@ def test_explanations_page(page, server, artifacts, woods_dir) -> None:
 def test_a_long_run_can_be_cancelled_and_the_page_stays_usable(page, server, artifacts, woods_dir) -> None:
     h.open_page(page, server.url, "Robustness", "Robustness: the accuracy–robustness area")
     h.choose_model(page, "ResNet-44 CIFAR-10, robust (Woods et al. 2019)", "resnet44-robust.pt")
-    h.set_number(page, "How many (the first N)", 5)
+    h.set_number(page, "How many images", 5)
     h.set_number(page, "Search steps S", 2000)
     h.press(page, "Measure ARA")
     h.expect_text(page, r"Step \d+ of \d+")
@@ -55,7 +55,7 @@ def test_a_long_run_can_be_cancelled_and_the_page_stays_usable(page, server, art
     h.expect_text(page, "The run was cancelled before it finished")
     h.settled(page)
     assert h.health(server.url)
-    h.set_number(page, "How many (the first N)", 2)
+    h.set_number(page, "How many images", 2)
     h.set_number(page, "Search steps S", 10)
     h.press(page, "Measure ARA")
     h.expect_download(page, "curve.png")
