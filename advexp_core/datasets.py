@@ -93,6 +93,7 @@ _FLIP_OK = {"cifar10", "fashion-mnist"}
 DATASET_NAMES = (
     "digits",
     "lesions",
+    "lesions-no-ruler",
     "blockdigits",
     "cifar10",
     "mnist",
@@ -100,7 +101,7 @@ DATASET_NAMES = (
     "medmnist:<flag>",
     "imagefolder:<path>",
 )
-_MASKED = ("lesions", "blockdigits")
+_MASKED = ("lesions", "lesions-no-ruler", "blockdigits")
 
 
 class DatasetError(ValueError):
@@ -239,6 +240,8 @@ def load_dataset(
         raise DatasetError(f"dataset {name!r} has no shortcut to remove; shortcut=False is for 'lesions'")
     if name == "digits":
         return load_digits(split)
+    if name == "lesions-no-ruler":  # the same images without the shortcut, for the command line
+        return load_lesions(split, with_masks=with_masks, shortcut=False)
     if name == "lesions":
         return load_lesions(split, with_masks=with_masks, shortcut=shortcut)
     if name == "blockdigits":

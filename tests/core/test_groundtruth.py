@@ -172,3 +172,11 @@ def test_unknown_splits_and_options_are_clear_errors() -> None:
         load_dataset("digits", with_masks=True)
     with pytest.raises(DatasetError, match="shortcut=False is for 'lesions'"):
         load_dataset("blockdigits", shortcut=False)
+
+
+def test_lesions_no_ruler_is_the_shortcut_free_twin_by_name() -> None:
+    from advexp_core.datasets import load_dataset
+
+    by_name = load_dataset("lesions-no-ruler", "test")
+    by_flag = load_dataset("lesions", "test", shortcut=False)
+    assert torch.equal(by_name.images, by_flag.images) and torch.equal(by_name.labels, by_flag.labels)
