@@ -3,7 +3,7 @@
 ``digits`` works offline: scikit-learn ships its 1,797 8×8 handwritten digits (values 0..16). They are
 scaled to [0, 1], upsampled bilinearly to 32×32 and replicated to RGB, with a fixed, stratified
 80/20 train/test split (seed 0). Why 32×32: it is the input size of the paper's CIFAR-10 network
-(PAPER.md §1.5), so the same architecture, image intake and UI serve the digits networks and the
+(docs/method.md §1.5), so the same architecture, image intake and UI serve the digits networks and the
 authors' networks alike; bilinear (not nearest) so strokes are smooth and an RMS budget is not spent
 on the edges of 4×4 pixel blocks.
 
