@@ -39,6 +39,7 @@ GROUP_ORDER = (
     "Robust ImageNet networks (download)",
     "The paper's CIFAR-10 networks",
     "This project's digits networks",
+    "This project's ground-truth networks",
     "ImageNet (download)",
 )
 

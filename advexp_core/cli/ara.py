@@ -17,7 +17,7 @@ from typing import Any
 
 from advexp_core.ara import ara_figure
 from advexp_core.cli.common import UsageError, add_json_argument, atomic_output_dir, usage_errors
-from advexp_core.datasets import load_dataset
+from advexp_core.datasets import DATASET_NAMES, load_dataset
 from advexp_core.distributed import DistContext, process_group
 from advexp_core.experiments.ara import ARAConfig, RobustnessResult, robustness_experiment
 from advexp_core.models import load_model
@@ -36,7 +36,7 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--dataset",
         required=True,
-        help="digits, cifar10, mnist, fashion-mnist, medmnist:FLAG, imagefolder:PATH",
+        help=f"one of {', '.join(DATASET_NAMES)}",
     )
     parser.add_argument("--out", required=True, help="output folder (curve.png, result.json, rho.json)")
     parser.add_argument("--split", default=_DEFAULT.split, help=f"dataset split (default {_DEFAULT.split})")

@@ -16,7 +16,7 @@ from typing import Any
 
 from advexp_core.checkpoints import sha256_file
 from advexp_core.cli.common import UsageError, add_json_argument
-from advexp_core.datasets import DatasetError, load_dataset
+from advexp_core.datasets import DATASET_NAMES, DatasetError, load_dataset
 from advexp_core.robust import RECIPES, TrainingError, get_recipe
 from advexp_core.training import EpochLog, TrainConfig, train
 
@@ -28,7 +28,7 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--dataset",
         required=True,
-        help="digits, cifar10, mnist, fashion-mnist, medmnist:FLAG, imagefolder:PATH",
+        help=f"one of {', '.join(DATASET_NAMES)}",
     )
     parser.add_argument("--recipe", required=True, help=f"one of {', '.join(RECIPES)}")
     parser.add_argument("--out", required=True, help="checkpoint file to write (.pt)")
