@@ -26,6 +26,11 @@ def json_number(value: float | Tensor) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def format_number(value: float | None, *, missing: str = "n/a") -> str:
+    """A number for a one-line summary (two decimals); ``missing`` where there is none."""
+    return missing if value is None else f"{value:.2f}"
+
+
 def predictions(logits: Tensor, class_names: Sequence[str], k: int = TOP_K) -> list[dict[str, Any]]:
     """The top-``k`` classes of one logit vector, best first, as ``{"index", "label", "probability"}``.
 

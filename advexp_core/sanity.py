@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from advexp_core import metrics
 from advexp_core.figures import METHOD_TITLES
-from advexp_core.reports import json_number
+from advexp_core.reports import format_number, json_number
 from advexp_core.runtime import OnStep, device_of
 from advexp_core.saliency import METHODS, SaliencyMap, explain, find_last_conv_block
 
@@ -394,7 +394,7 @@ def data_reading(data: Mapping[str, Any], *, model: str, partner: str) -> str:
     differ: list[str] = []
     for m, v in data["methods"].items():
         rho, q = v["mean_spearman"], v["mean_ssim"]
-        text = f"{_title(m)} (mean Spearman {_fmt(rho)}, SSIM {_fmt(q)})"
+        text = f"{_title(m)} (mean Spearman {format_number(rho)}, SSIM {format_number(q)})"
         (same if rho is not None and rho > SIMILAR else differ).append(text)
     parts = [f"Data randomisation, {model} against {partner} on {data['images']} test images."]
     if same:
@@ -405,7 +405,3 @@ def data_reading(data: Mapping[str, Any], *, model: str, partner: str) -> str:
     if differ:
         parts.append(f"Different for it, as they should be: {'; '.join(differ)}.")
     return " ".join(parts)
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}"

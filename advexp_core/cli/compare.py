@@ -29,6 +29,7 @@ from advexp_core.experiments import SaliencyConfig, saliency_under_attack, under
 from advexp_core.figures import figure_png
 from advexp_core.imaging import encode_png
 from advexp_core.perturbation import LIME_SAMPLES
+from advexp_core.reports import format_number
 from advexp_core.saliency import METHODS
 
 DEFAULT = SaliencyConfig()
@@ -112,10 +113,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}"
-
-
 def summary(result: dict[str, Any]) -> str:
     before, after = result["predictions_before"][0], result["predictions_after"][0]
     verdict = "flipped" if result["success"] else "did not flip"
@@ -126,9 +123,9 @@ def summary(result: dict[str, Any]) -> str:
     ]
     for method, v in result["maps"].items():
         lines.append(
-            f"{method}: Spearman {_fmt(v['spearman'])}, top-k overlap {_fmt(v['topk_intersection'])}, "
-            f"SSIM {_fmt(v['ssim'])}, centre shift {_fmt(v['center_shift_px'])} px, "
-            f"|δ|² in top-k {_fmt(v['delta_energy_in_topk'])}"
+            f"{method}: Spearman {format_number(v['spearman'])}, top-k overlap {format_number(v['topk_intersection'])}, "
+            f"SSIM {format_number(v['ssim'])}, centre shift {format_number(v['center_shift_px'])} px, "
+            f"|δ|² in top-k {format_number(v['delta_energy_in_topk'])}"
         )
     lines.append(f"wrote {result['out']}/adversarial.png, figure.png and result.json")
     return "\n".join(lines)

@@ -31,6 +31,7 @@ from advexp_core.cli.common import (
 from advexp_core.cli.compare import parse_methods
 from advexp_core.experiments import SanityConfig, sanity_checks, sanity_plan
 from advexp_core.figures import figure_png
+from advexp_core.reports import format_number
 from advexp_core.saliency import METHODS
 from advexp_core.sanity_figures import sanity_figure
 
@@ -100,10 +101,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}"
-
-
 def summary(result: dict[str, Any]) -> str:
     layers = len(result["layers_all"])
     lines = [
@@ -112,13 +109,13 @@ def summary(result: dict[str, Any]) -> str:
     ]
     for method, curve in result["methods"].items():
         lines.append(
-            f"{method}: fully randomised, Spearman {_fmt(curve['spearman'][-1])}, SSIM {_fmt(curve['ssim'][-1])}"
+            f"{method}: fully randomised, Spearman {format_number(curve['spearman'][-1])}, SSIM {format_number(curve['ssim'][-1])}"
         )
     if result.get("data"):
         for method, v in result["data"]["methods"].items():
             lines.append(
-                f"{method} vs {result['data']['partner']}: mean Spearman {_fmt(v['mean_spearman'])}, "
-                f"mean SSIM {_fmt(v['mean_ssim'])}"
+                f"{method} vs {result['data']['partner']}: mean Spearman {format_number(v['mean_spearman'])}, "
+                f"mean SSIM {format_number(v['mean_ssim'])}"
             )
     lines.append(result["reading"])
     lines.append(f"wrote {result['out']}/{FILES['result']} and {FILES['figure']}")

@@ -13,6 +13,7 @@ and occlusion's forward passes and the adversarial explanation's S steps, twice 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,11 @@ from advexp_core.experiments.scorecard import (
     scorecard_figure,
 )
 from advexp_core.figures import figure_png
+from advexp_core.reports import format_number
 
 DEFAULT = ScorecardConfig()
 FILES = {"result": "result.json", "figure": "scorecard.png"}
+_cell = functools.partial(format_number, missing="—")  # an empty table cell, as in the README table
 
 
 def register(sub: Any) -> None:
@@ -93,24 +96,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
-def _fmt(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f}"
-
-
 def summary(result: dict[str, Any]) -> str:
     chance, attack = result["chance"], result["attack"]
     lines = [
         f"{result['model']} on {result['dataset']} {result['split']}: accuracy {result['accuracy']:.3f} "
         f"({result['accuracy_on']}); first {result['n_images']} images explained for their true class",
-        f"chance: evidence {_fmt(chance['evidence'])}, shortcut {_fmt(chance['shortcut'])}; "
+        f"chance: evidence {_cell(chance['evidence'])}, shortcut {_cell(chance['shortcut'])}; "
         f"the L∞ {attack['eps_255']:g}/255 attack flipped {attack['flipped']} of {attack['correct']} correct decisions",
         "explainer      evidence  shortcut  pointing | attacked: evidence  shortcut  pointing",
     ]
     for name, s in result["explainers"].items():
         a = s["attacked"]
         lines.append(
-            f"{name:<14} {_fmt(s['evidence_share']):>8}  {_fmt(s['shortcut_share']):>8}  {_fmt(s['pointing_game']):>8} "
-            f"|           {_fmt(a['evidence_share']):>8}  {_fmt(a['shortcut_share']):>8}  {_fmt(a['pointing_game']):>8}"
+            f"{name:<14} {_cell(s['evidence_share']):>8}  {_cell(s['shortcut_share']):>8}  {_cell(s['pointing_game']):>8} "
+            f"|           {_cell(a['evidence_share']):>8}  {_cell(a['shortcut_share']):>8}  {_cell(a['pointing_game']):>8}"
         )
     lines.append(f"wrote {result['out']}/{FILES['result']} and {FILES['figure']}")
     return "\n".join(lines)
