@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import streamlit as st
 
@@ -49,19 +49,31 @@ def forget(page: str) -> None:
 def run(
     page: str,
     label: str,
-    job: Callable[[progress.OnStep], T],
+    job: Callable[..., T],
     show: Callable[[T], None],
     *,
     part: str = "main",
+    show_partial: Callable[[Any], None] | None = None,
+    where: Any = None,
+    line: str | None = None,
 ) -> T | None:
     """Run ``job`` with a progress bar and ``show`` its result; on a problem, say so in place.
 
     ``part`` tells apart several runs on one page (their Cancel buttons need distinct keys).
+    ``show_partial``, ``where`` and ``line`` are `advexp_ui.progress.run_with_progress`'s: with
+    ``show_partial`` the job is called as ``job(on_step, emit)`` and each emitted value is drawn
+    as it arrives; ``line`` (the network's id) makes the run wait in that network's line.
     Returns the result, or None when the run or its display failed.
     """
     with guard():
         result = progress.run_with_progress(
-            label, job, key=f"cancel-{page}-{part}", on_cancel=lambda: _cancelled(page)
+            label,
+            job,
+            key=f"cancel-{page}-{part}",
+            on_cancel=lambda: _cancelled(page),
+            show_partial=show_partial,
+            where=where,
+            line=line,
         )
         show(result)
         return result

@@ -16,6 +16,7 @@ once; its worker stops at the first step it would have taken.
 from __future__ import annotations
 
 import itertools
+import math
 import queue
 import threading
 import time
@@ -29,6 +30,11 @@ import streamlit as st
 T = TypeVar("T")
 OnStep = Callable[[int, int], None]
 HEARTBEAT_S = 0.5  # how often the page thread wakes up to show elapsed time (and notice a cancel)
+# While a run waits in line its text changes only when its place or the estimate (in steps of
+# ESTIMATE_STEP_S) does, and is sent again at most every WAITING_REFRESH_S: a room of 30 waiting
+# browsers then is not re-rendering twice a second, and a Cancel is still noticed within that time.
+WAITING_REFRESH_S = 2.0
+ESTIMATE_STEP_S = 5
 
 
 class Cancelled(Exception):
@@ -88,7 +94,7 @@ class _Place:
         if per_run is None or not ahead:
             return head
         left = max(0.0, ahead * per_run - sum(min(b, per_run) for b in busy))
-        return f"{head}, about {left:.0f} s"
+        return f"{head}, about {ESTIMATE_STEP_S * math.ceil(left / ESTIMATE_STEP_S):.0f} s"
 
 
 class _Partial:
@@ -190,6 +196,7 @@ def _follow(reporter: _Reporter, bar: Any, start: float, show_partial: Callable[
     its own placeholder); of a run of steps only the latest is shown.
     """
     step, total = 0, 0
+    shown, shown_at = "", 0.0
     while True:
         try:
             event = reporter.events.get(timeout=HEARTBEAT_S)
@@ -204,11 +211,16 @@ def _follow(reporter: _Reporter, bar: Any, start: float, show_partial: Callable[
                 show_partial(event.value)
             continue
         step, total = event
-        elapsed = time.perf_counter() - start
+        now = time.perf_counter()
         fraction = min(1.0, step / total) if total else 0.0
         waiting = reporter.place.text() if reporter.place is not None and not total else None
         if waiting:
-            text = f"{waiting} · {elapsed:.0f} s"
+            if waiting == shown and now - shown_at < WAITING_REFRESH_S:
+                continue  # nothing new to say while waiting
+            text = waiting
         else:
-            text = f"Step {step} of {total} · {elapsed:.0f} s" if total else f"Working… {elapsed:.0f} s"
+            text = (
+                f"Step {step} of {total} · {now - start:.0f} s" if total else f"Working… {now - start:.0f} s"
+            )
         bar.progress(fraction, text=text)
+        shown, shown_at = text, now

@@ -3,6 +3,7 @@ picture rows, the what-to-look-at line under a result, and the download row of a
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -10,7 +11,7 @@ import streamlit as st
 
 from advexp_ui import downloads
 from advexp_ui.captions import CAPTIONS, LEAD
-from advexp_ui.jobs.common import Outcome
+from advexp_ui.jobs.common import Later, Outcome, file_bytes
 from advexp_ui.state import ImageChoice
 
 
@@ -60,6 +61,25 @@ def downloads_row(outcome: Outcome, choice: ImageChoice, *, stem: str, key: str)
     files = {**outcome.files, "report.json": downloads.report_bytes(report)}
     st.markdown("**Downloads**")
     downloads.buttons(files, stem=stem, key=key)
+
+
+def figure_on_request(outcome: Outcome, name: str, *, label: str, key: str) -> None:
+    """A result's figure (``outcome.files[name]``) behind a toggle, drawn when first opened."""
+    digest = hashlib.sha256(downloads.report_bytes(outcome.report)).hexdigest()[:16]
+    _figure_fragment(outcome.files[name], label=label, key=key, digest=digest)
+
+
+@st.fragment
+def _figure_fragment(data: bytes | Later, *, label: str, key: str, digest: str) -> None:
+    """The toggle reruns only this fragment; the drawn PNG is kept per result in the session."""
+    if not st.toggle(label, key=key, help="Drawn when opened (about a second); the download has it too."):
+        return
+    memo = st.session_state.get(f"{key}-png")
+    if memo is None or memo[0] != digest:
+        with st.spinner("Drawing the figure…"):
+            memo = (digest, file_bytes(data))
+        st.session_state[f"{key}-png"] = memo
+    st.image(memo[1], width="stretch")
 
 
 def need_model() -> None:

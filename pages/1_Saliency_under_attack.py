@@ -6,7 +6,7 @@ import streamlit as st
 from advexp_core.experiments import ATTACK_METHODS, MAP_METHODS
 from advexp_core.geometry import NORMS
 from advexp_core.saliency import METHODS
-from advexp_ui import flow, gallery, loaders, progress, render, setup
+from advexp_ui import flow, gallery, loaders, render, setup
 from advexp_ui.jobs import attack as job
 from advexp_ui.views import attack as view
 
@@ -83,25 +83,19 @@ if mode == "Flip the decision":
     key = (sel.image.digest, model.model_id, config, saliency)
     if flow.requested(PAGE, submitted=submitted, key=key):
         # The decision shows as soon as the attack is done, each map as soon as it is computed;
-        # the status box sits above the blocks, whose places are laid out beforehand. (flow.run
-        # with the partial results: the same cancel and forget-on-failure.)
-        where, slots, shown = st.container(), view.AttackSlots(saliency.methods), False
-        with flow.guard():
-            outcome = progress.run_with_progress(
-                "Attacking and explaining",
-                lambda on_step, emit: job.attack(
-                    sel.image.data, model.model_id, config, saliency, model, on_step, emit
-                ),
-                key=f"cancel-{PAGE}-main",
-                on_cancel=lambda: flow._cancelled(PAGE),
-                show_partial=slots.show_part,
-                where=where,
-                line=model.model_id,
-            )
-            view.show_attack(outcome, sel.image, slots)
-            shown = True
-        if not shown:
-            flow.forget(PAGE)
+        # the status box sits above the blocks, whose places are laid out beforehand.
+        where, slots = st.container(), view.AttackSlots(saliency.methods)
+        flow.run(
+            PAGE,
+            "Attacking and explaining",
+            lambda on_step, emit: job.attack(
+                sel.image.data, model.model_id, config, saliency, model, on_step, emit
+            ),
+            lambda outcome: view.show_attack(outcome, sel.image, slots),
+            show_partial=slots.show_part,
+            where=where,
+            line=model.model_id,
+        )
     else:
         st.info("Choose the settings and press **Run the attack**.")
 else:

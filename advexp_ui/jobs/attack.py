@@ -14,6 +14,7 @@ from advexp_core.experiments import (
     AttackConfig,
     ManipulationConfig,
     SaliencyConfig,
+    SaliencyUnderAttackResult,
     move_the_map,
     saliency_under_attack,
     under_attack_figure,
@@ -24,7 +25,7 @@ from advexp_core.imaging import decode_image, encode_png
 from advexp_core.models import LoadedModel
 from advexp_core.saliency import colour_scales
 from advexp_ui import images
-from advexp_ui.jobs.common import OnStep, Outcome, cached_result, header, model_image, settings_of
+from advexp_ui.jobs.common import Later, OnStep, Outcome, cached_result, header, model_image, settings_of
 
 __all__ = [
     "REGIONS",
@@ -125,9 +126,14 @@ def compute_attack(
     report = {**reports.header(model, settings, "saliency under attack"), **body}
     files = {
         "adversarial.png": encode_png(example.adversarial),
-        "figure.png": figure_png(under_attack_figure(result)),
+        "figure.png": Later(_figure_png, (result,)),
     }
     return Outcome(report, parts.panels, files)
+
+
+def _figure_png(result: SaliencyUnderAttackResult) -> bytes:
+    """The whole result in one matplotlib figure (drawn when asked for)."""
+    return figure_png(under_attack_figure(result))
 
 
 @cached_result

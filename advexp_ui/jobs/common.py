@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, is_dataclass
 from typing import Any
 
@@ -13,10 +14,42 @@ from advexp_core.imaging import decode_image, prepare_image
 from advexp_core.models import LoadedModel
 from advexp_core.runtime import OnStep
 
-__all__ = ["OnStep", "Outcome", "cached_result", "classify", "header", "model_image", "settings_of"]
+__all__ = [
+    "Later",
+    "OnStep",
+    "Outcome",
+    "cached_result",
+    "classify",
+    "file_bytes",
+    "header",
+    "model_image",
+    "settings_of",
+]
 
 # Results keyed by (image bytes, model id, config); at most 32 per job, kept for six hours.
 cached_result = st.cache_data(show_spinner=False, max_entries=32, ttl=6 * 3600)
+
+
+@dataclass(frozen=True, eq=False)
+class Later:
+    """A download drawn only when someone asks for it.
+
+    A matplotlib figure of a result costs about a second on a laptop CPU, more than a page may add
+    to its forward and backward passes; the page offers it at once and draws it on the click
+    (Streamlit's deferred download) or when its preview is opened. Cached results are pickled:
+    ``make`` must be a module-level function and ``args`` picklable.
+    """
+
+    make: Callable[..., bytes]
+    args: tuple[Any, ...] = ()
+
+    def __call__(self) -> bytes:
+        return self.make(*self.args)
+
+
+def file_bytes(data: bytes | Later) -> bytes:
+    """A download's bytes, drawing it first when it is a `Later`."""
+    return data() if isinstance(data, Later) else data
 
 
 @dataclass(frozen=True)
@@ -26,12 +59,13 @@ class Outcome:
     Attributes:
         report: JSON-able: settings (with the seed), versions, predictions, metrics.
         panels: name -> PNG for the screen (enlarged, amplified or overlaid).
-        files: file name -> bytes for download, besides the report (lossless PNGs, figure.png).
+        files: file name -> bytes for download, besides the report (lossless PNGs), or a `Later`
+            for what is drawn on request (figure.png).
     """
 
     report: dict[str, Any]
     panels: dict[str, bytes] = field(default_factory=dict)
-    files: dict[str, bytes] = field(default_factory=dict)
+    files: dict[str, bytes | Later] = field(default_factory=dict)
 
 
 def model_image(image_bytes: bytes, model: LoadedModel) -> Tensor:

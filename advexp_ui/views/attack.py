@@ -87,8 +87,9 @@ def show_attack(outcome: Outcome, choice: ImageChoice, slots: AttackSlots | None
     with slots.rest.container():
         if report["maps"]:
             render.look_at("attack-maps")
-        with st.expander("The whole figure (as downloaded)"):
-            st.image(outcome.files["figure.png"], width="stretch")
+        render.figure_on_request(
+            outcome, "figure.png", label="Show the whole figure (as downloaded)", key="figure-attack"
+        )
         render.downloads_row(outcome, choice, stem="saliency-under-attack", key="dl-attack")
 
 

@@ -8,6 +8,7 @@ import torch
 from advexp_core.experiments import AttackConfig, ExplanationConfig, SaliencyConfig
 from advexp_core.imaging import decode_image
 from advexp_ui.jobs.attack import compute_attack
+from advexp_ui.jobs.common import file_bytes
 from advexp_ui.loaders import cached_model
 from tests.app.conftest import CIFAR_STANDARD
 
@@ -31,7 +32,7 @@ def test_attack_report_and_files(woods_dir) -> None:
     assert report["perturbation"]["linf_255"] <= 2.0 + 1e-3
     assert all(isinstance(s, str) and s for s in report["readings"]["maps"]["ig"].values())
     saved = decode_image(out.files["adversarial.png"])
-    assert saved.shape == (3, 32, 32) and out.files["figure.png"].startswith(b"\x89PNG")
+    assert saved.shape == (3, 32, 32) and file_bytes(out.files["figure.png"]).startswith(b"\x89PNG")
     with torch.no_grad():
         top = int(model.module(saved[None].to(model.device)).argmax())
     assert top == report["png_predictions_after"][0]["index"]

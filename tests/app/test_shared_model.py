@@ -9,7 +9,7 @@ import torch
 
 from advexp_core.experiments import AttackConfig, ExplainersConfig, ExplanationConfig, SaliencyConfig
 from advexp_ui.jobs.attack import compute_attack
-from advexp_ui.jobs.common import Outcome
+from advexp_ui.jobs.common import Outcome, file_bytes
 from advexp_ui.jobs.explain import compute_explanations
 from advexp_ui.jobs.explainers import compute_explainers
 from advexp_ui.loaders import cached_model
@@ -30,7 +30,7 @@ def _state(model) -> tuple:
 
 def _same(a: Outcome, b: Outcome) -> None:
     assert a.report == b.report
-    assert a.files == b.files
+    assert {k: file_bytes(v) for k, v in a.files.items()} == {k: file_bytes(v) for k, v in b.files.items()}
     assert a.panels == b.panels
 
 
