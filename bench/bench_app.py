@@ -6,15 +6,19 @@ Starts `streamlit run app.py` on a free port of 127.0.0.1 (offline), drives Debi
 explanations and the compare page with their defaults on the gallery cat, and prints per page:
 seconds to the first result, seconds to the whole result, the floor (the model's bare passes that
 the defaults need, timed in this process right after the page, on the same machine) and the
-ratios. ``--sessions N`` instead runs N browser sessions on one server that press Run on the
-attack page at once (each with its own budget, so no result comes from another's cache) and
-prints p50/p95 waiting and running times, health-endpoint latency and the server's peak RSS.
+ratios. ``--sessions N`` instead runs N browser sessions on one server that each upload their own
+image (a crop of a gallery photo, so no result comes from another's cache) and press Run on the
+attack page at once, plus one more session that presses Cancel while it waits in line; it prints
+p50/p95 waiting and running times, health-endpoint latency and the server's peak RSS.
+
+On a machine with a GPU the same command measures the GPU: the server and the floor both put the
+networks on CUDA when it is present (`advexp_core.models.default_device`).
 
 Streamlit runs no project code before a first session connects, so the first visitor of a fresh
 server pays the imports and the warm-up. ``--prime`` shows what a launcher that asks the server's
 script health check once at start would give (the check runs app.py, which starts the warm-up).
 
-Run: .venv/bin/python bench/bench_app.py [--sessions N] [--warm-s 30] [--prime]
+Run: .venv/bin/python bench/bench_app.py [--sessions N [--deadline-s S]] [--warm-s 30] [--prime]
 Every wait is bounded; the server and the browser are always stopped.
 """
 
@@ -36,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, Server  # noqa: E402
-from tests.e2e.helpers import open_page, set_number, settled  # noqa: E402
+from tests.e2e.helpers import expect_text, open_page, settled, upload_image  # noqa: E402
 
 RUN_TIMEOUT_MS = 600_000
 # Records, in the page, when each pattern first appears in its text (polled; ms resolution ~poll).
@@ -179,17 +183,24 @@ def _pass_s(model_id: str, batch: int, count: int, *, backward: bool = True) -> 
             with torch.no_grad():
                 model.module(x)
 
+    def sync() -> None:
+        if model.device.type == "cuda":
+            torch.cuda.synchronize(model.device)
+
     one()
+    sync()
     start = time.perf_counter()
     for _ in range(count):
         one()
+    sync()
     return time.perf_counter() - start
 
 
 def floors(name: str) -> dict[str, float]:
     """The bare passes a page's defaults need, timed now: parts, ``first`` and ``total`` seconds.
 
-    attack: PGD steps on 1 image, Grad-CAM on 2, IG 2 x steps images in CPU_IG_IMAGES batches.
+    attack: PGD steps on 1 image, Grad-CAM on 2, IG 2 x steps images (in CPU_IG_IMAGES batches on
+    a CPU, one batch on a GPU).
     explain: S steps on the T targets of each network (the chosen one, then the contrast pair).
     compare: Grad-CAM, gradient (1 image), IG (steps images, one pass), SmoothGrad (samples),
     and the deletion/insertion curves (forward only, faithfulness_steps + 1 images per curve).
@@ -205,10 +216,12 @@ def floors(name: str) -> dict[str, float]:
     m = DEFAULT_MODEL_ID
     if name == "attack":
         attack, sal = ex.AttackConfig(), ex.SaliencyConfig()
+        ig_images = 2 * sal.ig_steps
+        ig_batch = CPU_IG_IMAGES if _model(m).device.type == "cpu" else ig_images
         parts = {
             "PGD": _pass_s(m, 1, attack.steps),
             "Grad-CAM": _pass_s(m, 2, 1),
-            "IG": _pass_s(m, CPU_IG_IMAGES, -(-2 * sal.ig_steps // CPU_IG_IMAGES)),
+            "IG": _pass_s(m, ig_batch, -(-ig_images // ig_batch)),
         }
         return {**parts, "first": parts["PGD"], "total": sum(parts.values())}
     if name == "explain":
@@ -236,32 +249,62 @@ def quantiles(values: list[float]) -> str:
     return f"p50 {statistics.median(values):.1f} s, p95 {q[18]:.1f} s, max {max(values):.1f} s"
 
 
-def sessions_bench(browser, server: Server, n: int) -> None:
-    """N sessions press Run on the attack page at once; their waiting and running times."""
-    contexts, pages = [], []
+def session_images(n: int, folder: Path) -> list[Path]:
+    """N different uploads: crops of the gallery photos (each one's own result, never a cache hit)."""
+    from PIL import Image
+
+    photos = sorted((ROOT / "gallery").glob("*.jpg"))
+    paths = []
     for k in range(n):
-        context = browser.new_context(viewport={"width": 1300, "height": 900})
-        context.set_default_timeout(RUN_TIMEOUT_MS)
-        page = context.new_page()
-        contexts.append(context)
-        pages.append(page)
-        open_page(page, server.url, "Saliency_under_attack", "Saliency under attack")
-        set_number(page, "Budget ε in 1/255 steps", 2.0 + 0.5 * (k + 1))  # its own run, not a cache hit
-        settled(page)
+        with Image.open(photos[k % len(photos)]) as photo:
+            w, h = photo.size
+            side = min(w, h) * (100 - k // len(photos)) // 100
+            crop = (
+                photo.convert("RGB").crop((w - side, h - side, w, h))
+                if k % 2
+                else photo.convert("RGB").crop((0, 0, side, side))
+            )
+            path = folder / f"visitor-{k:02d}.png"
+            crop.save(path)
+        paths.append(path)
+    return paths
+
+
+def sessions_bench(browser, server: Server, n: int, deadline_s: float) -> None:
+    """N sessions upload their own image and press Run on the attack page at once; one more
+    presses Cancel while it waits. Their waiting and running times, and whether the cancel worked."""
+    import tempfile
+
+    patterns = {
+        "queued": r"Waiting for this network: place \d+",
+        "started": r"Step [1-9]\d* of",
+        "done": r"Attacking and explaining: done in",
+    }
+    contexts, pages = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in session_images(n + 1, Path(tmp)):
+            context = browser.new_context(viewport={"width": 1300, "height": 900})
+            context.set_default_timeout(RUN_TIMEOUT_MS)
+            page = context.new_page()
+            contexts.append(context)
+            pages.append(page)
+            open_page(page, server.url, "Saliency_under_attack", "Saliency under attack")
+            upload_image(page, path)
+    *runners, canceller = pages
+    cancelled = False
     try:
         for page in pages:
-            patterns = {
-                "queued": r"Waiting for this network: place \d+",
-                "started": r"Step [1-9]\d* of",
-                "done": r"Attacking and explaining: done in",
-            }
             watch(page, patterns, 200)
             page.get_by_role("button", name="Run the attack", exact=True).click()
-        deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
-        results = [seen(p) for p in pages]
+        expect_text(canceller, patterns["queued"])  # the last one in line: still waiting
+        canceller.get_by_role("button", name="Cancel", exact=True).click()
+        expect_text(canceller, r"The run was cancelled")
+        cancelled = "started" not in seen(canceller)
+        deadline = time.monotonic() + deadline_s
+        results = [seen(p) for p in runners]
         while time.monotonic() < deadline and not all("done" in r for r in results):
             time.sleep(1.0)
-            results = [seen(p) for p in pages]
+            results = [seen(p) for p in runners]
     finally:
         for context in contexts:
             context.close()
@@ -269,8 +312,13 @@ def sessions_bench(browser, server: Server, n: int) -> None:
     waiting = [r["started"] for r in done]
     running = [r["done"] - r["started"] for r in done]
     queued = sum("queued" in r for r in results)
-    print(f"sessions: {n}, completed {len(done)}, failed or unfinished {n - len(done)}")
+    print(
+        f"sessions: {n}, completed {len(done)} within {deadline_s:.0f} s, failed or unfinished {n - len(done)}"
+    )
     print(f"sessions that saw their place in the line while waiting: {queued}")
+    print(
+        f"one more session pressed Cancel while queued: {'left the line, never ran' if cancelled else 'FAILED'}"
+    )
     print(f"waiting (Run -> first PGD step shown): {quantiles(waiting)}")
     print(f"running (first step -> done):          {quantiles(running)}")
 
@@ -279,6 +327,9 @@ def main() -> None:
     """Parse the options, start the server and the browser, run one benchmark, stop both."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=0, help="N concurrent sessions on the attack page")
+    parser.add_argument(
+        "--deadline-s", type=float, default=900.0, help="with --sessions: how long to wait for all runs"
+    )
     parser.add_argument("--warm-s", type=float, default=30.0, help="server uptime before the home page opens")
     parser.add_argument(
         "--pages", default=",".join(PAGES), help="pages to run, comma-separated ('' = home only)"
@@ -294,7 +345,14 @@ def main() -> None:
 
     expect.set_options(timeout=RUN_TIMEOUT_MS)  # the helpers' waits (a loaded CPU is slow)
 
-    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; cpus {os.cpu_count()}")
+    import torch
+
+    from advexp_core.models import default_device
+
+    print(
+        f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; cpus {os.cpu_count()}; "
+        f"device {default_device()}{' ' + torch.cuda.get_device_name() if torch.cuda.is_available() else ''}"
+    )
     env = {**os.environ, "ADVEXP_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     if args.prime:
         env["STREAMLIT_SERVER_SCRIPT_HEALTH_CHECK_ENABLED"] = "true"
@@ -311,7 +369,7 @@ def main() -> None:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             try:
                 run: Callable[[], None] = (
-                    (lambda: sessions_bench(browser, server, args.sessions))
+                    (lambda: sessions_bench(browser, server, args.sessions, args.deadline_s))
                     if args.sessions
                     else (lambda: pages_bench(browser, server, args.warm_s, names))
                 )
