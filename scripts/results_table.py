@@ -19,13 +19,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from scripts.readme_blocks import replace_block  # noqa: E402
+
 START, END = "<!-- results-table:start -->", "<!-- results-table:end -->"
 
 
@@ -108,11 +110,7 @@ def render(text: str, manifest: dict, figure: str = "") -> str | None:
 
     ``figure``: the image line and legend to put under the table (``figure_lines``), or nothing.
     """
-    pattern = re.escape(START) + r".*?" + re.escape(END)
-    if not re.search(pattern, text, flags=re.S):
-        return None
-    block = f"{START}\n{results_table(manifest)}\n{figure}{chr(10) if figure else ''}{END}"
-    return re.sub(pattern, lambda _: block, text, count=1, flags=re.S)
+    return replace_block(text, START, END, f"{results_table(manifest)}\n{figure}".rstrip("\n"))
 
 
 def _figure_block(manifest_path: Path, readme: Path, figure_path: Path, write: bool) -> str:

@@ -7,7 +7,6 @@ Run: .venv/bin/python scripts/update_readme.py          (rewrite README.md)
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from advexp_core.cli import build_parser  # noqa: E402
+from scripts.readme_blocks import replace_block  # noqa: E402
 
 START, END = "<!-- cli:start -->", "<!-- cli:end -->"
 
@@ -32,8 +32,10 @@ def cli_reference() -> str:
 
 
 def render(text: str) -> str:
-    block = f"{START}\n{cli_reference()}\n{END}"
-    return re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _: block, text, flags=re.S)
+    replaced = replace_block(text, START, END, cli_reference())
+    if replaced is None:
+        raise SystemExit(f"README.md lacks the {START} ... {END} markers")
+    return replaced
 
 
 def main() -> int:

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from advexp_core import shipped
-from advexp_core.ara import accuracy_curve, ara_figure, robustness_curves_figure
+from advexp_core.ara import ara_figure, robustness_curves_figure
 from advexp_core.experiments.ara import ARAConfig, check_fits, robustness_experiment
 from advexp_core.figures import figure_png
 from advexp_core.imaging import decode_image, prepare_image
@@ -122,17 +122,6 @@ def manifest(path: Path | None = None) -> list[dict[str, Any]]:
         return []
     data = json.loads(path.read_text())
     return list(data.get("networks", data if isinstance(data, list) else []))
-
-
-def manifest_curves(entry: dict[str, Any]) -> dict[str, tuple[list[float], list[float]]]:
-    """A(ρ) for each boundary whose per-image ρ* the manifest entry records."""
-    out = {}
-    for boundary in ("attack", "btr"):
-        rho_star = _find(entry, f"rho_star_{boundary}")
-        if rho_star:
-            rho, acc = accuracy_curve(torch.tensor(rho_star, dtype=torch.float64))
-            out[boundary] = (rho.tolist(), acc.tolist())
-    return out
 
 
 def _find(entry: dict[str, Any], name: str) -> Any:

@@ -11,7 +11,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("script", ["scripts/update_readme.py", "scripts/results_table.py"])
+@pytest.mark.parametrize(
+    "script", ["scripts/update_readme.py", "scripts/results_table.py", "scripts/scorecard_table.py"]
+)
 def test_generated_readme_sections_are_fresh(script: str) -> None:
     proc = subprocess.run(
         [sys.executable, script, "--check"], cwd=ROOT, capture_output=True, text=True, check=False

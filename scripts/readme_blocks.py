@@ -1,0 +1,14 @@
+"""The README's generated blocks: text between an HTML-comment start and end marker, replaced whole."""
+
+from __future__ import annotations
+
+import re
+
+
+def replace_block(text: str, start: str, end: str, body: str) -> str | None:
+    """``text`` with the first block from ``start`` to ``end`` replaced by the markers around
+    ``body``; None when the markers are missing."""
+    pattern = re.escape(start) + r".*?" + re.escape(end)
+    if not re.search(pattern, text, flags=re.S):
+        return None
+    return re.sub(pattern, lambda _: f"{start}\n{body}\n{end}", text, count=1, flags=re.S)
