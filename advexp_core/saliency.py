@@ -237,6 +237,7 @@ def smoothgrad(
     n_samples: int = 16,
     sigma: float = 0.15,
     generator: torch.Generator | None = None,
+    internal_batch_size: int | None = None,
 ) -> SaliencyMap:
     """SmoothGrad (Smilkov et al. 2017): the gradient map averaged over noisy copies.
 
@@ -248,11 +249,16 @@ def smoothgrad(
         sigma: noise standard deviation in [0, 1] pixel units (0.15 = 15 % of the range).
         generator: source of the noise; default a fresh generator seeded with 0, so the
             result is deterministic either way.
+        internal_batch_size: at most this many noisy images per pass (captum's name; None: the
+            module's pixel budget alone). The noise is drawn first, so the map is the same up
+            to float rounding; smaller passes need less memory.
 
     Shapes: images (N, 3, H, W) -> maps (N, H, W)
     """
     if n_samples < 1:
         raise ValueError("n_samples must be at least 1")
+    if internal_batch_size is not None and internal_batch_size < 1:
+        raise ValueError("internal_batch_size must be at least 1")
     x, t = _prepare(module, images, targets)
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
     noise = torch.randn((n_samples, *x.shape), generator=gen, device=gen.device).to(x.device)
@@ -260,9 +266,13 @@ def smoothgrad(
     total = torch.zeros(x.shape[0], *x.shape[-2:], device=x.device)
     for sl in _chunks(x.shape[0], n_samples, hw, _PIXEL_BUDGET):
         n = sl.stop - sl.start
-        noisy = (x[sl][None] + sigma * noise[:, sl]).flatten(0, 1)  # sample-major
-        g = _input_gradient(module, noisy, t[sl].repeat(n_samples)).abs().sum(dim=1)
-        total[sl] = g.view(n_samples, n, *x.shape[-2:]).mean(dim=0)
+        per_pass = n_samples if internal_batch_size is None else max(1, internal_batch_size // n)
+        for first in range(0, n_samples, per_pass):
+            k = min(per_pass, n_samples - first)
+            noisy = (x[sl][None] + sigma * noise[first : first + k, sl]).flatten(0, 1)  # sample-major
+            g = _input_gradient(module, noisy, t[sl].repeat(k)).abs().sum(dim=1)
+            total[sl] += g.view(k, n, *x.shape[-2:]).sum(dim=0)
+        total[sl] /= n_samples
     extra = {"n_samples": n_samples, "sigma": sigma}
     return SaliencyMap(total, "smoothgrad", t, extra)
 

@@ -23,8 +23,9 @@ from advexp_core.reports import config_dict, json_number, predictions, readings
 from advexp_core.runtime import OnStep
 from advexp_core.saliency import SaliencyMap, colour_scales, explain, find_last_conv_block
 
-# Images per forward pass of Integrated Gradients on a CPU: bigger batches cost more per image
-# there (EfficientNet-Lite0 at 224 px: 110 ms per image fwd+bwd at 1 or 8 images, 177 ms at 32).
+# Images per forward pass of Integrated Gradients and SmoothGrad on a CPU: bigger batches cost
+# more per image there (EfficientNet-Lite0 at 224 px: 110 ms per image fwd+bwd at 1 or 8 images,
+# 177 ms at 32) and SmoothGrad's 16 copies in one pass took the compare page's peak memory to 3.7 GB.
 CPU_IG_IMAGES = 8
 
 
@@ -306,13 +307,13 @@ def method_kwargs(
 ) -> dict[str, Any]:
     """The keyword arguments of one saliency method (`advexp_core.saliency.explain`).
 
-    On a CPU ``device``, Integrated Gradients sends `CPU_IG_IMAGES` images per pass (the same
-    map up to float rounding, faster there); otherwise the saliency module's own pixel budget.
+    On a CPU ``device``, Integrated Gradients and SmoothGrad send `CPU_IG_IMAGES` images per pass
+    (the same map up to float rounding, faster there); otherwise the saliency module's own pixel budget.
     """
+    small = device is not None and device.type == "cpu"
     if method == "gradcam":
         return {"layer": layer}
     if method == "ig":
-        small = device is not None and device.type == "cpu"
         return {
             "n_steps": saliency.ig_steps,
             "baseline": saliency.ig_baseline,
@@ -323,6 +324,7 @@ def method_kwargs(
             "n_samples": saliency.smoothgrad_samples,
             "sigma": saliency.smoothgrad_sigma,
             "generator": torch.Generator().manual_seed(saliency.seed),
+            "internal_batch_size": CPU_IG_IMAGES if small else None,
         }
     return {}
 

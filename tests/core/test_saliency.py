@@ -215,3 +215,15 @@ def test_one_target_helper_for_every_explainer() -> None:
     assert as_targets([0, 1], 2, cpu).dtype == torch.long
     with pytest.raises(ValueError, match="targets"):
         as_targets([0, 1], 3, cpu)
+
+
+def test_smoothgrad_in_smaller_passes_gives_the_same_map(tiny: nn.Module, images: torch.Tensor) -> None:
+    def run(batch: int | None) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(3)
+        return S.smoothgrad(tiny, images, 0, n_samples=5, generator=gen, internal_batch_size=batch).maps
+
+    whole = run(None)
+    for batch in (1, 2, 3, 64):
+        assert torch.allclose(run(batch), whole, atol=1e-6, rtol=1e-5)
+    with pytest.raises(ValueError, match="internal_batch_size"):
+        run(0)
