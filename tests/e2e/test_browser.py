@@ -23,6 +23,17 @@ def test_attack_page_with_an_uploaded_image(page, server, artifacts, woods_dir) 
     h.expect_download(page, "adversarial.png")
     h.expect_download(page, "saliency-under-attack.zip")
     h.expect_text(page, r"Rank correlation \(Spearman\)")
+    h.settled(page)
+    # The figure is drawn only when asked for: by its download (Streamlit's deferred download) ...
+    with page.expect_download() as download:
+        page.get_by_role("button", name="⬇ figure.png").click()
+    assert download.value.suggested_filename == "figure.png"
+    assert open(download.value.path(), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    # ... or by opening its preview (only that part of the page reruns).
+    pictures = page.get_by_test_id("stMain").get_by_role("img")
+    shown = pictures.count()
+    page.get_by_text("Show the whole figure (as downloaded)").click()
+    expect(pictures).to_have_count(shown + 1)
     page.screenshot(path=str(artifacts / "e2e-saliency-under-attack.png"), full_page=True)
 
 
