@@ -58,11 +58,17 @@ saliency = SaliencyConfig(
 )
 config = ExplainersConfig(saliency=saliency, target=target)
 if flow.requested(PAGE, submitted=submitted, key=(sel.image.digest, model.model_id, config)):
+    # Each method's map shows as soon as it is computed, its deletion/insertion areas as soon as
+    # they are measured; the status box sits above the blocks, whose places are laid out beforehand.
+    where, slots = st.container(), view.ExplainerSlots(saliency.methods)
     flow.run(
         PAGE,
         "Explaining with every method",
-        lambda on_step: job.explainers(sel.image.data, model.model_id, config, model, on_step),
-        lambda outcome: view.show_explainers(outcome, sel.image),
+        lambda on_step, emit: job.explainers(sel.image.data, model.model_id, config, model, on_step, emit),
+        lambda outcome: view.show_explainers(outcome, sel.image, slots),
+        show_partial=slots.show_part,
+        where=where,
+        line=model.model_id,
     )
 else:
     st.info("Choose the methods and press **Compare**.")

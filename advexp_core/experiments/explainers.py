@@ -17,7 +17,7 @@ from torch import Tensor
 from advexp_core import metrics
 from advexp_core.experiments.configs import ExplainersConfig
 from advexp_core.experiments.progress import stage, tick
-from advexp_core.experiments.under_attack import fit_image, gradcam_layer_for, method_kwargs
+from advexp_core.experiments.under_attack import OnPartial, fit_image, gradcam_layer_for, method_kwargs
 from advexp_core.faithfulness import deletion_insertion
 from advexp_core.models import LoadedModel
 from advexp_core.reports import config_dict, predictions
@@ -29,6 +29,36 @@ AGREEMENT = {
     "topk_intersection": metrics.topk_intersection,
     "ssim": metrics.map_ssim,
 }
+
+
+@dataclass(frozen=True)
+class MethodMap:
+    """One method's map, handed out as soon as it is computed (`compare_explainers`'s on_partial).
+
+    Attributes:
+        method: the saliency method.
+        map: the map (h, w) on the CPU, the very tensor the final result's ``maps`` holds.
+        target: the explained class.
+        details: its recorded settings and costs, as in the report's ``method_details``.
+    """
+
+    method: str
+    map: Tensor
+    target: int
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class MethodCurves:
+    """One method's deletion and insertion curves, handed out as soon as they are measured.
+
+    Attributes:
+        method: the saliency method.
+        curves: its entry of the report's ``faithfulness`` (fractions, both curves, both areas).
+    """
+
+    method: str
+    curves: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -73,7 +103,12 @@ def method_details(explained: SaliencyMap) -> dict[str, Any]:
 
 
 def compare_explainers(
-    model: LoadedModel, image: Tensor, config: ExplainersConfig, *, on_step: OnStep | None = None
+    model: LoadedModel,
+    image: Tensor,
+    config: ExplainersConfig,
+    *,
+    on_step: OnStep | None = None,
+    on_partial: OnPartial | None = None,
 ) -> CompareExplainersResult:
     """Explain one decision with every chosen method; score agreement and deletion/insertion.
 
@@ -82,6 +117,10 @@ def compare_explainers(
         image: x in [0, 1]; resized to the model's input when needed.
         config: methods, their settings, the class (None: the predicted one).
         on_step: called as on_step(done, total): one per map, then one per faithfulness curve.
+        on_partial: called with each part as soon as it is done, from inside the run (keep it
+            short: the lock is held): (method, MethodMap) per method, in the order of the
+            config, then (method, MethodCurves) per method after its curves. It gets the
+            result's own values (nothing copied); the result is the same with or without it.
 
     Returns:
         CompareExplainersResult.
@@ -108,7 +147,14 @@ def compare_explainers(
             maps[method] = explained.maps[0].cpu()
             details[method] = method_details(explained)
             tick(on_step, k, total)
-        faithful = _faithfulness(model, x, maps, target, config, on_step, len(methods), total)
+            if on_partial is not None:
+                on_partial(method, MethodMap(method, maps[method], target, details[method]))
+        faithful: dict[str, Any] = {}
+        for k, (method, m) in enumerate(maps.items(), start=len(methods)):
+            faithful[method] = _curves(model, x, m, target, config, stage(on_step, k, 1, total))
+            tick(on_step, k + 1, total)
+            if on_partial is not None:
+                on_partial(method, MethodCurves(method, faithful[method]))
     report = {
         "settings": config_dict(config),
         "predictions": predictions(logits, model.class_names),
@@ -122,29 +168,15 @@ def compare_explainers(
     return CompareExplainersResult(x.detach().cpu(), target, maps, config, report)
 
 
-def _faithfulness(
-    model: LoadedModel,
-    x: Tensor,
-    maps: dict[str, Tensor],
-    target: int,
-    config: ExplainersConfig,
-    on_step: OnStep | None,
-    done: int,
-    total: int,
+def _curves(
+    model: LoadedModel, x: Tensor, m: Tensor, target: int, config: ExplainersConfig, on_step: OnStep | None
 ) -> dict[str, Any]:
-    """Deletion and insertion curves with their areas for every map (advexp_core.faithfulness)."""
-    out: dict[str, Any] = {}
-    for k, (method, m) in enumerate(maps.items()):
-        curves = deletion_insertion(
-            model.module, x, m, target, steps=config.faithfulness_steps,
-            on_step=stage(on_step, done + k, 1, total),
-        )  # fmt: skip
-        tick(on_step, done + k + 1, total)
-        out[method] = {
-            "fractions": [float(v) for v in curves.fractions],
-            "deletion": [float(v) for v in curves.deletion],
-            "insertion": [float(v) for v in curves.insertion],
-            "deletion_auc": float(curves.deletion_auc),
-            "insertion_auc": float(curves.insertion_auc),
-        }
-    return out
+    """One map's deletion and insertion curves with their areas (advexp_core.faithfulness)."""
+    curves = deletion_insertion(model.module, x, m, target, steps=config.faithfulness_steps, on_step=on_step)
+    return {
+        "fractions": [float(v) for v in curves.fractions],
+        "deletion": [float(v) for v in curves.deletion],
+        "insertion": [float(v) for v in curves.insertion],
+        "deletion_auc": float(curves.deletion_auc),
+        "insertion_auc": float(curves.insertion_auc),
+    }

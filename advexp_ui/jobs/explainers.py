@@ -2,34 +2,102 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from advexp_core.experiments import ExplainersConfig, compare_explainers
+from advexp_core.experiments.explainers import MethodCurves, MethodMap
 from advexp_core.figures import METHOD_TITLES, figure_png
 from advexp_core.models import LoadedModel
 from advexp_core.saliency import colour_scales
 from advexp_ui import images
-from advexp_ui.jobs.common import OnStep, Outcome, cached_result, header, model_image
+from advexp_ui.jobs.common import Later, OnStep, Outcome, cached_result, header, model_image
+
+__all__ = ["ExplainerPart", "compute_explainers", "explainers"]
+
+
+@dataclass(frozen=True)
+class ExplainerPart:
+    """One method's finished block of the compare page while the rest still runs.
+
+    Each method gives two: its map, then the same map with its deletion/insertion curves.
+
+    Attributes:
+        block: the method.
+        report: the report's entries this block shows (the same values the final report holds):
+            its ``method_details``, then also its ``faithfulness``; the first map's block also
+            ``explained_class`` and ``explained_label``.
+        panels: the block's pictures (the same bytes the final Outcome holds): the method's map
+            over the image; the first map's block also the ``input`` image.
+    """
+
+    block: str
+    report: dict[str, Any] = field(default_factory=dict)
+    panels: dict[str, bytes] = field(default_factory=dict)
+
+
+class _Parts:
+    """Turns the experiment's partial results into page blocks, keeping each picture for the end."""
+
+    def __init__(
+        self, image: torch.Tensor, class_names: Sequence[str], send: Callable[[ExplainerPart], None] | None
+    ) -> None:
+        self.image, self.class_names, self.send = image, class_names, send
+        self.panels: dict[str, bytes] = {}
+        self.details: dict[str, dict[str, Any]] = {}
+
+    def __call__(self, name: str, value: MethodMap | MethodCurves) -> None:
+        if isinstance(value, MethodMap):
+            report: dict[str, Any] = {"method_details": {name: value.details}}
+            panels: dict[str, bytes] = {}
+            if not self.panels:  # the first map: the image and the explained class come with it
+                panels["input"] = images.display_png(self.image)
+                report["explained_class"] = value.target
+                report["explained_label"] = self.class_names[value.target]
+            panels[name] = _map_png(self.image, value.map)
+            self.details[name] = value.details
+            self.panels.update(panels)
+        else:
+            report = {"method_details": {name: self.details[name]}, "faithfulness": {name: value.curves}}
+            panels = {name: self.panels[name]}
+        if self.send is not None:
+            self.send(ExplainerPart(name, report, panels))
+
+
+def _map_png(image: torch.Tensor, m: torch.Tensor) -> bytes:
+    """One map over the image on its own scale (methods have different units). Shapes: (3, h, w), (h, w)."""
+    ((_, vmax),) = colour_scales(m)
+    return images.overlay_png(image, m, vmax)
 
 
 def compute_explainers(
-    image_bytes: bytes, config: ExplainersConfig, model: LoadedModel, on_step: OnStep | None = None
+    image_bytes: bytes,
+    config: ExplainersConfig,
+    model: LoadedModel,
+    on_step: OnStep | None = None,
+    on_part: Callable[[ExplainerPart], None] | None = None,
 ) -> Outcome:
-    """Every chosen map for one class, their pairwise agreement and faithfulness."""
-    result = compare_explainers(model, model_image(image_bytes, model), config, on_step=on_step)
+    """Every chosen map for one class, their pairwise agreement and faithfulness.
+
+    ``on_part`` gets each method's block as soon as the experiment has its map, and again with
+    its deletion/insertion curves; the pictures made for it are the ones the Outcome holds (made
+    once). The figure for download is drawn only when asked for.
+    """
+    x = model_image(image_bytes, model)
+    parts = _Parts(x.detach().cpu(), model.class_names, on_part)
+    result = compare_explainers(model, x, config, on_step=on_step, on_partial=parts)
     body = {k: v for k, v in result.report.items() if k != "settings"}
     report = {**header(model, config, "compare explainers"), **body}
-    panels = {"input": images.display_png(result.image)}
-    for method, m in result.maps.items():  # each map on its own scale: methods have different units
-        ((_, vmax),) = colour_scales(m)
-        panels[method] = images.overlay_png(result.image, m, vmax)
-    return Outcome(report, panels, {"explainers.png": _figure_png(result.image, result.maps)})
+    return Outcome(report, parts.panels, {"explainers.png": Later(_figure_png, (result.image, result.maps))})
 
 
 def _figure_png(image: torch.Tensor, maps: dict[str, torch.Tensor]) -> bytes:
-    """All maps in one row, each over the image, for the download."""
+    """All maps in one row, each over the image, for the download (drawn when asked for)."""
     fig = Figure(figsize=(2.6 * (len(maps) + 1), 2.8), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(maps) + 1, squeeze=False)[0]
@@ -52,6 +120,7 @@ def explainers(
     config: ExplainersConfig,
     _model: LoadedModel,
     _on_step: OnStep | None = None,
+    _on_part: Callable[[ExplainerPart], None] | None = None,
 ) -> Outcome:
-    """``compute_explainers``, cached by (image bytes, model id, config)."""
-    return compute_explainers(image_bytes, config, _model, _on_step)
+    """``compute_explainers``, cached by (image bytes, model id, config); parts only when it runs."""
+    return compute_explainers(image_bytes, config, _model, _on_step, _on_part)

@@ -14,6 +14,7 @@ from advexp_core.models import LoadedModel
 from advexp_core.perturbation import LIME_SAMPLES, LIME_SEGMENTS, occlusion_window
 from advexp_ui import render
 from advexp_ui.jobs.common import Outcome
+from advexp_ui.jobs.explainers import ExplainerPart
 from advexp_ui.state import ImageChoice
 
 AGREEMENT_FILE = "agreement.csv"
@@ -30,27 +31,72 @@ def agreement_png(matrix: tuple[tuple[float, ...], ...], titles: tuple[str, ...]
     return figure_png(agreement_figure(matrix, titles, measure=measure))
 
 
-def show_explainers(outcome: Outcome, choice: ImageChoice) -> None:
+class ExplainerSlots:
+    """The places of the compare page's blocks, laid out before the run: the explained class, then
+    the image and one place per method side by side (in the order asked), then the rest
+    (agreement, faithfulness, downloads). Each method's map is drawn as soon as it is computed,
+    again with its deletion/insertion areas, and again, in place, with the whole result."""
+
+    def __init__(self, methods: tuple[str, ...]) -> None:
+        self.explained = st.empty()
+        columns = st.columns(len(methods) + 1)
+        self.input = columns[0].empty()
+        self.maps = {method: column.empty() for method, column in zip(methods, columns[1:], strict=True)}
+        self.rest = st.empty()
+
+    def show_part(self, part: ExplainerPart) -> None:
+        """Draw one method's finished block in its place (with the image and class, on the first)."""
+        if "input" in part.panels:
+            self.show_input(part.report, part.panels)
+        if part.block in self.maps:
+            with self.maps[part.block].container():
+                _map_block(part.block, part.report, part.panels)
+
+    def show_input(self, report: dict[str, Any], panels: dict[str, bytes]) -> None:
+        """Draw the explained class and the image in their places."""
+        self.explained.markdown(
+            f"Explaining class **{report['explained_label']}** ({report['explained_class']})."
+        )
+        self.input.image(panels["input"], caption="image", width="stretch")
+
+
+def show_explainers(outcome: Outcome, choice: ImageChoice, slots: ExplainerSlots | None = None) -> None:
+    """The maps, their agreement and faithfulness, and the downloads (in ``slots`` when they were
+    laid out)."""
     report, panels = outcome.report, outcome.panels
     methods = report["methods"]
     titles = [METHOD_TITLES.get(m, m) for m in methods]
-    st.markdown(f"Explaining class **{report['explained_label']}** ({report['explained_class']}).")
-    render.pictures(
-        [("image", panels["input"]), *((t, panels[m]) for t, m in zip(titles, methods, strict=True))]
-    )
-    render.look_at("explainers-maps")
-    st.subheader("Do the explainers agree?")
-    _agreement(report["agreement"], titles)
-    st.subheader("Are they faithful to the network?")
-    _faithfulness(report["faithfulness"], titles, methods)
-    render.look_at("explainers-faithfulness")
-    csv = agreement_csv(report["agreement"], titles).encode()
-    render.downloads_row(
-        dataclasses.replace(outcome, files={**outcome.files, AGREEMENT_FILE: csv}),
-        choice,
-        stem="compare-explainers",
-        key="dl-explainers",
-    )
+    slots = slots or ExplainerSlots(tuple(methods))
+    slots.show_input(report, panels)
+    for method, slot in slots.maps.items():
+        with slot.container():
+            _map_block(method, report, panels)
+    with slots.rest.container():
+        render.look_at("explainers-maps")
+        st.subheader("Do the explainers agree?")
+        _agreement(report["agreement"], titles)
+        st.subheader("Are they faithful to the network?")
+        _faithfulness(report["faithfulness"], titles, methods)
+        render.look_at("explainers-faithfulness")
+        csv = agreement_csv(report["agreement"], titles).encode()
+        render.downloads_row(
+            dataclasses.replace(outcome, files={**outcome.files, AGREEMENT_FILE: csv}),
+            choice,
+            stem="compare-explainers",
+            key="dl-explainers",
+        )
+
+
+def _map_block(method: str, report: dict[str, Any], panels: dict[str, bytes]) -> None:
+    """One method's map over the image under its title, with its deletion/insertion areas once
+    measured (docs/method.md §4)."""
+    st.image(panels[method], caption=METHOD_TITLES.get(method, method), width="stretch")
+    curves = report.get("faithfulness", {}).get(method)
+    if curves is not None:
+        st.caption(
+            f"deletion area {render.fmt(curves['deletion_auc'])} · "
+            f"insertion area {render.fmt(curves['insertion_auc'])}"
+        )
 
 
 def _agreement(agreement: dict[str, list[list[float]]], titles: list[str]) -> None:
