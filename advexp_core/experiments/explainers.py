@@ -142,7 +142,7 @@ def compare_explainers(
         maps: dict[str, Tensor] = {}
         details: dict[str, dict[str, Any]] = {}
         for k, method in enumerate(methods, start=1):
-            kwargs = method_kwargs(method, config.saliency, layer)
+            kwargs = method_kwargs(method, config.saliency, layer, device=model.device)
             explained = explain(model.module, x[None], target, method=method, **kwargs)
             maps[method] = explained.maps[0].cpu()
             details[method] = method_details(explained)
