@@ -72,6 +72,7 @@ with st.form("explain-form"):
     submitted = st.form_submit_button("Explain", type="primary")
 
 targets = (f"top-{int(top_k)}",) if top_k else tuple(chosen)
+room = int(top_k) or len(chosen)  # at least as many as the targets resolve to (duplicates are dropped)
 config = ExplanationConfig(
     targets=targets, rho=float(rho), steps=int(steps), overshoot=float(overshoot), max_targets=job.MAX_TARGETS
 )
@@ -79,22 +80,34 @@ key = (sel.image.digest, model.model_id, config, compare and (standard, robust))
 if not targets:
     st.warning("Choose at least one target.")
 elif flow.requested(PAGE, submitted=submitted, key=key):
+    # Each target shows as soon as it is done (on a CPU they run one at a time); the status box
+    # sits above the blocks, whose places are laid out beforehand.
+    where, slots = st.container(), view.ExplainSlots(room)
     outcome = flow.run(
         PAGE,
         f"Explaining on {model.title}",
-        lambda on_step: job.explanations(sel.image.data, model.model_id, config, model, on_step),
-        lambda outcome: view.show_explanations(outcome, sel.image),
+        lambda on_step, emit: job.explanations(sel.image.data, model.model_id, config, model, on_step, emit),
+        lambda outcome: view.show_explanations(outcome, sel.image, slots),
+        show_partial=slots.show_part,
+        where=where,
+        line=model.model_id,
     )
     if outcome is not None and compare:
         st.header("Standard vs robust")
         with flow.guard():
             models = [loaders.get_model(standard), loaders.get_model(robust)]
+            where, pairs = st.container(), view.ExplainSlots(room, networks=len(models), contrast=True)
             flow.run(
                 PAGE,
                 "Explaining on both networks",
-                lambda on_step: job.contrast_run(sel.image.data, (standard, robust), config, models, on_step),
-                lambda both: view.show_contrast(both, sel.image),
+                lambda on_step, emit: job.contrast_run(
+                    sel.image.data, (standard, robust), config, models, on_step, emit
+                ),
+                lambda both: view.show_contrast(both, sel.image, pairs),
                 part="contrast",
+                show_partial=pairs.show_part,
+                where=where,
+                line=standard,  # the first network's line: the run holds it first
             )
 else:
     st.info("Choose the targets and press **Explain**.")

@@ -3,8 +3,11 @@ standard and a robust network side by side."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
+
+from torch import Tensor
 
 from advexp_core.experiments import (
     AdversarialExplanationsResult,
@@ -12,27 +15,81 @@ from advexp_core.experiments import (
     adversarial_explanations,
     contrast_explanations,
 )
+from advexp_core.experiments.explanations import ExplainedTarget
 from advexp_core.explanation_figures import contrast_figure, explanation_figure
-from advexp_core.explanations import ExplanationResult, delta_display_scale
+from advexp_core.explanations import ContrastResult, ExplanationResult, delta_display_scale
 from advexp_core.figures import figure_png
 from advexp_core.imaging import decode_image, encode_png
 from advexp_core.models import LoadedModel
 from advexp_ui import images
-from advexp_ui.jobs.common import OnStep, Outcome, cached_result, header, model_image
+from advexp_ui.jobs.common import Later, OnStep, Outcome, cached_result, header, model_image
 
 MAX_TARGETS = 10  # the page's ExplanationConfig.max_targets: one batch of this many 224-px images fits comfortably in memory on a laptop
 
 
-def _panels(result: ExplanationResult, scale: float, prefix: str = "") -> dict[str, bytes]:
-    """Per target: the explanation image and δ amplified on the shared ``scale``."""
-    out = {f"{prefix}input": images.display_png(result.image)}
-    for k, t in enumerate(result.targets):
-        out[f"{prefix}x-{k}"] = images.display_png(t.explanation)
-        out[f"{prefix}d-{k}"] = images.delta_png(t.delta, scale)
-    return out
+@dataclass(frozen=True)
+class ExplainPart:
+    """One finished target of the explanations page while the others still run.
+
+    Attributes:
+        model: the network's row (0 on one network; in the contrast, the order given).
+        position: the target's place in the network's grid.
+        report: what the block shows, with the final report's values: the network's ``title``,
+            ``robust``, ``predictions`` and ``steps``, and the ``target``'s entry.
+        panels: ``x`` (x+δ) and ``d`` (δ on its own scale, ``scale``), and for the first
+            target ``input`` (x as the network sees it): the bytes the final Outcome holds
+            (δ there only when its own scale is the shared one).
+        scale: the |δ| that ``d`` shows at full contrast.
+    """
+
+    model: int
+    position: int
+    report: dict[str, Any] = field(default_factory=dict)
+    panels: dict[str, bytes] = field(default_factory=dict)
+    scale: float = 1.0
 
 
-def _files(result: AdversarialExplanationsResult) -> dict[str, bytes]:
+class _Parts:
+    """Turns the experiment's finished targets into page blocks, keeping each picture for the end.
+
+    δ is drawn on its own scale as it comes (the shared scale is known only at the end); `final`
+    redraws those whose scale was not the shared one.
+    """
+
+    def __init__(
+        self, models: Sequence[LoadedModel], prefixes: Sequence[str], steps: int,
+        send: Callable[[ExplainPart], None] | None,
+    ) -> None:  # fmt: skip
+        self.models, self.prefixes, self.steps, self.send = models, prefixes, steps, send
+        self.panels: dict[str, bytes] = {}
+        self.deltas: dict[str, tuple[Tensor, float]] = {}  # panel name -> (δ, the scale it is drawn on)
+
+    def __call__(self, name: str, value: ExplainedTarget) -> None:
+        prefix, k, t = self.prefixes[value.model], value.position, value.target
+        scale = delta_display_scale([t.delta])
+        panels = {"x": images.display_png(t.explanation), "d": images.delta_png(t.delta, scale)}
+        if k == 0:
+            panels["input"] = images.display_png(value.image)
+            self.panels[f"{prefix}input"] = panels["input"]
+        self.panels[f"{prefix}x-{k}"], self.panels[f"{prefix}d-{k}"] = panels["x"], panels["d"]
+        self.deltas[f"{prefix}d-{k}"] = (t.delta, scale)
+        if self.send is not None:
+            model = self.models[value.model]
+            report = {
+                "title": model.title, "robust": model.robust, "predictions": value.predictions,
+                "steps": self.steps, "target": value.entry,
+            }  # fmt: skip
+            self.send(ExplainPart(value.model, k, report, panels, scale))
+
+    def final(self, scale: float) -> dict[str, bytes]:
+        """Every panel, δ on the shared ``scale`` (those already drawn on it are kept)."""
+        for name, (delta, own) in self.deltas.items():
+            if own != scale:
+                self.panels[name] = images.delta_png(delta, scale)
+        return self.panels
+
+
+def _files(result: AdversarialExplanationsResult) -> dict[str, bytes | Later]:
     """The lossless PNG of each target."""
     return {
         f: encode_png(t.explanation) for f, t in zip(result.files, result.explanations.targets, strict=True)
@@ -40,17 +97,32 @@ def _files(result: AdversarialExplanationsResult) -> dict[str, bytes]:
 
 
 def compute_explanations(
-    image_bytes: bytes, config: ExplanationConfig, model: LoadedModel, on_step: OnStep | None = None
+    image_bytes: bytes,
+    config: ExplanationConfig,
+    model: LoadedModel,
+    on_step: OnStep | None = None,
+    on_part: Callable[[ExplainPart], None] | None = None,
 ) -> Outcome:
-    """The adversarial explanation of each target, one batch, with the contact-sheet figure."""
-    result = adversarial_explanations(model, model_image(image_bytes, model), config, on_step=on_step)
+    """The adversarial explanation of each target, with the contact-sheet figure (drawn on request).
+
+    ``on_part`` gets each target's block as soon as the experiment has it; the pictures made for
+    it are the ones the Outcome holds (made once; δ again only where the shared scale differs).
+    """
+    parts = _Parts([model], [""], config.steps, on_part)
+    image = model_image(image_bytes, model)
+    result = adversarial_explanations(model, image, config, on_step=on_step, on_partial=parts)
     summary: dict[str, Any] = result.to_dict()
     del summary["model"]  # the header describes the model in full
     report = {**header(model, config, "adversarial explanations"), **summary}
     scale = delta_display_scale([result.explanations.deltas])
     files = _files(result)
-    files["figure.png"] = figure_png(explanation_figure(result.explanations, delta_scale=scale))
-    return Outcome(report, _panels(result.explanations, scale), files)
+    files["figure.png"] = Later(_figure_png, (result.explanations, scale))
+    return Outcome(report, parts.final(scale), files)
+
+
+def _figure_png(result: ExplanationResult, scale: float) -> bytes:
+    """The contact sheet of one network's explanations (drawn when asked for)."""
+    return figure_png(explanation_figure(result, delta_scale=scale))
 
 
 @cached_result
@@ -60,9 +132,10 @@ def explanations(
     config: ExplanationConfig,
     _model: LoadedModel,
     _on_step: OnStep | None = None,
+    _on_part: Callable[[ExplainPart], None] | None = None,
 ) -> Outcome:
-    """``compute_explanations``, cached by (image bytes, model id, config)."""
-    return compute_explanations(image_bytes, config, _model, _on_step)
+    """``compute_explanations``, cached by (image bytes, model id, config); parts only when it runs."""
+    return compute_explanations(image_bytes, config, _model, _on_step, _on_part)
 
 
 def compute_contrast(
@@ -70,16 +143,26 @@ def compute_contrast(
     config: ExplanationConfig,
     models: Sequence[LoadedModel],
     on_step: OnStep | None = None,
+    on_part: Callable[[ExplainPart], None] | None = None,
 ) -> Outcome:
-    """The same image and targets on several networks, δ on one shared scale (docs/method.md §2)."""
-    res = contrast_explanations(list(models), decode_image(image_bytes), config, on_step=on_step)
+    """The same image and targets on several networks, δ on one shared scale (docs/method.md §2).
+
+    ``on_part`` gets each model's targets as they finish, as in `compute_explanations`.
+    """
+    parts = _Parts(models, [f"m{k}-" for k in range(len(models))], config.steps, on_part)
+    res = contrast_explanations(
+        list(models), decode_image(image_bytes), config, on_step=on_step, on_partial=parts
+    )
     report: dict[str, Any] = {**header(models[0], config, "standard vs robust"), **res.to_dict()}
     del report["model"]  # each entry of "models" describes its network
-    panels: dict[str, bytes] = {}
-    for k, r in enumerate(res.contrast.results):
-        panels.update(_panels(r, res.contrast.delta_scale, prefix=f"m{k}-"))
-    figure = contrast_figure(res.contrast, model_labels=[m.title for m in models])
-    return Outcome(report, panels, {"contrast.png": figure_png(figure)})
+    titles = tuple(m.title for m in models)
+    files: dict[str, bytes | Later] = {"contrast.png": Later(_contrast_png, (res.contrast, titles))}
+    return Outcome(report, parts.final(res.contrast.delta_scale), files)
+
+
+def _contrast_png(contrast: ContrastResult, titles: tuple[str, ...]) -> bytes:
+    """The standard-vs-robust figure, one row pair per network (drawn when asked for)."""
+    return figure_png(contrast_figure(contrast, model_labels=list(titles)))
 
 
 @cached_result
@@ -89,6 +172,7 @@ def contrast_run(
     config: ExplanationConfig,
     _models: Sequence[LoadedModel],
     _on_step: OnStep | None = None,
+    _on_part: Callable[[ExplainPart], None] | None = None,
 ) -> Outcome:
-    """``compute_contrast``, cached by (image bytes, model ids, config)."""
-    return compute_contrast(image_bytes, config, _models, _on_step)
+    """``compute_contrast``, cached by (image bytes, model ids, config); parts only when it runs."""
+    return compute_contrast(image_bytes, config, _models, _on_step, _on_part)

@@ -8,9 +8,11 @@ import streamlit as st
 
 from advexp_ui import render
 from advexp_ui.jobs.common import Outcome
+from advexp_ui.jobs.explain import ExplainPart
 from advexp_ui.state import ImageChoice
 
 COLUMNS = 5
+OWN_SCALE = "δ on its own scale until all targets are done"
 FAILED_MEANING = (
     "The search toward class t takes S steps of decreasing size and must spend its budget "
     "(RMS(δ) = ρ) by step S/2. When it does not, the target's gradient was too weak or too unstable "
@@ -36,50 +38,112 @@ def _caption(t: dict[str, Any]) -> str:
     return f"{t['index']}: {t['label']} · p {t['probability_before']:.3f} → {t['probability_after_display']:.3f}{rms}"
 
 
-def _grid(targets: list[dict[str, Any]], panels: dict[str, bytes], steps: int, prefix: str = "") -> None:
-    """x+δ above δ for every target, COLUMNS per row; a failed one carries a badge, and the grid
-    says once, folded, what failed means."""
-    for start in range(0, len(targets), COLUMNS):
-        cols = st.columns(COLUMNS)
-        for k, col in enumerate(cols[: len(targets) - start], start=start):
-            t = targets[k]
-            col.image(panels[f"{prefix}x-{k}"], caption=_caption(t), width="stretch")
-            col.image(panels[f"{prefix}d-{k}"], caption="δ (grey = no change)", width="stretch")
-            if not t["budget_reached_by_half"]:
-                label, detail = failure_badge(t, steps)
-                col.badge(label, icon=":material/error:", color="red", help=detail)
-    failed = sum(not t["budget_reached_by_half"] for t in targets)
-    if failed:
-        with st.expander(f"What “failed” means ({failed} of {len(targets)} explanations here)"):
-            st.markdown(FAILED_MEANING)
+class _Row:
+    """One network's places: its heading, a grid of COLUMNS cells per row (x+δ above δ), and
+    the note on failed explanations under it."""
+
+    def __init__(self, targets: int) -> None:
+        self.head = st.empty()
+        self.cells = []
+        for start in range(0, targets, COLUMNS):
+            cols = st.columns(COLUMNS)
+            self.cells += [col.empty() for col in cols[: targets - start]]
+        self.foot = st.empty()
+
+    def draw(self, targets: list[dict[str, Any]], panels: dict[str, bytes], steps: int, prefix: str) -> None:
+        """Every target on the shared δ scale, and (folded) what failed means when one failed."""
+        for k, t in enumerate(targets):
+            with self.cells[k].container():
+                _cell(t, panels[f"{prefix}x-{k}"], panels[f"{prefix}d-{k}"], "δ (grey = no change)", steps)
+        failed = sum(not t["budget_reached_by_half"] for t in targets)
+        with self.foot.container():
+            if failed:
+                with st.expander(f"What “failed” means ({failed} of {len(targets)} explanations here)"):
+                    st.markdown(FAILED_MEANING)
 
 
-def show_explanations(outcome: Outcome, choice: ImageChoice) -> None:
-    """The grid of one network's explanations, with its predictions and the downloads."""
-    report, panels = outcome.report, outcome.panels
+class ExplainSlots:
+    """The places of the explanations page's blocks, laid out before the run so that each target
+    can be drawn as soon as it is computed and drawn again, in place, with the whole result.
+
+    One row per network (``networks`` > 1: the standard-vs-robust rows, ``contrast``), each with
+    room for ``targets`` targets (at least as many as the run resolves), then the rest.
+    """
+
+    def __init__(self, targets: int, *, networks: int = 1, contrast: bool = False) -> None:
+        self.contrast = contrast
+        self.rows = [_Row(targets) for _ in range(networks)]
+        self.rest = st.empty()
+
+    def show_part(self, part: ExplainPart) -> None:
+        """Draw one finished target in its place (the network's heading with its first target);
+        δ is on its own scale until all targets are done."""
+        row, report = self.rows[part.model], part.report
+        if part.position == 0:
+            with row.head.container():
+                if self.contrast:
+                    _heading(report)
+                else:
+                    _input_block(part.panels["input"], report["predictions"])
+        with row.cells[part.position].container():
+            _cell(report["target"], part.panels["x"], part.panels["d"], OWN_SCALE, report["steps"])
+
+
+def _input_block(image: bytes, predictions: list[dict[str, Any]]) -> None:
+    """The input as the network sees it, beside its top classes."""
     c1, c2 = st.columns([1, 2])
-    c1.image(panels["input"], caption="the image as the network sees it", width="stretch")
+    c1.image(image, caption="the image as the network sees it", width="stretch")
     with c2:
-        render.predictions("The network's top classes", report["predictions"])
-    _grid(report["targets"], panels, report["steps"])
-    render.look_at("explanations-grid")
-    st.caption(
-        f"ρ = {report['rho']:g} (RMS, [0,1] pixel units), S = {report['steps']}, overshoot {report['overshoot']:g}. "
-        "Each x+δ answers: within this budget, what would the image look like if it were as much this class as possible?"
-    )
-    render.downloads_row(outcome, choice, stem="adversarial-explanations", key="dl-explain")
+        render.predictions("The network's top classes", predictions)
 
 
-def show_contrast(outcome: Outcome, choice: ImageChoice) -> None:
-    """One row pair per network, δ on one shared scale."""
+def _heading(entry: dict[str, Any]) -> None:
+    """A contrast row's title: the network, its kind and what it sees."""
+    kind = "robust" if entry["robust"] else "standard"
+    top = entry["predictions"][0]
+    st.markdown(f"**{entry['title']}** ({kind}) — sees *{top['label']}* ({top['probability']:.1%})")
+
+
+def _cell(t: dict[str, Any], x: bytes, d: bytes, d_caption: str, steps: int) -> None:
+    """One target: x+δ above δ; a failed one carries a badge."""
+    st.image(x, caption=_caption(t), width="stretch")
+    st.image(d, caption=d_caption, width="stretch")
+    if not t["budget_reached_by_half"]:
+        label, detail = failure_badge(t, steps)
+        st.badge(label, icon=":material/error:", color="red", help=detail)
+
+
+def show_explanations(outcome: Outcome, choice: ImageChoice, slots: ExplainSlots | None = None) -> None:
+    """The grid of one network's explanations, with its predictions and the downloads (in
+    ``slots`` when they were laid out)."""
     report, panels = outcome.report, outcome.panels
-    for k, entry in enumerate(report["models"]):
-        kind = "robust" if entry["robust"] else "standard"
-        top = entry["predictions"][0]
-        st.markdown(f"**{entry['title']}** ({kind}) — sees *{top['label']}* ({top['probability']:.1%})")
-        _grid(entry["targets"], panels, entry["steps"], prefix=f"m{k}-")
-    render.look_at("explanations-contrast")
-    st.caption(
-        f"δ is amplified on one shared scale (0.5 + δ/(2·{report['delta_scale']:.3f})) so the rows compare by eye."
-    )
-    render.downloads_row(outcome, choice, stem="standard-vs-robust", key="dl-contrast")
+    slots = slots or ExplainSlots(len(report["targets"]))
+    row = slots.rows[0]
+    with row.head.container():
+        _input_block(panels["input"], report["predictions"])
+    row.draw(report["targets"], panels, report["steps"], prefix="")
+    with slots.rest.container():
+        render.look_at("explanations-grid")
+        st.caption(
+            f"ρ = {report['rho']:g} (RMS, [0,1] pixel units), S = {report['steps']}, overshoot {report['overshoot']:g}. "
+            "Each x+δ answers: within this budget, what would the image look like if it were as much this class as possible?"
+        )
+        render.downloads_row(outcome, choice, stem="adversarial-explanations", key="dl-explain")
+
+
+def show_contrast(outcome: Outcome, choice: ImageChoice, slots: ExplainSlots | None = None) -> None:
+    """One row pair per network, δ on one shared scale (in ``slots`` when they were laid out)."""
+    report, panels = outcome.report, outcome.panels
+    entries = report["models"]
+    most = max(len(entry["targets"]) for entry in entries)
+    slots = slots or ExplainSlots(most, networks=len(entries), contrast=True)
+    for k, (entry, row) in enumerate(zip(entries, slots.rows, strict=True)):
+        with row.head.container():
+            _heading(entry)
+        row.draw(entry["targets"], panels, entry["steps"], prefix=f"m{k}-")
+    with slots.rest.container():
+        render.look_at("explanations-contrast")
+        st.caption(
+            f"δ is amplified on one shared scale (0.5 + δ/(2·{report['delta_scale']:.3f})) so the rows compare by eye."
+        )
+        render.downloads_row(outcome, choice, stem="standard-vs-robust", key="dl-contrast")
