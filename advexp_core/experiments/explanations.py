@@ -179,8 +179,10 @@ def target_batches(targets: tuple[int, ...], device: torch.device) -> list[tuple
 
     On a CPU a batch saves little (EfficientNet-Lite0 at 224 px, 1 torch thread: one forward +
     backward costs 79 ms per image at batch 1, 76 at 2 and 4, 84 at 8: at most ~4 %), so each
-    target runs alone and can be shown as soon as it is done; on a GPU one batch is much faster,
-    and all targets then finish together. Each example's steps depend on it alone (eval-mode
+    target runs alone and can be shown as soon as it is done (whole runs, with their final checks,
+    cost more: `bench/bench_batching.py` measured one PGD on 2 images at 0.90x two single runs);
+    on a GPU one batch is expected to be much faster (not measured here), and all targets then
+    finish together. Each example's steps depend on it alone (eval-mode
     BatchNorm, a per-example loss, unit-RMS direction and budget test: `attacks.step_schedule`),
     so both give the same result up to float rounding (docs/method.md §2).
     """
