@@ -42,7 +42,7 @@ print = functools.partial(print, flush=True)  # noqa: A001  # lines as they come
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, Server  # noqa: E402
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, Server, health  # noqa: E402
 from tests.e2e.helpers import expect_text, open_page, set_number, settled, upload_image  # noqa: E402
 
 RUN_TIMEOUT_MS = 600_000
@@ -90,11 +90,7 @@ class Sampler(threading.Thread):
                 if line.startswith("VmRSS:"):
                     self.peak_rss_mb = max(self.peak_rss_mb, int(line.split()[1]) / 1024)
             start = time.perf_counter()
-            try:
-                with urllib.request.urlopen(f"{self.server.url}/_stcore/health", timeout=10) as r:
-                    ok = r.read().strip() == b"ok"
-            except OSError:
-                ok = False
+            ok = health(self.server.url, timeout=10)
             self.health_s.append(time.perf_counter() - start)
             self.health_failures += not ok
 

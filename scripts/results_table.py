@@ -26,7 +26,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scripts.readme_blocks import replace_block  # noqa: E402
+from scripts.readme_blocks import replace_block, write_or_check  # noqa: E402
 
 START, END = "<!-- results-table:start -->", "<!-- results-table:end -->"
 
@@ -149,15 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     if new is None:
         print(f"{args.readme} has no {START} … {END} markers", file=sys.stderr)
         return 2
-    if args.check:
-        if new != text:
-            print(
-                f"{args.readme} results table is stale: run python scripts/results_table.py", file=sys.stderr
-            )
-            return 1
-        return 0
-    args.readme.write_text(new)
-    return 0
+    stale = f"{args.readme} results table is stale: run python scripts/results_table.py"
+    return write_or_check(args.readme, text, new, check=args.check, stale=stale)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scripts.readme_blocks import replace_block  # noqa: E402
+from scripts.readme_blocks import replace_block, write_or_check  # noqa: E402
 
 START, END = "<!-- scorecard:start -->", "<!-- scorecard:end -->"
 SECTION = "## Ground truth"
@@ -285,16 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         args.results.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     text = args.readme.read_text()
     new = render(text, results)
-    if args.check:
-        if new != text:
-            print(
-                f"{args.readme} scorecard block is stale: run python scripts/scorecard_table.py --render",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
-    args.readme.write_text(new)
-    return 0
+    stale = f"{args.readme} scorecard block is stale: run python scripts/scorecard_table.py --render"
+    return write_or_check(args.readme, text, new, check=args.check, stale=stale)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from advexp_core.cli import build_parser  # noqa: E402
-from scripts.readme_blocks import replace_block  # noqa: E402
+from scripts.readme_blocks import replace_block, write_or_check  # noqa: E402
 
 START, END = "<!-- cli:start -->", "<!-- cli:end -->"
 
@@ -41,17 +41,8 @@ def render(text: str) -> str:
 def main() -> int:
     readme = ROOT / "README.md"
     text = readme.read_text()
-    new = render(text)
-    if "--check" in sys.argv:
-        if new != text:
-            print(
-                "README.md CLI reference is stale: run .venv/bin/python scripts/update_readme.py",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
-    readme.write_text(new)
-    return 0
+    stale = "README.md CLI reference is stale: run .venv/bin/python scripts/update_readme.py"
+    return write_or_check(readme, text, render(text), check="--check" in sys.argv, stale=stale)
 
 
 if __name__ == "__main__":
