@@ -13,11 +13,14 @@ from torch import Tensor
 from advexp_core.imaging import to_uint8
 
 SHOWN_PX = 256  # small images (32 px) are enlarged to this size with nearest-neighbour pixels
+# zlib level of the screen's PNGs: a 224-px photo takes 3.7 ms at 1 and 13.5 ms at PIL's default 6,
+# for 6 % more bytes (still lossless); the page encodes a few dozen per run.
+SCREEN_PNG_LEVEL = 1
 
 
 def _png(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
+    Image.fromarray(array).save(buffer, format="PNG", compress_level=SCREEN_PNG_LEVEL)
     return buffer.getvalue()
 
 

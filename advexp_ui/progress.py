@@ -34,6 +34,9 @@ HEARTBEAT_S = 0.5  # how often the page thread wakes up to show elapsed time (an
 # ESTIMATE_STEP_S) does, and is sent again at most every WAITING_REFRESH_S: a room of 30 waiting
 # browsers then is not re-rendering twice a second, and a Cancel is still noticed within that time.
 WAITING_REFRESH_S = 2.0
+# A running job's bar moves at most this often: each update is Python work on the page's thread
+# and a re-render in the browser, taken from the job (which needs the GIL between torch calls).
+BAR_REFRESH_S = 0.25
 ESTIMATE_STEP_S = 5
 
 
@@ -218,6 +221,8 @@ def _follow(reporter: _Reporter, bar: Any, start: float, show_partial: Callable[
             if waiting == shown and now - shown_at < WAITING_REFRESH_S:
                 continue  # nothing new to say while waiting
             text = waiting
+        elif total and now - shown_at < BAR_REFRESH_S:
+            continue  # the latest step shows with the next event or heartbeat
         else:
             text = (
                 f"Step {step} of {total} · {now - start:.0f} s" if total else f"Working… {now - start:.0f} s"

@@ -111,3 +111,34 @@ def test_the_servers_threads_come_from_the_environment_or_half_the_cpus(monkeypa
     assert loaders.intra_op_threads() == 3
     monkeypatch.setenv(loaders.THREADS_ENV, "zero")
     assert loaders.intra_op_threads() >= 1
+
+
+def test_a_running_bar_moves_at_most_every_refresh_interval() -> None:
+    """Fifty quick steps send a few bar updates, not fifty (each is page-thread work and a
+    re-render that the job pays for); the count is bounded by the steps' own elapsed time."""
+    import time
+
+    from advexp_ui import progress
+
+    updates: list[str] = []
+
+    class Bar:
+        def progress(self, fraction: float, text: str) -> None:
+            updates.append(text)
+
+    reporter = progress._Reporter(None)
+
+    def job() -> None:
+        for step in range(1, 51):
+            time.sleep(0.01)
+            reporter.on_step(step, 50)
+        reporter.events.put(None)
+
+    worker = threading.Thread(target=job)
+    start = time.perf_counter()
+    worker.start()
+    progress._follow(reporter, Bar(), start, None)
+    elapsed = time.perf_counter() - start
+    worker.join()
+    assert updates and updates[0].startswith("Step ")
+    assert len(updates) <= 2 + elapsed / progress.BAR_REFRESH_S < 50
