@@ -7,7 +7,9 @@ each experiment holds ``LoadedModel.lock`` for its whole run (see ``advexp_core.
 
 from __future__ import annotations
 
+import gc
 import hashlib
+import importlib
 import logging
 import os
 import re
@@ -88,17 +90,41 @@ def warm_start() -> threading.Thread:
     return thread
 
 
-def _warm(model_id: str) -> None:
-    """The warm-up thread's work: the model, then the home page's top-5 of the default image.
+PAGE_MODULES = tuple(
+    f"advexp_ui.views.{name}" for name in ("attack", "explain", "explainers", "groundtruth", "robustness")
+)
 
-    Both land in the server's caches (`cached_model`, `classify`), so the home page of the first
-    visitor after the warm-up is drawn from them.
+
+def _warm(model_id: str) -> None:
+    """The warm-up thread's work: the model, then the home page's top-5 of the default image, then
+    the pages' own imports (captum, matplotlib…), and last `freeze_heap`.
+
+    The model and top-5 land in the server's caches (`cached_model`, `classify`), so the home page
+    of the first visitor after the warm-up is drawn from them.
     """
     try:
         model = cached_model(model_id)  # a page asking meanwhile waits for this same load
         classify(gallery.entry_bytes(state.DEFAULT_IMAGE), model_id, model)
     except Exception:  # offline without weights, say: the page will tell the user
         LOG.warning("could not warm up %s", model_id, exc_info=True)
+    for name in PAGE_MODULES:
+        importlib.import_module(name)
+    freeze_heap()
+
+
+def freeze_heap() -> None:
+    """Move every object the server holds now (modules, the default network) out of the garbage
+    collector's view, once the warm-up is done.
+
+    Streamlit runs a full collection after every script run (`runner.postScriptGC`), holding the
+    GIL: with torch, captum and matplotlib loaded that took 0.3-0.6 s per run on a 2-core CPU, so
+    each visitor's page (and, in a full room, every session's rerun) stalled the server's event
+    loop and the health endpoint for that long. Frozen objects are never collected, which costs
+    nothing for objects that live as long as the server; objects made later are collected as
+    before (`gc.freeze`).
+    """
+    gc.collect()
+    gc.freeze()
 
 
 @st.cache_data(show_spinner=False, ttl=300)

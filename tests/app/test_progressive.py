@@ -4,6 +4,8 @@ warm-up thread starts once."""
 
 from __future__ import annotations
 
+import gc
+import sys
 import threading
 
 import advexp_ui.jobs.attack as attack_job
@@ -104,6 +106,28 @@ def test_the_warm_up_thread_starts_once_per_server(monkeypatch) -> None:
         assert started == ["efficientnet-lite0-imagenet"]
     finally:
         loaders.warm_start.clear()
+
+
+def test_the_warm_up_imports_the_pages_and_freezes_the_heap(monkeypatch) -> None:
+    """After the warm-up, Streamlit's full collection after each run skips the server's long-lived
+    objects: they are frozen (gc.freeze), and objects made later are collected as before."""
+    warmed: list[str] = []
+    monkeypatch.setattr(loaders, "cached_model", lambda model_id: warmed.append(model_id) or object())
+    monkeypatch.setattr(loaders, "classify", lambda data, model_id, model: warmed.append("top-5"))
+    held: list[list[int]] = [[]]  # a long-lived object of the server's
+    gc.unfreeze()
+    assert any(obj is held for obj in gc.get_objects())
+    try:
+        loaders._warm("efficientnet-lite0-imagenet")
+        assert warmed == ["efficientnet-lite0-imagenet", "top-5"]
+        assert all(name in sys.modules for name in loaders.PAGE_MODULES)
+        assert not any(obj is held for obj in gc.get_objects())  # frozen: out of the collector's view
+        later = [[]]
+        later.append(later)  # a cycle made after the freeze is still garbage to collect
+        del later
+        assert gc.collect() >= 1
+    finally:
+        gc.unfreeze()
 
 
 def test_the_servers_threads_come_from_the_environment_or_half_the_cpus(monkeypatch) -> None:
