@@ -5,8 +5,9 @@ Starts `streamlit run app.py` on a free port of 127.0.0.1 (offline), drives Debi
 (/usr/bin/chromium, never a Playwright download) through the home page, the attack, the
 explanations and the compare page with their defaults on the gallery cat, and prints per page:
 seconds to the first result, seconds to the whole result, the floor (the model's bare passes that
-the defaults need, timed in this process right after the page, on the same machine) and the
-ratios. ``--sessions N`` instead runs N browser sessions on one server that each upload their own
+the defaults need, timed in a separate process right after the page, on the same machine) and the
+ratios. The home page's top-5 is set against a bare Streamlit page of the same shape served and
+drawn on the same machine (the frontend's own floor). ``--sessions N`` instead runs N browser sessions on one server that each upload their own
 image (a crop of a gallery photo, so no result comes from another's cache) and press Run on the
 attack page at once, plus one more session that presses Cancel while it waits in line; it prints
 p50/p95 waiting and running times, health-endpoint latency and the server's peak RSS.
@@ -152,12 +153,50 @@ def home_seconds(browser, base: str) -> float:
         context.close()
 
 
-def pages_bench(browser, server: Server, warm_s: float, names: list[str], repeats: int) -> None:
-    """Home (first visitor after ``warm_s`` s of uptime, then a second one) and the three pages,
-    each ``repeats`` times, its floor timed right after each run; then the median ratios."""
+# Streamlit's own floor for the home page: a page of the same shape (a title, text and two small
+# tables, the second a 5-row table with probability bars) and no project code.
+BARE_HOME = """import streamlit as st
+st.set_page_config(page_title="bare", layout="wide")
+st.title("A bare Streamlit page")
+st.markdown("Text. " * 200)
+st.dataframe([{"network": f"n{k}", "group": "g", "weights": "w"} for k in range(12)], hide_index=True)
+st.dataframe(
+    [{"class": f"c{k}", "probability": 0.1 * k} for k in range(5)], hide_index=True,
+    column_config={"probability": st.column_config.ProgressColumn("probability", min_value=0, max_value=1)},
+)
+"""
+
+
+def bare_home_seconds(browser, env: dict[str, str]) -> float:
+    """Seconds from opening a bare Streamlit page like the home page to its two tables on screen
+    (the frontend's own load and drawing in this browser, on this machine)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "bare_home.py"
+        script.write_text(BARE_HOME)
+        bare = Server(env, script)
+        try:
+            bare.wait_ready()
+            home_seconds(browser, bare.url)  # its first run, like the primed app's
+            return statistics.median(home_seconds(browser, bare.url) for _ in range(3))
+        finally:
+            bare.stop()
+
+
+def pages_bench(
+    browser, server: Server, warm_s: float, names: list[str], repeats: int, env: dict[str, str]
+) -> None:
+    """Home (first visitor after ``warm_s`` s of uptime, then a second one, against a bare
+    Streamlit page of the same shape) and the three pages, each ``repeats`` times, its floor timed
+    right after each run; then the median ratios."""
     time.sleep(max(0.0, warm_s - (time.perf_counter() - server.started)))
     first, second = home_seconds(browser, server.url), home_seconds(browser, server.url)
-    print(f"home top-5: first visitor {first:.1f} s, next visitor {second:.1f} s (server up {warm_s:.0f} s)")
+    bare = bare_home_seconds(browser, env)
+    print(
+        f"home top-5: first visitor {first:.1f} s, next visitor {second:.1f} s (server up {warm_s:.0f} s); "
+        f"a bare Streamlit page of the same shape {bare:.1f} s: first/bare {first / bare:.2f}"
+    )
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     context.set_default_timeout(RUN_TIMEOUT_MS)
     page = context.new_page()
@@ -475,7 +514,7 @@ def main() -> None:
                 run: Callable[[], None] = (
                     (lambda: sessions_bench(browser, server, args.sessions, args.deadline_s))
                     if args.sessions
-                    else (lambda: pages_bench(browser, server, args.warm_s, names, args.repeats))
+                    else (lambda: pages_bench(browser, server, args.warm_s, names, args.repeats, env))
                 )
                 run()
             finally:

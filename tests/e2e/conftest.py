@@ -45,19 +45,20 @@ def health(url: str, timeout: float = 5.0) -> bool:
 
 
 class Server:
-    """`streamlit run app.py` in its own process group; ``url`` once it has said it is listening."""
+    """`streamlit run app.py` (or another ``script``, from its folder) in its own process group;
+    ``url`` once it has said it is listening."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], script: Path = ROOT / "app.py") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log: list[str] = []
         self._ready = threading.Event()
         command = [
-            sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
+            sys.executable, "-m", "streamlit", "run", str(script), "--server.address", "127.0.0.1",
             "--server.port", str(self.port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
         ]  # fmt: skip
         self.process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            command, cwd=script.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             start_new_session=True,
         )  # fmt: skip
         threading.Thread(target=self._read, daemon=True).start()
