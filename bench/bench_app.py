@@ -19,8 +19,9 @@ Streamlit runs no project code before a first session connects, so the first vis
 server pays the imports and the warm-up. ``--prime`` shows what a launcher that asks the server's
 script health check once at start would give (the check runs app.py, which starts the warm-up).
 
-With ``--sessions`` the browsers run at niceness 10 (``--browser-nice``): they stand for the
-visitors' own laptops, and on one box at the server's priority 31 of them take most of its cores.
+With ``--sessions`` the browsers run in Linux's idle scheduling class (``--idle-browsers``): they
+stand for the visitors' own laptops, and on one box at the server's priority 31 of them take most
+of its cores. (A niceness does not hold: Chromium run as root sets its threads back to 0 and -8.)
 At the end each session counts as completed, failed (the page shows an error), or still running
 or waiting at the deadline.
 
@@ -408,9 +409,17 @@ def sessions_bench(browser, server: Server, n: int, deadline_s: float) -> None:
         cancelled = "started" not in seen(canceller)
         deadline = time.monotonic() + deadline_s
         results = [seen(p) for p in runners]
+        next_line = time.monotonic() + 60
         while time.monotonic() < deadline and not all(_ended(r) for r in results):
             time.sleep(1.0)
             results = [seen(p) for p in runners]
+            if time.monotonic() >= next_line:  # a line a minute, so a long run shows where it is
+                next_line += 60
+                ended, started = sum(map(_ended, results)), sum("started" in r for r in results)
+                print(
+                    f"  {deadline_s - (deadline - time.monotonic()):.0f} s: ended {ended}, running "
+                    f"{started - ended}, waiting {len(results) - started}"
+                )
     finally:
         for context in contexts:
             context.close()
@@ -442,20 +451,22 @@ def _ended(seen_at: dict[str, float]) -> bool:
 
 
 @contextmanager
-def browser_binary(nice: int) -> Iterator[Path]:
-    """Chromium, or a wrapper that starts it (and so every renderer it forks) at niceness ``nice``.
+def browser_binary(idle: bool) -> Iterator[Path]:
+    """Chromium, or a wrapper that starts it (and so every process and thread it makes) in the
+    SCHED_IDLE class, which runs only on CPU time nothing else wants.
 
-    The browsers stand for visitors' own laptops; on one box they share the server's cores, and at
-    a lower priority they take what the server leaves instead of slowing it down.
+    The browsers stand for visitors' own laptops; on one box they share the server's cores. A
+    scheduling class, unlike a niceness, stays put: Chromium run as root resets its threads'
+    niceness (to 0, and -8 for its display threads) but not their class.
     """
-    if not nice:
+    if not idle:
         yield CHROMIUM
         return
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         wrapper = Path(tmp) / "chromium"
-        wrapper.write_text(f'#!/bin/sh\nexec nice -n {int(nice)} {CHROMIUM} "$@"\n')
+        wrapper.write_text(f'#!/bin/sh\nexec chrt --idle 0 {CHROMIUM} "$@"\n')
         wrapper.chmod(0o755)
         yield wrapper
 
@@ -468,10 +479,10 @@ def main() -> None:
         "--deadline-s", type=float, default=1800.0, help="with --sessions: how long to wait for all runs"
     )
     parser.add_argument(
-        "--browser-nice",
-        type=int,
-        help="niceness of the browsers (default: 10 with --sessions, where 31 of them share this "
-        "machine with the server, else 0)",
+        "--idle-browsers",
+        action=argparse.BooleanOptionalAction,
+        help="run the browsers in the idle scheduling class (default: yes with --sessions, where 31 "
+        "of them share this machine with the server, else no)",
     )
     parser.add_argument("--warm-s", type=float, default=30.0, help="server uptime before the home page opens")
     parser.add_argument(
@@ -506,9 +517,11 @@ def main() -> None:
             with urllib.request.urlopen(f"{server.url}/_stcore/script-health-check", timeout=120) as r:
                 print(f"primed: script health check says {r.read().decode().strip()!r}")
         sampler.start()
-        nice = args.browser_nice if args.browser_nice is not None else (10 if args.sessions else 0)
-        print(f"browsers at niceness {nice}, the server at {os.getpriority(os.PRIO_PROCESS, 0)}")
-        with sync_playwright() as playwright, browser_binary(nice) as binary:
+        idle = args.idle_browsers if args.idle_browsers is not None else bool(args.sessions)
+        print(
+            f"browsers in the {'idle' if idle else 'normal'} scheduling class, the server in the normal one"
+        )
+        with sync_playwright() as playwright, browser_binary(idle) as binary:
             browser = playwright.chromium.launch(executable_path=str(binary), args=CHROMIUM_ARGS)
             try:
                 run: Callable[[], None] = (
