@@ -21,6 +21,7 @@ on clean + attacked together.
 from __future__ import annotations
 
 import argparse
+import logging
 import statistics
 import sys
 import time
@@ -31,6 +32,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+logging.getLogger("streamlit").setLevel(logging.ERROR)  # its caches warn that no app runs here
 from advexp_core import metrics  # noqa: E402
 from advexp_core.experiments import AttackConfig, SaliencyConfig  # noqa: E402
 from advexp_core.experiments.under_attack import adversarial_example, method_kwargs  # noqa: E402
@@ -77,7 +79,9 @@ def _row(
 def ig_table(model, pairs, steps: list[int], reference: int) -> None:
     """Completeness error and agreement with the reference map, per IG step count."""
     print(f"Integrated Gradients ({len(pairs)} photos, clean + attacked; reference {reference} steps)")
-    refs = [_maps(model, "ig", x, t, SaliencyConfig(ig_steps=reference))[0] for _, x, t in pairs]
+    refs, ref_seconds = zip(
+        *(_maps(model, "ig", x, t, SaliencyConfig(ig_steps=reference)) for _, x, t in pairs), strict=True
+    )
     with torch.no_grad():
         gaps = [
             (model.module(x) - model.module(torch.zeros_like(x))).gather(1, t[:, None])[:, 0].abs()
@@ -85,8 +89,10 @@ def ig_table(model, pairs, steps: list[int], reference: int) -> None:
         ]
     for n in [*steps, reference]:
         seconds, errors, agreement = [], [], []
-        for (_, x, t), ref, gap in zip(pairs, refs, gaps, strict=True):
-            result, s = _maps(model, "ig", x, t, SaliencyConfig(ig_steps=n)) if n != reference else (ref, 0.0)
+        for (_, x, t), ref, ref_s, gap in zip(pairs, refs, ref_seconds, gaps, strict=True):
+            result, s = (
+                _maps(model, "ig", x, t, SaliencyConfig(ig_steps=n)) if n != reference else (ref, ref_s)
+            )
             seconds.append(s)
             errors += (result.extra["convergence_delta"].abs() / gap).tolist()
             agreement += [metrics.spearman(result.maps[i], ref.maps[i]) for i in range(len(x))]
