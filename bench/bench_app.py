@@ -207,6 +207,7 @@ def pages_bench(
         for repeat in range(repeats):
             for name in names:
                 t_first, t_done = run_page(page, server.url, name, repeat)
+                quiet(server)
                 floor = floors_apart(name)
                 first_ratio = t_first / floor["first"] if "first" in floor else math.nan
                 ratios[name].append((first_ratio, t_done / floor["total"]))
@@ -334,6 +335,26 @@ def floors(name: str) -> dict[str, Any]:
         "curves": _pass_s(m, cmp.faithfulness_steps + 1, n_curves, backward=False),
     }
     return {**parts, "total": sum(parts.values())}
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def quiet(server: Server, idle_s: float = 1.0, limit_s: float = 20.0) -> None:
+    """Wait (up to ``limit_s``) until the server has used under 5 % of a CPU for ``idle_s``: after a
+    page is done the server may still be busy (its collection, the last messages), and the floor
+    timed meanwhile would be slowed by it."""
+    if not Path(f"/proc/{server.process.pid}/stat").exists():
+        return
+    end = time.monotonic() + limit_s
+    while time.monotonic() < end:
+        before = _cpu_s(server.process.pid)
+        time.sleep(idle_s)
+        if _cpu_s(server.process.pid) - before < 0.05 * idle_s:
+            return
 
 
 def floors_apart(name: str) -> dict[str, Any]:
