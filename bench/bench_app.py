@@ -5,12 +5,14 @@ Starts `streamlit run app.py` on a free port of 127.0.0.1 (offline), drives Debi
 (/usr/bin/chromium, never a Playwright download) through the home page, the attack, the
 explanations and the compare page with their defaults on the gallery cat, and prints per page:
 seconds to the first result, seconds to the whole result, the floor (the model's bare passes that
-the defaults need, timed in a separate process right after the page, on the same machine) and the
-ratios. The home page's top-5 is set against a bare Streamlit page of the same shape served and
-drawn on the same machine (the frontend's own floor). ``--sessions N`` instead runs N browser sessions on one server that each upload their own
-image (a crop of a gallery photo, so no result comes from another's cache) and press Run on the
-attack page at once, plus one more session that presses Cancel while it waits in line; it prints
-p50/p95 waiting and running times, health-endpoint latency and the server's peak RSS.
+the defaults need, timed in a separate process right after the page, once the server has gone
+quiet) and the ratios. The home page's top-5 is set against a bare Streamlit page of the same shape
+served and drawn on the same machine (the frontend's own floor). ``--sessions N`` instead runs N
+browser sessions on one server that each upload their own image (a crop of a gallery photo, so no
+result comes from another's cache) and press Run on the attack page at once, plus one more session
+that presses Cancel while it waits in line; it prints p50/p95 waiting and running times (against
+one session's run alone on the server before the room opens), health-endpoint latency and the
+server's peak RSS.
 
 On a machine with a GPU the same command measures the GPU: the server and the floor both put the
 networks on CUDA when it is present (`advexp_core.models.default_device`).
@@ -20,8 +22,8 @@ server pays the imports and the warm-up. ``--prime`` shows what a launcher that 
 script health check once at start would give (the check runs app.py, which starts the warm-up).
 
 With ``--sessions`` the browsers run in Linux's idle scheduling class (``--idle-browsers``): they
-stand for the visitors' own laptops, and on one box at the server's priority 31 of them take most
-of its cores. (A niceness does not hold: Chromium run as root sets its threads back to 0 and -8.)
+stand for the visitors' own laptops, and on one box at the server's priority N + 2 of them take
+most of its cores. (A niceness does not hold: Chromium run as root sets its threads back to 0 and -8.)
 At the end each session counts as completed, failed (the page shows an error), or still running
 or waiting at the deadline.
 
@@ -190,7 +192,7 @@ def pages_bench(
 ) -> None:
     """Home (first visitor after ``warm_s`` s of uptime, then a second one, against a bare
     Streamlit page of the same shape) and the three pages, each ``repeats`` times, its floor timed
-    right after each run; then the median ratios."""
+    right after each run once the server is quiet; then the median ratios."""
     time.sleep(max(0.0, warm_s - (time.perf_counter() - server.started)))
     first, second = home_seconds(browser, server.url), home_seconds(browser, server.url)
     bare = bare_home_seconds(browser, env)
@@ -532,8 +534,8 @@ def main() -> None:
     parser.add_argument(
         "--idle-browsers",
         action=argparse.BooleanOptionalAction,
-        help="run the browsers in the idle scheduling class (default: yes with --sessions, where 31 "
-        "of them share this machine with the server, else no)",
+        help="run the browsers in the idle scheduling class (default: yes with --sessions, where "
+        "N + 2 of them share this machine with the server, else no)",
     )
     parser.add_argument("--warm-s", type=float, default=30.0, help="server uptime before the home page opens")
     parser.add_argument(
