@@ -38,6 +38,7 @@ import functools
 import json
 import math
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -545,6 +546,9 @@ def main() -> None:
     parser.add_argument("--prime", action="store_true", help="run app.py once at start (script health check)")
     parser.add_argument("--floor", choices=[*PAGES, "device"], help=argparse.SUPPRESS)  # floors_apart's child
     args = parser.parse_args()
+    # A SIGTERM (`kill`, `timeout`) unwinds like Ctrl-C, so the server and the browser are stopped
+    # too: a server left running keeps working through its sessions' queued runs.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if args.floor:
         print(json.dumps(floors(args.floor)))
         return
