@@ -137,12 +137,29 @@ def test_the_servers_threads_come_from_the_environment_or_half_the_cpus(monkeypa
     assert loaders.intra_op_threads() >= 1
 
 
-def test_a_running_bar_moves_at_most_every_refresh_interval() -> None:
-    """Fifty quick steps send a few bar updates, not fifty (each is page-thread work and a
-    re-render that the job pays for); the count is bounded by the steps' own elapsed time."""
-    import time
+def test_a_running_bar_moves_at_most_every_refresh_interval(monkeypatch) -> None:
+    """Fifty steps 10 ms apart send a few bar updates, not fifty (each is page-thread work and a
+    re-render that the job pays for). The steps arrive one at a time on a simulated clock."""
+    from types import SimpleNamespace
 
     from advexp_ui import progress
+
+    clock = [1000.0]
+    monkeypatch.setattr(progress, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+
+    class Steps:
+        """The job's events as `_follow` reads them: each get() is the next step, 10 ms later."""
+
+        def __init__(self) -> None:
+            self.step = 0
+
+        def get(self, timeout: float | None = None) -> tuple[int, int] | None:
+            self.step += 1
+            clock[0] += 0.01
+            return (self.step, 50) if self.step <= 50 else None
+
+        def empty(self) -> bool:
+            return True  # never a backlog to skip: every step is seen
 
     updates: list[str] = []
 
@@ -151,18 +168,9 @@ def test_a_running_bar_moves_at_most_every_refresh_interval() -> None:
             updates.append(text)
 
     reporter = progress._Reporter(None)
-
-    def job() -> None:
-        for step in range(1, 51):
-            time.sleep(0.01)
-            reporter.on_step(step, 50)
-        reporter.events.put(None)
-
-    worker = threading.Thread(target=job)
-    start = time.perf_counter()
-    worker.start()
+    reporter.events = Steps()  # type: ignore[assignment]
+    start = clock[0]
     progress._follow(reporter, Bar(), start, None)
-    elapsed = time.perf_counter() - start
-    worker.join()
-    assert updates and updates[0].startswith("Step ")
-    assert len(updates) <= 2 + elapsed / progress.BAR_REFRESH_S < 50
+    elapsed = clock[0] - start
+    assert updates and updates[0].startswith("Step 1 of 50")
+    assert 2 <= len(updates) <= 1 + elapsed / progress.BAR_REFRESH_S < 50
