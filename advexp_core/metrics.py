@@ -208,11 +208,12 @@ def compare_maps(
 ) -> dict[str, float]:
     """Every map metric for one (clean map, attacked map) pair, as stored in result.json.
 
-    `delta_energy_in_topk` uses the clean map's top-k region (where the evidence was).
+    `delta_energy_in_topk` uses the clean map's top-k region (where the evidence was),
+    `delta_energy_in_attacked_topk` the attacked map's (where the map of the new decision points).
 
     Returns:
-        {"spearman", "topk_intersection", "ssim", "center_shift_px", "delta_energy_in_topk"}
-        (the last only when `delta` is given).
+        {"spearman", "topk_intersection", "ssim", "center_shift_px", "delta_energy_in_topk",
+        "delta_energy_in_attacked_topk"} (the last two only when `delta` is given).
 
     Shapes: (H, W), (H, W), (C, H, W) -> dict
     """
@@ -224,6 +225,7 @@ def compare_maps(
     }
     if delta is not None:
         out["delta_energy_in_topk"] = delta_energy_in_topk(delta, clean, k=k)
+        out["delta_energy_in_attacked_topk"] = delta_energy_in_topk(delta, attacked, k=k)
     return out
 
 
@@ -314,6 +316,15 @@ def _read_energy(v: float, k: float) -> str:
     )
 
 
+def _read_energy_attacked(v: float, k: float) -> str:
+    if math.isnan(v):
+        return "There is no perturbation to locate."
+    return (
+        f"{v:.0%} of the perturbation's energy lies in the {k:.0%} of pixels the attacked map marks most "
+        f"important ({k:.0%} if spread evenly)."
+    )
+
+
 _READINGS = {
     "psnr": _read_psnr,
     "ssim": _read_ssim,
@@ -325,6 +336,7 @@ _READINGS = {
     "map_ssim": _read_map_ssim,
     "center_shift_px": _read_shift,
     "delta_energy_in_topk": _read_energy,
+    "delta_energy_in_attacked_topk": _read_energy_attacked,
 }
 READING_NAMES = tuple(_READINGS)
 

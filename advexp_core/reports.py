@@ -16,6 +16,7 @@ from torch import Tensor
 import advexp_core
 from advexp_core import metrics
 from advexp_core.models import LoadedModel
+from advexp_core.readings import attack as attack_readings
 
 TOP_K = 5  # classes listed in every report and on every page
 
@@ -84,26 +85,45 @@ def header(model: LoadedModel, settings: dict[str, Any], page: str) -> dict[str,
 
 
 def readings(
-    perturbation: dict[str, float | None], maps: dict[str, dict[str, float | None]], *, k: float
+    perturbation: dict[str, float | None],
+    maps: dict[str, dict[str, float | None]],
+    *,
+    k: float,
+    side: int,
 ) -> dict[str, Any]:
-    """One plain sentence per number (`metrics.reading`); a null number gets None.
+    """One plain sentence per number (`metrics.reading`; a null number gets None), the visibility
+    verdict when the perturbation was measured, and each map's verdict (`readings.attack.map_change`)
+    as ``maps.<method>.verdict`` with its ``outcome`` key.
 
     Args:
         perturbation: linf_255, l2, rms, psnr, ssim as written in a report (null PSNR: no change).
         maps: method -> map metrics as written in a report.
         k: the top-k share of pixels the map metrics used.
+        side: the longer image side in pixels (a map's centre shift is judged against it).
     """
     out: dict[str, Any] = {"perturbation": {}, "maps": {}}
     for name, value in perturbation.items():
         if value is None and name == "psnr":
             value = math.inf  # written as null in JSON: the image did not change
         out["perturbation"][name] = None if value is None else metrics.reading(name, value)
+    if perturbation:
+        out["visibility"] = attack_readings.visibility(perturbation).to_json()
     for method, values in maps.items():
         out["maps"][method] = {
             name: metrics.reading("map_ssim" if name == "ssim" else name, math.nan if v is None else v, k=k)
             for name, v in values.items()
         }
+        verdict = attack_readings.map_change(values, k=k, side=side)
+        out["maps"][method].update(verdict=verdict.text, outcome=verdict.outcome)
     return out
+
+
+def decision_readings(report: dict[str, Any]) -> dict[str, Any]:
+    """The decision verdict (`readings.attack.decision`) of an attack report's predictions."""
+    return attack_readings.decision(
+        report["predictions_before"], report["predictions_after"], report["png_predictions_after"],
+        success=report["success"], png_success=report["png_success"],
+    ).to_json()  # fmt: skip
 
 
 def safe_label(label: str) -> str:

@@ -8,69 +8,73 @@ from __future__ import annotations
 
 CAPTIONS = {
     "home-predictions": (
-        "The top-5 table: how confident the network is. The network and image chosen in the sidebar "
-        "stay on every page."
+        "The top-5 table: the network's five most probable classes and their probabilities. The network "
+        "and image chosen in the sidebar stay on every page."
     ),
     "attack-decision": (
-        "The decision flips while *clean* and *attacked* look identical, and δ (amplified) is noise. "
-        "The last table: does the downloaded PNG still fool the network?"
+        "Left to right: the clean image, the attacked image x+δ, and δ amplified (grey = no change, "
+        "colour = the direction of the change). The three tables give the top-5 classes of the clean "
+        "image, of x+δ, and of x+δ read back from the downloadable 8-bit PNG."
     ),
     "attack-visibility": (
-        "A change of a few /255 with SSIM near 1 is invisible to the eye: nothing a person would notice "
-        "explains the new decision."
+        "L∞ is the largest change of one colour value in 255 levels; RMS the typical one; PSNR and SSIM "
+        "compare the two images (higher = closer, SSIM 1 = identical)."
     ),
     "attack-maps": (
-        "The maps barely move (high rank correlation), and most of δ lies *outside* the region the map "
-        "calls important: the heat map did not notice what changed the decision."
+        "Each pair shares one colour scale (brighter = more important). Rank correlation, map SSIM and "
+        "the centre-of-mass shift say how far the map moved; the |δ|² shares say whether the perturbation "
+        "lies where a map points (the top 20 % of its pixels; 20 % would be chance)."
     ),
     "manipulation": (
-        "The decision stays, but the map now points at the goal (an empty corner, say): a heat map can "
-        "be made to say anything."
+        "Top: the clean image, the manipulated one and δ amplified. Bottom: the map before, after, and the "
+        "goal it was pushed toward. The table compares the maps by rank correlation, top-k overlap and SSIM."
     ),
     "explanations-grid": (
-        'Read each x+δ as "the image pushed towards class t": on a robust network δ draws the target; '
-        "on a standard one δ is noise, and some explanations are marked failed."
+        'Read each x+δ as "the image pushed toward class t", and δ under it as what was added (grey = no '
+        "change, one colour scale for all targets once every target is done)."
     ),
     "explanations-contrast": (
-        "On the robust network δ draws the target (ship hulls, horses' heads); on the standard one δ is "
-        "noise and some explanations are marked failed. That contrast is the paper's point."
+        "One row per network, the same image and targets, δ on one shared scale: compare what each "
+        "network's δ draws."
     ),
-    "explainers-maps": "Popular explainers on the same decision: do they point at the same pixels?",
+    "explainers-maps": "Each map explains the same decision; brighter = more important to that method.",
     "explainers-agreement": (
-        "The explainers disagree with each other on the same decision (low values off the diagonal). "
-        "Which one would you trust for a diagnosis?"
+        "Each cell compares two methods' maps (1 = the same ranking of pixels, 0 = unrelated); the diagonal "
+        "is each method with itself."
     ),
     "explainers-faithfulness": (
-        "A map faithful to the network makes the deletion curve fall fast and the insertion curve rise "
-        "fast; agreeing with the eye is not the same as being faithful."
+        "Deletion removes the pixels a map ranks first and tracks the class probability (a faithful map "
+        "makes it fall fast: lower area is better); insertion adds them back to a blurred image (a "
+        "faithful map makes it rise fast: higher area is better)."
     ),
     "own-model": (
         "Your network now serves every page, for your browser session only; its file was read without "
         "running any code it contains."
     ),
     "robustness-curves": (
-        "ARA sums how much change accuracy survives: the paper's robust networks score about 10–30× "
-        "the standard one."
+        "Accuracy (vertical) against the size of the change each image tolerates (horizontal, RMS); ARA "
+        "is the area under the curve: more area = more change survived."
     ),
     "robustness-live": (
-        "ARA sums how much change accuracy survives. A few images give a rough number; the paper uses 1000."
+        "ARA is the area under accuracy against tolerated change. A few images give a rough number; "
+        "the paper uses 1000."
     ),
     "groundtruth-image": (
         "Green outlines what a dermatologist would look at (the lesion; on BlockDigits the digit's quadrant), "
-        "magenta the ruler: a shortcut that says nothing about the lesion but came with most malignant "
+        "magenta the ruler: a mark that says nothing about the lesion but came with most malignant "
         "training images."
     ),
     "groundtruth-maps": (
-        "A map that shows the real evidence keeps its heat inside the green outline; heat on the magenta "
-        "ruler means the network (or the explainer) looks at the shortcut. Compare the two rows."
+        "Heat inside the green outline is on the lesion, heat on the magenta ruler is on the shortcut. "
+        "One row per network."
     ),
     "groundtruth-explanation": (
-        'Read x+δ as "what would make this image malignant (or the other class)": does δ redraw the lesion, '
-        "or paint over the ruler? The share of δ's energy in the ruler answers it in one number."
+        'Read x+δ as "what would make this image the other class": δ is what was added; the share of '
+        "δ's energy in the ruler, against the ruler's share of the image, says where it was painted."
     ),
     "groundtruth-scorecard": (
-        "Evidence share above its chance level means the maps find the lesion; compare standard with robust, "
-        "and clean with attacked: a map that did not move after an invisible attack did not notice it."
+        "Evidence share: the share of a map's mass inside the lesion (chance = the lesion's area share); "
+        "shortcut share: the share on the ruler; clean and attacked: before and after an invisible attack."
     ),
 }
 LEAD = "**What to look at:** "

@@ -114,18 +114,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def summary(result: dict[str, Any]) -> str:
-    before, after = result["predictions_before"][0], result["predictions_after"][0]
-    verdict = "flipped" if result["success"] else "did not flip"
-    png = "still flipped" if result["png_success"] else "not flipped"
-    lines = [
-        f"the decision {verdict}: {before['label']} {before['probability']:.1%} -> "
-        f"{after['label']} {after['probability']:.1%} (as 8-bit PNG: {png})"
-    ]
+    readings = result["readings"]
+    lines = [readings["decision"]["verdict"], readings["visibility"]["verdict"]]
     for method, v in result["maps"].items():
         lines.append(
             f"{method}: Spearman {format_number(v['spearman'])}, top-k overlap {format_number(v['topk_intersection'])}, "
             f"SSIM {format_number(v['ssim'])}, centre shift {format_number(v['center_shift_px'])} px, "
-            f"|δ|² in top-k {format_number(v['delta_energy_in_topk'])}"
+            f"|δ|² in top-k {format_number(v['delta_energy_in_topk'])} (clean map), "
+            f"{format_number(v['delta_energy_in_attacked_topk'])} (attacked map)"
         )
+        lines.append(f"  {readings['maps'][method]['verdict']}")
+    lines.append(readings["overall"]["verdict"])
     lines.append(f"wrote {result['out']}/adversarial.png, figure.png and result.json")
     return "\n".join(lines)

@@ -14,6 +14,7 @@ from advexp_core.experiments.progress import tick
 from advexp_core.experiments.under_attack import fit_image
 from advexp_core.manipulation import manipulate_explanation, region_map
 from advexp_core.models import LoadedModel
+from advexp_core.readings import attack as attack_readings
 from advexp_core.reports import config_dict, json_number, predictions
 from advexp_core.runtime import OnStep
 from advexp_core.saliency import explain
@@ -87,6 +88,11 @@ def move_the_map(
             for name in ("to_target_before", "to_target_after", "to_original_after")
         },
     }
+    similarity = report["similarity"]
+    report["reading"] = attack_readings.manipulation(
+        report["predictions_before"], report["predictions_after"], label_kept=report["label_kept"], to_goal_before=similarity["to_target_before"]["spearman"],
+        to_goal_after=similarity["to_target_after"]["spearman"], linf_255=report["linf_255"],
+    ).to_json()  # fmt: skip
     return MoveTheMapResult(
         image=x.detach().cpu(),
         adversarial=res.adversarial[0].detach().cpu(),

@@ -16,10 +16,11 @@ from advexp_core import metrics
 from advexp_core.attacks import AttackResult, fgsm, pgd
 from advexp_core.experiments.configs import AttackConfig, SaliencyConfig
 from advexp_core.experiments.progress import stage, tick
-from advexp_core.figures import compare_figure
+from advexp_core.figures import METHOD_TITLES, compare_figure
 from advexp_core.imaging import prepare_image
 from advexp_core.models import LoadedModel
-from advexp_core.reports import config_dict, json_number, predictions, readings
+from advexp_core.readings import attack as attack_readings
+from advexp_core.reports import config_dict, decision_readings, json_number, predictions, readings
 from advexp_core.runtime import OnStep
 from advexp_core.saliency import SaliencyMap, colour_scales, explain, find_last_conv_block
 
@@ -202,8 +203,18 @@ def _assemble(
     }
     report["maps"] = numbers
     report["saliency"] = {m: p.extras for m, p in pairs.items()}
-    report["readings"] = readings(report["perturbation"], numbers, k=saliency.topk)
+    report["readings"] = {
+        **readings(report["perturbation"], numbers, k=saliency.topk, side=max(example.image.shape[-2:])),
+        "decision": decision_readings(report),
+        "overall": overall_reading(numbers, k=saliency.topk, side=max(example.image.shape[-2:])),
+    }
     return SaliencyUnderAttackResult(example, saliency, maps, numbers, report)
+
+
+def overall_reading(maps: dict[str, dict[str, float | None]], *, k: float, side: int) -> dict[str, Any]:
+    """One verdict over every map of the run (`readings.attack.maps_overall`), as written in reports."""
+    verdicts = {m: attack_readings.map_change(v, k=k, side=side) for m, v in maps.items()}
+    return attack_readings.maps_overall(verdicts, METHOD_TITLES).to_json()
 
 
 def under_attack_figure(result: SaliencyUnderAttackResult) -> Figure:

@@ -77,7 +77,11 @@ def _decision_part(example: AdversarialExampleResult, topk: float) -> AttackPart
     keys = ("predictions_before", "predictions_after", "png_predictions_after", "success", "png_success")
     report: dict[str, Any] = {k: example.report[k] for k in keys}
     report["perturbation"] = example.report["perturbation"]
-    report["readings"] = reports.readings(report["perturbation"], {}, k=topk)
+    side = max(example.image.shape[-2:])
+    report["readings"] = {
+        **reports.readings(report["perturbation"], {}, k=topk, side=side),
+        "decision": reports.decision_readings(report),
+    }
     panels = {
         "clean": images.display_png(example.image),
         "attacked": images.display_png(example.adversarial),
@@ -93,7 +97,7 @@ def _map_part(example: AdversarialExampleResult, pair: MapPair, topk: float) -> 
         f"{m}-clean": images.overlay_png(example.image, pair.clean, scale["clean"][1]),
         f"{m}-attacked": images.overlay_png(example.adversarial, pair.attacked, scale["attacked"][1]),
     }
-    readings = reports.readings({}, {m: pair.metrics}, k=topk)
+    readings = reports.readings({}, {m: pair.metrics}, k=topk, side=max(example.image.shape[-2:]))
     report = {"maps": {m: pair.metrics}, "readings": readings, "saliency": {m: pair.extras}}
     return AttackPart(m, report, panels)
 

@@ -27,6 +27,7 @@ MAP_NAMES = {
     "ssim": "Map SSIM",
     "center_shift_px": "Centre-of-mass shift (px)",
     "delta_energy_in_topk": "Share of |δ|² inside the clean map's top 20 %",
+    "delta_energy_in_attacked_topk": "Share of |δ|² inside the attacked map's top 20 %",
 }
 
 
@@ -38,21 +39,10 @@ def budget_text(config: AttackConfig, model: LoadedModel) -> str:
 
 
 def _verdict(report: dict[str, Any]) -> None:
-    before, after = report["predictions_before"][0], report["predictions_after"][0]
-    png = report["png_predictions_after"][0]
-    change = f"**{before['label']}** ({before['probability']:.1%}) → **{after['label']}** ({after['probability']:.1%})"
-    if report["success"]:
-        st.success(f"The decision changed: {change}.")
-    else:
-        st.warning(f"The decision did not change within this budget: {change}. Try a larger ε or more steps.")
-    if report["png_success"]:
-        st.info(
-            f"The downloaded 8-bit PNG still fools the model (it reads **{png['label']}**, {png['probability']:.1%})."
-        )
-    else:
-        st.info(
-            f"Saved as an 8-bit PNG, the attack no longer works (the model reads **{png['label']}**, {png['probability']:.1%})."
-        )
+    """The decision verdict computed from this run's predictions (`readings.attack.decision`)."""
+    reading = report["readings"]["decision"]
+    show = st.warning if reading["outcome"] == "not-flipped" else st.success
+    show(reading["verdict"])
 
 
 class AttackSlots:
@@ -87,6 +77,9 @@ def show_attack(outcome: Outcome, choice: ImageChoice, slots: AttackSlots | None
     with slots.rest.container():
         if report["maps"]:
             render.look_at("attack-maps")
+            overall = report["readings"].get("overall")
+            if overall:
+                st.markdown(f"**In all:** {overall['verdict']}")
         render.figure_on_request(
             outcome, "figure.png", label="Show the whole figure (as downloaded)", key="figure-attack"
         )
@@ -115,6 +108,9 @@ def _decision_block(report: dict[str, Any], panels: dict[str, bytes]) -> None:
     for name, label in PERTURBATION_NAMES.items():
         value = report["perturbation"].get(name)
         render.reading(label, render.fmt(value, 4), report["readings"]["perturbation"].get(name))
+    visibility = report["readings"].get("visibility")
+    if visibility:
+        st.markdown(f"**Verdict:** {visibility['verdict']}")
     render.look_at("attack-visibility")
 
 
@@ -130,6 +126,9 @@ def _map_block(method: str, report: dict[str, Any], panels: dict[str, bytes]) ->
         columns=3,
     )
     values = report["maps"][method]
+    verdict = report["readings"]["maps"][method].get("verdict")
+    if verdict:
+        st.markdown(f"**Verdict:** {verdict}")
     for name, label in MAP_NAMES.items():
         if name in values:
             render.reading(label, render.fmt(values[name]), report["readings"]["maps"][method].get(name))
@@ -145,14 +144,8 @@ def _map_block(method: str, report: dict[str, Any], panels: dict[str, bytes]) ->
 def show_manipulation(outcome: Outcome, choice: ImageChoice) -> None:
     """The result of keep-the-label, move-the-map."""
     report, panels = outcome.report, outcome.panels
-    before, after = report["predictions_before"][0], report["predictions_after"][0]
-    kept = "kept" if report["label_kept"] else "NOT kept"
-    text = (
-        f"Decision {kept}: **{before['label']}** ({before['probability']:.1%}) → **{after['label']}** "
-        f"({after['probability']:.1%}); largest logit change {render.fmt(report['max_logit_change'])}, "
-        f"largest pixel change {render.fmt(report['linf_255'], 2)}/255."
-    )
-    (st.success if report["label_kept"] else st.warning)(text)
+    reading = report["reading"]
+    (st.success if reading["outcome"] == "moved-kept" else st.warning)(reading["verdict"])
     render.pictures(
         [("clean", panels["clean"]), ("manipulated", panels["attacked"]), ("δ amplified", panels["delta"])]
     )
@@ -174,8 +167,4 @@ def show_manipulation(outcome: Outcome, choice: ImageChoice) -> None:
         )
     ]
     st.dataframe(rows, hide_index=True, width="stretch")
-    st.caption(
-        "Higher Spearman / top-k overlap / SSIM toward the goal after the attack means the map moved where we wanted, "
-        "while the decision stayed put: the explanation no longer tells you why the network decided."
-    )
     render.downloads_row(outcome, choice, stem="move-the-map", key="dl-manip")

@@ -34,6 +34,13 @@ def test_attack_shows_results_and_downloads_and_reruns_from_the_cache(open_page,
     assert any("The decision" in v for v in verdict), verdict
     assert downloads(at) == ["adversarial.png", "figure.png", "report.json", "saliency-under-attack.zip"]
     assert any("Rank correlation" in m.value for m in at.markdown)
+    # Each map's verdict quotes the rank correlation measured in this run, shown in the line below it.
+    texts = [m.value for m in at.markdown]
+    verdicts = [t for t in texts if t.startswith("**Verdict:** The map")]
+    measured = [t.split("— Rank correlation ")[1][:4] for t in texts if "— Rank correlation " in t]
+    assert verdicts and len(verdicts) == len(measured)
+    assert all(f"rank correlation {rho}" in v for v, rho in zip(verdicts, measured, strict=True))
+    assert any(t.startswith("**In all:** On this image:") for t in texts)
     assert at.status and calls == [1]
     # A rerun, and a changed but unsubmitted setting, show the same result without recomputing.
     at.run()

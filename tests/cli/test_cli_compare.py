@@ -13,7 +13,14 @@ from advexp_core.cli import main
 from advexp_core.imaging import decode_image
 
 MODEL = "woods2019-cifar10-standard"
-MAP_KEYS = {"spearman", "topk_intersection", "ssim", "center_shift_px", "delta_energy_in_topk"}
+MAP_KEYS = {
+    "spearman",
+    "topk_intersection",
+    "ssim",
+    "center_shift_px",
+    "delta_energy_in_topk",
+    "delta_energy_in_attacked_topk",
+}
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -76,7 +83,9 @@ def test_map_metrics_are_sane(compare_run: tuple[Path, dict, dict]) -> None:
         assert -1 <= values["spearman"] <= 1
         assert 0 <= values["topk_intersection"] <= 1 and 0 <= values["delta_energy_in_topk"] <= 1
         assert values["center_shift_px"] >= 0
-        assert set(result["readings"]["maps"][method]) == MAP_KEYS
+        assert set(result["readings"]["maps"][method]) == MAP_KEYS | {"verdict", "outcome"}
+        verdict = result["readings"]["maps"][method]["verdict"]
+        assert f"rank correlation {values['spearman']:.2f}" in verdict  # the sentence quotes this run
         classes = result["saliency"][method]["classes"]
         assert classes["clean"] == result["predictions_before"][0]["index"]
         assert classes["attacked"] == result["predictions_after"][0]["index"]

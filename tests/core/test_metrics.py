@@ -106,7 +106,14 @@ def test_delta_energy_in_topk_known_answer() -> None:
 def test_compare_maps_keys_and_identity() -> None:
     m = torch.rand(8, 8, generator=torch.Generator().manual_seed(4))
     out = M.compare_maps(m, m, torch.full((3, 8, 8), 0.01), k=0.25)
-    assert set(out) == {"spearman", "topk_intersection", "ssim", "center_shift_px", "delta_energy_in_topk"}
+    assert set(out) == {
+        "spearman",
+        "topk_intersection",
+        "ssim",
+        "center_shift_px",
+        "delta_energy_in_topk",
+        "delta_energy_in_attacked_topk",
+    }
     assert out["spearman"] == pytest.approx(1.0) and out["topk_intersection"] == 1.0
     assert out["center_shift_px"] == 0.0 and out["delta_energy_in_topk"] == pytest.approx(0.25)
     assert "delta_energy_in_topk" not in M.compare_maps(m, m)
