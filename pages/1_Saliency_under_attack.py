@@ -1,5 +1,5 @@
-"""Saliency under attack (docs/method.md §4): an invisible change flips the decision while the classic
-explanations keep pointing where they did — or the map moves while the decision stays."""
+"""Saliency under attack (docs/method.md §4): a small change flips the decision, and the page measures
+whether the classic explanations notice — or moves the map while the decision stays."""
 
 import streamlit as st
 
