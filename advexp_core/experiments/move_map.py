@@ -76,23 +76,28 @@ def move_the_map(
             beta=config.beta, gamma=config.gamma, method=config.method, on_step=on_step,
         )  # fmt: skip
     tick(on_step, config.steps, config.steps)
+    before = predictions(res.logits_before[0], model.class_names)
+    after = predictions(res.logits_after[0], model.class_names)
+    similarity = {
+        name: {k: json_number(v[0]) for k, v in getattr(res, name).items()}
+        for name in ("to_target_before", "to_target_after", "to_original_after")
+    }
+    linf_255 = json_number(res.delta[0].abs().max() * 255)
+    reading = attack_readings.manipulation(
+        before, after, label_kept=bool(res.label_kept[0]), linf_255=linf_255,
+        to_goal_before=similarity["to_target_before"]["spearman"],
+        to_goal_after=similarity["to_target_after"]["spearman"],
+    )  # fmt: skip
     report = {
         "settings": config_dict(config),
-        "predictions_before": predictions(res.logits_before[0], model.class_names),
-        "predictions_after": predictions(res.logits_after[0], model.class_names),
+        "predictions_before": before,
+        "predictions_after": after,
         "label_kept": bool(res.label_kept[0]),
         "max_logit_change": json_number(res.logit_change[0]),
-        "linf_255": json_number(res.delta[0].abs().max() * 255),
-        "similarity": {
-            name: {k: json_number(v[0]) for k, v in getattr(res, name).items()}
-            for name in ("to_target_before", "to_target_after", "to_original_after")
-        },
+        "linf_255": linf_255,
+        "similarity": similarity,
+        "reading": reading.to_json(),
     }
-    similarity = report["similarity"]
-    report["reading"] = attack_readings.manipulation(
-        report["predictions_before"], report["predictions_after"], label_kept=report["label_kept"], to_goal_before=similarity["to_target_before"]["spearman"],
-        to_goal_after=similarity["to_target_after"]["spearman"], linf_255=report["linf_255"],
-    ).to_json()  # fmt: skip
     return MoveTheMapResult(
         image=x.detach().cpu(),
         adversarial=res.adversarial[0].detach().cpu(),
