@@ -286,7 +286,7 @@ def check_fit(model: LoadedModel, dataset: MaskedImageDataset, config: Scorecard
     """ValueError when the model, the dataset and the config do not go together."""
     if config.n_images > len(dataset):
         raise ValueError(
-            f"--n-images {config.n_images} is larger than the {dataset.name} {dataset.split} split "
+            f"The number of images ({config.n_images}) is larger than the {dataset.name} {dataset.split} split "
             f"({len(dataset)} images)."
         )
     if model.num_classes != len(dataset.class_names):
