@@ -30,6 +30,8 @@ from advexp_core.runtime import OnStep, device_of, dtype_of
 TargetSpec = int | str | Sequence[int | str]
 
 _TOP_K = re.compile(r"top-?(\d+)")
+LOW_FREQUENCY_CUTOFF = 0.25
+"""Radial frequency (cycles/pixel; 0.5 is Nyquist) up to which δ's energy counts as structure."""
 
 
 @dataclass(frozen=True)
@@ -367,7 +369,7 @@ def _failure_message(history: Tensor, reached_step: int, *, rho: float, steps: i
     )
 
 
-def low_frequency_share(delta: Tensor, *, cutoff: float = 0.25) -> Tensor:
+def low_frequency_share(delta: Tensor, *, cutoff: float = LOW_FREQUENCY_CUTOFF) -> Tensor:
     """Structure of a perturbation: the share of its energy at low spatial frequencies.
 
     Why this measure: docs/method.md §2's claim is that a robust network's δ "looks like the target
@@ -405,7 +407,7 @@ def _low_mask(height: int, width: int, cutoff: float, device: torch.device) -> T
     return mask
 
 
-def noise_low_frequency_share(height: int, width: int, *, cutoff: float = 0.25) -> float:
+def noise_low_frequency_share(height: int, width: int, *, cutoff: float = LOW_FREQUENCY_CUTOFF) -> float:
     """Expected `low_frequency_share` of white noise: the fraction of AC frequencies ≤ cutoff."""
     mask = _low_mask(height, width, cutoff, torch.device("cpu"))
     return float(mask.sum()) / (height * width - 1)
@@ -497,6 +499,7 @@ def _offset_progress(on_step: OnStep, offset: int, total: int) -> OnStep:
 
 
 __all__ = [
+    "LOW_FREQUENCY_CUTOFF",
     "ContrastResult",
     "ExplanationResult",
     "TargetExplanation",

@@ -8,8 +8,9 @@ the test split, all images unless told otherwise.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sized
+from collections.abc import Mapping, Sized
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from torch.utils.data import Dataset
@@ -17,10 +18,23 @@ from torch.utils.data import Dataset
 from advexp_core.ara import REFERENCE_SEED, AraResult, Boundary, Sample, evaluate_ara, select_images
 from advexp_core.distributed import DistContext
 from advexp_core.models import LoadedModel
+from advexp_core.readings import ara as readings
+from advexp_core.readings.ara import AraNumbers
 from advexp_core.reports import json_number, predictions, versions
 from advexp_core.runtime import OnStep, device_of
+from advexp_core.shipped import read_manifest
 
 BOUNDARIES: tuple[Boundary, ...] = ("attack", "btr")
+# The authors' published figures (docs/method.md §3: 1000 CIFAR-10 test images): (test accuracy,
+# Attack ARA, BTR ARA). Shown and compared as theirs, never as ours.
+PAPER_ARA = {
+    "woods2019-cifar10-standard": (0.938, 0.0013, 0.0015),
+    "woods2019-cifar10-adv-train": (0.864, 0.0100, 0.0157),
+    "woods2019-cifar10-all": (0.679, 0.0188, 0.0414),
+    "woods2019-cifar10-robust": (0.676, 0.0142, 0.0395),
+}
+PAPER_IMAGES = "the authors' figures on 1000 CIFAR-10 test images"
+PAPER_ROBUST = ("woods2019-cifar10-all", "woods2019-cifar10-robust")  # the paper's robust additions
 
 
 @dataclass(frozen=True)
@@ -70,7 +84,9 @@ class RobustnessResult:
         late: boundary -> dataset indices whose minimum was first found after step S/2.
         warnings: sentences for the user (empty when nothing needs saying).
         ara: the full ``AraResult`` (per-image tensors; ``ara_figure`` draws it).
-        report: JSON-able: everything above plus per-image ρ*, predictions, settings, versions.
+        report: JSON-able: everything above plus per-image ρ*, predictions, settings, versions, and
+            ``reading`` (`advexp_core.readings.ara.live`: against the stored standard network of the
+            model's family, when there is one: `standard_reference`).
     """
 
     attack_ara: float
@@ -171,11 +187,18 @@ def _report(
         {"index": i, "label": int(y), "prediction": predictions(logits, model.class_names, 1)[0]}
         for i, y, logits in zip(ara.image_indices, ara.labels.tolist(), ara.clean_logits, strict=True)
     ]
+    name = getattr(dataset, "name", None)
+    measured = AraNumbers(
+        model.model_id, model.robust, ara.attack_ara, ara.btr_ara,
+        f"{ara.n_images} {name + ' ' if name else ''}{config.split} images",
+    )  # fmt: skip
+    reading = readings.live(measured, accuracy=ara.accuracy, reference=standard_reference(model.model_id))
     return {
         "experiment": "ara",
         "model": model.model_id,
-        "dataset": getattr(dataset, "name", None),
+        "dataset": name,
         **summary,
+        "reading": reading.to_json(),
         "images": images,
         "curves": {b: {"rho": list(rho), "accuracy": list(acc)} for b, (rho, acc) in curves.items()},
         "warnings": list(warnings),
@@ -184,4 +207,52 @@ def _report(
     }
 
 
-__all__ = ["ARAConfig", "RobustnessResult", "check_fits", "robustness_experiment"]
+def _entries(manifest: Mapping[str, Any]) -> list[tuple[dict[str, Any], str]]:
+    """Every scored network of a manifest with its dataset (the digits networks, the ground-truth ones)."""
+    default = str(manifest.get("dataset", ""))
+    return [
+        (entry, str(entry.get("dataset", default)))
+        for entry in [*manifest.get("networks", []), *manifest.get("groundtruth", [])]
+    ]
+
+
+def stored_numbers(entry: Mapping[str, Any], dataset: str, n_images: int | None = None) -> AraNumbers:
+    """A manifest entry's stored areas (``n_images``: its ARA image count when the entry does not say)."""
+    n = entry.get("ara_settings", {}).get("n_images", n_images)
+    return AraNumbers(
+        str(entry["id"]), bool(entry.get("robust_additions", False)), float(entry["attack_ara"]),
+        float(entry["btr_ara"]), f"{n} {dataset} test images, stored",
+    )  # fmt: skip
+
+
+def paper_numbers() -> list[AraNumbers]:
+    """The authors' published CIFAR-10 areas (`PAPER_ARA`) as readings take them."""
+    return [AraNumbers(k, k in PAPER_ROBUST, a, b, PAPER_IMAGES) for k, (_, a, b) in PAPER_ARA.items()]
+
+
+def standard_reference(model_id: str, folder: Path | None = None) -> AraNumbers | None:
+    """The standard network a live ARA of ``model_id`` is read against: the authors' standard
+    CIFAR-10 figure for their networks, else the stored standard network of the same dataset in
+    the checkpoints' manifest (``folder``, default the shipped one); None when there is none."""
+    if model_id in PAPER_ARA:
+        return paper_numbers()[0]
+    manifest = read_manifest(folder)
+    n = manifest.get("ara_settings", {}).get("n_images")
+    entries = _entries(manifest)
+    dataset = next((d for e, d in entries if e.get("id") == model_id), None)
+    standard = next(
+        (e for e, d in entries if d == dataset and e.get("recipe") == "standard" and "attack_ara" in e), None
+    )
+    return None if dataset is None or standard is None else stored_numbers(standard, dataset, n)
+
+
+__all__ = [
+    "PAPER_ARA",
+    "ARAConfig",
+    "RobustnessResult",
+    "check_fits",
+    "paper_numbers",
+    "robustness_experiment",
+    "standard_reference",
+    "stored_numbers",
+]

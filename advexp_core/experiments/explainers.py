@@ -19,7 +19,9 @@ from advexp_core.experiments.configs import ExplainersConfig
 from advexp_core.experiments.progress import stage, tick
 from advexp_core.experiments.under_attack import OnPartial, fit_image, gradcam_layer_for, method_kwargs
 from advexp_core.faithfulness import deletion_insertion
+from advexp_core.figures import METHOD_TITLES
 from advexp_core.models import LoadedModel
+from advexp_core.readings.agreement import every_measure
 from advexp_core.reports import config_dict, predictions
 from advexp_core.runtime import OnStep
 from advexp_core.saliency import SaliencyMap, explain
@@ -71,7 +73,8 @@ class CompareExplainersResult:
         maps: method -> map (h, w) on the CPU, in the order asked.
         config: the settings.
         report: JSON-able: predictions, explained class, each method's recorded settings and costs
-            ("method_details", e.g. LIME's sample count), agreement matrices, deletion/insertion curves.
+            ("method_details", e.g. LIME's sample count), agreement matrices with one reading per
+            measure ("readings", `advexp_core.readings.agreement`), deletion/insertion curves.
     """
 
     image: Tensor
@@ -155,6 +158,8 @@ def compare_explainers(
             tick(on_step, k + 1, total)
             if on_partial is not None:
                 on_partial(method, MethodCurves(method, faithful[method]))
+    matrices = agreement(maps)
+    titles = [METHOD_TITLES.get(m, m) for m in maps]
     report = {
         "settings": config_dict(config),
         "predictions": predictions(logits, model.class_names),
@@ -162,7 +167,8 @@ def compare_explainers(
         "explained_label": model.class_names[target],
         "methods": list(maps),
         "method_details": details,
-        "agreement": agreement(maps),
+        "agreement": matrices,
+        "readings": {k: r.to_json() for k, r in every_measure(matrices, titles).items()},
         "faithfulness": faithful,
     }
     return CompareExplainersResult(x.detach().cpu(), target, maps, config, report)

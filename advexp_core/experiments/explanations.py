@@ -21,10 +21,12 @@ from advexp_core.explanations import (
     TargetExplanation,
     adversarial_explanation,
     delta_display_scale,
+    noise_low_frequency_share,
     resolve_targets,
 )
 from advexp_core.imaging import png_roundtrip
 from advexp_core.models import LoadedModel
+from advexp_core.readings import explanations as readings
 from advexp_core.reports import explanation_file, predictions
 from advexp_core.runtime import OnStep
 
@@ -61,8 +63,11 @@ class AdversarialExplanationsResult:
         explanations: the algorithm's result (images, δ, per-target numbers), model id filled in.
         files: per target, in order, the lossless PNG name (``explanation_<index>_<label>.png``).
         config: the settings.
-        report: JSON-able: model, ρ, S, overshoot, predictions, per-target numbers with their file
-            and the target's probability at the saved 8-bit PNG, whether every budget was reached.
+        report: JSON-able: model, ρ, S, overshoot, predictions, per-target numbers with their file,
+            the target's probability at the saved 8-bit PNG and whether it is the top class there,
+            whether every budget was reached, ``structure_noise`` (δ's low-frequency share for white
+            noise of its size) and ``readings`` (``success`` and ``structure``,
+            `advexp_core.readings.explanations`).
     """
 
     explanations: ExplanationResult
@@ -82,7 +87,9 @@ class ContrastExplanationsResult:
     Attributes:
         contrast: the per-model results with one δ display scale (for `contrast_figure`).
         per_model: one AdversarialExplanationsResult per model, in the order given.
-        report: JSON-able: ``delta_scale`` and ``models`` (id, title, robust and each model's report).
+        report: JSON-able: ``delta_scale``, ``models`` (id, title, robust and each model's report)
+            and ``reading``: does this run show the standard-vs-robust contrast
+            (`advexp_core.readings.explanations.contrast_of`).
     """
 
     contrast: ContrastResult
@@ -136,8 +143,9 @@ def contrast_explanations(
 ) -> ContrastExplanationsResult:
     """The same image and targets on several networks (docs/method.md §2's contrast).
 
-    On a robust network an explanation looks like its target class; on a standard one δ looks
-    like noise. Targets resolve per model (``predicted`` may differ); δ shares one display scale,
+    The paper reports that on a robust network an explanation looks like its target class and on a
+    standard one δ looks like noise; the report's ``reading`` says whether this run shows it. Targets
+    resolve per model (``predicted`` may differ); δ shares one display scale,
     known only once every model is done.
 
     Args:
@@ -164,13 +172,11 @@ def contrast_explanations(
         tick(on_step, (k + 1) * config.steps, total)
     scale = delta_display_scale([r.explanations.deltas for r in results])
     contrast = ContrastResult(results=tuple(r.explanations for r in results), delta_scale=scale)
-    report = {
-        "delta_scale": scale,
-        "models": [
-            {"id": m.model_id, "title": m.title, "robust": m.robust, **r.report}
-            for m, r in zip(models, results, strict=True)
-        ],
-    }
+    entries = [
+        {"id": m.model_id, "title": m.title, "robust": m.robust, **r.report}
+        for m, r in zip(models, results, strict=True)
+    ]
+    report = {"delta_scale": scale, "models": entries, "reading": readings.contrast_of(entries).to_json()}
     return ContrastExplanationsResult(contrast, tuple(results), report)
 
 
@@ -230,6 +236,8 @@ def _explain(
     summary["input_size"] = list(model.input_size)
     summary["predictions"] = top
     summary["all_budgets_reached"] = result.all_valid
+    summary["structure_noise"] = noise_low_frequency_share(*x.shape[1:])
+    summary["readings"] = {k: r.to_json() for k, r in readings.network(summary).items()}
     files = tuple(entry["file"] for entry in entries)
     return AdversarialExplanationsResult(result, files, config, summary)
 
@@ -265,4 +273,5 @@ def _entries(model: LoadedModel, result: ExplanationResult) -> list[dict[str, An
     for i, (entry, t) in enumerate(zip(entries, result.targets, strict=True)):
         entry["file"] = explanation_file(t.index, t.label)
         entry["probability_after_png"] = float(probs[i, t.index])
+        entry["target_is_top_after_png"] = bool(int(probs[i].argmax()) == t.index)
     return entries
