@@ -17,7 +17,8 @@ when it fails (offline) the error names what to fetch and where to put it.
 ``masks["shortcut"]``, each an (H, W) bool tensor). ``lesions``: 64×64 synthetic dermoscopy, benign
 vs malignant, with a ruler shortcut present in 85 % of malignant and 15 % of benign images of
 ``train`` (4,000) and ``test`` (1,000), and independent of the class in ``test-unbiased`` (1,000);
-``shortcut=False`` gives the same images without the ruler. ``blockdigits``: BlockMNIST on the digits
+``shortcut=False`` gives the same images without the ruler (``load_lesions(force_ruler=True)``: with
+a ruler on every one). ``blockdigits``: BlockMNIST on the digits
 above (same split), 64×64 with the digit in one random quadrant. Each split has its own fixed seed.
 """
 
@@ -300,7 +301,7 @@ def load_digits(split: str = "test") -> TensorImageDataset:
 
 
 def load_lesions(
-    split: str = "test", *, with_masks: bool = False, shortcut: bool = True
+    split: str = "test", *, with_masks: bool = False, shortcut: bool = True, force_ruler: bool = False
 ) -> MaskedImageDataset:
     """Synthetic dermoscopy with a ruler shortcut (``groundtruth.generate_lesions``), from a fixed seed.
 
@@ -309,13 +310,20 @@ def load_lesions(
             ``test-unbiased`` (ruler in half of each class).
         with_masks: items ``(image, label, {"evidence": lesion, "shortcut": ruler})``.
         shortcut: ``False``: the same images with no ruler (the shortcut-free twin of the split).
+        force_ruler: the same images with a ruler on every one (the ruler-forced twin).
 
     Shapes: images (N, 3, 64, 64); N = ``LESIONS_SIZES[split]``; masks (N, 64, 64) bool.
     """
     _check_split("lesions", split, tuple(LESIONS_SIZES))
     rates = UNBIASED_RULER_RATES if split == "test-unbiased" else BIASED_RULER_RATES
     generator = torch.Generator().manual_seed(LESIONS_SEEDS[split])
-    data = generate_lesions(LESIONS_SIZES[split], generator=generator, ruler_rates=rates, shortcut=shortcut)
+    data = generate_lesions(
+        LESIONS_SIZES[split],
+        generator=generator,
+        ruler_rates=rates,
+        shortcut=shortcut,
+        force_ruler=force_ruler,
+    )
     masks = {"evidence": data.lesion_masks, "shortcut": data.ruler_masks}
     # Flips are fair: a lesion has no orientation and the ruler's edge is uniform over the four.
     return MaskedImageDataset(

@@ -20,7 +20,8 @@ a far easier cue than the lesion (a large, high-contrast, fixed pattern: a netwo
 epoch), so a network trained on the biased data leans on it and loses about 15 accuracy points where
 the correlation is broken. Every random draw is made whether or not the ruler is drawn, so
 ``shortcut=False`` gives the same images with the ruler pixels left as skin: the shortcut-free twin
-of a split, and an exact ground truth for "what the shortcut changed".
+of a split, and an exact ground truth for "what the shortcut changed"; ``force_ruler=True`` gives
+its opposite, every image with the ruler it would have had (``reliance.py`` measures both effects).
 
 Masks: ``lesion`` is the lesion's support (its blending weight > 0.5, before hair is drawn over it);
 ``ruler`` the ruler's strip (all False where there is none).
@@ -75,6 +76,7 @@ def generate_lesions(
     generator: torch.Generator,
     ruler_rates: tuple[float, float] = BIASED_RULER_RATES,
     shortcut: bool = True,
+    force_ruler: bool = False,
 ) -> LesionImages:
     """Draw ``n`` lesion images, exactly half of each class (see the module docstring).
 
@@ -83,15 +85,24 @@ def generate_lesions(
         generator: the source of every random choice; same state -> identical tensors.
         ruler_rates: (P(ruler | benign), P(ruler | malignant)).
         shortcut: draw the ruler where chosen; False gives the same images without it.
+        force_ruler: draw a ruler on every image, the one each would have had (same edge, length,
+            ticks): images that had one are unchanged, the others differ only inside their new
+            ruler mask. Needs ``shortcut``.
 
     Returns:
-        A ``LesionImages``.
+        A ``LesionImages`` (``has_ruler`` all True when ``force_ruler``).
+
+    Raises:
+        ValueError: ``force_ruler`` without ``shortcut``.
 
     Shapes: images (n, 3, 64, 64); labels (n,); masks (n, 64, 64).
     """
+    if force_ruler and not shortcut:
+        raise ValueError("force_ruler draws the shortcut on every image; it cannot go with shortcut=False.")
     labels = (torch.randperm(n, generator=generator) % 2).to(torch.int64)
     rates = torch.tensor(ruler_rates, dtype=torch.float32)[labels]
-    has_ruler = (torch.rand(n, generator=generator) < rates) & shortcut
+    # The draw is made even when it is overridden, so the later draws (and images) stay the same.
+    has_ruler = ((torch.rand(n, generator=generator) < rates) | force_ruler) & shortcut
     parts = [
         _lesion_chunk(labels[i : i + _CHUNK], has_ruler[i : i + _CHUNK], generator)
         for i in range(0, n, _CHUNK)

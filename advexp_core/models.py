@@ -173,6 +173,17 @@ def _registry() -> dict[str, ModelSpec]:
                     build_digits,  # any advexp checkpoint in checkpoints/, not only digits
                 )
             )
+    specs.append(  # the control of the lesions reliance measure: never saw a ruler (docs/method.md)
+        ModelSpec(
+            "lesions-clean",
+            "This project's ground-truth networks",
+            f"{GROUNDTRUTH_TITLES['lesions']}, recipe 'standard' trained without the ruler (control)",
+            GROUNDTRUTH_SOURCE.format("lesions-no-ruler", "lesions-clean.pt"),
+            False,
+            ("lesions-clean.pt",),
+            build_digits,
+        )
+    )
     for arch in TORCHVISION_ARCHS:
         url = torchvision_weights(arch).url
         specs.append(

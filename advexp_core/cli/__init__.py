@@ -19,7 +19,18 @@ from advexp_core.cli.common import UsageError
 from advexp_core.imaging import ImageError
 from advexp_core.models import ModelError
 
-COMMANDS = ("models", "classify", "attack", "compare", "explain", "sanity", "scorecard", "train", "ara")
+COMMANDS = (
+    "models",
+    "classify",
+    "attack",
+    "compare",
+    "explain",
+    "sanity",
+    "scorecard",
+    "reliance",
+    "train",
+    "ara",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,118 @@
+"""``advexp reliance --model M --dataset lesions --out DIR``: does the network's decision follow the ruler?
+
+Classifies the first N images of a lesions split as drawn, with the ruler removed and with a ruler
+drawn on (exact twins, differing only inside the ruler's mask; `advexp_core.reliance`), and reports
+how often the decision changes and how far the true class's logit margin moves. Writes
+``result.json`` (the summary) and ``images.csv`` (one row per image). Cost: 3·N forward passes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from advexp_core.cli.common import (
+    UsageError,
+    add_json_argument,
+    atomic_output_dir,
+    load_model_or_usage_error,
+    versions,
+)
+from advexp_core.datasets import LESIONS_SIZES
+from advexp_core.reliance import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_N_IMAGES,
+    DEFAULT_SPLIT,
+    RELIANCE_DATASET,
+    RelianceError,
+    RelianceImage,
+    shortcut_reliance,
+)
+from advexp_core.reports import format_number
+
+FILES = {"result": "result.json", "images": "images.csv"}
+FLAGS = {"split": "--split", "n_images": "--n-images", "batch_size": "--batch-size", "model": "--model"}
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "reliance", help="ground truth: how often the decision changes when the ruler is removed or added"
+    )
+    parser.add_argument(
+        "--model", required=True, help="model id (see `advexp models`) or an advexp .pt checkpoint"
+    )
+    parser.add_argument(
+        "--dataset",
+        required=True,
+        help=f"a dataset whose shortcut can be removed and added: {RELIANCE_DATASET}",
+    )
+    parser.add_argument(
+        "--split", default=DEFAULT_SPLIT, help=f"one of {', '.join(LESIONS_SIZES)} (default {DEFAULT_SPLIT})"
+    )
+    parser.add_argument(
+        "--n-images",
+        type=int,
+        default=DEFAULT_N_IMAGES,
+        help=f"the first N images (default {DEFAULT_N_IMAGES})",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"images per forward pass (default {DEFAULT_BATCH_SIZE})",
+    )
+    parser.add_argument("--out", required=True, type=Path, help="output folder (replaced only on success)")
+    add_json_argument(parser)
+    parser.set_defaults(run=run, summary=summary)
+
+
+def images_csv(rows: list[RelianceImage]) -> str:
+    """The per-image records as CSV text, one header line then one line per image."""
+    buffer = io.StringIO()
+    fields = list(RelianceImage.__dataclass_fields__)
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row.to_json())
+    return buffer.getvalue()
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    if args.dataset != RELIANCE_DATASET:
+        raise UsageError(
+            f"--dataset {args.dataset!r}: reliance needs a dataset whose shortcut can be removed and "
+            f"added; only {RELIANCE_DATASET!r} has one."
+        )
+    model = load_model_or_usage_error(args.model)
+    try:
+        result = shortcut_reliance(
+            model, split=args.split, n_images=args.n_images, batch_size=args.batch_size
+        )
+    except RelianceError as exc:
+        raise UsageError(f"{FLAGS.get(exc.setting, exc.setting)}: {exc}") from exc
+    report = {**result.to_json(), "versions": versions(), "files": FILES, "out": str(args.out)}
+    with atomic_output_dir(args.out) as tmp:
+        (tmp / FILES["result"]).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        (tmp / FILES["images"]).write_text(images_csv(result.images()))
+    return report
+
+
+def summary(result: dict[str, Any]) -> str:
+    acc, s = result["accuracy"], result["shortcut"]
+    return "\n".join(
+        [
+            f"{result['model']} on {result['dataset']} {result['split']}, first {result['n_images']} images",
+            f"accuracy: as drawn {acc['as_is']:.3f}, rulers removed {acc['shortcut_removed']:.3f}, "
+            f"rulers on every image {acc['shortcut_added']:.3f}",
+            f"removing the ruler changed {s['n_changed_when_removed']} of {s['images_with']} decisions "
+            f"(share {format_number(s['decisions_changed_when_removed'])}); mean true-class margin change "
+            f"{format_number(s['mean_margin_effect'])}",
+            f"adding a ruler changed {s['n_changed_when_added']} of {s['images_without']} decisions "
+            f"(share {format_number(s['decisions_changed_when_added'])})",
+            f"wrote {result['out']}/{FILES['result']} and {FILES['images']}",
+        ]
+    )
