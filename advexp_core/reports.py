@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 import advexp_core
-from advexp_core import metrics
+from advexp_core import metrics, runtime
 from advexp_core.models import LoadedModel
 from advexp_core.readings import attack as attack_readings
 
@@ -46,7 +46,9 @@ def predictions(logits: Tensor, class_names: Sequence[str], k: int = TOP_K) -> l
 
 
 def versions() -> dict[str, str]:
-    """Versions of what produced a result, for reports."""
+    """Versions of what produced a result, for reports, and the threads per tensor operation it ran
+    with (`torch.get_num_threads()` when the report is made, right after the run, and where that
+    count came from: `advexp_core.runtime.thread_policy`): a CPU run's numbers depend on it."""
     import captum
     import torchvision
 
@@ -56,6 +58,8 @@ def versions() -> dict[str, str]:
         "torchvision": torchvision.__version__,
         "captum": captum.__version__,
         "python": platform.python_version(),
+        "torch_threads": str(torch.get_num_threads()),
+        "thread_policy": runtime.thread_policy(),
     }
 
 

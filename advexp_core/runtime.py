@@ -1,4 +1,5 @@
-"""What every algorithm shares: the progress callback type and where a module lives.
+"""What every algorithm shares: the progress callback type, where a module lives, and the
+thread count every entry point runs with (`use_compute_threads`).
 
 Algorithms take a bare ``nn.Module`` (captum style); the device and dtype of their work come
 from the module, never from a literal (docs/method.md, "Conventions").
@@ -6,6 +7,7 @@ from the module, never from a literal (docs/method.md, "Conventions").
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import torch
@@ -28,3 +30,46 @@ def dtype_of(module: nn.Module) -> torch.dtype:
         if tensor.is_floating_point():
             return tensor.dtype
     return torch.float32
+
+
+THREADS_ENV = "ADVEXP_THREADS"
+"""Environment variable that sets the threads per tensor operation of the app and the CLI alike."""
+
+DEFAULT_THREADS = 1
+"""Threads per tensor operation when $ADVEXP_THREADS is not set (docs/method.md, "Conventions").
+
+The numbers of a run depend on it: PyTorch's CPU kernels split a tensor into one chunk per thread
+and round the chunk ends differently (EfficientNet-Lite0's logits of the gallery cat differ by
+2e-6 between 1 and 2 threads, first at a BatchNorm), PGD's sign steps amplify that, and the
+default compare run read Grad-CAM rank correlation 0.67 with 1 thread and 0.70 with 2. One fixed
+count makes the page, the CLI and the shipped tables agree on every machine; 1 is the count that
+never oversubscribes a small shared machine (on 2 busy cores a 2-thread compare run took 4x as
+long as a 1-thread one).
+"""
+
+
+def compute_threads() -> int:
+    """Threads per tensor operation for this process: $ADVEXP_THREADS (a positive integer), else
+    `DEFAULT_THREADS`. OMP_NUM_THREADS is deliberately not read: a shell that sets it would make the
+    CLI's numbers differ from the app's."""
+    value = os.environ.get(THREADS_ENV, "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else DEFAULT_THREADS
+
+
+def thread_policy() -> str:
+    """Where this process's thread count comes from, in words (for the report header)."""
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if value.isdigit() and int(value) > 0:
+        return f"${THREADS_ENV}={int(value)}"
+    return f"fixed default {DEFAULT_THREADS} (${THREADS_ENV} not set)"
+
+
+def use_compute_threads() -> int:
+    """Set PyTorch's threads per operation to `compute_threads` and return the count.
+
+    Called once by each entry point (the app's server, the CLI) before any computation: the
+    setting is per process, and every later operation, from any thread, uses it.
+    """
+    threads = compute_threads()
+    torch.set_num_threads(threads)
+    return threads

@@ -11,7 +11,6 @@ import gc
 import hashlib
 import importlib
 import logging
-import os
 import re
 import tempfile
 import threading
@@ -20,8 +19,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import streamlit as st
-import torch
 
+from advexp_core import runtime
 from advexp_core.models import (
     DEFAULT_MODEL_ID,
     LoadedModel,
@@ -56,22 +55,12 @@ def cached_model(model_id: str) -> LoadedModel:
     return load_model(model_id)
 
 
-THREADS_ENV = "ADVEXP_THREADS"
-
-
-def intra_op_threads() -> int:
-    """Threads per tensor operation for this server: $ADVEXP_THREADS, else half the CPUs (>= 1).
-
-    PyTorch's default (every core) lets one run spin-wait for cores that are busy elsewhere: on
-    a shared 2-core machine one EfficientNet-Lite0 forward+backward at 224 px took 0.07 s with
-    one thread and 0.1-3.6 s with two. Half the cores leave room for a second network's run,
-    the server and the browser's requests.
-    """
-    value = os.environ.get(THREADS_ENV, "")
-    if value.isdigit() and int(value) > 0:
-        return int(value)
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cpus // 2)
+# The server's threads per tensor operation: the core's one policy, which the CLI uses too, so
+# that a page and `advexp` give the same numbers for the same settings. On a shared 2-core
+# machine PyTorch's default (every core) also let one run spin-wait for busy cores: one
+# EfficientNet-Lite0 forward+backward at 224 px took 0.07 s with one thread, 0.1-3.6 s with two.
+THREADS_ENV = runtime.THREADS_ENV
+intra_op_threads = runtime.compute_threads
 
 
 @st.cache_resource(show_spinner=False)
@@ -82,9 +71,9 @@ def warm_start() -> threading.Thread:
     runs no project code before a first session (or its script health check) connects. The
     first forward pass through a network on the CPU also pays one-off costs (allocations,
     kernel choice) that a visitor should not wait for. The server's thread setting is made
-    here too, once (`intra_op_threads`).
+    here too, once (`advexp_core.runtime.use_compute_threads`).
     """
-    torch.set_num_threads(intra_op_threads())
+    runtime.use_compute_threads()
     thread = threading.Thread(target=_warm, args=(DEFAULT_MODEL_ID,), name="advexp-warm", daemon=True)
     thread.start()
     return thread

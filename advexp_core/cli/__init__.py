@@ -18,6 +18,7 @@ from advexp_core.checkpoints import CheckpointError
 from advexp_core.cli.common import UsageError
 from advexp_core.imaging import ImageError
 from advexp_core.models import ModelError
+from advexp_core.runtime import use_compute_threads
 
 COMMANDS = (
     "models",
@@ -52,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed its usage message
         return int(exc.code or 0)
+    use_compute_threads()  # the app's thread count too, so both give the same numbers
     try:
         result = args.run(args)
     except (UsageError, ImageError, ModelError, CheckpointError) as exc:
