@@ -152,5 +152,6 @@ def summary(result: dict[str, Any]) -> str:
     flagged = f"; {late} minima found after step S/2 (see warnings)" if late else ""
     return (
         f"{result['model']} on {result['dataset']} (N = {result['n_images']}): accuracy {result['accuracy']:.4f}, "
-        f"Attack ARA {result['attack_ara']:.5f}, BTR ARA {result['btr_ara']:.5f}{flagged}; wrote {result['out']}"
+        f"Attack ARA {result['attack_ara']:.5f}, BTR ARA {result['btr_ara']:.5f}{flagged}; wrote {result['out']}\n"
+        f"{result['reading']['verdict']}"
     )

@@ -2,7 +2,8 @@
 
 Writes ``explanation_<index>_<label>.png`` per target (x+δ clamped to [0,1], 8-bit, at the model's
 input size), ``figure.png`` (a contact sheet with probabilities and δ on one scale) and
-``result.json`` (settings, versions, per-target probabilities before/after, RMS, budget flags).
+``result.json`` (settings, versions, per-target probabilities before/after, RMS, budget flags, and
+the readings the app shows: how many explanations succeeded and how structured δ is).
 An explanation whose RMS(δ) did not reach ρ by step S/2 is written but flagged as failed.
 """
 
@@ -82,6 +83,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "predictions": r["predictions"],
         "all_budgets_reached": r["all_budgets_reached"],
         "targets": r["targets"],
+        "structure_noise": r["structure_noise"],
+        "readings": r["readings"],
         "figure": "figure.png",
         "out": str(args.out),
     }
@@ -104,6 +107,7 @@ def summary(result: dict[str, Any]) -> str:
         )
     if not result["all_budgets_reached"]:
         lines.append("  failed explanations are not explanations; see 'message' in result.json")
+    lines += [result["readings"][k]["verdict"] for k in ("success", "structure")]
     lines.append(
         f"wrote {result['out']}/ ({len(result['targets'])} explanation PNGs, figure.png, result.json)"
     )

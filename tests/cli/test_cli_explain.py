@@ -22,6 +22,7 @@ TARGET_KEYS = {
     "probability_after",
     "probability_after_display",
     "probability_after_png",
+    "target_is_top_after_png",
     "rms",
     "reached_step",
     "budget_reached_by_half",
@@ -69,6 +70,9 @@ def test_explain_writes_one_png_per_target_a_figure_and_a_report(ship_png: Path,
         with torch.no_grad():
             p_png = torch.softmax(model.module(saved[None]), dim=1)[0, entry["index"]]
         assert entry["probability_after_png"] == pytest.approx(float(p_png), abs=1e-5)
+        assert entry["target_is_top_after_png"] == (
+            int(torch.softmax(model.module(saved[None]), 1).argmax()) == entry["index"]
+        )
     assert Image.open(out / "figure.png").format == "PNG"
 
 
@@ -84,6 +88,26 @@ def test_json_flag_prints_the_report_and_unreached_budgets_are_flagged(
     # The saturated standard network cannot spend the budget: a failed explanation, said plainly.
     assert printed["all_budgets_reached"] is False and target["budget_reached_by_half"] is False
     assert "failed explanation" in target["message"]
+    # The readings the app shows, computed from these numbers: 0 of 1 succeeded, δ's share quoted.
+    readings = printed["readings"]
+    assert (
+        readings["success"]["outcome"] == "failed"
+        and "0 of 1 explanations succeeded" in readings["success"]["verdict"]
+    )
+    share, noise = target["structure"], printed["structure_noise"]
+    assert f"on average {share:.0%} of δ's energy" in readings["structure"]["verdict"]
+    assert f"{share / noise:.1f}× the {noise:.0%} of white noise" in readings["structure"]["verdict"]
+
+
+def test_the_summary_prints_the_readings(
+    woods_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert _explain(woods_dir / "cifar10_test_2.png", out, "--steps", "6") == 0
+    printed = capsys.readouterr().out
+    report = json.loads((out / "result.json").read_text())
+    for reading in report["readings"].values():
+        assert reading["verdict"] in printed
 
 
 def test_an_image_of_another_size_is_fitted_to_the_model(ship_png: Path, tmp_path: Path) -> None:

@@ -120,8 +120,14 @@ def test_ara_first_n_and_late_minima_warn_on_stderr(tmp_path: Path, capsys) -> N
         "attack": {"count": 0, "indices": []},
         "btr": {"count": 3, "indices": [0, 2, 3]},
     }
-    err = capsys.readouterr().err
+    printed = capsys.readouterr()
+    err = printed.err
     assert err.count("warning:") == 1 == len(saved["warnings"]) and "BTR boundary after step 20 of 40" in err
+    # The reading quotes this run's areas against the stored standard digits network, and is printed.
+    reading = saved["reading"]
+    assert f"Attack ARA {saved['attack_ara']:.4f} and BTR ARA {saved['btr_ara']:.4f}" in reading["verdict"]
+    assert "of digits-standard (359 digits test images, stored)" in reading["verdict"]
+    assert reading["verdict"] in printed.out
 
 
 def test_ara_bad_input_exits_2_and_writes_nothing(trained: Path, tmp_path: Path, capsys) -> None:
