@@ -17,6 +17,7 @@ from torch import nn
 
 from advexp_core.checkpoints import CheckpointError, load_state_dict_file
 from advexp_core.imaging import Preprocess
+from advexp_core.locks import NetworkLock
 from advexp_core.runtime import device_of
 from advexp_core.saliency import find_last_conv_block
 from advexp_core.zoo import (  # noqa: F401 - re-exported: the public names of the model zoo
@@ -55,7 +56,8 @@ class LoadedModel:
     """A ready model: frozen, in eval mode, on its device, with what the UI and algorithms need.
 
     ``lock`` serialises work on this shared module: the experiment layer holds it once per run
-    (hook-based explainers register hooks on the module); algorithms never take it.
+    (hook-based explainers register hooks on the module); algorithms never take it. It is also the
+    network's waiting line (`advexp_core.locks`), named after the model.
     """
 
     model_id: str
@@ -67,7 +69,11 @@ class LoadedModel:
     source: str
     preprocess: Preprocess
     title: str = ""
-    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    lock: NetworkLock | threading.RLock = field(default_factory=NetworkLock, repr=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.lock, NetworkLock) and not self.lock.name:
+            self.lock.name = self.model_id
 
     @property
     def device(self) -> torch.device:

@@ -55,14 +55,13 @@ def run(
     part: str = "main",
     show_partial: Callable[[Any], None] | None = None,
     where: Any = None,
-    line: str | None = None,
 ) -> T | None:
     """Run ``job`` with a progress bar and ``show`` its result; on a problem, say so in place.
 
     ``part`` tells apart several runs on one page (their Cancel buttons need distinct keys).
-    ``show_partial``, ``where`` and ``line`` are `advexp_ui.progress.run_with_progress`'s: with
+    ``show_partial`` and ``where`` are `advexp_ui.progress.run_with_progress`'s: with
     ``show_partial`` the job is called as ``job(on_step, emit)`` and each emitted value is drawn
-    as it arrives; ``line`` (the network's id) makes the run wait in that network's line.
+    as it arrives. A run waiting for a network shows its place in that network's line.
     Returns the result, or None when the run or its display failed.
     """
     with guard():
@@ -73,7 +72,6 @@ def run(
             on_cancel=lambda: _cancelled(page),
             show_partial=show_partial,
             where=where,
-            line=line,
         )
         show(result)
         return result

@@ -7,25 +7,25 @@ page's thread, in order, before the bar moves on). It also lets the page be inte
 (the Cancel button, another widget, leaving the page) makes Streamlit stop the page's thread at its
 next update (a new run of the page starts at once), and the worker then stops at its next step.
 
-A network runs one experiment at a time (its lock). Runs that name their network (``line``) wait
-in that network's line of this server process; until its first step a run shows its place and
-an estimate from the line's recent run times. A run cancelled while it waits leaves the line at
-once; its worker stops at the first step it would have taken.
+A network runs one experiment at a time: its lock (`advexp_core.locks.NetworkLock`), which is also
+its waiting line. The worker takes the locks under the run's name (a `Claimant`), so while it waits
+for a network, whichever experiment it runs, the bar shows its place in that network's line, who is
+running there and an estimate from the recent runs' times. A run cancelled while it waits leaves the
+line at once.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 import queue
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import streamlit as st
+
+from advexp_core.locks import Abandoned, Claimant, claimant
 
 T = TypeVar("T")
 OnStep = Callable[[int, int], None]
@@ -44,60 +44,26 @@ class Cancelled(Exception):
     """The page was left or the user pressed Cancel; raised inside the core's ``on_step``."""
 
 
-@dataclass
-class _Line:
-    """The runs of one network in this server process: those waiting, in order, and the one
-    holding the network with when it started; the last run times, for an estimate."""
-
-    waiting: list[int] = field(default_factory=list)
-    running: dict[int, float] = field(default_factory=dict)
-    seconds: deque[float] = field(default_factory=lambda: deque(maxlen=8))
-
-
-_LINES: dict[str, _Line] = {}
-_LINES_LOCK = threading.Lock()
-_TICKETS = itertools.count()
-
-
-class _Place:
-    """One run's place in its network's line (all methods thread-safe)."""
-
-    def __init__(self, line: str) -> None:
-        self.ticket = next(_TICKETS)
-        with _LINES_LOCK:
-            self.line = _LINES.setdefault(line, _Line())
-            self.line.waiting.append(self.ticket)
-
-    def start(self) -> None:
-        """The run holds the network now (its first step arrived)."""
-        with _LINES_LOCK:
-            if self.ticket in self.line.waiting:
-                self.line.waiting.remove(self.ticket)
-                self.line.running[self.ticket] = time.perf_counter()
-
-    def leave(self, finished: bool) -> None:
-        """Out of the line (done, failed or cancelled); a finished run's time joins the estimate."""
-        with _LINES_LOCK:
-            if self.ticket in self.line.waiting:
-                self.line.waiting.remove(self.ticket)
-            began = self.line.running.pop(self.ticket, None)
-            if finished and began is not None:
-                self.line.seconds.append(time.perf_counter() - began)
-
-    def text(self) -> str | None:
-        """'Place k of n …' while waiting (None once running), with an estimate when one exists."""
-        with _LINES_LOCK:
-            if self.ticket not in self.line.waiting:
-                return None
-            place = self.line.waiting.index(self.ticket) + 1
-            ahead = len(self.line.running) + place - 1
-            per_run = sum(self.line.seconds) / len(self.line.seconds) if self.line.seconds else None
-            busy = [time.perf_counter() - t for t in self.line.running.values()]
-        head = f"Waiting for this network: place {place} in line ({ahead} run(s) ahead)"
-        if per_run is None or not ahead:
+def waiting_text(who: Claimant) -> str | None:
+    """'Waiting for <network>: place k in line …' while the run waits for a network (None once it
+    holds every network it has asked for), read from the network's lock: who runs there, with an
+    estimate from the recent runs' times."""
+    for lock in list(who.waiting_on):
+        place = lock.place(who)
+        if place is None:
+            continue
+        line = lock.state()
+        running = f"{line.holder} is running" if line.holder is not None else "starting"
+        ahead = (line.holder is not None) + place - 1
+        head = (
+            f"Waiting for this network ({line.name}): place {place} in line ({ahead} run(s) ahead; {running})"
+        )
+        if not line.recent_s or not ahead:
             return head
-        left = max(0.0, ahead * per_run - sum(min(b, per_run) for b in busy))
+        per_run = sum(line.recent_s) / len(line.recent_s)
+        left = max(0.0, ahead * per_run - min(line.held_s, per_run))
         return f"{head}, about {ESTIMATE_STEP_S * math.ceil(left / ESTIMATE_STEP_S):.0f} s"
+    return None
 
 
 class _Partial:
@@ -114,17 +80,20 @@ class _Reporter:
     """Thread-safe hand-over of progress and partial results from the worker to the page, and of
     a cancel back."""
 
-    def __init__(self, place: _Place | None) -> None:
+    def __init__(self, who: Claimant) -> None:
         self.events: queue.Queue[Event] = queue.Queue()
         self.cancel = threading.Event()
-        self.place = place
+        self.who = who
 
     def on_step(self, step: int, total: int) -> None:
         if self.cancel.is_set():
             raise Cancelled("The run was cancelled.")
-        if self.place is not None:
-            self.place.start()
         self.events.put((int(step), int(total)))
+
+    def stop(self) -> None:
+        """Tell the worker to stop at its next step, or to leave the line it waits in."""
+        self.cancel.set()
+        self.who.abandon()
 
     def emit(self, value: Any) -> None:
         """Hand a partial result to the page (never dropped, unlike intermediate steps)."""
@@ -139,7 +108,6 @@ def run_with_progress(
     on_cancel: Callable[[], None] | None = None,
     show_partial: Callable[[Any], None] | None = None,
     where: Any = None,
-    line: str | None = None,
 ) -> T:
     """Run ``job(on_step)`` in a worker thread while showing its progress; return its value.
 
@@ -153,19 +121,24 @@ def run_with_progress(
         show_partial: draws one emitted value, on the page's thread, as soon as it arrives.
         where: the container to put the status box in (default: the page at this point), so a
             page can lay out the places of partial results below it beforehand.
-        line: the network's id: wait in its line, showing the place and an estimate.
+
+    While the job waits for a network another run holds, the bar shows its place in that
+    network's line (`waiting_text`, read from the network's lock).
 
     Raises:
         Whatever ``job`` raised (for the page to show), or Streamlit's own stop/rerun signal
         when the user interrupts (the worker is then told to stop).
     """
-    reporter = _Reporter(None if line is None else _Place(line))
+    reporter = _Reporter(Claimant(label))
     outcome: dict[str, Any] = {}
 
     def work() -> None:
         try:
             args = (reporter.on_step,) if show_partial is None else (reporter.on_step, reporter.emit)
-            outcome["value"] = job(*args)
+            with claimant(reporter.who):
+                outcome["value"] = job(*args)
+        except Abandoned:
+            outcome["error"] = Cancelled("The run was cancelled before it started.")
         except BaseException as exc:  # handed to the page thread, which re-raises it
             outcome["error"] = exc
         finally:
@@ -180,9 +153,7 @@ def run_with_progress(
             worker.start()
             _follow(reporter, bar, start, show_partial)
         finally:
-            reporter.cancel.set()  # no effect after a normal finish; stops the worker otherwise
-            if reporter.place is not None:
-                reporter.place.leave(finished="value" in outcome)
+            reporter.stop()  # no effect after a normal finish; stops the worker otherwise
         seconds = time.perf_counter() - start
         if "error" in outcome:
             status.update(label=f"{label}: stopped after {seconds:.1f} s", state="error", expanded=False)
@@ -216,7 +187,7 @@ def _follow(reporter: _Reporter, bar: Any, start: float, show_partial: Callable[
         step, total = event
         now = time.perf_counter()
         fraction = min(1.0, step / total) if total else 0.0
-        waiting = reporter.place.text() if reporter.place is not None and not total else None
+        waiting = waiting_text(reporter.who)
         if waiting:
             if waiting == shown and now - shown_at < WAITING_REFRESH_S:
                 continue  # nothing new to say while waiting

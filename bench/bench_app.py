@@ -406,7 +406,7 @@ def sessions_bench(browser, server: Server, n: int, deadline_s: float) -> None:
     import tempfile
 
     patterns = {
-        "queued": r"Waiting for this network: place \d+",
+        "queued": r"Waiting for this network \([^)]*\): place \d+",
         "started": r"Step [1-9]\d* of",
         "done": r"Attacking and explaining: done in",
         "failed": FAILED,

@@ -94,7 +94,6 @@ if mode == "Flip the decision":
             lambda outcome: view.show_attack(outcome, sel.image, slots),
             show_partial=slots.show_part,
             where=where,
-            line=model.model_id,
         )
     else:
         st.info("Choose the settings and press **Run the attack**.")

@@ -1,4 +1,4 @@
-"""Results as they come (issue 12): the attack page draws the decision before the maps, each
+"""Results as they come: the attack page draws the decision before the maps, each
 block once in its place; nothing is recomputed when the rest arrives or on a rerun; the server's
 warm-up thread starts once."""
 
@@ -71,23 +71,59 @@ def test_the_parts_are_the_final_result(woods_dir) -> None:
                 assert outcome.report[key] == value
 
 
-def test_a_waiting_run_sees_its_place_and_an_estimate_and_leaves_when_cancelled() -> None:
+def test_a_waiting_run_reads_its_place_from_the_networks_lock_and_leaves_when_cancelled() -> None:
+    """The line is the lock: whichever experiment holds the network shows as running, the waiting
+    runs see their place and an estimate, and a cancelled waiter leaves at once."""
+    from advexp_core.locks import Abandoned, Claimant, NetworkLock, claimant
     from advexp_ui import progress
 
-    line = "test-line-network"
-    first, second, third = (progress._Place(line) for _ in range(3))
-    assert first.text() is not None and "place 1" in first.text()
-    first.start()
-    assert first.text() is None  # running: no place any more
-    assert "place 1 in line (1 run(s) ahead)" in second.text() and "about" not in second.text()
-    assert "place 2 in line (2 run(s) ahead)" in third.text()
-    first.leave(finished=True)  # its time is the estimate for the next ones
-    second.start()
-    assert "place 1 in line (1 run(s) ahead), about" in third.text()
-    third.leave(finished=False)  # cancelled while waiting: out of the line at once
-    assert third.text() is None and progress._LINES[line].waiting == []
-    second.leave(finished=True)
-    assert len(progress._LINES[line].seconds) == 2 and not progress._LINES[line].running
+    lock = NetworkLock("test-network")
+    holder, second, third = Claimant("Ground truth"), Claimant("Saliency under attack"), Claimant("Compare")
+    release, errors = threading.Event(), []
+
+    def hold() -> None:
+        with claimant(holder), lock:
+            release.wait(10)
+
+    def wait(who: Claimant) -> None:
+        try:
+            with claimant(who), lock:
+                pass
+        except Abandoned as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=hold)]
+    threads[0].start()
+    until(lambda: lock.state().holder == "Ground truth")
+    for who in (second, third):
+        threads.append(threading.Thread(target=wait, args=(who,)))
+        threads[-1].start()
+        until(lambda who=who: lock.place(who) is not None)
+    assert progress.waiting_text(holder) is None  # it holds the network: no place
+    text = progress.waiting_text(second)
+    assert (
+        text is not None
+        and "(test-network): place 1 in line (1 run(s) ahead; Ground truth is running)" in text
+    )
+    assert "about" not in text  # no finished run yet to estimate from
+    assert "place 2 in line (2 run(s) ahead" in (progress.waiting_text(third) or "")
+    third.abandon()  # cancelled while waiting: out of the line at once, its run never starts
+    until(lambda: bool(errors))
+    assert lock.state().waiting == ("Saliency under attack",)
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert lock.state().holder is None and len(lock.state().recent_s) == 2
+
+
+def until(condition, timeout: float = 10.0) -> None:
+    """Wait for another thread to reach a state (polls; fails after ``timeout``)."""
+    import time
+
+    end = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.005)
 
 
 def test_the_warm_up_thread_starts_once_per_server(monkeypatch) -> None:
@@ -142,6 +178,7 @@ def test_a_running_bar_moves_at_most_every_refresh_interval(monkeypatch) -> None
     re-render that the job pays for). The steps arrive one at a time on a simulated clock."""
     from types import SimpleNamespace
 
+    from advexp_core.locks import Claimant
     from advexp_ui import progress
 
     clock = [1000.0]
@@ -167,7 +204,7 @@ def test_a_running_bar_moves_at_most_every_refresh_interval(monkeypatch) -> None
         def progress(self, fraction: float, text: str) -> None:
             updates.append(text)
 
-    reporter = progress._Reporter(None)
+    reporter = progress._Reporter(Claimant("page"))
     reporter.events = Steps()  # type: ignore[assignment]
     start = clock[0]
     progress._follow(reporter, Bar(), start, None)
