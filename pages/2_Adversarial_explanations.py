@@ -90,7 +90,6 @@ elif flow.requested(PAGE, submitted=submitted, key=key):
         lambda outcome: view.show_explanations(outcome, sel.image, slots),
         show_partial=slots.show_part,
         where=where,
-        line=model.model_id,
     )
     if outcome is not None and compare:
         st.header("Standard vs robust")
@@ -107,7 +106,6 @@ elif flow.requested(PAGE, submitted=submitted, key=key):
                 part="contrast",
                 show_partial=pairs.show_part,
                 where=where,
-                line=standard,  # the first network's line: the run holds it first
             )
 else:
     st.info("Choose the targets and press **Explain**.")

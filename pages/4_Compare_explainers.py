@@ -68,7 +68,6 @@ if flow.requested(PAGE, submitted=submitted, key=(sel.image.digest, model.model_
         lambda outcome: view.show_explainers(outcome, sel.image, slots),
         show_partial=slots.show_part,
         where=where,
-        line=model.model_id,
     )
 else:
     st.info("Choose the methods and press **Compare**.")
