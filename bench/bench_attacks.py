@@ -1,4 +1,4 @@
-"""Attack-engine speed, as ratios measured in one run (issue 3, "Speed" (a) and (b)).
+"""Attack-engine speed, as ratios measured in one run: (a) and (b) below.
 
 (a) our ``pgd`` against torchattacks' ``PGD`` on the same model, images and steps (target <= 1.0);
 (b) our ``pgd`` against the same number of bare forward+backward passes (target <= 1.10).

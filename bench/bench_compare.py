@@ -1,4 +1,4 @@
-"""Speed of the `compare` pipeline, IG memory, and the saliency-under-attack figures (issue 3, (c)).
+"""Speed of the `compare` pipeline, IG memory, and the saliency-under-attack figures.
 
 Ratios measured in one run, medians over interleaved repeats:
   (c1) our compare pipeline (attack + Grad-CAM + IG on clean and attacked in one batched call +

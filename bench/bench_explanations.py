@@ -1,4 +1,4 @@
-"""Adversarial-explanation speed, as ratios measured in one run (issue 4, "Speed" and "Figures").
+"""Adversarial-explanation speed, as ratios measured in one run: speed and figures.
 
 (a) all 10 classes of one CIFAR-10 image in one batch vs one target at a time (target: >= 2x);
 (b) the batched call vs the same number of bare forward+backward passes on the same batch

@@ -1,4 +1,4 @@
-"""LIME and occlusion speed against bare forward passes, measured in one run (issue 13).
+"""LIME and occlusion speed against bare forward passes, measured in one run.
 
 Both explainers only run the model forward, so their floor is the forward passes themselves.
 For each explainer this times the whole call and the same number of images pushed through the

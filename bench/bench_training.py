@@ -1,4 +1,4 @@
-"""Benchmarks for training and ARA (issue 5), as ratios measured in one run on this machine.
+"""Benchmarks for training and ARA, as ratios measured in one run on this machine.
 
 1. One training step of each recipe against one standard step (the robust step's double backprop
    should cost about 2–3×), for the digits network and the paper's ResNet-44.

@@ -1,4 +1,4 @@
-"""Ground truth: where the right explanation is known, which explainer points at it (issue 11)."""
+"""Ground truth: where the right explanation is known, which explainer points at it."""
 
 import streamlit as st
 

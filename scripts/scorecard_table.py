@@ -41,7 +41,7 @@ MANIFEST_KEYS = {
     "no-shortcut": ("no_shortcut_accuracy", "test_no_shortcut_accuracy"),
 }
 INTRO = (
-    "On images whose evidence is known pixel by pixel (issue 11: synthetic lesions whose ruler is a "
+    "On images whose evidence is known pixel by pixel (synthetic lesions whose ruler is a "
     "shortcut present in 85 % of malignant and 15 % of benign training images; BlockDigits, the digit in "
     "one quadrant), each explainer explains the true class of the first N test images. *Evidence share*: "
     "the share of the map inside the lesion (digit quadrant); *shortcut share*: inside the ruler, over the "

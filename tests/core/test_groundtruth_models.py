@@ -1,4 +1,4 @@
-"""The shipped ground-truth networks (issue 11, item 4): each loads offline from checkpoints/, has its
+"""The shipped ground-truth networks: each loads offline from checkpoints/, has its
 dataset's class names and input size, matches the sha256 the manifest records, and still classifies.
 
 The accuracy floors sit well below what the shipped files measured on the same 64 test images

@@ -1,4 +1,4 @@
-"""Hostile and odd files (issue: hardening): each is handled correctly or refused with a clear message;
+"""Hostile and odd files: each is handled correctly or refused with a clear message;
 no payload ever runs; nothing is left behind."""
 
 from __future__ import annotations

@@ -320,7 +320,7 @@ def test_two_process_ddp_matches_one_process(tmp_path: Path) -> None:
     subprocess.run([*torchrun, *port, str(script), str(two), f"{one}.pt"], check=True, env=env, timeout=300)
     a, b = json.loads(one.read_text()), json.loads(two.read_text())
     assert a["psi"]["integral"] > 0  # the controller acted (on the all-reduced cross-entropy)
-    # float32 CE averaging over 64 batches (4e-5 seen with torch 2.14 on CPU, before and after issue 10)
+    # float32 CE averaging over 64 batches (4e-5 seen with torch 2.14 on CPU, a gap older than this tolerance)
     assert a["psi"]["integral"] == pytest.approx(b["psi"]["integral"], rel=2e-4)
     for key in a["state"]:
         torch.testing.assert_close(

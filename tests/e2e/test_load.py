@@ -1,4 +1,4 @@
-"""Load on a live server (issue 7.3): 8 browser sessions press Run on the attack page at once.
+"""Load on a live server: 8 browser sessions press Run on the attack page at once.
 
 Every session must get its own correct result (its report equals the same run computed alone in
 this process), and the health endpoint must keep answering during the load. The figures (runs,
