@@ -220,6 +220,25 @@ class HasPreprocess(Protocol):
     def preprocess(self) -> Preprocess: ...
 
 
+def crop_box(size: tuple[int, int], policy: Preprocess) -> tuple[int, int, int, int]:
+    """The part of an image of ``size`` (H, W) that `prepare_image` resamples to the crop size:
+    ``(top, left, height, width)`` in the image's pixels (the whole image when it already fits).
+
+    The short side is scaled to ``policy.resize`` (the crop's short side when None) and the centred
+    crop is taken; a box never extends past the image, so a very small or very elongated image is
+    stretched rather than padded.
+    """
+    height, width = size
+    crop_h, crop_w = policy.crop
+    if (height, width) == (crop_h, crop_w):
+        return 0, 0, height, width
+    short = policy.resize if policy.resize is not None else min(crop_h, crop_w)
+    scale = short / min(height, width)
+    box_h = min(height, max(1, round(crop_h / scale)))
+    box_w = min(width, max(1, round(crop_w / scale)))
+    return (height - box_h) // 2, (width - box_w) // 2, box_h, box_w
+
+
 def prepare_image(image: Tensor, model: HasPreprocess | Preprocess) -> Tensor:
     """Resize and centre-crop an image to a model's input size (used as given when it already fits).
 
@@ -235,11 +254,7 @@ def prepare_image(image: Tensor, model: HasPreprocess | Preprocess) -> Tensor:
     _, height, width = image.shape
     if (height, width) == (crop_h, crop_w):
         return image
-    short = policy.resize if policy.resize is not None else min(crop_h, crop_w)
-    scale = short / min(height, width)
-    box_h = min(height, max(1, round(crop_h / scale)))
-    box_w = min(width, max(1, round(crop_w / scale)))
-    top, left = (height - box_h) // 2, (width - box_w) // 2
+    top, left, box_h, box_w = crop_box((height, width), policy)
     mode = InterpolationMode.BICUBIC if policy.interpolation == "bicubic" else InterpolationMode.BILINEAR
     out = tvf.resized_crop(
         image, top, left, box_h, box_w, [crop_h, crop_w], interpolation=mode, antialias=True
