@@ -4,6 +4,7 @@ on the chosen network, and the same image on a standard and a robust network sid
 import streamlit as st
 
 from advexp_core.experiments import ExplanationConfig
+from advexp_core.zoo import offline
 from advexp_ui import flow, loaders, render, setup
 from advexp_ui.jobs import explain as job
 from advexp_ui.views import explain as view
@@ -16,15 +17,20 @@ st.title("Adversarial explanations")
 st.markdown(
     "Instead of a heat map, ask the network a question it must answer honestly: *within a small budget ρ, "
     "what would this image look like if it were as much of class t as possible?* The answer x+δ is an "
-    "**adversarial explanation**. On a robust network it looks like *t*; on a standard network δ is "
-    "noise — which is itself the finding (Woods et al. 2019)."
+    "**adversarial explanation** (Woods et al. 2019). The paper's claim is about the network: on a robust "
+    "one x+δ should look like *t*, on a standard one δ should not; the readings under each result say "
+    "what this run shows."
 )
 if sel.model is None:
     render.need_model()
     st.stop()
 model = sel.model
-infos = {i.model_id: i for i in loaders.model_infos() if i.available_offline}
-pair = loaders.contrast_pair(model.model_id)
+every = {i.model_id: i for i in loaders.model_infos()}
+ready = {k for k, i in every.items() if i.available_offline}
+choice = job.pair_choice(sel.image, model.model_id, ready, can_download=not offline())
+pair = choice.pair or (model.model_id, model.model_id)
+infos = {k: i for k, i in every.items() if k in ready or k in pair}  # a pair may download once
+view.show_pair_choice(choice)
 
 with st.form("explain-form"):
     c1, c2 = st.columns([3, 1])
@@ -54,21 +60,21 @@ with st.form("explain-form"):
     overshoot = c3.number_input(
         "Overshoot (total step length / ρ)", min_value=0.5, max_value=50.0, value=DEFAULT.overshoot
     )
-    compare = st.checkbox("Also: the same image on a standard and a robust network, side by side", value=True)
-    c1, c2 = st.columns(2)
-    ids = list(infos)
-    standard = c1.selectbox(
-        "Standard network",
-        ids,
-        index=ids.index(pair[0]) if pair[0] in ids else 0,
-        format_func=lambda i: infos[i].title,
+    compare = st.checkbox(
+        "Also: the same image on a standard and a robust network, side by side",
+        value=choice.pair is not None,
+        disabled=choice.pair is None,
     )
-    robust = c2.selectbox(
-        "Robust network",
-        ids,
-        index=ids.index(pair[1]) if pair[1] in ids else 0,
-        format_func=lambda i: infos[i].title,
-    )
+    standard, robust = pair
+    if choice.pair is not None:
+        c1, c2 = st.columns(2)
+        ids = list(infos)
+        standard = c1.selectbox(
+            "Standard network", ids, index=ids.index(pair[0]), format_func=lambda i: infos[i].title
+        )
+        robust = c2.selectbox(
+            "Robust network", ids, index=ids.index(pair[1]), format_func=lambda i: infos[i].title
+        )
     submitted = st.form_submit_button("Explain", type="primary")
 
 targets = (f"top-{int(top_k)}",) if top_k else tuple(chosen)
@@ -91,7 +97,7 @@ elif flow.requested(PAGE, submitted=submitted, key=key):
         show_partial=slots.show_part,
         where=where,
     )
-    if outcome is not None and compare:
+    if outcome is not None and compare and choice.pair is not None:
         st.header("Standard vs robust")
         with flow.guard():
             models = [loaders.get_model(standard), loaders.get_model(robust)]

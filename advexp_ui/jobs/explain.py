@@ -21,10 +21,102 @@ from advexp_core.explanations import ContrastResult, ExplanationResult, delta_di
 from advexp_core.figures import figure_png
 from advexp_core.imaging import decode_image, encode_png
 from advexp_core.models import LoadedModel
-from advexp_ui import images
+from advexp_ui import gallery, images
 from advexp_ui.jobs.common import Later, OnStep, Outcome, cached_result, header, model_image
+from advexp_ui.jobs.groundtruth import test_split
+from advexp_ui.state import ImageChoice
 
 MAX_TARGETS = 10  # the page's ExplanationConfig.max_targets: one batch of this many 224-px images fits comfortably in memory on a laptop
+
+# The standard and robust network of each kind of image the app has a pair for. A natural photo
+# gets the paper's CIFAR-10 pair: of the networks here, only those were trained on natural photos,
+# and their classes (cat, dog, horse, ship, automobile, ...) are ImageNet's too.
+PAIRS = {
+    "cifar10": ("woods2019-cifar10-standard", "woods2019-cifar10-robust"),
+    "digits": ("digits-standard", "digits-robust"),
+    "lesions": ("lesions-standard", "lesions-robust"),
+    "blockdigits": ("blockdigits-standard", "blockdigits-robust"),
+}
+PAIR_WORDS = {
+    "cifar10": "the paper's CIFAR-10 networks (trained on natural photos; cat, dog, horse, ship, automobile "
+    "and their other classes are ImageNet classes too)",
+    "digits": "this project's digits networks (trained on these digits)",
+    "lesions": "this project's lesion networks (trained on these lesion images)",
+    "blockdigits": "this project's BlockDigits networks (trained on these images)",
+}
+SETS = ("lesions", "blockdigits", "digits")  # dataset images by name prefix, the longest first
+
+
+@dataclass(frozen=True)
+class PairChoice:
+    """Which standard and robust network the contrast uses for this image, and why.
+
+    Attributes:
+        kind: what the image is: ``photo`` or a pair's key in `PAIRS`.
+        pair: (standard id, robust id), or None when no pair for this kind of image can load here.
+        reason: one sentence saying what the image is and why this pair (or why none).
+    """
+
+    kind: str
+    pair: tuple[str, str] | None
+    reason: str
+
+
+def image_kind(choice: ImageChoice, model_id: str) -> tuple[str, str]:
+    """What the image is, from where it came from (gallery entry, test set) or, for an upload, the
+    network chosen for it: (``photo`` or a `PAIRS` key, the clause that says why)."""
+    name = choice.name
+    if choice.source == "gallery" and name.startswith("digit_"):
+        return "digits", f"{name} is a test image of the digits set"
+    if choice.source == "gallery" and name.startswith("cifar10_test_"):
+        return "cifar10", f"{name} is a CIFAR-10 test image"
+    if choice.source == "gallery":
+        return "photo", f"{name} is a natural photo from the gallery"
+    for dataset in SETS:
+        if choice.source == "dataset" and name.startswith(f"{dataset}_"):
+            return dataset, f"{name} is a test image of the {dataset} set"
+    for family in (*SETS, "woods2019-cifar10"):
+        if model_id.startswith(f"{family}-"):
+            kind = "cifar10" if family.startswith("woods") else family
+            return kind, f"{name} is your image, and the chosen network ({model_id}) reads {kind} images"
+    return "photo", f"{name} is your image, and the chosen network ({model_id}) reads natural photos"
+
+
+def pair_choice(choice: ImageChoice, model_id: str, ready: set[str], *, can_download: bool) -> PairChoice:
+    """The contrast's pair for this image (`image_kind`): a photo gets the CIFAR-10 pair when its
+    weights are here or can be downloaded, else none (no robust natural-image network offline).
+
+    Args:
+        choice: the image and where it came from.
+        model_id: the network chosen in the sidebar (decides for an upload).
+        ready: the ids whose weights are on this computer.
+        can_download: whether missing weights may be downloaded (not offline).
+    """
+    kind, why = image_kind(choice, model_id)
+    family = "cifar10" if kind == "photo" else kind
+    pair = PAIRS[family]
+    here = set(pair) <= ready
+    if here or (family == "cifar10" and can_download):
+        fetch = "" if here else " (their weights download once)"
+        return PairChoice(kind, pair, f"{why}, so the contrast uses {PAIR_WORDS[family]}{fetch}.")
+    if kind == "photo":
+        return PairChoice(
+            kind,
+            None,
+            f"{why}, and offline no robust network trained on natural photos is available (the paper's "
+            "CIFAR-10 networks need a download); the digits and lesions pairs are for digit and lesion "
+            "images.",
+        )
+    return PairChoice(kind, None, f"{why}, but the {family} networks are not on this computer.")
+
+
+def dataset_image(dataset: str, index: int = 0) -> ImageChoice:
+    """A test image of one of the project's sets, as the session's image (source ``dataset``)."""
+    if dataset == "digits":  # the gallery offers the first digits
+        key = f"digit_{index}"
+        return ImageChoice(key, gallery.entry_bytes(key), "gallery")
+    image = test_split(dataset)[index][0]
+    return ImageChoice(f"{dataset}_test_{index}", encode_png(image), "dataset")
 
 
 @dataclass(frozen=True)

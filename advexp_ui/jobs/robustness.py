@@ -16,22 +16,24 @@ from torch.utils.data import Dataset, TensorDataset
 
 from advexp_core import shipped
 from advexp_core.ara import ara_figure, robustness_curves_figure
-from advexp_core.experiments.ara import ARAConfig, check_fits, robustness_experiment
+from advexp_core.experiments.ara import (
+    PAPER_IMAGES,
+    ARAConfig,
+    check_fits,
+    paper_numbers,
+    robustness_experiment,
+    stored_numbers,
+)
 from advexp_core.figures import figure_png
 from advexp_core.imaging import decode_image, prepare_image
 from advexp_core.models import CIFAR10_CLASSES, LoadedModel
+from advexp_core.readings import Reading
+from advexp_core.readings.ara import ratios
 from advexp_ui import gallery
 from advexp_ui.jobs.common import OnStep, Outcome, cached_result, header
 
 BOUNDARY_NAMES = {"attack": "Attack (misclassified)", "btr": "BTR (true class at chance or below)"}
 
-# The authors' published figures (docs/method.md §3: 1000 CIFAR-10 test images); shown as theirs, not ours.
-PAPER_ARA = {
-    "woods2019-cifar10-standard": (0.938, 0.0013, 0.0015),
-    "woods2019-cifar10-adv-train": (0.864, 0.0100, 0.0157),
-    "woods2019-cifar10-all": (0.679, 0.0188, 0.0414),
-    "woods2019-cifar10-robust": (0.676, 0.0142, 0.0395),
-}
 DATASETS = {
     "digits": "digits test set (offline; for the digits networks)",
     "cifar10-five": "the paper's five CIFAR-10 test images (offline; for the CIFAR-10 networks)",
@@ -129,6 +131,30 @@ def _find(entry: dict[str, Any], name: str) -> Any:
     if name in entry:
         return entry[name]
     return next((v[name] for v in entry.values() if isinstance(v, dict) and name in v), None)
+
+
+def shipped_reading() -> Reading | None:
+    """The ARA ratios of the manifest's networks (the table on screen) to its standard one, as stored;
+    None when the manifest has no standard network with its areas."""
+    data = shipped.read_manifest()
+    entries = [e for e in data.get("networks", []) if "attack_ara" in e and "btr_ara" in e]
+    standard = next((e["id"] for e in entries if e.get("recipe") == "standard"), None)
+    if standard is None:
+        return None
+    dataset = str(data.get("dataset", "test"))
+    n = data.get("ara_settings", {}).get("n_images")
+    rows = [stored_numbers(e, dataset, n) for e in entries]
+    source = f"Measured by this project on {rows[0].images.removesuffix(', stored')}"
+    return ratios(rows, standard=standard, source=source)
+
+
+def paper_reading() -> Reading:
+    """The ARA ratios of the authors' published CIFAR-10 figures (`PAPER_ARA`) to their standard network."""
+    return ratios(
+        paper_numbers(),
+        standard="woods2019-cifar10-standard",
+        source=PAPER_IMAGES[0].upper() + PAPER_IMAGES[1:],
+    )
 
 
 def manifest_row(entry: dict[str, Any]) -> dict[str, Any]:

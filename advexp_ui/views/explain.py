@@ -6,12 +6,13 @@ from typing import Any
 
 import streamlit as st
 
-from advexp_ui import render
+from advexp_ui import render, state
 from advexp_ui.jobs.common import Outcome
-from advexp_ui.jobs.explain import ExplainPart
+from advexp_ui.jobs.explain import ExplainPart, PairChoice, dataset_image
 from advexp_ui.state import ImageChoice
 
 COLUMNS = 5
+READING_LABELS = {"success": "Explanations", "structure": "Structure of δ"}
 OWN_SCALE = "δ on its own scale until all targets are done"
 FAILED_MEANING = (
     "The search toward class t takes S steps of decreasing size and must spend its budget "
@@ -50,13 +51,17 @@ class _Row:
             self.cells += [col.empty() for col in cols[: targets - start]]
         self.foot = st.empty()
 
-    def draw(self, targets: list[dict[str, Any]], panels: dict[str, bytes], steps: int, prefix: str) -> None:
-        """Every target on the shared δ scale, and (folded) what failed means when one failed."""
+    def draw(self, entry: dict[str, Any], panels: dict[str, bytes], prefix: str) -> None:
+        """Every target of a network's report ``entry`` on the shared δ scale, the network's readings
+        (how many succeeded, how structured δ is) and (folded) what failed means when one failed."""
+        targets, steps = entry["targets"], entry["steps"]
         for k, t in enumerate(targets):
             with self.cells[k].container():
                 _cell(t, panels[f"{prefix}x-{k}"], panels[f"{prefix}d-{k}"], "δ (grey = no change)", steps)
         failed = sum(not t["budget_reached_by_half"] for t in targets)
         with self.foot.container():
+            for key, label in READING_LABELS.items():
+                st.markdown(f"**{label}:** {entry['readings'][key]['verdict']}")
             if failed:
                 with st.expander(f"What “failed” means ({failed} of {len(targets)} explanations here)"):
                     st.markdown(FAILED_MEANING)
@@ -121,7 +126,7 @@ def show_explanations(outcome: Outcome, choice: ImageChoice, slots: ExplainSlots
     row = slots.rows[0]
     with row.head.container():
         _input_block(panels["input"], report["predictions"])
-    row.draw(report["targets"], panels, report["steps"], prefix="")
+    row.draw(report, panels, prefix="")
     with slots.rest.container():
         render.look_at("explanations-grid")
         st.caption(
@@ -140,10 +145,28 @@ def show_contrast(outcome: Outcome, choice: ImageChoice, slots: ExplainSlots | N
     for k, (entry, row) in enumerate(zip(entries, slots.rows, strict=True)):
         with row.head.container():
             _heading(entry)
-        row.draw(entry["targets"], panels, entry["steps"], prefix=f"m{k}-")
+        row.draw(entry, panels, prefix=f"m{k}-")
     with slots.rest.container():
+        reading = report["reading"]
+        (st.success if reading["outcome"] == "contrast" else st.warning)(reading["verdict"])
         render.look_at("explanations-contrast")
         st.caption(
             f"δ is amplified on one shared scale (0.5 + δ/(2·{report['delta_scale']:.3f})) so the rows compare by eye."
         )
         render.downloads_row(outcome, choice, stem="standard-vs-robust", key="dl-contrast")
+
+
+def show_pair_choice(choice: PairChoice) -> None:
+    """Which pair the contrast uses and why; when none fits, a button per image kind that has one."""
+    if choice.pair is not None:
+        st.caption(f"**Standard vs robust:** {choice.reason}")
+        return
+    st.info(choice.reason)
+    c1, c2 = st.columns(2)
+    c1.button("Use a digit image", on_click=_use, args=("digits",), key="pair-digits")
+    c2.button("Use a lesion image", on_click=_use, args=("lesions",), key="pair-lesions")
+
+
+def _use(dataset: str) -> None:
+    """Make the first test image of ``dataset`` the session's image (before the page reruns)."""
+    state.set_image(dataset_image(dataset))

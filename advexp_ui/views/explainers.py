@@ -74,7 +74,7 @@ def show_explainers(outcome: Outcome, choice: ImageChoice, slots: ExplainerSlots
     with slots.rest.container():
         render.look_at("explainers-maps")
         st.subheader("Do the explainers agree?")
-        _agreement(report["agreement"], titles)
+        _agreement(report["agreement"], titles, report["readings"])
         st.subheader("Are they faithful to the network?")
         _faithfulness(report["faithfulness"], titles, methods)
         render.look_at("explainers-faithfulness")
@@ -99,7 +99,9 @@ def _map_block(method: str, report: dict[str, Any], panels: dict[str, bytes]) ->
         )
 
 
-def _agreement(agreement: dict[str, list[list[float]]], titles: list[str]) -> None:
+def _agreement(
+    agreement: dict[str, list[list[float]]], titles: list[str], readings: dict[str, dict[str, Any]]
+) -> None:
     """The chosen measure's matrix as a heat map on its fixed scale; the numbers folded below."""
     measure = st.radio(
         "Agreement measure",
@@ -111,6 +113,8 @@ def _agreement(agreement: dict[str, list[list[float]]], titles: list[str]) -> No
     matrix = agreement[measure]
     png = agreement_png(tuple(tuple(row) for row in matrix), tuple(titles), measure)
     st.image(png, caption=READING[measure], width=120 + 90 * len(titles))
+    reading = readings[measure]
+    (st.success if reading["outcome"] == "agree" else st.warning)(reading["verdict"])
     render.look_at("explainers-agreement")
     with st.expander(f"The numbers (all three measures in {AGREEMENT_FILE}, with the downloads)"):
         st.dataframe(

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+from advexp_core.experiments.ara import PAPER_ARA
+from advexp_core.readings import Reading
 from advexp_ui import render
 from advexp_ui.jobs import robustness as job
-from advexp_ui.jobs.common import Outcome
+from advexp_ui.jobs.common import Outcome, file_bytes
 from advexp_ui.state import ImageChoice
 
 EXPLAINER = (
@@ -53,6 +55,7 @@ def show_shipped() -> None:
     if entries:
         st.markdown("**This project's digits networks** (from `checkpoints/manifest.json`):")
         st.dataframe([job.manifest_row(e) for e in entries], hide_index=True, width="stretch")
+        _reading(job.shipped_reading())
         show_shipped_curves()
     else:
         st.info("The digits networks' manifest (checkpoints/manifest.json) is not on this computer yet.")
@@ -61,9 +64,10 @@ def show_shipped() -> None:
     )
     rows = [
         {"network": k, "test accuracy": a, "Attack ARA": b, "BTR ARA": c}
-        for k, (a, b, c) in job.PAPER_ARA.items()
+        for k, (a, b, c) in PAPER_ARA.items()
     ]
     st.dataframe(rows, hide_index=True, width="stretch")
+    _reading(job.paper_reading())
     render.look_at("robustness-curves")
 
 
@@ -75,7 +79,8 @@ def show_live(outcome: Outcome, choice: ImageChoice) -> None:
     c3.metric("BTR ARA", f"{r['btr_ara']:.5f}")
     for warning in r.get("warnings", []):
         st.warning(warning)
-    st.image(outcome.files["curve.png"], width=640)
+    st.image(file_bytes(outcome.files["curve.png"]), width=640)
+    st.markdown(f"**Reading:** {r['reading']['verdict']}")
     render.look_at("robustness-live")
     st.caption(
         f"N = {r['n_images']} images, S = {r['settings']['steps']} steps, size {r['settings']['size']:g}, "
@@ -84,3 +89,9 @@ def show_live(outcome: Outcome, choice: ImageChoice) -> None:
         "Few images give a rough estimate; the paper uses 1000."
     )
     render.downloads_row(outcome, choice, stem="robustness", key="dl-ara")
+
+
+def _reading(reading: Reading | None) -> None:
+    """The ratios of the table just above, computed from its numbers."""
+    if reading is not None:
+        st.markdown(f"**Reading:** {reading.text}")
