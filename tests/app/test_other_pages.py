@@ -68,6 +68,11 @@ def test_a_photo_offline_without_the_cifar_networks_gets_a_notice_and_a_button(
         in c.value
         for c in at.caption
     )
+    at.selectbox(key="_w_gallery").set_value("cat").run()  # the photo again: now the lesion button
+    at.button(key="pair-lesions").click().run()
+    assert_clean(at)
+    lesion = "lesions_test_0 is a test image of the lesions set, so the contrast uses this project's lesion"
+    assert any(lesion in c.value for c in at.caption)
 
 
 def test_explanations_need_a_target(open_page) -> None:
