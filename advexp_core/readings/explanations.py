@@ -41,7 +41,7 @@ def _targets_text(targets: Sequence[Mapping[str, Any]]) -> str:
     for t in targets:
         p = t.get("probability_after_png", t["probability_after"])
         mark = "" if t.get("target_is_top_after_png", True) else ", not its top class"
-        parts.append(f"{t['label']} {p:.0%}{mark}")
+        parts.append(f"{t['label']} at {p:.0%}{mark}")
     return "; ".join(parts)
 
 
@@ -69,6 +69,10 @@ def success(targets: Sequence[Mapping[str, Any]], *, steps: int) -> Reading:
     budget = f"the budget ρ by step {half} of {steps}"
     read = sum(bool(t.get("target_is_top_after_png", False)) for t in ok)
     reads = f"the network reads {read} of those {len(ok)} saved x+δ as their target ({_targets_text(ok)})"
+    if not failed and n == 1:
+        whose = "its" if read else "not its"
+        reads = f"the network reads the saved x+δ as {whose} target ({_targets_text(ok)})"
+        return Reading("succeeded", f"1 of 1 explanation succeeded (it spent {budget}); {reads}.", close)
     if not failed:
         return Reading(
             "succeeded", f"{n} of {n} explanations succeeded (each spent {budget}); {reads}.", close

@@ -54,7 +54,15 @@ def test_every_explanation_succeeded_and_the_targets_read_are_counted() -> None:
     assert r.outcome == "succeeded" and not r.near_threshold
     assert r.sentence == (
         "2 of 2 explanations succeeded (each spent the budget ρ by step 17 of 35); the network reads 1 of "
-        "those 2 saved x+δ as their target (cat 93%; dog 41%, not its top class)."
+        "those 2 saved x+δ as their target (cat at 93%; dog at 41%, not its top class)."
+    )
+
+
+def test_one_explanation_reads_in_the_singular() -> None:
+    r = ex.success([target("frog", p=0.5)], steps=35)
+    assert r.sentence == (
+        "1 of 1 explanation succeeded (it spent the budget ρ by step 17 of 35); the network reads the saved "
+        "x+δ as its target (frog at 50%)."
     )
 
 
