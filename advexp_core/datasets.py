@@ -18,7 +18,9 @@ when it fails (offline) the error names what to fetch and where to put it.
 vs malignant, with a ruler shortcut present in 85 % of malignant and 15 % of benign images of
 ``train`` (4,000) and ``test`` (1,000), and independent of the class in ``test-unbiased`` (1,000);
 ``shortcut=False`` gives the same images without the ruler (``load_lesions(force_ruler=True)``: with
-a ruler on every one). ``blockdigits``: BlockMNIST on the digits
+a ruler on every one). ``lesions-unbiased`` is ``train-unbiased`` (4,000) and ``test-unbiased``
+under the names ``train`` and ``test``: a network trained there sees rulers that say nothing about
+the class. ``blockdigits``: BlockMNIST on the digits
 above (same split), 64×64 with the digit in one random quadrant. Each split has its own fixed seed.
 """
 
@@ -49,8 +51,10 @@ DIGITS_SIZE = 32
 DIGITS_TEST_FRACTION = 0.2
 DIGITS_SPLIT_SEED = 0
 IMAGEFOLDER_SIZE = 224
-LESIONS_SIZES = {"train": 4000, "test": 1000, "test-unbiased": 1000}
-LESIONS_SEEDS = {"train": 1001, "test": 1002, "test-unbiased": 1003}
+LESIONS_SIZES = {"train": 4000, "test": 1000, "test-unbiased": 1000, "train-unbiased": 4000}
+LESIONS_SEEDS = {"train": 1001, "test": 1002, "test-unbiased": 1003, "train-unbiased": 1004}
+# ``lesions-unbiased``, for the command line: the lesions with the ruler independent of the class.
+_UNBIASED_SPLITS = {"train": "train-unbiased", "test": "test-unbiased"}
 BLOCKDIGITS_SEEDS = {"train": 2001, "test": 2002}
 
 _TORCHVISION = {
@@ -95,6 +99,7 @@ DATASET_NAMES = (
     "digits",
     "lesions",
     "lesions-no-ruler",
+    "lesions-unbiased",
     "blockdigits",
     "cifar10",
     "mnist",
@@ -102,7 +107,7 @@ DATASET_NAMES = (
     "medmnist:<flag>",
     "imagefolder:<path>",
 )
-_MASKED = ("lesions", "lesions-no-ruler", "blockdigits")
+_MASKED = ("lesions", "lesions-no-ruler", "lesions-unbiased", "blockdigits")
 
 
 class DatasetError(ValueError):
@@ -245,6 +250,9 @@ def load_dataset(
         return load_lesions(split, with_masks=with_masks, shortcut=False)
     if name == "lesions":
         return load_lesions(split, with_masks=with_masks, shortcut=shortcut)
+    if name == "lesions-unbiased":
+        _check_split(name, split, tuple(_UNBIASED_SPLITS))
+        return load_lesions(_UNBIASED_SPLITS[split], with_masks=with_masks)
     if name == "blockdigits":
         return load_blockdigits(split, with_masks=with_masks)
     if name in _TORCHVISION:
@@ -307,7 +315,7 @@ def load_lesions(
 
     Args:
         split: ``train``, ``test`` (ruler in 85 % of malignant, 15 % of benign images) or
-            ``test-unbiased`` (ruler in half of each class).
+            ``test-unbiased``, ``train-unbiased`` (ruler in half of each class).
         with_masks: items ``(image, label, {"evidence": lesion, "shortcut": ruler})``.
         shortcut: ``False``: the same images with no ruler (the shortcut-free twin of the split).
         force_ruler: the same images with a ruler on every one (the ruler-forced twin).
@@ -315,7 +323,7 @@ def load_lesions(
     Shapes: images (N, 3, 64, 64); N = ``LESIONS_SIZES[split]``; masks (N, 64, 64) bool.
     """
     _check_split("lesions", split, tuple(LESIONS_SIZES))
-    rates = UNBIASED_RULER_RATES if split == "test-unbiased" else BIASED_RULER_RATES
+    rates = UNBIASED_RULER_RATES if split.endswith("-unbiased") else BIASED_RULER_RATES
     generator = torch.Generator().manual_seed(LESIONS_SEEDS[split])
     data = generate_lesions(
         LESIONS_SIZES[split],

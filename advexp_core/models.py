@@ -179,17 +179,23 @@ def _registry() -> dict[str, ModelSpec]:
                     build_digits,  # any advexp checkpoint in checkpoints/, not only digits
                 )
             )
-    specs.append(  # the control of the lesions reliance measure: never saw a ruler (docs/method.md)
-        ModelSpec(
-            "lesions-clean",
-            "This project's ground-truth networks",
-            f"{GROUNDTRUTH_TITLES['lesions']}, recipe 'standard' trained without the ruler (control)",
-            GROUNDTRUTH_SOURCE.format("lesions-no-ruler", "lesions-clean.pt"),
-            False,
-            ("lesions-clean.pt",),
-            build_digits,
+    # The controls of the lesions reliance measure (docs/method.md): lesions-standard's config trained
+    # with no ruler at all, and with rulers that say nothing about the class.
+    for model_id, data, how in (
+        ("lesions-clean", "lesions-no-ruler", "without the ruler"),
+        ("lesions-unbiased", "lesions-unbiased", "with rulers independent of the class"),
+    ):
+        specs.append(
+            ModelSpec(
+                model_id,
+                "This project's ground-truth networks",
+                f"{GROUNDTRUTH_TITLES['lesions']}, recipe 'standard' trained {how} (control)",
+                GROUNDTRUTH_SOURCE.format(data, f"{model_id}.pt"),
+                False,
+                (f"{model_id}.pt",),
+                build_digits,
+            )
         )
-    )
     for arch in TORCHVISION_ARCHS:
         url = torchvision_weights(arch).url
         specs.append(

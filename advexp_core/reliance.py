@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from advexp_core.datasets import LESIONS_SIZES, DatasetError, MaskedImageDataset, load_lesions
+from advexp_core.datasets import LESIONS_SIZES, DatasetError, load_lesions
 from advexp_core.groundtruth import LESION_CLASS_NAMES
 from advexp_core.models import LoadedModel
 from advexp_core.reports import json_number
@@ -242,13 +242,36 @@ class RelianceResult:
         }
 
 
-def lesion_twins(split: str, n_images: int) -> tuple[MaskedImageDataset, Tensor, Tensor]:
-    """The first N images of a lesions split (with masks), and the same images without and with a ruler.
+@dataclass(frozen=True)
+class LesionTwins:
+    """The first N images of a lesions split as drawn, and their two twins.
+
+    Attributes:
+        split: the split.
+        images, labels: as drawn; ruler_masks: where each ruler is (all False without one).
+        removed: the same images without a ruler; forced: with a ruler on every one.
+
+    Shapes: images, removed, forced (N, 3, 64, 64); labels (N,); ruler_masks (N, 64, 64) bool.
+    """
+
+    split: str
+    images: Tensor
+    labels: Tensor
+    ruler_masks: Tensor
+    removed: Tensor
+    forced: Tensor
+
+    @property
+    def has_ruler(self) -> Tensor:
+        """(N,) bool: the image as drawn has a ruler."""
+        return self.ruler_masks.flatten(1).any(1)
+
+
+def lesion_twins(split: str, n_images: int) -> LesionTwins:
+    """The first N images of a lesions split with their ruler-free and ruler-forced twins.
 
     Raises:
         RelianceError: an unknown split ("split"), N out of range ("n_images").
-
-    Shapes: -> dataset, removed (N, 3, 64, 64), forced (N, 3, 64, 64).
     """
     if split not in LESIONS_SIZES:
         raise RelianceError(
@@ -258,12 +281,13 @@ def lesion_twins(split: str, n_images: int) -> tuple[MaskedImageDataset, Tensor,
     if not 1 <= n_images <= size:
         raise RelianceError("n_images", f"the lesions {split} split has {size} images; asked for {n_images}.")
     try:
-        as_drawn = load_lesions(split, with_masks=True)
+        drawn = load_lesions(split, with_masks=True)
         removed = load_lesions(split, shortcut=False).images[:n_images]
         forced = load_lesions(split, force_ruler=True).images[:n_images]
     except DatasetError as exc:  # defensive: the split was checked above
         raise RelianceError("split", str(exc)) from exc
-    return as_drawn, removed, forced
+    n = slice(0, n_images)
+    return LesionTwins(split, drawn.images[n], drawn.labels[n], drawn.masks["shortcut"][n], removed, forced)
 
 
 def check_lesions_model(model: LoadedModel) -> None:
@@ -309,21 +333,31 @@ def shortcut_reliance(
     if batch_size < 1:
         raise RelianceError("batch_size", f"batch_size must be at least 1, got {batch_size}.")
     check_lesions_model(model)
-    data, removed, forced = lesion_twins(split, n_images)
-    images, labels = data.images[:n_images], data.labels[:n_images]
-    has_ruler = data.masks["shortcut"][:n_images].flatten(1).any(1)
-    as_is = decisions(model.module, images, labels, batch_size=batch_size)
-    removal = CounterfactualEffect(as_is, decisions(model.module, removed, labels, batch_size=batch_size))
-    addition = CounterfactualEffect(as_is, decisions(model.module, forced, labels, batch_size=batch_size))
+    return twin_reliance(model, lesion_twins(split, n_images), batch_size=batch_size)
+
+
+def twin_reliance(
+    model: LoadedModel, twins: LesionTwins, *, batch_size: int = DEFAULT_BATCH_SIZE
+) -> RelianceResult:
+    """``shortcut_reliance`` on twins already drawn (several networks on the same images).
+
+    Shapes: per-image tensors (N,).
+    """
+    module, labels = model.module, twins.labels
+    as_is = decisions(module, twins.images, labels, batch_size=batch_size)
+    removal = CounterfactualEffect(as_is, decisions(module, twins.removed, labels, batch_size=batch_size))
+    addition = CounterfactualEffect(as_is, decisions(module, twins.forced, labels, batch_size=batch_size))
     return RelianceResult(
-        model=model.model_id, dataset=RELIANCE_DATASET, split=split, image_indices=tuple(range(n_images)),
-        labels=labels, has_ruler=has_ruler, removal=removal, addition=addition, batch_size=batch_size,
+        model=model.model_id, dataset=RELIANCE_DATASET, split=twins.split,
+        image_indices=tuple(range(len(labels))), labels=labels, has_ruler=twins.has_ruler,
+        removal=removal, addition=addition, batch_size=batch_size,
     )  # fmt: skip
 
 
 __all__ = [
     "CounterfactualEffect",
     "Decisions",
+    "LesionTwins",
     "RelianceError",
     "RelianceImage",
     "RelianceResult",
@@ -333,4 +367,5 @@ __all__ = [
     "lesion_twins",
     "logit_margins",
     "shortcut_reliance",
+    "twin_reliance",
 ]

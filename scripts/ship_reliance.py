@@ -1,8 +1,9 @@
 """Ship the lesions control network and every lesions network's measured reliance on the ruler.
 
-1. ``lesions-clean``, the control: ``lesions-standard``'s recorded training config with the dataset
-   swapped for its shortcut-free twin (``lesions-no-ruler``), trained by ``advexp train`` when
-   ``checkpoints/lesions-clean.pt`` is missing (or with --retrain), then recorded in the manifest's
+1. The controls: ``lesions-standard``'s recorded training config with the dataset swapped for its
+   shortcut-free twin (``lesions-clean`` on ``lesions-no-ruler``: it never sees a ruler) or for rulers
+   in half of each class (``lesions-unbiased``: rulers it sees but that say nothing), each trained by
+   ``advexp train`` when ``checkpoints/<id>.pt`` is missing (or with --retrain), then recorded in the manifest's
    ``groundtruth`` list like the other networks: file, sha256, recipe, config, arch, the training
    command and time, and its accuracy on the full test splits with and without rulers.
 2. For every lesions network in that list, ``advexp reliance`` on the first N test images; the
@@ -38,16 +39,21 @@ from advexp_core.checkpoints import load_checkpoint, sha256_file  # noqa: E402
 from advexp_core.models import load_model  # noqa: E402
 from advexp_core.reliance import shortcut_reliance  # noqa: E402
 
-CONTROL, TEMPLATE = "lesions-clean", "lesions-standard"
-CONTROL_DATASET = "lesions-no-ruler"
+TEMPLATE = "lesions-standard"
+# control id -> (training dataset, what it saw of the ruler)
+CONTROLS = {
+    "lesions-clean": ("lesions-no-ruler", "trained without the ruler"),
+    "lesions-unbiased": ("lesions-unbiased", "trained with rulers independent of the class"),
+}
 ABOUT = (
     "reliance (lesions networks): the network's decisions on the first n_images test images as drawn, "
     "with every ruler removed and with a ruler drawn on every image (exact twins that differ only inside "
     "the ruler mask; docs/method.md, reliance). decisions_changed_when_removed: share of the images with a "
     "ruler whose class changes without it; decisions_changed_when_added: share of the images without one "
     "whose class changes with it; mean_margin_effect: mean change of the true class's logit margin when "
-    "the ruler is removed, on the images with one. lesions-clean is the control: lesions-standard's config "
-    "trained on lesions-no-ruler (it never saw a ruler). Written by scripts/ship_reliance.py."
+    "the ruler is removed, on the images with one. The controls: lesions-standard's config trained on "
+    "lesions-no-ruler (lesions-clean: it never saw a ruler) and on lesions-unbiased (lesions-unbiased: "
+    "rulers in half of each class, so they say nothing). Written by scripts/ship_reliance.py."
 )
 
 
@@ -77,18 +83,18 @@ def _env(threads: int) -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
 
 
-def control_argv(template: dict[str, Any], out: str) -> list[str]:
-    """``advexp train`` arguments: the template network's recorded config on the shortcut-free twin."""
+def control_argv(template: dict[str, Any], dataset: str, out: str) -> list[str]:
+    """``advexp train`` arguments: the template network's recorded config on another dataset."""
     c = template["config"]
     return [
-        "train", "--dataset", CONTROL_DATASET, "--recipe", c["recipe"], "--epochs", str(c["epochs"]),
+        "train", "--dataset", dataset, "--recipe", c["recipe"], "--epochs", str(c["epochs"]),
         "--batch-size", str(c["batch_size"]), "--lr", f"{c['lr']:g}",
         "--num-blocks", ",".join(map(str, c["num_blocks"])), "--widths", ",".join(map(str, c["widths"])),
         "--seed", str(c["seed"]), "--out", out, "--release",
     ]  # fmt: skip
 
 
-def _check_same_recipe(template: dict[str, Any], config: dict[str, Any]) -> None:
+def _check_same_recipe(control: str, template: dict[str, Any], config: dict[str, Any]) -> None:
     """The control differs from its template in the training data alone."""
     differ = sorted(
         k
@@ -96,16 +102,17 @@ def _check_same_recipe(template: dict[str, Any], config: dict[str, Any]) -> None
         if k != "dataset" and config.get(k) != template["config"].get(k)
     )
     if differ:
-        raise SystemExit(f"{CONTROL}'s config differs from {TEMPLATE}'s in {', '.join(differ)}")
+        raise SystemExit(f"{control}'s config differs from {TEMPLATE}'s in {', '.join(differ)}")
 
 
-def ship_control(folder: Path, threads: int, retrain: bool) -> None:
-    """Train the control when asked or missing, and record its manifest entry."""
+def ship_control(folder: Path, control: str, threads: int, retrain: bool) -> None:
+    """Train one control when asked or missing, and record its manifest entry."""
     manifest = json.loads((folder / "manifest.json").read_text())
     template = next(e for e in manifest["groundtruth"] if e["id"] == TEMPLATE)
-    path = folder / f"{CONTROL}.pt"
+    dataset, how = CONTROLS[control]
+    path = folder / f"{control}.pt"
     shown = f"checkpoints/{path.name}"
-    argv = control_argv(template, shown)
+    argv = control_argv(template, dataset, shown)
     if retrain or not path.is_file():
         path.unlink(missing_ok=True)
         run_argv = [a if a != shown else str(path) for a in argv]
@@ -116,12 +123,12 @@ def ship_control(folder: Path, threads: int, retrain: bool) -> None:
             check=True,
         )
     payload = load_checkpoint(path)
-    _check_same_recipe(template, payload["config"])
-    model = load_model(CONTROL, device="cpu")
+    _check_same_recipe(control, template, payload["config"])
+    model = load_model(control, device="cpu")
     test = shortcut_reliance(model, split="test", n_images=1000).accuracy()
     unbiased = shortcut_reliance(model, split="test-unbiased", n_images=1000).accuracy()
     fields = {
-        "dataset": CONTROL_DATASET, "role": f"control for {TEMPLATE}: its config trained without the ruler",
+        "dataset": dataset, "role": f"control for {TEMPLATE}: its config {how}",
         "file": shown, "sha256": sha256_file(path), "recipe": payload["recipe"], "robust_additions": False,
         "seed": payload["seed"], "epochs": payload["config"]["epochs"], "config": payload["config"],
         "arch": payload["arch"], "command": f"OMP_NUM_THREADS={threads} python -m advexp_core " + shlex.join(argv),
@@ -130,9 +137,9 @@ def ship_control(folder: Path, threads: int, retrain: bool) -> None:
         "n_test_images": 1000, "psi": payload["psi_state"]["psi"], "l_target": payload["psi_state"]["l_target"],
         "train_seconds": round(payload["metrics"]["train_seconds"], 1),
     }  # fmt: skip
-    _update(folder, CONTROL, fields, create=True)
+    _update(folder, control, fields, create=True)
     print(
-        f"{CONTROL}: sha256 {fields['sha256'][:12]}…; test accuracy without rulers {test['shortcut_removed']:.3f}, "
+        f"{control}: sha256 {fields['sha256'][:12]}…; test accuracy without rulers {test['shortcut_removed']:.3f}, "
         f"as drawn {test['as_is']:.3f}, rulers on all {test['shortcut_added']:.3f}, unbiased {unbiased['as_is']:.3f}",
         flush=True,
     )
@@ -166,7 +173,8 @@ def ship_reliance(folder: Path, model_id: str, n_images: int, work: Path, thread
 def lesions_networks(folder: Path) -> list[str]:
     """The ids of the manifest's lesions networks (trained on lesions or its shortcut-free twin)."""
     entries = json.loads((folder / "manifest.json").read_text()).get("groundtruth", [])
-    return [e["id"] for e in entries if e.get("dataset") in ("lesions", CONTROL_DATASET)]
+    datasets = {"lesions", *(d for d, _ in CONTROLS.values())}
+    return [e["id"] for e in entries if e.get("dataset") in datasets]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         "--only", nargs="+", default=None, help="measure these network ids (default all lesions ones)"
     )
     parser.add_argument(
-        "--retrain", action="store_true", help=f"train {CONTROL} again even when its file is there"
+        "--retrain", action="store_true", help="train the controls again even when their files are there"
     )
     parser.add_argument("--n-images", type=int, default=200, help="the first N test images (default 200)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
@@ -187,8 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="ship-reliance-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        if args.only is None or CONTROL in args.only:
-            ship_control(args.checkpoints, args.threads, args.retrain)
+        for control in CONTROLS:
+            if args.only is None or control in args.only:
+                ship_control(args.checkpoints, control, args.threads, args.retrain)
         ids = lesions_networks(args.checkpoints)
         unknown = sorted(set(args.only or []) - set(ids))
         if unknown:

@@ -233,3 +233,38 @@ def test_a_model_of_other_classes_is_refused() -> None:
     with pytest.raises(RelianceError, match="classes") as info:
         shortcut_reliance(_loaded(CentreReader(), digits), n_images=2)
     assert info.value.setting == "model"
+
+
+# --- the shipped lesions networks ---------------------------------------------------------------
+
+LESIONS_NETWORKS = ("lesions-standard", "lesions-robust", "lesions-clean", "lesions-unbiased")
+
+
+def test_the_manifest_reliance_is_what_the_shipped_files_give() -> None:
+    import json
+
+    from advexp_core.checkpoints import sha256_file
+    from advexp_core.models import CHECKPOINTS_DIR, load_model
+    from advexp_core.reliance import lesion_twins, twin_reliance
+
+    manifest = json.loads((CHECKPOINTS_DIR / "manifest.json").read_text())
+    entries = {e["id"]: e for e in manifest["groundtruth"]}
+    recorded = {i: entries[i]["reliance"] for i in LESIONS_NETWORKS}
+    n = {r["n_images"] for r in recorded.values()}
+    assert len(n) == 1 and all(r["split"] == "test" for r in recorded.values())
+    twins = lesion_twins("test", n.pop())
+    for model_id, stored in recorded.items():
+        assert sha256_file(CHECKPOINTS_DIR / f"{model_id}.pt") == entries[model_id]["sha256"]
+        assert stored["command"].endswith(f"reliance --model {model_id} --dataset lesions --split test "
+                                          f"--n-images {len(twins.labels)} --out reliance-{model_id}")  # fmt: skip
+        measured = twin_reliance(load_model(model_id, device="cpu"), twins)
+        shortcut = measured.shortcut()
+        for key in ("images_with", "n_changed_when_removed", "n_changed_when_added"):
+            assert shortcut[key] == stored["shortcut"][key], (model_id, key)
+        assert measured.accuracy() == pytest.approx(stored["accuracy"], abs=1e-9)
+        assert shortcut["mean_margin_effect"] == pytest.approx(
+            stored["shortcut"]["mean_margin_effect"], abs=1e-3
+        )
+    for control in ("lesions-clean", "lesions-unbiased"):
+        config, template = entries[control]["config"], entries["lesions-standard"]["config"]
+        assert {k for k in config if config[k] != template[k]} == {"dataset"}
