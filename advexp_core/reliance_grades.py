@@ -30,7 +30,13 @@ from torch import Tensor
 
 from advexp_core.experiments.scorecard import ScorecardConfig, explanation_maps
 from advexp_core.models import LoadedModel
-from advexp_core.reliance import RelianceResult, check_lesions_model, lesion_twins, twin_reliance
+from advexp_core.reliance import (
+    LesionTwins,
+    RelianceResult,
+    check_lesions_model,
+    lesion_twins,
+    twin_reliance,
+)
 from advexp_core.reports import json_number
 
 
@@ -200,11 +206,75 @@ class RelianceGrades:
         }
 
 
-def _maps(
-    model: LoadedModel, images: Tensor, targets: Tensor, method: str, config: ScorecardConfig
-) -> Tensor:
-    with model.lock:  # Grad-CAM hooks the shared module
-        return explanation_maps(model, images, targets, method, config)
+@dataclass(frozen=True)
+class MapShares:
+    """One network's maps on the images of the first N that have a ruler, as ruler shares.
+
+    Attributes:
+        reliance: the network's ``RelianceResult`` on all N images.
+        shares: method -> (R,) ruler share of each map (of the class predicted as drawn; NaN: empty map).
+        areas: (R,) the ruler's share of each image's area.
+    """
+
+    reliance: RelianceResult
+    shares: dict[str, Tensor]
+    areas: Tensor
+
+
+def map_shares(
+    model: LoadedModel, twins: LesionTwins, *, methods: tuple[str, ...], batch_size: int = 32
+) -> MapShares:
+    """Measure the network's reliance on the twins and each explainer's ruler shares on the images
+    with a ruler; the lock is held once per method (Grad-CAM hooks the shared module).
+
+    Raises:
+        RelianceError: not a lesions network; ValueError: an unknown method.
+
+    Shapes: twins of N images -> shares (R,) over the R with a ruler.
+    """
+    check_lesions_model(model)
+    config = ScorecardConfig(
+        dataset="lesions",
+        split=twins.split,
+        n_images=len(twins.labels),
+        methods=methods,
+        batch_size=batch_size,
+    )
+    reliance = twin_reliance(model, twins, batch_size=batch_size)
+    has = twins.has_ruler
+    images, masks = twins.images[has], twins.ruler_masks[has]
+    targets = reliance.removal.before.predictions[has]
+    shares = {}
+    for method in methods:
+        with model.lock:
+            shares[method] = ruler_shares(explanation_maps(model, images, targets, method, config), masks)
+    return MapShares(reliance, shares, area_shares(masks))
+
+
+def grade_shares(
+    network: MapShares, control: MapShares | None, *, control_id: str | None = None
+) -> RelianceGrades:
+    """Grade each of the network's explainers against its measured reliance (``grade_maps``).
+
+    Args:
+        network: the graded network's ``map_shares``.
+        control: a network that does not rest on the ruler, measured on the same twins (None: no AUROC).
+        control_id: the control's name for the report (default its reliance's model id).
+    """
+    reliance = network.reliance
+    has = reliance.has_ruler
+    relied, effect = reliance.removal.changed[has], reliance.removal.margin_effect[has]
+    grades = tuple(
+        grade_maps(
+            method, shares, network.areas, relied, effect, None if control is None else control.shares[method]
+        )
+        for method, shares in network.shares.items()
+    )
+    indices = torch.nonzero(has).flatten()[relied].tolist()
+    return RelianceGrades(
+        model=reliance.model, control=control_id or (None if control is None else control.reliance.model),
+        split=reliance.split, image_indices=tuple(int(i) for i in indices), reliance=reliance, grades=grades,
+    )  # fmt: skip
 
 
 def reliance_grades(
@@ -230,41 +300,26 @@ def reliance_grades(
 
     Shapes: maps (R, 64, 64) over the R images of the first N that have a ruler.
     """
-    config = ScorecardConfig(
-        dataset="lesions", split=split, n_images=n_images, methods=methods, batch_size=batch_size
-    )
     check_lesions_model(model)
     if control is not None:
         check_lesions_model(control)
     twins = lesion_twins(split, n_images)
-    reliance = twin_reliance(model, twins, batch_size=batch_size)
-    has = twins.has_ruler
-    images, masks = twins.images[has], twins.ruler_masks[has]
-    relied, effect = reliance.removal.changed[has], reliance.removal.margin_effect[has]
-    targets = reliance.removal.before.predictions[has]
-    control_targets = None
-    if control is not None:
-        control_targets = twin_reliance(control, twins, batch_size=batch_size).removal.before.predictions[has]
-    areas, grades = area_shares(masks), []
-    for method in methods:
-        shares = ruler_shares(_maps(model, images, targets, method, config), masks)
-        control_shares = None
-        if control is not None and control_targets is not None:
-            control_shares = ruler_shares(_maps(control, images, control_targets, method, config), masks)
-        grades.append(grade_maps(method, shares, areas, relied, effect, control_shares))
-    indices = torch.nonzero(has).flatten()[relied].tolist()
-    return RelianceGrades(
-        model=model.model_id, control=None if control is None else control.model_id, split=split,
-        image_indices=tuple(int(i) for i in indices), reliance=reliance, grades=tuple(grades),
-    )  # fmt: skip
+    network = map_shares(model, twins, methods=methods, batch_size=batch_size)
+    reference = (
+        None if control is None else map_shares(control, twins, methods=methods, batch_size=batch_size)
+    )
+    return grade_shares(network, reference)
 
 
 __all__ = [
     "ExplainerGrades",
+    "MapShares",
     "RelianceGrades",
     "area_shares",
     "auroc",
     "grade_maps",
+    "grade_shares",
+    "map_shares",
     "misleading_rate",
     "reliance_grades",
     "ruler_shares",
