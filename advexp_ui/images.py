@@ -1,5 +1,6 @@
 """Pictures for the page (no Streamlit here, so jobs can build them inside cached functions):
-images enlarged without blurring, heat-map overlays on one colour scale, amplified δ."""
+images enlarged without blurring, heat-map overlays on one colour scale, amplified δ, and the
+image as a network reads it with its input reading."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from matplotlib import colormaps
 from PIL import Image
 from torch import Tensor
 
-from advexp_core.imaging import to_uint8
+from advexp_core.imaging import Preprocess, decode_image, prepare_image, to_uint8
+from advexp_core.readings import Reading
+from advexp_core.readings.inputs import input_reading
 
 SHOWN_PX = 256  # small images (32 px) are enlarged to this size with nearest-neighbour pixels
 # zlib level of the screen's PNGs: a 224-px photo takes 3.7 ms at 1 and 13.5 ms at PIL's default 6,
@@ -49,3 +52,11 @@ def overlay_png(image: Tensor, saliency: Tensor, vmax: float, *, alpha: float = 
     rgb = colormaps["inferno"](heat)[..., :3]
     mixed = (1 - alpha) * grey[..., None] + alpha * rgb
     return _png(_enlarge((mixed * 255).round().clip(0, 255).astype(np.uint8)))
+
+
+def network_view(data: bytes, policy: Preprocess) -> tuple[Reading, bytes]:
+    """An image file as a network reads it: the input reading (`readings.inputs`) and the fitted
+    image for the screen (PNG, small inputs enlarged with visible pixels)."""
+    image = decode_image(data)
+    size = (int(image.shape[1]), int(image.shape[2]))
+    return input_reading(size, policy), display_png(prepare_image(image, policy))

@@ -1,18 +1,54 @@
-"""Renderers shared by the pages: predictions, numbers with their plain-language readings,
+"""Renderers shared by the pages: tables, predictions, numbers with their plain-language readings,
 picture rows, the what-to-look-at line under a result, and the download row of a result."""
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from advexp_ui import downloads
 from advexp_ui.captions import CAPTIONS, LEAD
 from advexp_ui.jobs.common import Later, Outcome, file_bytes
 from advexp_ui.state import ImageChoice
+
+EMPTY_CELL = "—"  # what a table shows where a number is undefined or does not apply
+
+
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _cell(value: Any) -> str:
+    """A cell's text when its table has empty cells: "—" for those, numbers in their shortest form."""
+    if _empty(value):
+        return EMPTY_CELL
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+Table = Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]  # rows, or columns by name
+
+
+def table_data(data: Table) -> Table | Any:
+    """A table for ``st.dataframe``: as given when every cell has a value; otherwise a pandas Styler
+    that shows empty cells (None, NaN, a key a row lacks) as "—" instead of "None" and keeps the
+    numbers underneath."""
+    frame = pd.DataFrame(list(data) if not isinstance(data, Mapping) else dict(data))
+    if not frame.isna().to_numpy().any():
+        return data
+    return frame.style.format(_cell)
+
+
+def table(data: Table, **kwargs: Any) -> None:
+    """``st.dataframe`` of dict rows or of columns by name (same keyword arguments), empty cells
+    shown as "—"."""
+    st.dataframe(table_data(data), **kwargs)
 
 
 def predictions(title: str, preds: Sequence[Mapping[str, Any]]) -> None:

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 import streamlit as st
 import torch
 
-from advexp_core.imaging import ACCEPTED_EXTENSIONS, MAX_IMAGE_BYTES, ImageError, decode_image
+from advexp_core.imaging import ACCEPTED_EXTENSIONS, MAX_IMAGE_BYTES, ImageError, Preprocess, decode_image
 from advexp_core.models import DEFAULT_MODEL_ID, LoadedModel, ModelError
+from advexp_core.readings import Reading
 from advexp_ui import gallery, loaders, state
 
 W_MODEL, W_GALLERY, W_UPLOAD = "_w_model", "_w_gallery", "_w_upload"
@@ -33,7 +34,42 @@ def page(title: str, icon: str) -> Selection:
     with st.sidebar:
         model_id, model = _model_chooser()
         image = _image_chooser()
+        if model is not None:
+            _input_note(image, model)
     return Selection(model_id, model, image)
+
+
+# Outcomes of the input reading under which the network reads something other than the picture
+# the user chose: then the sidebar shows what it does read.
+ALTERED = ("upscaled", "cropped", "upscaled-cropped")
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def network_view(
+    data: bytes, crop: tuple[int, int], resize: int | None, interpolation: str
+) -> tuple[Reading, bytes]:
+    """`advexp_ui.images.network_view`, cached by (image bytes, the network's input policy)."""
+    from advexp_ui.images import network_view as view
+
+    return view(data, Preprocess(crop, resize, interpolation))
+
+
+def view_of(image: state.ImageChoice, model: LoadedModel) -> tuple[Reading, bytes]:
+    """The chosen image's input reading for the chosen network, and the picture the network reads."""
+    policy = model.preprocess
+    return network_view(image.data, policy.crop, policy.resize, policy.interpolation)
+
+
+def _input_note(image: state.ImageChoice, model: LoadedModel) -> None:
+    """One sentence on how the image becomes the network's input; the network's view when it
+    invents or cuts much (`advexp_core.readings.inputs`)."""
+    reading, png = view_of(image, model)
+    if reading.outcome in ALTERED:
+        st.warning(reading.text)
+        h, w = model.preprocess.crop
+        st.image(png, caption=f"What the network reads ({w}×{h} px)", width="stretch")
+    else:
+        st.caption(reading.text)
 
 
 def _remember_model() -> None:

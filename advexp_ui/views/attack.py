@@ -166,5 +166,5 @@ def show_manipulation(outcome: Outcome, choice: ImageChoice) -> None:
             ("to_original_after", "clean map vs new map"),
         )
     ]
-    st.dataframe(rows, hide_index=True, width="stretch")
+    render.table(rows, hide_index=True, width="stretch")
     render.downloads_row(outcome, choice, stem="move-the-map", key="dl-manip")

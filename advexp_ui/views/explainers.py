@@ -117,7 +117,7 @@ def _agreement(
     (st.success if reading["outcome"] == "agree" else st.warning)(reading["verdict"])
     render.look_at("explainers-agreement")
     with st.expander(f"The numbers (all three measures in {AGREEMENT_FILE}, with the downloads)"):
-        st.dataframe(
+        render.table(
             {"": titles, **{t: [_rounded(row[j]) for row in matrix] for j, t in enumerate(titles)}},
             hide_index=True,
         )
@@ -147,7 +147,7 @@ def _faithfulness(faith: dict[str, Any], titles: list[str], methods: list[str]) 
         }
         for t, m in zip(titles, methods, strict=True)
     ]
-    st.dataframe(rows, hide_index=True)
+    render.table(rows, hide_index=True)
 
 
 def perturbation_cost_text(model: LoadedModel) -> str:
@@ -186,7 +186,7 @@ def show_sanity(outcome: Outcome, choice: ImageChoice) -> None:
     if report.get("data"):
         data = report["data"]
         st.markdown(f"**Data randomisation** against **{data['partner']}** ({data['images']} test digits)")
-        st.dataframe(
+        render.table(
             [
                 {
                     "method": METHOD_TITLES.get(m, m),

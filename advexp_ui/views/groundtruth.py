@@ -143,7 +143,7 @@ def show_scorecard(outcome: Outcome) -> None:
             for r in reports
         )
     )
-    st.dataframe(scorecard_rows(reports), hide_index=True, width="stretch")
+    render.table(scorecard_rows(reports), hide_index=True, width="stretch")
     st.caption(
         f"First {reports[0]['n_images']} test images, each explained for its true class. 'lesion'/'ruler': share "
         "of the map inside each mask (ruler: over images that have one); 'pointing': share of images whose "

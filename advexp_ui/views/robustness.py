@@ -54,7 +54,7 @@ def show_shipped() -> None:
     entries = job.manifest()
     if entries:
         st.markdown("**This project's digits networks** (from `checkpoints/manifest.json`):")
-        st.dataframe([job.manifest_row(e) for e in entries], hide_index=True, width="stretch")
+        render.table([job.manifest_row(e) for e in entries], hide_index=True, width="stretch")
         _reading(job.shipped_reading())
         show_shipped_curves()
     else:
@@ -66,7 +66,7 @@ def show_shipped() -> None:
         {"network": k, "test accuracy": a, "Attack ARA": b, "BTR ARA": c}
         for k, (a, b, c) in PAPER_ARA.items()
     ]
-    st.dataframe(rows, hide_index=True, width="stretch")
+    render.table(rows, hide_index=True, width="stretch")
     _reading(job.paper_reading())
     render.look_at("robustness-curves")
 
