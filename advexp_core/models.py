@@ -179,6 +179,17 @@ def _registry() -> dict[str, ModelSpec]:
                     build_digits,  # any advexp checkpoint in checkpoints/, not only digits
                 )
             )
+    specs.append(  # PGD adversarial training, the robust networks of Shah, Jain & Netrapalli 2021
+        ModelSpec(
+            "blockdigits-adv-train",
+            "This project's ground-truth networks",
+            f"{GROUNDTRUTH_TITLES['blockdigits']}, recipe 'adv-train'",
+            GROUNDTRUTH_SOURCE.format("blockdigits", "blockdigits-adv-train.pt"),
+            False,
+            ("blockdigits-adv-train.pt",),
+            build_digits,
+        )
+    )
     # The controls of the lesions reliance measure (docs/method.md): lesions-standard's config trained
     # with no ruler at all, and with rulers that say nothing about the class.
     for model_id, data, how in (

@@ -1,8 +1,9 @@
 """Regenerate the README's ground-truth scorecard: which explainer points at the evidence?
 
-For each shipped ground-truth pair (``lesions-standard``/``-robust``, ``blockdigits-standard``/
-``-robust``) the script runs ``advexp_core.experiments.scorecard`` on the first N test images (every
-explainer, clean and after an L∞ 2/255 PGD flip) and measures each network's accuracy on ``test``,
+For each shipped ground-truth network (``GROUND_TRUTH_NETWORKS``: ``lesions-standard``/``-robust``,
+``blockdigits-standard``/``-adv-train``/``-robust``) the script runs
+``advexp_core.experiments.scorecard`` on the first N test images (every explainer, clean and after an
+L∞ 2/255 PGD flip) and measures each network's accuracy on ``test``,
 ``test-unbiased`` and the shortcut-free twin of ``test`` (taken from checkpoints/manifest.json when
 its entry records them). The reports are stored in docs/scorecard.json and the Markdown tables are
 rendered from that file between ``<!-- scorecard:start -->`` and ``<!-- scorecard:end -->`` in
@@ -12,8 +13,8 @@ The numbers are never typed by hand.
 Run: .venv/bin/python scripts/scorecard_table.py               (compute, store, rewrite README.md)
      .venv/bin/python scripts/scorecard_table.py --render      (rewrite README.md from the stored file)
      .venv/bin/python scripts/scorecard_table.py --check       (exit 1 when README.md is stale)
-Options: --n-images N (default 100), --datasets lesions|blockdigits (score only those pairs, keep the
-         others' stored results), --results PATH, --readme PATH, --manifest PATH.
+Options: --n-images N (default 100), --datasets lesions|blockdigits (score only those networks, keep
+         the others' stored results), --results PATH, --readme PATH, --manifest PATH.
 Exit codes: 0 ok, 1 stale (--check), 2 stored results missing, or no network to score.
 """
 
@@ -48,8 +49,11 @@ INTRO = (
     "images that have one; *pointing game*: the share of images whose map maximum lies in the evidence "
     "(an all-zero map, which LIME gives when no superpixel speaks for the class, has no share and misses). "
     "*Attacked*: the same three for the attacked image's map of its new class, on the correct decisions "
-    "an L∞ 2/255 PGD attack flipped: a map that noticed the attack would move. The same numbers on a "
-    "chosen image are on the *Ground truth* page."
+    "an L∞ 2/255 PGD attack flipped: a map that noticed the attack would move. *Top-k evidence* (second "
+    "table of each dataset): the share of the map's k % highest pixels that lie in the evidence, the "
+    "measure of Shah, Jain & Netrapalli (2021), who found that adversarially trained networks' input "
+    "gradients rank the discriminative pixels first; a map that ranks pixels at random scores the "
+    "evidence area (chance row). The same numbers on a chosen image are on the *Ground truth* page."
 )
 
 
@@ -90,9 +94,9 @@ def checkpoint_sha256(model_id: str) -> str | None:
 
 
 def compute(n_images: int, manifest: dict[str, Any], datasets: list[str] | None = None) -> dict[str, Any]:
-    """Score every shipped ground-truth network that loads (of ``datasets``; None: all pairs)."""
+    """Score every shipped ground-truth network that loads (of ``datasets``; None: all of them)."""
     from advexp_core.experiments.scorecard import (
-        GROUND_TRUTH_PAIRS,
+        GROUND_TRUTH_NETWORKS,
         ScorecardConfig,
         scorecard,
         scorecard_dataset,
@@ -101,12 +105,12 @@ def compute(n_images: int, manifest: dict[str, Any], datasets: list[str] | None 
     from advexp_core.reports import versions
 
     reports, accuracies, missing = [], [], []
-    for dataset, pair in GROUND_TRUTH_PAIRS.items():
+    for dataset, networks in GROUND_TRUTH_NETWORKS.items():
         if datasets is not None and dataset not in datasets:
             continue
         config = ScorecardConfig(dataset=dataset, split="test", n_images=n_images)
         data = scorecard_dataset(config)
-        for model_id in pair:
+        for model_id in networks:
             try:
                 model = load_model(model_id)
             except ModelError as exc:
@@ -141,10 +145,10 @@ def compute(n_images: int, manifest: dict[str, Any], datasets: list[str] | None 
 
 
 def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """``new`` with the stored networks it did not score kept (in the pairs' order), for ``--datasets``."""
-    from advexp_core.experiments.scorecard import GROUND_TRUTH_PAIRS
+    """``new`` with the stored networks it did not score kept (in the networks' order), for ``--datasets``."""
+    from advexp_core.experiments.scorecard import GROUND_TRUTH_NETWORKS
 
-    order = [m for pair in GROUND_TRUTH_PAIRS.values() for m in pair]
+    order = [m for networks in GROUND_TRUTH_NETWORKS.values() for m in networks]
     scored = {r["model"] for r in new["reports"]}
 
     def keep(items: list[dict[str, Any]], fresh: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -162,8 +166,6 @@ def _fmt(value: float | None) -> str:
 
 def scorecard_table(reports: list[dict[str, Any]]) -> str:
     """One Markdown table for one dataset: chance, then each explainer on each network."""
-    from advexp_core.figures import METHOD_TITLES
-
     head = (
         "| explainer | network | evidence share | shortcut share | pointing game "
         "| attacked: evidence | attacked: shortcut | attacked: pointing |\n|---|---|---|---|---|---|---|---|"
@@ -180,11 +182,39 @@ def scorecard_table(reports: list[dict[str, Any]]) -> str:
                 continue
             a = s["attacked"]
             lines.append(
-                f"| {METHOD_TITLES.get(method, 'Adversarial explanation δ' if method == 'adversarial' else method)} "
-                f"| {r['model']} | {_fmt(s['evidence_share'])} | {_fmt(s['shortcut_share'])} "
+                f"| {_method_title(method)} | {r['model']} | {_fmt(s['evidence_share'])} | {_fmt(s['shortcut_share'])} "
                 f"| {_fmt(s['pointing_game'])} | {_fmt(a['evidence_share'])} | {_fmt(a['shortcut_share'])} "
                 f"| {_fmt(a['pointing_game'])} |"
             )
+    return "\n".join(lines)
+
+
+def _method_title(method: str) -> str:
+    from advexp_core.figures import METHOD_TITLES
+
+    return METHOD_TITLES.get(method, "Adversarial explanation δ" if method == "adversarial" else method)
+
+
+def top_k_table(reports: list[dict[str, Any]]) -> str | None:
+    """One Markdown table for one dataset: each explainer's top-k evidence on each network, clean
+    (None when the stored reports predate the measure)."""
+    if any("top_k_pixels" not in r for r in reports):
+        return None
+    ks = list(reports[0]["top_k_pixels"])
+    pixels = reports[0]["top_k_pixels"]
+    head = "| explainer | network | " + " | ".join(f"top {k} % ({pixels[k]} px)" for k in ks) + " |"
+    chance = _fmt(reports[0]["chance"]["evidence"])
+    lines = [
+        head,
+        "|---|---|" + "---|" * len(ks),
+        "| *chance (evidence area)* | — | " + " | ".join(chance for _ in ks) + " |",
+    ]
+    for method in reports[0]["explainers"]:
+        for r in reports:
+            s = r["explainers"].get(method)
+            if s is not None:
+                cells = " | ".join(_fmt(s["top_k_evidence"][k]) for k in ks)
+                lines.append(f"| {_method_title(method)} | {r['model']} | {cells} |")
     return "\n".join(lines)
 
 
@@ -206,7 +236,7 @@ def accuracy_table(results: dict[str, Any]) -> str:
 
 
 def _commands(by_dataset: dict[str, list[dict[str, Any]]]) -> str:
-    """The script's command line for each pair, read from the stored reports' N."""
+    """The script's command line for each dataset, read from the stored reports' N."""
     return ", ".join(
         f"`python scripts/scorecard_table.py --n-images {reports[0]['n_images']} --datasets {dataset}`"
         for dataset, reports in by_dataset.items()
@@ -226,6 +256,9 @@ def render_block(results: dict[str, Any]) -> str:
             "",
         ]
         parts.append(scorecard_table(reports))
+        top_k = top_k_table(reports)
+        if top_k is not None:
+            parts += ["", top_k]
     if results.get("missing"):
         parts += [
             "",
@@ -262,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         "--datasets",
         nargs="+",
         default=None,
-        help="score only these pairs (lesions, blockdigits); keep the others stored",
+        help="score only these datasets' networks (lesions, blockdigits); keep the others stored",
     )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true", help="exit 1 when the README block is stale")

@@ -3,8 +3,9 @@
 On a dataset whose evidence is known pixel by pixel (``lesions``: the lesion, with a ruler as the
 shortcut; ``blockdigits``: the digit's quadrant), every explainer explains the true class of the
 first N images of the split; the scorecard reports the share of each map inside the evidence and
-the shortcut masks and the pointing game, clean and after an L∞ 2/255 PGD attack that flips the
-decision (`advexp_core.experiments.scorecard`). Writes ``result.json`` and ``scorecard.png``.
+the shortcut masks, the pointing game and the top-k evidence (the share of the map's k % highest
+pixels inside the evidence), clean and after an L∞ 2/255 PGD attack that flips the decision
+(`advexp_core.experiments.scorecard`). Writes ``result.json`` and ``scorecard.png``.
 
 Cost: per image, one forward+backward pass for the gradient, SmoothGrad's and IG's samples, LIME's
 and occlusion's forward passes and the adversarial explanation's S steps, twice (clean, attacked).
@@ -66,17 +67,25 @@ def register(sub: Any) -> None:
         default=methods,
         help=f"comma-separated explainers from {','.join(SCORECARD_METHODS)} (default all)",
     )
+    parser.add_argument(
+        "--top-k",
+        default=",".join(f"{k:g}" for k in DEFAULT.top_k),
+        help="comma-separated k of the top-k evidence, in %% of the image's pixels "
+        f"(default {','.join(f'{k:g}' for k in DEFAULT.top_k)})",
+    )
     parser.add_argument("--out", required=True, type=Path, help="output folder (replaced only on success)")
     add_json_argument(parser)
     parser.set_defaults(run=run, summary=summary)
 
 
 def scorecard_config(args: argparse.Namespace) -> ScorecardConfig:
-    """The settings the command line asks for (UsageError on an unknown method or a bad N)."""
+    """The settings the command line asks for (UsageError on an unknown method, a bad N or k)."""
     methods = tuple(m.strip() for m in str(args.methods).split(",") if m.strip())
-    with usage_errors("--methods/--n-images: "):
+    with usage_errors("--top-k: "):  # a ValueError: not a number
+        top_k = tuple(float(k) for k in str(args.top_k).split(",") if k.strip())
+    with usage_errors("--methods/--n-images/--top-k: "):
         return ScorecardConfig(
-            dataset=args.dataset, split=args.split, n_images=args.n_images, methods=methods
+            dataset=args.dataset, split=args.split, n_images=args.n_images, methods=methods, top_k=top_k
         )
 
 
@@ -111,5 +120,13 @@ def summary(result: dict[str, Any]) -> str:
             f"{name:<14} {_cell(s['evidence_share']):>8}  {_cell(s['shortcut_share']):>8}  {_cell(s['pointing_game']):>8} "
             f"|           {_cell(a['evidence_share']):>8}  {_cell(a['shortcut_share']):>8}  {_cell(a['pointing_game']):>8}"
         )
+    ks = list(result["top_k_pixels"])
+    lines.append(
+        f"top-k evidence, k = {' / '.join(ks)} % of the pixels (chance: the evidence area)   | attacked"
+    )
+    for name, s in result["explainers"].items():
+        clean = " ".join(f"{_cell(s['top_k_evidence'][k]):>5}" for k in ks)
+        attacked = " ".join(f"{_cell(s['attacked']['top_k_evidence'][k]):>5}" for k in ks)
+        lines.append(f"{name:<14} {clean} | {attacked}")
     lines.append(f"wrote {result['out']}/{FILES['result']} and {FILES['figure']}")
     return "\n".join(lines)

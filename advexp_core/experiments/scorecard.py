@@ -4,7 +4,9 @@ On the datasets whose evidence is known pixel by pixel (`advexp_core.groundtruth
 ruler shortcut, BlockDigits), every explainer explains the TRUE class of the first N images of a
 split, each map as the project shows it (non-negative, input resolution), and three numbers sum it
 up: the share of the map inside the evidence mask, the share inside the shortcut mask, and the
-pointing game (does a maximum of the map lie in the evidence?). The same three are measured again on
+pointing game (does a maximum of the map lie in the evidence?); beside them, the top-k evidence: the
+share of the map's k % highest pixels that lie in the evidence (Quantus' TopKIntersection, the
+measure of Shah, Jain & Netrapalli 2021, with k as a share of the image's pixels). The same are measured again on
 the images an L∞ 2/255 PGD attack flips, for the map of the attacked image and its new class: a map
 that noticed the attack should move. "adversarial" is the adversarial explanation of docs/method.md
 §2 as a map: the per-pixel RMS over channels of δ toward the class.
@@ -42,10 +44,19 @@ SCORECARD_METHODS = (
     ADVERSARIAL,
 )
 METRICS = ("evidence_share", "shortcut_share", "pointing_game")
+TOP_K = "top_k_evidence"
+# k as a percentage of the image's pixels; 2.5-20 % spans a few strokes to a quadrant of BlockDigits.
+TOP_K_PERCENTS = (2.5, 5.0, 10.0, 20.0)
 # The shipped ground-truth networks: dataset -> (standard, robust).
 GROUND_TRUTH_PAIRS = {
     "lesions": ("lesions-standard", "lesions-robust"),
     "blockdigits": ("blockdigits-standard", "blockdigits-robust"),
+}
+# Every shipped network the README's scorecard covers: the pairs, with blockdigits-adv-train (PGD
+# adversarial training, as Shah et al.'s robust models) between the standard and the robust one.
+GROUND_TRUTH_NETWORKS = {
+    "lesions": GROUND_TRUTH_PAIRS["lesions"],
+    "blockdigits": ("blockdigits-standard", "blockdigits-adv-train", "blockdigits-robust"),
 }
 _EXPLANATION = ExplanationConfig()
 
@@ -64,6 +75,7 @@ class ScorecardConfig:
         rho, steps, overshoot: the adversarial explanation's settings (`ExplanationConfig`'s).
         batch_size: images per batched call.
         accuracy_images: accuracy over the first this-many images of the split; None: all.
+        top_k: the k of the top-k evidence, each a percentage of the image's pixels in (0, 100].
     """
 
     dataset: str = "lesions"
@@ -77,6 +89,7 @@ class ScorecardConfig:
     overshoot: float = _EXPLANATION.overshoot
     batch_size: int = 32
     accuracy_images: int | None = None
+    top_k: tuple[float, ...] = TOP_K_PERCENTS
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.methods if m not in SCORECARD_METHODS]
@@ -93,6 +106,8 @@ class ScorecardConfig:
             raise ValueError(
                 f"accuracy_images must be at least 1 (or None: all), got {self.accuracy_images}."
             )
+        if not self.top_k or any(not 0 < k <= 100 for k in self.top_k):
+            raise ValueError(f"top_k must be percentages in (0, 100], got {list(self.top_k)}.")
         if self.attack.target is not None:
             raise ValueError("the scorecard's attack is untargeted: it flips the decision to any class.")
         ExplanationConfig(rho=self.rho, steps=self.steps, overshoot=self.overshoot)  # checks the settings
@@ -109,7 +124,8 @@ class ScorecardResult:
 
     Attributes:
         scores: method -> {"clean": per-image numbers, "attacked": per-image numbers}, each
-            metric -> (n,) float tensor (NaN where undefined: an empty map, or no shortcut).
+            metric -> (n,) float tensor (NaN where undefined: an empty map, or no shortcut), and
+            "top_k_evidence" -> (n, K) for the config's K values of k.
         flipped: (N,) bool, the images a correct decision of which the attack flipped.
         predictions: (N,) the model's class of each clean image.
         config: the settings.
@@ -195,6 +211,46 @@ def mask_shares(maps: Tensor, evidence: Tensor, shortcut: Tensor | None = None) 
     return {"evidence_share": ev_share, "shortcut_share": sc_share, "pointing_game": pointing}
 
 
+def top_k_count(k_percent: float, n_pixels: int) -> int:
+    """The number of pixels in the top ``k_percent`` % of an image: the fewest that cover that share."""
+    return max(1, math.ceil(k_percent * n_pixels / 100 - 1e-9))  # 1e-9: k·P/100 exact up to rounding
+
+
+def top_k_evidence(maps: Tensor, evidence: Tensor, k_percents: tuple[float, ...] = TOP_K_PERCENTS) -> Tensor:
+    """Per image and k: the share of the map's top k % pixels that lie inside the evidence mask.
+
+    Shah, Jain & Netrapalli 2021 and Quantus' TopKIntersection (without its concept-influence
+    scaling): the k highest-valued pixels of the map, |top-k ∩ evidence| / k, with k given here as a
+    percentage of the pixels (`top_k_count`). Pixels tied at the k-th value share the places left
+    in proportion to how many of them lie in the evidence (the mean over every order of the ties),
+    so a flat or partly zero map gets the same number whatever the pixel order. An all-zero map has
+    no top k (NaN), as it has no evidence share. A uniformly random map scores the evidence's area.
+
+    Args:
+        maps: non-negative maps (negative values count as 0, as in `mask_shares`).
+        evidence: the evidence masks.
+        k_percents: the values of k, each a percentage of the H·W pixels in (0, 100].
+
+    Returns:
+        (N, K) float64, column j for ``k_percents[j]``.
+
+    Shapes: maps (N, H, W), evidence (N, H, W) bool -> (N, K).
+    """
+    m = maps.detach().float().cpu().clamp_min(0).flatten(1)
+    ev = evidence.cpu().flatten(1).bool()
+    ordered = m.sort(1, descending=True).values
+    empty = m.sum(1) <= 0
+    columns = []
+    for k_percent in k_percents:
+        k = top_k_count(k_percent, m.shape[1])
+        threshold = ordered[:, k - 1 : k]
+        above, tied = m > threshold, m == threshold
+        left = (k - above.sum(1)).double()  # places the tied pixels share; float64: exact ratios
+        hits = (above & ev).sum(1) + left * (tied & ev).sum(1) / tied.sum(1)
+        columns.append(torch.where(empty, math.nan, hits / k))
+    return torch.stack(columns, 1) if columns else torch.zeros(len(m), 0, dtype=torch.float64)
+
+
 def _mean(values: Tensor) -> float | None:
     """The mean of the finite values, None when there is none."""
     finite = values[torch.isfinite(values)]
@@ -203,6 +259,11 @@ def _mean(values: Tensor) -> float | None:
 
 def _summary(shares: dict[str, Tensor]) -> dict[str, float | None]:
     return {name: _mean(shares[name]) for name in METRICS}
+
+
+def _top_k_summary(top_k: Tensor, k_percents: tuple[float, ...]) -> dict[str, float | None]:
+    """{"2.5": mean over the images, ...} from per-image (N, K) top-k evidence."""
+    return {f"{k:g}": _mean(top_k[:, j]) for j, k in enumerate(k_percents)}
 
 
 def chance_levels(evidence: Tensor, shortcut: Tensor | None) -> dict[str, float | None]:
@@ -328,9 +389,10 @@ def scorecard(
 
     Returns:
         ScorecardResult; its report: {"model", "dataset", "split", "n_images", "image_indices",
-        "accuracy", "accuracy_images", "chance": {"evidence", "shortcut"}, "attack": {...,
-        "correct", "flipped"}, "explainers": {name: {"evidence_share", "shortcut_share",
-        "pointing_game", "attacked": {same three, "n_images"}}}, "settings"}.
+        "accuracy", "accuracy_images", "chance": {"evidence", "shortcut"}, "top_k_pixels": {k:
+        count}, "attack": {..., "correct", "flipped"}, "explainers": {name: {"evidence_share",
+        "shortcut_share", "pointing_game", "top_k_evidence": {k: share}, "attacked": {the same,
+        "n_images"}}}, "settings"}; k is written as "2.5", "5", "10", "20".
 
     Raises:
         ValueError: N larger than the split, classes or image size that do not match the model.
@@ -360,10 +422,16 @@ def scorecard(
             done += n
             tick(on_step, done, total)
             scores[method] = {
-                "clean": mask_shares(clean, evidence, shortcut),
-                "attacked": mask_shares(
-                    attacked, evidence[flipped], None if shortcut is None else shortcut[flipped]
-                ),
+                "clean": {
+                    **mask_shares(clean, evidence, shortcut),
+                    TOP_K: top_k_evidence(clean, evidence, config.top_k),
+                },
+                "attacked": {
+                    **mask_shares(
+                        attacked, evidence[flipped], None if shortcut is None else shortcut[flipped]
+                    ),
+                    TOP_K: top_k_evidence(attacked, evidence[flipped], config.top_k),
+                },
             }
     report = _report(model, dataset, config, accuracy, n_acc, scores, predictions["clean"], labels, flipped)
     return ScorecardResult(scores, flipped, predictions["clean"], config, report)
@@ -424,10 +492,16 @@ def _report(
 ) -> dict[str, Any]:
     n = config.n_images
     evidence, shortcut = _masks(dataset, n)
+    top_k = config.top_k
     explainers = {
         method: {
             **_summary(s["clean"]),
-            "attacked": {**_summary(s["attacked"]), "n_images": int(flipped.sum())},
+            TOP_K: _top_k_summary(s["clean"][TOP_K], top_k),
+            "attacked": {
+                **_summary(s["attacked"]),
+                TOP_K: _top_k_summary(s["attacked"][TOP_K], top_k),
+                "n_images": int(flipped.sum()),
+            },
         }
         for method, s in scores.items()
     }
@@ -443,6 +517,7 @@ def _report(
         "accuracy_on": "all images of the split" if n_acc == len(dataset) else f"the first {n_acc} images",
         "accuracy_first_n": float((predictions == labels).float().mean()),
         "chance": chance_levels(evidence, shortcut),
+        "top_k_pixels": {f"{k:g}": top_k_count(k, evidence[0].numel()) for k in top_k},
         "attack": {
             "method": attack.method,
             "norm": attack.norm,

@@ -54,8 +54,16 @@ def test_writes_result_json_and_figure(tmp_path: Path, capsys, tiny_lesion_model
     assert stored["model"] == "tiny-lesions" and stored["split"] == "test" and stored["n_images"] == 3
     assert stored["image_indices"] == [0, 1, 2] and set(stored["explainers"]) == {"gradient", "gradcam"}
     assert stored["accuracy_images"] == 1000 and set(stored["chance"]) == {"evidence", "shortcut"}
-    code, stdout, _ = run_cli(capsys, *argv[:-2], "--methods", "gradient", "--out", str(out))
+    assert stored["top_k_pixels"] == {"2.5": 103, "5": 205, "10": 410, "20": 820}  # of 64 x 64
+    shares = stored["explainers"]["gradient"]["top_k_evidence"]
+    assert list(shares) == ["2.5", "5", "10", "20"] and all(0 <= v <= 1 for v in shares.values())
+    code, stdout, _ = run_cli(
+        capsys, *argv[:-2], "--methods", "gradient", "--top-k", "1,50", "--out", str(out)
+    )
     assert code == 0 and "evidence" in stdout and "wrote" in stdout  # the text summary
+    assert "k = 1 / 50 %" in stdout
+    stored = json.loads((out / "result.json").read_text())
+    assert stored["top_k_pixels"] == {"1": 41, "50": 2048}
 
 
 @pytest.mark.parametrize(
@@ -67,6 +75,8 @@ def test_writes_result_json_and_figure(tmp_path: Path, capsys, tiny_lesion_model
         (["--dataset", "cifar10"], "masks"),
         (["--dataset", "lesions", "--methods", "gradient,nonsense"], "nonsense"),
         (["--dataset", "lesions", "--n-images", "0"], "n_images"),
+        (["--dataset", "lesions", "--top-k", "5,150"], "top_k"),
+        (["--dataset", "lesions", "--top-k", "five"], "--top-k"),
     ],
 )
 def test_bad_arguments_exit_2_and_write_nothing(

@@ -15,6 +15,7 @@ from advexp_core.datasets import MaskedImageDataset
 from advexp_core.experiments.scorecard import (
     ADVERSARIAL,
     METRICS,
+    TOP_K_PERCENTS,
     ScorecardConfig,
     chance_levels,
     delta_energy_shares,
@@ -22,6 +23,8 @@ from advexp_core.experiments.scorecard import (
     mask_shares,
     scorecard,
     scorecard_figure,
+    top_k_count,
+    top_k_evidence,
 )
 from advexp_core.imaging import Preprocess
 from advexp_core.models import LoadedModel
@@ -105,6 +108,75 @@ def test_scores_match_the_hand_computation(hand) -> None:
         assert attacked["pointing_game"] == 0.0
 
 
+def test_top_k_evidence_matches_the_hand_computation(hand) -> None:
+    """|w|: the corner 3, the centre 1 (four ties), 0 elsewhere. Top 25 % = 4 pixels: the corner, then
+    3 of the 4 tied centre pixels. Top 50 % = 8 pixels: the 5 non-zero ones, then 3 of the 11 zeros."""
+    model, data = hand
+    config = ScorecardConfig(dataset="toy", n_images=4, methods=HAND_METHODS, top_k=(25.0, 50.0))
+    report = scorecard(model, data, config).report
+    assert report["top_k_pixels"] == {"25": 4, "50": 8}
+    for method in HAND_METHODS:  # A, B, D: 3 centre pixels of 4 in the evidence; C: the corner only
+        scores = report["explainers"][method]
+        assert scores["top_k_evidence"]["25"] == pytest.approx((3 * 3 / 4 + 1 / 4) / 4), method
+        assert scores["attacked"]["top_k_evidence"]["25"] == pytest.approx(3 / 4), method
+    # 50 %: A, B, D: the 4 centre pixels of 8; C: the corner + 3 places among 11 zeros, 3 in its row
+    gradient = report["explainers"]["gradient"]["top_k_evidence"]["50"]
+    assert gradient == pytest.approx((3 * 4 / 8 + (1 + 3 * 3 / 11) / 8) / 4)
+
+
+def test_top_k_evidence_on_hand_made_maps() -> None:
+    evidence = pixels((0, 0), (0, 1), (1, 0), (1, 1))  # a quarter of the 16 pixels
+    distinct = torch.arange(16.0).flip(0).reshape(SIZE, SIZE)  # 15 at (0, 0), 14 at (0, 1), ...
+    ties = torch.zeros(SIZE, SIZE)
+    ties[0, 0] = 5.0  # in the evidence, then six tied pixels, two of them in it
+    for y, x in ((0, 1), (1, 0), (2, 2), (2, 3), (3, 2), (3, 3)):
+        ties[y, x] = 1.0
+    sparse = torch.zeros(SIZE, SIZE)
+    sparse[0, 0] = sparse[3, 3] = 1.0  # 2 non-zero pixels, then 14 zeros, 3 of them in the evidence
+    maps = torch.stack([distinct, ties, sparse, torch.ones(SIZE, SIZE), torch.zeros(SIZE, SIZE)])
+    got = top_k_evidence(maps, evidence.expand(5, SIZE, SIZE), (12.5, 25.0, 100.0))  # 2, 4, 16 pixels
+    want = [
+        [1.0, 2 / 4, 1 / 4],  # the first row: (0,0) (0,1) in, (0,2) (0,3) out
+        [(1 + 1 * 2 / 6) / 2, (1 + 3 * 2 / 6) / 4, 1 / 4],  # 1 then 1 (or 3) places among 6 ties
+        [1 / 2, (1 + 2 * 3 / 14) / 4, 1 / 4],
+        [1 / 4, 1 / 4, 1 / 4],  # a flat map: the evidence area at every k
+    ]
+    torch.testing.assert_close(got[:4], torch.tensor(want, dtype=torch.float64))
+    assert torch.isnan(got[4]).all()  # an all-zero map has no top k
+    assert top_k_evidence(-maps[:1], evidence[None], (25.0,)).isnan().all()  # negatives count as 0
+    assert top_k_evidence(maps[:0], evidence[None][:0]).shape == (0, len(TOP_K_PERCENTS))
+
+
+def test_top_k_count_covers_at_least_k_percent() -> None:
+    assert [top_k_count(k, 64 * 64) for k in TOP_K_PERCENTS] == [103, 205, 410, 820]
+    assert [top_k_count(k, 16) for k in (2.5, 25.0, 100.0)] == [1, 4, 16]
+    assert top_k_count(5.0, 100) == 5 and top_k_count(20.0, 10) == 2  # exact products stay exact
+    with pytest.raises(ValueError, match="top_k"):
+        ScorecardConfig(top_k=(0.0,))
+    with pytest.raises(ValueError, match="top_k"):
+        ScorecardConfig(top_k=())
+
+
+def test_top_k_evidence_agrees_with_quantus_top_k_intersection() -> None:
+    quantus = pytest.importorskip("quantus")
+    import numpy as np
+
+    g = torch.Generator().manual_seed(0)
+    maps = torch.rand(6, 32, 32, generator=g)  # continuous: no ties, so no tie rule to differ on
+    evidence = torch.rand(6, 32, 32, generator=g) < torch.linspace(0.05, 0.6, 6)[:, None, None]
+    ours = top_k_evidence(maps, evidence)
+    for j, k in enumerate(TOP_K_PERCENTS):
+        metric = quantus.TopKIntersection(
+            k=top_k_count(k, 32 * 32), abs=False, normalise=False, disable_warnings=True,
+            display_progressbar=False,
+        )  # fmt: skip
+        theirs = metric(
+            model=None, x_batch=np.zeros((6, 3, 32, 32), np.float32), y_batch=np.zeros(6, int),
+            a_batch=maps[:, None].numpy(), s_batch=evidence[:, None].float().numpy(), channel_first=True,
+        )  # fmt: skip
+        assert ours[:, j].tolist() == pytest.approx([float(v) for v in theirs], abs=1e-12), k
+
+
 def test_report_has_the_documented_shape_and_is_strict_json(hand) -> None:
     model, data = hand
     config = ScorecardConfig(dataset="toy", n_images=2, methods=("gradient",))
@@ -115,6 +187,9 @@ def test_report_has_the_documented_shape_and_is_strict_json(hand) -> None:
     assert set(report["chance"]) == {"evidence", "shortcut"}
     entry = report["explainers"]["gradient"]
     assert set(METRICS) <= set(entry) and set(METRICS) <= set(entry["attacked"])
+    ks = [f"{k:g}" for k in TOP_K_PERCENTS]
+    assert list(entry["top_k_evidence"]) == ks and list(entry["attacked"]["top_k_evidence"]) == ks
+    assert list(report["top_k_pixels"]) == ks
     assert json.loads(json.dumps(report, allow_nan=False)) == report
     assert report["explainers"]["gradient"]["shortcut_share"] == pytest.approx(3 / 7, abs=1e-5)  # A only
 
