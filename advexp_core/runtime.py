@@ -40,11 +40,13 @@ DEFAULT_THREADS = 1
 
 The numbers of a run depend on it: PyTorch's CPU kernels split a tensor into one chunk per thread
 and round the chunk ends differently (EfficientNet-Lite0's logits of the gallery cat differ by
-2e-6 between 1 and 2 threads, first at a BatchNorm), PGD's sign steps amplify that, and the
-default compare run read Grad-CAM rank correlation 0.67 with 1 thread and 0.70 with 2. One fixed
-count makes the page, the CLI and the shipped tables agree on every machine; 1 is the count that
-never oversubscribes a small shared machine (on 2 busy cores a 2-thread compare run took 4x as
-long as a 1-thread one).
+2e-6 between 1 and 2 threads, first at a BatchNorm), and PGD's sign steps amplify that. Over the 6
+gallery photos and 3 PGD starts (bench/bench_verdicts.py), the default compare run's Grad-CAM rank
+correlation moved by up to 0.099 and its centre shift by up to 3.8 px between 1 and 2 threads (no
+verdict changed). One fixed count makes the page, the CLI and the shipped tables agree on every
+machine. Its cost is the parallelism given up: on a 2-core machine shared with other jobs, a
+default compare run took 4.2 s with 1 thread and 2.7 s with 2 (medians of 18 runs), but 9-12 s
+against 30-35 s when the other jobs kept both cores busy (2 threads then wait for each other).
 """
 
 
