@@ -43,8 +43,9 @@ and round the chunk ends differently (EfficientNet-Lite0's logits of the gallery
 2e-6 between 1 and 2 threads, first at a BatchNorm), and PGD's sign steps amplify that. Over the 6
 gallery photos and 3 PGD starts (bench/bench_verdicts.py), the default compare run's Grad-CAM rank
 correlation moved by up to 0.099 and its centre shift by up to 3.8 px between 1 and 2 threads (no
-verdict changed). One fixed count makes the page, the CLI and the shipped tables agree on every
-machine. Its cost is the parallelism given up: on a 2-core machine shared with other jobs, a
+verdict changed). One fixed count makes the page, the CLI and the shipped tables agree (on one
+PyTorch build and CPU kind: kernels also differ by instruction set). Its cost is the parallelism
+given up: on a 2-core machine shared with other jobs, a
 default compare run took 4.2 s with 1 thread and 2.7 s with 2 (medians of 18 runs), but 9-12 s
 against 30-35 s when the other jobs kept both cores busy (2 threads then wait for each other).
 """
