@@ -45,9 +45,9 @@ gallery photos and 3 PGD starts (bench/bench_verdicts.py), the default compare r
 correlation moved by up to 0.099 and its centre shift by up to 3.8 px between 1 and 2 threads (no
 verdict changed). One fixed count makes the page, the CLI and the shipped tables agree (on one
 PyTorch build and CPU kind: kernels also differ by instruction set). Its cost is the parallelism
-given up: on a 2-core machine shared with other jobs, a
-default compare run took 4.2 s with 1 thread and 2.7 s with 2 (medians of 18 runs), but 9-12 s
-against 30-35 s when the other jobs kept both cores busy (2 threads then wait for each other).
+given up: on a 2-core machine shared with other jobs, a default compare run took 4.2 s with 1
+thread and 2.7 s with 2 (medians of 18 runs), but 9-12 s against 30-35 s when the other jobs kept
+both cores busy (2 threads then wait for each other).
 """
 
 
