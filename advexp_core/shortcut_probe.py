@@ -213,6 +213,7 @@ def phase_scrambled(delta: Tensor, generator: torch.Generator) -> Tensor:
     """δ with one random phase shift per spatial frequency, shared by the channels: the same amplitude
     spectrum per channel (so the same RMS and mean colour) and cross-channel relations, positions
     scrambled. The shifts are the phases of a real white field's spectrum, so the result stays real.
+    Orientation survives: a strip along one edge becomes parallel stripes at random offsets.
 
     Shapes: (N, C, H, W) -> same.
     """
