@@ -6,7 +6,7 @@ import advexp_ui.jobs.explainers as explainers_job
 import advexp_ui.loaders as loaders_module
 from tests.app.conftest import CIFAR_ROBUST, assert_clean, by_label, downloads, submit
 from tests.app.test_attack_page import counting
-from tests.app.test_issue14_ui import reports
+from tests.app.test_first_look_ui import reports
 
 REAL_INFOS = loaders_module.model_infos
 
