@@ -58,7 +58,7 @@ def _flatten(report: dict[str, Any]) -> Run:
     return {"numbers": numbers, "outcomes": outcomes}
 
 
-def _runs(args: argparse.Namespace) -> tuple[dict[tuple[str, str, int], Run], float]:
+def _runs(args: argparse.Namespace) -> tuple[dict[tuple[str, str, int], Run], dict[int, float]]:
     """(photo, start, threads) -> its run; and the seconds per run at each thread count."""
     model = load_model(DEFAULT_MODEL_ID)
     paths = sorted((ROOT / "gallery").glob("*.jpg"))
@@ -78,7 +78,7 @@ def _runs(args: argparse.Namespace) -> tuple[dict[tuple[str, str, int], Run], fl
                 seconds[threads].append(time.perf_counter() - began)
                 runs[(path.stem, start, threads)] = _flatten(result.report)
             sys.stderr.write(f"{path.stem} start={start} done\n")
-    return runs, {t: statistics.median(s) for t, s in seconds.items()}  # type: ignore[return-value]
+    return runs, {t: statistics.median(s) for t, s in seconds.items()}
 
 
 def _number_table(runs: dict[tuple[str, str, int], Run], threads: list[int]) -> list[str]:

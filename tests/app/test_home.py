@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import re
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from PIL import Image
@@ -75,8 +76,11 @@ def test_an_image_of_the_input_size_gets_a_plain_line() -> None:
 
 
 def test_empty_cells_read_as_a_dash() -> None:
-    rows = [{"network": "a", "share": 0.25, "pointing": None}, {"network": "b", "share": None}]
-    shown = render.table_data(rows).to_string()
+    rows: list[dict[str, Any]] = [
+        {"network": "a", "share": 0.25, "pointing": None},
+        {"network": "b", "share": None},
+    ]
+    shown = cast(Any, render.table_data(rows)).to_string()  # a pandas Styler
     assert shown.count(render.EMPTY_CELL) == 3 and "None" not in shown and "nan" not in shown
     assert "0.25" in shown
     full = [{"network": "a", "share": 0.25}]
