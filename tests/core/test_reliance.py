@@ -3,6 +3,7 @@ the known answer on hand-made networks that read the ruler band, or only the cen
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 
@@ -10,16 +11,19 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from advexp_core.checkpoints import sha256_file
 from advexp_core.datasets import load_lesions
 from advexp_core.groundtruth import RULER_WIDTH, generate_lesions
 from advexp_core.imaging import Preprocess
-from advexp_core.models import LoadedModel
+from advexp_core.models import CHECKPOINTS_DIR, LoadedModel, load_model
 from advexp_core.reliance import (
     RelianceError,
     RelianceResult,
     counterfactual_effect,
+    lesion_twins,
     logit_margins,
     shortcut_reliance,
+    twin_reliance,
 )
 from tests.models import frozen, linear_model
 
@@ -241,12 +245,6 @@ LESIONS_NETWORKS = ("lesions-standard", "lesions-robust", "lesions-clean", "lesi
 
 
 def test_the_manifest_reliance_is_what_the_shipped_files_give() -> None:
-    import json
-
-    from advexp_core.checkpoints import sha256_file
-    from advexp_core.models import CHECKPOINTS_DIR, load_model
-    from advexp_core.reliance import lesion_twins, twin_reliance
-
     manifest = json.loads((CHECKPOINTS_DIR / "manifest.json").read_text())
     entries = {e["id"]: e for e in manifest["groundtruth"]}
     recorded = {i: entries[i]["reliance"] for i in LESIONS_NETWORKS}
