@@ -16,7 +16,7 @@ Writes checkpoints/ruler-probe.pt (the main probe's weights and config) and chec
 the table. checkpoints/manifest.json is left alone.
 
 Run: OMP_NUM_THREADS=1 .venv/bin/python scripts/shortcut_probe_study.py
-Options: --n-images N (default 100), --seed S (main probe, default 3001), --other-seeds S,S (default
+Options: --n-images N (default 200), --seed S (main probe, default 3001), --other-seeds S,S (default
          3002,3003), --validation-pairs N (default 500), --out DIR (default checkpoints/).
 """
 
@@ -44,6 +44,7 @@ from advexp_core.shortcut_probe import (  # noqa: E402
     Explained,
     ProbeConfig,
     RulerProbe,
+    Separation,
     ShortcutProbeResult,
     explain_toward_malignant,
     read_explained,
@@ -68,6 +69,10 @@ ROWS = (
 )  # fmt: skip
 
 
+def _probe_separates(separations: tuple[Separation, ...]) -> bool:
+    return next(s for s in separations if s.reading == "probe").separates
+
+
 def _probe_reading(
     probe: torch.nn.Module, explained: dict[str, Explained], modules: dict[str, torch.nn.Module]
 ) -> dict[str, Any]:
@@ -77,8 +82,25 @@ def _probe_reading(
         "mean_p_delta": {m: r.to_json()["mean"]["p_delta"] for m, r in results.items()},
         "mean_p_null": {m: r.to_json()["mean"]["p_null"] for m, r in results.items()},
         "probe_separates": {
-            m: separation(results[CONTROL], results[m], seed=BOOTSTRAP_SEED)[0].separates for m in RULER_NETS
+            m: _probe_separates(separation(results[CONTROL], results[m], seed=BOOTSTRAP_SEED))
+            for m in RULER_NETS
         },
+    }
+
+
+def _summary(
+    separations: dict[str, tuple[Separation, ...]], checks: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """Per ruler network: the readings that separate it from the control with the main probe, and the
+    probes (main and others) whose reading does."""
+    return {
+        m: {
+            "separating_readings": [s.reading for s in separations[m] if s.separates],
+            "probes_that_separate": (["main"] if _probe_separates(separations[m]) else [])
+            + [name for name, c in checks.items() if c["probe_separates"][m]],
+            "probes_tried": 1 + len(checks),
+        }
+        for m in RULER_NETS
     }
 
 
@@ -94,7 +116,7 @@ def _table(results: dict[str, ShortcutProbeResult]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n-images", type=int, default=100)
+    parser.add_argument("--n-images", type=int, default=200)
     parser.add_argument("--seed", type=int, default=ProbeConfig().seed)
     parser.add_argument("--other-seeds", default="3002,3003")
     parser.add_argument("--validation-pairs", type=int, default=500)
@@ -142,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             "networks": {m: r.to_json() for m, r in results.items()},
             "separation_from_control": {m: [s.to_json() for s in seps] for m, seps in separations.items()},
             "other_probes": checks,
+            "summary": _summary(separations, checks),
         },
         "command": command.strip(),
         "versions": versions(),
@@ -159,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     for name, entry in checks.items():
         print(name, json.dumps({k: v for k, v in entry.items() if k != "config"}))
+    print(json.dumps(record["study"]["summary"], indent=1))
     return 0
 
 

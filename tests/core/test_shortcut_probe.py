@@ -189,3 +189,11 @@ def test_explanations_are_of_the_first_benign_ruler_free_images() -> None:
     assert explained.reached.all()
     # This network reads only the band, so its explanation toward malignant lies only there.
     assert torch.equal(explained.delta.abs().amax(1) > 0, band_mask().expand(2, -1, -1))
+
+
+def test_separation_needs_the_same_images(images: Tensor) -> None:
+    net, probe = frozen(YellowEdgeNet()), YellowEdgeProbe()
+    whole = read_explained(net, _explained(images, _strip(images)), probe, seed=0)
+    part = read_explained(net, _explained(images[:3], _strip(images[:3])), probe, seed=0)
+    with pytest.raises(ValueError, match="same images"):
+        separation(whole, part, seed=0)
