@@ -39,12 +39,20 @@ view.show_truth(dataset, index)
 config = ScorecardConfig(dataset=dataset)
 if toward is not None and toward == int(job.test_split(dataset).labels[index]):
     toward = None  # toward its own class is the map row's explanation already
-st.header("Every explainer, on both networks")
+reliance = None
+if dataset == "lesions":
+    st.header("Does each network read the ruler on this image?")
+    with flow.guard():
+        reliance = job.image_reliance(index, models)
+        view.show_reliance(reliance)
+st.header(
+    "Would each explanation have told you?" if reliance is not None else "Every explainer, on each network"
+)
 outcomes = flow.run(
     PAGE,
-    "Explaining the image on both networks",
+    "Explaining the image on each network",
     lambda on_step: job.pair_examples(dataset, index, config, models, toward, on_step),
-    view.show_maps,
+    lambda result: view.show_maps(result, reliance),
 )
 if outcomes is not None:
     st.header("The adversarial explanation toward another class")

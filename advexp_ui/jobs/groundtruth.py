@@ -8,9 +8,11 @@ from typing import Any
 
 import numpy as np
 import streamlit as st
+import torch
 from PIL import Image
 from torch import Tensor
 
+from advexp_core import reliance
 from advexp_core.datasets import MaskedImageDataset
 from advexp_core.experiments.progress import stage
 from advexp_core.experiments.scorecard import (
@@ -22,13 +24,21 @@ from advexp_core.experiments.scorecard import (
     scorecard_figure,
 )
 from advexp_core.figures import figure_png
+from advexp_core.groundtruth import LESION_CLASS_NAMES as LESION_NAMES
 from advexp_core.imaging import encode_png
 from advexp_core.models import LoadedModel
+from advexp_core.readings import groundtruth as gt_readings
 from advexp_core.saliency import colour_scales
 from advexp_ui import images
 from advexp_ui.jobs.common import OnStep, Outcome, cached_result, header
 
-PAIRS = GROUND_TRUTH_PAIRS
+PAIRS = GROUND_TRUTH_PAIRS  # the scorecard's networks
+CONTROL = {"lesions": "lesions-unbiased"}  # rulers in half of each class: a ruler says nothing about it
+
+
+def networks(dataset: str) -> tuple[str, ...]:
+    """The networks each image is explained on: the control first where there is one, then the pair."""
+    return (*([CONTROL[dataset]] if dataset in CONTROL else []), *PAIRS[dataset])
 PAIR_TITLES = {
     "lesions": "Skin lesions (a ruler is the shortcut)",
     "blockdigits": "BlockDigits (the digit in one quadrant)",
@@ -52,6 +62,46 @@ def image_label(dataset: str, index: int) -> str:
         return f"#{index}: {name}"
     ruler = "ruler" if bool(data.masks["shortcut"][index].any()) else "no ruler"
     return f"#{index}: {name} · {ruler}"
+
+
+@st.cache_resource(
+    show_spinner="Drawing the images without and with a ruler (once per server)…", max_entries=1
+)
+def lesion_twins() -> tuple[Tensor, Tensor]:
+    """The first `CHOICES` lesion test images with the ruler removed and with a ruler drawn on."""
+    twins = reliance.lesion_twins("test", CHOICES)
+    return twins.removed, twins.forced
+
+
+def image_reliance(index: int, models: tuple[LoadedModel, ...]) -> Outcome:
+    """What removing / drawing the ruler does to each network's decision on one lesion test image,
+    with each network's reading (`readings.groundtruth.intervention`)."""
+    image, label, masks = test_split("lesions")[index]
+    removed, forced = (t[index] for t in lesion_twins())
+    has_ruler = bool(masks["shortcut"].any())
+    batch = torch.stack([image, removed, forced])
+    networks = []
+    for model in models:
+        with model.lock, torch.no_grad():  # another run may have hooked the shared module
+            probs = torch.softmax(model.module(batch.to(model.device)).float(), 1).cpu()
+        as_is, without, with_ = (p.tolist() for p in probs)
+        reading = gt_readings.intervention(
+            model.model_id, model.class_names, as_is=as_is, removed=without, added=with_, has_ruler=has_ruler
+        )
+        networks.append({
+            "network": model.model_id, "as_is": as_is, "ruler_removed": without, "ruler_added": with_,
+            "reads_ruler": reading.outcome == "reads-ruler", "reading": reading.to_json(),
+        })  # fmt: skip
+    panels = {
+        "as_is": truth_png("lesions", index),
+        "ruler_removed": images.display_png(removed),
+        "ruler_added": images.display_png(forced),
+    }
+    report = {
+        "dataset": "lesions", "index": index, "label": LESION_NAMES[label], "has_ruler": has_ruler,
+        "ruler_area": float(masks["shortcut"].float().mean()), "networks": networks,
+    }  # fmt: skip
+    return Outcome(report, panels, {})
 
 
 def _outline(png: bytes, masks: dict[str, Tensor]) -> bytes:
@@ -156,7 +206,9 @@ def scorecard_report(
 def pair_scorecard(
     config: ScorecardConfig, models: tuple[LoadedModel, ...], on_step: OnStep | None = None
 ) -> Outcome:
-    """Both networks' scorecards, their figure and the JSON of both for download."""
+    """The pair's scorecards (`PAIRS`; a control among ``models`` is left out), their figure and
+    the JSON of both for download."""
+    models = tuple(m for m in models if m.model_id in PAIRS[config.dataset])
     n = len(models)
     reports = [
         scorecard_report(m.model_id, config, m, stage(on_step, k * 100, 100, n * 100))

@@ -10,6 +10,7 @@ import streamlit as st
 from advexp_core.experiments.scorecard import ADVERSARIAL
 from advexp_core.figures import METHOD_TITLES
 from advexp_core.models import LoadedModel, ModelError
+from advexp_core.readings import groundtruth as gt_readings
 from advexp_ui import downloads, loaders, render
 from advexp_ui.jobs import groundtruth as job
 from advexp_ui.jobs.common import Outcome
@@ -26,9 +27,10 @@ TITLES = {**METHOD_TITLES, ADVERSARIAL: "Adversarial δ (RMS)"}
 
 
 def load_pair(dataset: str) -> tuple[LoadedModel, ...] | None:
-    """Both networks of the pair, or None after saying clearly which one is missing."""
+    """Every network shown for the dataset (`job.networks`), or None after saying clearly which one
+    is missing."""
     models, missing = [], []
-    for model_id in job.PAIRS[dataset]:
+    for model_id in job.networks(dataset):
         try:
             models.append(loaders.get_model(model_id))
         except (ModelError, ValueError) as exc:
@@ -75,13 +77,66 @@ def _share_caption(title: str, shares: dict[str, float | None]) -> str:
     return text
 
 
-def show_maps(outcomes: list[Outcome]) -> None:
-    """Every explainer's map of the true class on each network, with its shares."""
+def show_reliance(outcome: Outcome) -> None:
+    """The image as drawn, without its ruler and with one; each network's decision on the three and
+    its computed reading."""
+    r = outcome.report
+    render.pictures(
+        [
+            (
+                "as drawn" + (" (with its ruler)" if r["has_ruler"] else " (no ruler)"),
+                outcome.panels["as_is"],
+            ),
+            ("ruler removed", outcome.panels["ruler_removed"]),
+            ("ruler drawn on", outcome.panels["ruler_added"]),
+        ]
+    )
+    names = ("benign", "malignant")
+
+    def said(probs: list[float]) -> str:
+        k = max(range(len(probs)), key=probs.__getitem__)
+        return f"{names[k]} ({probs[k]:.0%})"
+
+    rows = [
+        {"network": n["network"], "as drawn": said(n["as_is"]), "ruler removed": said(n["ruler_removed"]),
+         "ruler drawn on": said(n["ruler_added"])}
+        for n in r["networks"]
+    ]  # fmt: skip
+    st.dataframe(rows, hide_index=True, width="stretch")
+    for n in r["networks"]:
+        (st.warning if n["reads_ruler"] else st.success)(n["reading"]["verdict"])
+    render.look_at("groundtruth-reliance")
+
+
+def map_verdicts(outcome: Outcome, reliance: Outcome | None) -> dict[str, str]:
+    """Each map's verdict against the measured reliance of its network on this image (lesions only)."""
+    if reliance is None:
+        return {}
+    r = outcome.report
+    measured = {n["network"]: n["reads_ruler"] for n in reliance.report["networks"]}
+    if r["network"] not in measured:
+        return {}
+    return {
+        method: gt_readings.map_against_reliance(
+            TITLES.get(method, method), ruler_share=shares["shortcut_share"],
+            ruler_area=reliance.report["ruler_area"], relies=measured[r["network"]],
+            has_ruler=reliance.report["has_ruler"],
+        ).text
+        for method, shares in r["shares"].items()
+    }  # fmt: skip
+
+
+def show_maps(outcomes: list[Outcome], reliance: Outcome | None = None) -> None:
+    """Every explainer's map of the true class on each network, with its shares, and (on the lesions)
+    whether each map would have told you what the intervention measured."""
     for outcome in outcomes:
         r = outcome.report
         st.markdown(_network_line(r))
         items = [(_share_caption(TITLES.get(m, m), s), outcome.panels[m]) for m, s in r["shares"].items()]
         render.pictures(items, columns=max(4, len(items)))
+        verdicts = map_verdicts(outcome, reliance)
+        if verdicts:
+            st.markdown("\n".join(f"- {v}" for v in verdicts.values()))
     st.caption("Share of each map inside the green outline (lesion) and the magenta one (ruler).")
     render.look_at("groundtruth-maps")
 

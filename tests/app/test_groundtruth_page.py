@@ -55,6 +55,12 @@ def test_lesion_pair_renders_maps_explanations_and_the_scorecard(monkeypatch: py
     assert "**lesions-standard** says" in text and "**lesions-robust**: pushed toward" in text
     assert "δ energy in the lesion" in text and "{" not in text
     assert "pushed toward" in text
+    # The measured intervention leads: each network's decision with and without the ruler, read.
+    verdicts = " ".join(m.value for m in [*at.success, *at.warning])
+    for network in job.networks("lesions"):
+        assert network in verdicts
+    assert CAPTIONS["groundtruth-reliance"] in captions
+    assert "of its mass on the ruler" in text or "no ruler" in text  # each map graded against it
     by_label(at.number_input, "Test images").set_value(2)
     submit(at, "scorecard-form", "Compute the scorecard")
     assert_clean(at)

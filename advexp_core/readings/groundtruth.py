@@ -1,0 +1,117 @@
+"""Readings of the ground-truth lesions (docs/method.md, "Readings"): does this network read the
+ruler on this image, measured by removing or drawing it (`advexp_core.reliance`), and would each
+explanation have told you?
+
+The answer to "does the network use the ruler" comes from the intervention, not from any map: a map
+is graded against it. Thresholds are constants here, justified in docs/method.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from advexp_core.readings import Reading, near
+
+TIE = 0.02
+"""A decision whose top two probabilities are closer than this is a near tie (either side is noise)."""
+
+
+def _decision(probabilities: Sequence[float], names: Sequence[str]) -> tuple[int, str]:
+    k = max(range(len(probabilities)), key=lambda i: probabilities[i])
+    return k, f"{names[k]} ({probabilities[k]:.0%})"
+
+
+def _tie(probabilities: Sequence[float]) -> bool:
+    top = sorted(probabilities, reverse=True)
+    return len(top) > 1 and top[0] - top[1] < TIE
+
+
+def intervention(
+    network: str,
+    names: Sequence[str],
+    *,
+    as_is: Sequence[float],
+    removed: Sequence[float],
+    added: Sequence[float],
+    has_ruler: bool,
+) -> Reading:
+    """Does this network's decision on this image follow the ruler.
+
+    Args:
+        network: its id.
+        names: the class names.
+        as_is, removed, added: class probabilities of the image as drawn, with its ruler removed,
+            and with a ruler drawn on (the image itself when it already has one / has none).
+        has_ruler: whether the image as drawn has a ruler.
+
+    Outcomes: "reads-ruler" (the decision changes with the ruler), "ignores-ruler" (it does not).
+    """
+    k, now = _decision(as_is, names)
+    other, other_text = _decision(removed if has_ruler else added, names)
+    close = _tie(as_is) or _tie(removed if has_ruler else added)
+    what = "removing the ruler" if has_ruler else "drawing a ruler on it"
+    if other != k:
+        return Reading(
+            "reads-ruler",
+            f"{network} reads the ruler on this image: it says {now}, and {what} changes that to "
+            f"{other_text}.",
+            close,
+        )
+    return Reading(
+        "ignores-ruler",
+        f"{network} does not decide by the ruler here: it says {now}, and {what} leaves it at {other_text}.",
+        close,
+    )
+
+
+def map_against_reliance(
+    method: str, *, ruler_share: float | None, ruler_area: float, relies: bool, has_ruler: bool
+) -> Reading:
+    """Would this map have told you whether the network reads the ruler on this image?
+
+    A map "shows the ruler" when its share of mass on the ruler is at least the ruler's share of the
+    image (what a map spread evenly would put there).
+
+    Args:
+        method: the explainer's title.
+        ruler_share: the share of the map's mass on the ruler (None: no ruler, or an empty map).
+        ruler_area: the ruler's share of the image's pixels (0 without a ruler).
+        relies: whether the intervention changed the network's decision (`intervention`).
+        has_ruler: whether the image has a ruler.
+
+    Outcomes: "warned", "misleading", "false-alarm", "consistent" (with a ruler); "cannot-show"
+    (no ruler, but the network reads one), "nothing-to-show"; "empty" (an empty map).
+    """
+    if not has_ruler:
+        if relies:
+            return Reading(
+                "cannot-show",
+                f"{method}: there is no ruler in this image, so no map of it can show that drawing one "
+                "changes this network's decision.",
+            )
+        return Reading("nothing-to-show", f"{method}: no ruler here, and drawing one changes nothing.")
+    if ruler_share is None:
+        return Reading("empty", f"{method}: the map is empty, so it says nothing either way.")
+    shows = ruler_share >= ruler_area
+    numbers = f"{ruler_share:.0%} of its mass on the ruler, which covers {ruler_area:.0%} of the image"
+    close = near(ruler_share, ruler_area, margin=0.1)
+    if relies and shows:
+        return Reading("warned", f"{method} warns you: {numbers}, and the decision does rest on it.", close)
+    if relies:
+        return Reading(
+            "misleading",
+            f"{method} is misleading here: {numbers} (less than an even spread), yet removing the ruler "
+            "changes the decision.",
+            close,
+        )
+    if shows:
+        return Reading(
+            "false-alarm",
+            f"{method} raises a false alarm: {numbers}, but removing the ruler does not change the decision.",
+            close,
+        )
+    return Reading(
+        "consistent",
+        f"{method} agrees with the measurement: {numbers}, and removing the ruler does not change the decision.",
+        close,
+    )
