@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -17,6 +17,11 @@ from advexp_ui.jobs.common import Later, Outcome, file_bytes
 from advexp_ui.state import ImageChoice
 
 EMPTY_CELL = "—"  # what a table shows where a number is undefined or does not apply
+
+
+def titles(mapping: Mapping[str, str]) -> Callable[[str], str]:
+    """A widget's ``format_func`` from a mapping of option -> title (the option itself when absent)."""
+    return lambda option: mapping.get(option, option)
 
 
 def _empty(value: Any) -> bool:

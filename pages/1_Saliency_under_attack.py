@@ -32,12 +32,16 @@ if mode == "Flip the decision":
     with st.form("attack-form"):
         c1, c2, c3 = st.columns(3)
         method = c1.selectbox(
-            "Attack", ATTACK_METHODS, format_func={"pgd": "PGD (iterative)", "fgsm": "FGSM (one step)"}.get
+            "Attack",
+            ATTACK_METHODS,
+            format_func=render.titles({"pgd": "PGD (iterative)", "fgsm": "FGSM (one step)"}),
         )
         norm = c2.selectbox(
             "Norm",
             NORMS,
-            format_func={"linf": "L∞ (max change per value)", "l2": "L2", "rms": "RMS (as in the paper)"}.get,
+            format_func=render.titles(
+                {"linf": "L∞ (max change per value)", "l2": "L2", "rms": "RMS (as in the paper)"}
+            ),
         )
         eps_255 = c3.number_input(
             "Budget ε in 1/255 steps",
@@ -69,8 +73,8 @@ if mode == "Flip the decision":
         )
         submitted = st.form_submit_button("Run the attack", type="primary")
     config = job.AttackConfig(
-        method=method,
-        norm=norm,
+        method=str(method),
+        norm=str(norm),
         eps_255=float(eps_255),
         steps=int(steps),
         target=target,
@@ -104,7 +108,7 @@ else:
         method = c1.selectbox(
             "Map to move",
             MAP_METHODS,
-            format_func={"gradient": "Gradient", "gradcam": "Grad-CAM"}.get,
+            format_func=render.titles({"gradient": "Gradient", "gradcam": "Grad-CAM"}),
         )
         goal = c2.selectbox(
             "Move it to",
@@ -126,8 +130,8 @@ else:
             "Weight of keeping the logits γ", min_value=0.0, max_value=100.0, value=MOVE.gamma
         )
         submitted = st.form_submit_button("Move the map", type="primary")
-    config = job.ManipulationConfig(
-        method=method,
+    move = job.ManipulationConfig(
+        method="gradcam" if method == "gradcam" else "gradient",
         goal=goal,
         eps_255=float(eps_255),
         steps=int(steps),
@@ -135,14 +139,12 @@ else:
         gamma=float(gamma),
     )
     goal_bytes = gallery.entry_bytes(goal[6:]) if goal.startswith("image:") else None
-    key = (sel.image.digest, model.model_id, config)
-    if flow.requested("manipulation", submitted=submitted, key=key):
+    move_key = (sel.image.digest, model.model_id, move)
+    if flow.requested("manipulation", submitted=submitted, key=move_key):
         flow.run(
             "manipulation",
             "Moving the map",
-            lambda on_step: job.manipulate(
-                sel.image.data, model.model_id, config, goal_bytes, model, on_step
-            ),
+            lambda on_step: job.manipulate(sel.image.data, model.model_id, move, goal_bytes, model, on_step),
             lambda outcome: view.show_manipulation(outcome, sel.image),
         )
     else:

@@ -30,7 +30,10 @@ with st.form("ara-form"):
     c1, c2 = st.columns([2, 1])
     names = list(job.DATASETS)
     dataset = c1.selectbox(
-        "Images", names, index=names.index(job.default_dataset(model)), format_func=job.DATASETS.get
+        "Images",
+        names,
+        index=names.index(job.default_dataset(model)),
+        format_func=render.titles(job.DATASETS),
     )
     n_images = c2.number_input("How many images", min_value=1, max_value=1000, value=20 if small else 3)
     sample = c1.radio(
@@ -58,12 +61,12 @@ st.caption(
 )
 
 config = job.AraConfig(
-    dataset=dataset,
+    dataset=str(dataset),
     n_images=int(n_images),
     steps=int(steps),
     size=float(size),
     momentum=float(momentum),
-    sample=sample,
+    sample="reference" if sample == "reference" else "first",
 )
 if flow.requested(PAGE, submitted=submitted, key=(model.model_id, config)):
     flow.run(

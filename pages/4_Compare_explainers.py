@@ -27,7 +27,9 @@ model = sel.model
 
 with st.form("explainers-form"):
     c1, c2 = st.columns([2, 1])
-    methods = c1.multiselect("Methods", METHODS, default=list(DEFAULT.methods), format_func=METHOD_TITLES.get)
+    methods = c1.multiselect(
+        "Methods", METHODS, default=list(DEFAULT.methods), format_func=render.titles(METHOD_TITLES)
+    )
     target = c2.selectbox(
         "Class to explain",
         [None, *range(model.num_classes)],
@@ -82,7 +84,7 @@ st.markdown(
 with st.form("sanity-form"):
     c1, c2, c3 = st.columns([2, 1, 1])
     sanity_methods = c1.multiselect(
-        "Methods to check", METHODS, default=list(SANITY.methods), format_func=METHOD_TITLES.get
+        "Methods to check", METHODS, default=list(SANITY.methods), format_func=render.titles(METHOD_TITLES)
     )
     max_layers = c2.number_input(
         "Layers to measure at", min_value=1, max_value=64, value=SANITY.max_layers or 64,

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from advexp_core.experiments.scorecard import ScorecardConfig
+from advexp_core.models import LoadedModel
 from advexp_ui import flow, setup
 from advexp_ui.jobs import groundtruth as job
 from advexp_ui.views import groundtruth as view
@@ -14,9 +15,10 @@ st.markdown(view.INTRO)
 dataset = st.radio(
     "Networks", list(job.PAIRS), format_func=job.PAIR_TITLES.get, horizontal=True, key="gt-pair"
 )
-models = view.load_pair(dataset)
-if models is None:
+loaded = view.load_pair(dataset)
+if loaded is None:
     st.stop()
+models: tuple[LoadedModel, ...] = loaded  # st.stop() ends the script: never None below
 names = models[0].class_names
 c1, c2 = st.columns([2, 1])
 index = c1.selectbox(

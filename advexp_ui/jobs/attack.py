@@ -128,7 +128,7 @@ def compute_attack(
     }
     body = {k: v for k, v in result.report.items() if k != "settings"}
     report = {**reports.header(model, settings, "saliency under attack"), **body}
-    files = {
+    files: dict[str, bytes | Later] = {
         "adversarial.png": encode_png(example.adversarial),
         "figure.png": Later(_figure_png, (result,)),
     }

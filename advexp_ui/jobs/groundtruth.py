@@ -30,7 +30,7 @@ from advexp_core.models import LoadedModel
 from advexp_core.readings import groundtruth as gt_readings
 from advexp_core.saliency import colour_scales
 from advexp_ui import images
-from advexp_ui.jobs.common import OnStep, Outcome, cached_result, header
+from advexp_ui.jobs.common import Later, OnStep, Outcome, cached_result, header
 
 PAIRS = GROUND_TRUTH_PAIRS  # the scorecard's networks
 CONTROL = {"lesions": "lesions-unbiased"}  # rulers in half of each class: a ruler says nothing about it
@@ -39,6 +39,8 @@ CONTROL = {"lesions": "lesions-unbiased"}  # rulers in half of each class: a rul
 def networks(dataset: str) -> tuple[str, ...]:
     """The networks each image is explained on: the control first where there is one, then the pair."""
     return (*([CONTROL[dataset]] if dataset in CONTROL else []), *PAIRS[dataset])
+
+
 PAIR_TITLES = {
     "lesions": "Skin lesions (a ruler is the shortcut)",
     "blockdigits": "BlockDigits (the digit in one quadrant)",
@@ -101,7 +103,7 @@ def image_reliance(index: int, models: tuple[LoadedModel, ...]) -> Outcome:
         "dataset": "lesions", "index": index, "label": LESION_NAMES[label], "has_ruler": has_ruler,
         "ruler_area": float(masks["shortcut"].float().mean()), "networks": networks,
     }  # fmt: skip
-    return Outcome(report, panels, {})
+    return Outcome(report, panels, dict[str, bytes | Later]())
 
 
 def _outline(png: bytes, masks: dict[str, Tensor]) -> bytes:
@@ -156,7 +158,7 @@ def compute_example(
         "delta_shares": ex.delta_shares, "explanation_valid": ex.valid,
         "mask_area": {k: float(v.float().mean()) for k, v in masks.items()},
     }  # fmt: skip
-    files = {f"{model.model_id}-explanation-{names[ex.toward]}.png": encode_png(ex.explanation)}
+    files: dict[str, bytes | Later] = {f"{model.model_id}-explanation-{names[ex.toward]}.png": encode_png(ex.explanation)}
     return Outcome(report, panels, files)
 
 
