@@ -137,13 +137,14 @@ def robust_explains(scorecard: Mapping[str, Any], manifest: Mapping[str, Any]) -
     each explainer's evidence share on the robust network against its standard twin (same dataset),
     the adversarial explanation first; a shortcut the robust network decides by is named."""
     robust = _robust_ids(manifest)
+    standard = {e["id"] for e in _entries(manifest) if e.get("recipe") == "standard"}  # not adv-train
     reports = {r["model"]: r for r in scorecard.get("reports", [])}
     pairs = [
         (std, rob)
         for rob in reports.values()
         if rob["model"] in robust
         for std in reports.values()
-        if std["dataset"] == rob["dataset"] and std["model"] not in robust
+        if std["dataset"] == rob["dataset"] and std["model"] in standard
     ]
     if not pairs:
         return Reading(
