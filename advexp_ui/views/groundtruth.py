@@ -102,7 +102,7 @@ def show_reliance(outcome: Outcome) -> None:
          "ruler drawn on": said(n["ruler_added"])}
         for n in r["networks"]
     ]  # fmt: skip
-    st.dataframe(rows, hide_index=True, width="stretch")
+    render.table(rows)
     for n in r["networks"]:
         (st.warning if n["reads_ruler"] else st.success)(n["reading"]["verdict"])
     render.look_at("groundtruth-reliance")
