@@ -8,13 +8,18 @@ L∞ 2/255 PGD flip) and measures each network's accuracy on ``test``,
 its entry records them). The reports are stored in docs/scorecard.json and the Markdown tables are
 rendered from that file between ``<!-- scorecard:start -->`` and ``<!-- scorecard:end -->`` in
 README.md (a "Ground truth" section is added before "## Benchmarks" when the markers are missing).
-The numbers are never typed by hand.
+The lesions networks are also graded against what their decisions measurably rest on
+(``advexp_core.reliance_grades`` against ``lesions-clean``, which never saw a ruler): those grades
+and the measured reliance come first in their section, and the mask columns are titled for what they
+are, where a dermatologist would look. The numbers are never typed by hand.
 
 Run: .venv/bin/python scripts/scorecard_table.py               (compute, store, rewrite README.md)
      .venv/bin/python scripts/scorecard_table.py --render      (rewrite README.md from the stored file)
      .venv/bin/python scripts/scorecard_table.py --check       (exit 1 when README.md is stale)
+     .venv/bin/python scripts/scorecard_table.py --grades-only (grade the stored lesions reports again)
 Options: --n-images N (default 100), --datasets lesions|blockdigits (score only those networks, keep
-         the others' stored results), --results PATH, --readme PATH, --manifest PATH.
+         the others' stored results), --only ID ... (score only these networks, likewise),
+         --results PATH, --readme PATH, --manifest PATH.
 Exit codes: 0 ok, 1 stale (--check), 2 stored results missing, or no network to score.
 """
 
@@ -41,15 +46,27 @@ MANIFEST_KEYS = {
     "test-unbiased": ("test_unbiased_accuracy", "unbiased_accuracy"),
     "no-shortcut": ("no_shortcut_accuracy", "test_no_shortcut_accuracy"),
 }
+# Datasets whose networks are also graded against what their decisions measurably rest on
+# (advexp_core.reliance_grades), with the control network that never saw the shortcut.
+GRADES_CONTROL = {"lesions": "lesions-clean"}
+# The data-level columns say where the maps fall, not whether they are right: on the lesions the
+# evidence mask is where a dermatologist would look, which the network need not use.
+SHARE_TITLES = {
+    "lesions": ("on the lesion (where a dermatologist would look)", "on the ruler", "maximum on the lesion"),
+}
+DEFAULT_SHARE_TITLES = ("evidence share", "shortcut share", "pointing game")
+ATTACKED_TITLES = {"lesions": ("on the lesion", "on the ruler", "maximum on the lesion")}
+DEFAULT_ATTACKED_TITLES = ("evidence", "shortcut", "pointing")
 INTRO = (
     "On images whose evidence is known pixel by pixel (synthetic lesions whose ruler is a "
     "shortcut present in 85 % of malignant and 15 % of benign training images; BlockDigits, the digit in "
-    "one quadrant), each explainer explains the true class of the first N test images. *Evidence share*: "
-    "the share of the map inside the lesion (digit quadrant); *shortcut share*: inside the ruler, over the "
-    "images that have one; *pointing game*: the share of images whose map maximum lies in the evidence "
+    "one quadrant), each explainer explains the true class of the first N test images. *Evidence share* "
+    "(lesions: *on the lesion*): the share of the map inside the lesion (digit quadrant); *shortcut share* "
+    "(*on the ruler*): inside the ruler, over the images that have one; *pointing game* (*maximum on the "
+    "lesion*): the share of images whose map maximum lies in the evidence "
     "(an all-zero map, which LIME gives when no superpixel speaks for the class, has no share and misses). "
     "*Attacked*: the same three for the attacked image's map of its new class, on the correct decisions "
-    "an L∞ 2/255 PGD attack flipped: a map that noticed the attack would move. *Top-k evidence* (second "
+    "an L∞ 2/255 PGD attack flipped: a map that noticed the attack would move. *Top-k evidence* (last "
     "table of each dataset): the share of the map's k % highest pixels that lie in the evidence, the "
     "measure of Shah, Jain & Netrapalli (2021), who found that adversarially trained networks' input "
     "gradients rank the discriminative pixels first; a map that ranks pixels at random scores the "
@@ -93,8 +110,13 @@ def checkpoint_sha256(model_id: str) -> str | None:
     return sha256_file(path) if path.is_file() else None
 
 
-def compute(n_images: int, manifest: dict[str, Any], datasets: list[str] | None = None) -> dict[str, Any]:
-    """Score every shipped ground-truth network that loads (of ``datasets``; None: all of them)."""
+def compute(
+    n_images: int,
+    manifest: dict[str, Any],
+    datasets: list[str] | None = None,
+    only: list[str] | None = None,
+) -> dict[str, Any]:
+    """Score every shipped ground-truth network that loads (of ``datasets`` and ``only``; None: all)."""
     from advexp_core.experiments.scorecard import (
         GROUND_TRUTH_NETWORKS,
         ScorecardConfig,
@@ -105,8 +127,9 @@ def compute(n_images: int, manifest: dict[str, Any], datasets: list[str] | None 
     from advexp_core.reports import versions
 
     reports, accuracies, missing = [], [], []
-    for dataset, networks in GROUND_TRUTH_NETWORKS.items():
-        if datasets is not None and dataset not in datasets:
+    for dataset, all_networks in GROUND_TRUTH_NETWORKS.items():
+        networks = [m for m in all_networks if only is None or m in only]
+        if (datasets is not None and dataset not in datasets) or not networks:
             continue
         config = ScorecardConfig(dataset=dataset, split="test", n_images=n_images)
         data = scorecard_dataset(config)
@@ -133,6 +156,7 @@ def compute(n_images: int, manifest: dict[str, Any], datasets: list[str] | None 
                 }
             )
     command = f"python scripts/scorecard_table.py --n-images {n_images}"
+    reports = with_grades(reports)
     return {
         "format": "advexp-scorecard-1",
         "command": command,
@@ -142,6 +166,33 @@ def compute(n_images: int, manifest: dict[str, Any], datasets: list[str] | None 
         "reports": reports,
         "accuracies": accuracies,
     }
+
+
+def with_grades(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The reports, those of a graded dataset with their explainers' ``reliance_grades`` against the
+    dataset's control (``advexp_core.reliance_grades``), on the report's split, N and explainers."""
+    from advexp_core.models import load_model
+    from advexp_core.reliance import lesion_twins
+    from advexp_core.reliance_grades import MapShares, grade_shares, map_shares
+
+    controls: dict[tuple[str, int, tuple[str, ...]], tuple[Any, MapShares]] = {}
+    out = []
+    for report in reports:
+        control_id = GRADES_CONTROL.get(report["dataset"])
+        if control_id is None or report["model"] == control_id:
+            out.append(report)
+            continue
+        methods = tuple(report["explainers"])
+        key = (report["split"], report["n_images"], methods)
+        if key not in controls:
+            twins = lesion_twins(report["split"], report["n_images"])
+            controls[key] = (twins, map_shares(load_model(control_id), twins, methods=methods))
+        twins, control = controls[key]
+        print(f"{report['model']}: grading against {control_id}…", file=sys.stderr)
+        shares = map_shares(load_model(report["model"]), twins, methods=methods)
+        grades = grade_shares(shares, control, control_id=control_id)
+        out.append({**report, "reliance_grades": grades.to_json()})
+    return out
 
 
 def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -166,9 +217,12 @@ def _fmt(value: float | None) -> str:
 
 def scorecard_table(reports: list[dict[str, Any]]) -> str:
     """One Markdown table for one dataset: chance, then each explainer on each network."""
+    titles = SHARE_TITLES.get(reports[0]["dataset"], DEFAULT_SHARE_TITLES)
+    attacked = ATTACKED_TITLES.get(reports[0]["dataset"], DEFAULT_ATTACKED_TITLES)
     head = (
-        "| explainer | network | evidence share | shortcut share | pointing game "
-        "| attacked: evidence | attacked: shortcut | attacked: pointing |\n|---|---|---|---|---|---|---|---|"
+        f"| explainer | network | {' | '.join(titles)} | "
+        + " | ".join(f"attacked: {t}" for t in attacked)
+        + " |\n|---|---|---|---|---|---|---|---|"
     )
     chance = reports[0]["chance"]
     lines = [
@@ -218,6 +272,63 @@ def top_k_table(reports: list[dict[str, Any]]) -> str | None:
     return "\n".join(lines)
 
 
+GRADES_INTRO = (
+    "What the decisions rest on is measured first, without any explainer: the ruler removed from each "
+    "image that has one, and drawn on each that has none (exact twins that differ only inside the ruler). "
+    "Each explainer's map of the predicted class is then graded on the images whose decision changes when "
+    "the ruler is removed: *map on the ruler*, its mean share there; *misleading rate*, the share of those "
+    "maps that give the ruler less than its area (they hide what the decision rests on; lower is better); "
+    "*AUROC vs {control}*, how well the map's ruler share tells the network from {control}, which never saw "
+    "a ruler (0.5: not at all); *effect Spearman*, the rank correlation between the map's ruler share and "
+    "how far removing the ruler moves the decision's margin (also over every ruler image). The last two "
+    "tables only say where the maps fall: the lesion is where a dermatologist would look, which is not what the "
+    "network must use."
+)
+
+
+def reliance_table(reports: list[dict[str, Any]]) -> str | None:
+    """What each graded network's decisions rest on, measured without any explainer (None: no grades)."""
+    graded = [r for r in reports if "reliance_grades" in r]
+    if not graded:
+        return None
+    lines = [
+        "| network | images with a ruler | decisions that change when it is removed | images without "
+        "| decisions that change when one is drawn on | mean margin change when removed |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in graded:
+        s = r["reliance_grades"]["reliance"]
+        lines.append(
+            f"| {r['model']} | {s['images_with']} | {s['n_changed_when_removed']} ({_fmt(s['decisions_changed_when_removed'])}) "
+            f"| {s['images_without']} | {s['n_changed_when_added']} ({_fmt(s['decisions_changed_when_added'])}) "
+            f"| {_fmt(s['mean_margin_effect'])} |"
+        )
+    return "\n".join(lines)
+
+
+def grades_table(reports: list[dict[str, Any]]) -> str | None:
+    """Each explainer's grades against each graded network's measured reliance (None: no grades)."""
+    graded = [r for r in reports if "reliance_grades" in r]
+    if not graded:
+        return None
+    control = graded[0]["reliance_grades"]["control"]
+    lines = [
+        "| explainer | network | graded images | map on the ruler | misleading rate "
+        f"| AUROC vs {control} | effect Spearman | (every ruler image) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for method in graded[0]["reliance_grades"]["explainers"]:
+        for r in graded:
+            g = r["reliance_grades"]["explainers"].get(method)
+            if g is not None:
+                lines.append(
+                    f"| {_method_title(method)} | {r['model']} | {g['n_images']} | {_fmt(g['mean_ruler_share'])} "
+                    f"| {_fmt(g['misleading_rate'])} | {_fmt(g['shortcut_detection_auroc'])} "
+                    f"| {_fmt(g['effect_spearman'])} | {_fmt(g['effect_spearman_all'])} |"
+                )
+    return "\n".join(lines)
+
+
 def accuracy_table(results: dict[str, Any]) -> str:
     """The networks' accuracies, with how many correct decisions the scorecard's attack flipped."""
     attacks = {r["model"]: r["attack"] for r in results["reports"]}
@@ -255,6 +366,12 @@ def render_block(results: dict[str, Any]) -> str:
             f"**{dataset}** (`{reports[0]['split']}` split, first N = {reports[0]['n_images']} images)",
             "",
         ]
+        graded = [r for r in reports if "reliance_grades" in r]
+        if graded:
+            parts += [GRADES_INTRO.format(control=graded[0]["reliance_grades"]["control"]), ""]
+        for table in (reliance_table(reports), grades_table(reports)):
+            if table is not None:
+                parts += [table, ""]
         parts.append(scorecard_table(reports))
         top_k = top_k_table(reports)
         if top_k is not None:
@@ -297,19 +414,30 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="score only these datasets' networks (lesions, blockdigits); keep the others stored",
     )
+    parser.add_argument(
+        "--only", nargs="+", default=None, help="score only these networks; keep the others stored"
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true", help="exit 1 when the README block is stale")
     mode.add_argument("--render", action="store_true", help="rewrite README.md from the stored results only")
+    mode.add_argument(
+        "--grades-only", action="store_true", help="grade the stored lesions reports again; score nothing"
+    )
     args = parser.parse_args(argv)
-    if args.check or args.render:
+    if args.check or args.render or args.grades_only:
         if not args.results.is_file():
             print(f"{args.results} not found: run python scripts/scorecard_table.py", file=sys.stderr)
             return 2
         results = json.loads(args.results.read_text())
+        if args.grades_only:
+            graded = {r["model"]: r for r in with_grades(results["reports"]) if "reliance_grades" in r}
+            results = json.loads(args.results.read_text())  # re-read: a network scored meanwhile is kept
+            results["reports"] = [graded.get(r["model"], r) for r in results["reports"]]
+            args.results.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     else:
         manifest = json.loads(args.manifest.read_text()) if args.manifest.is_file() else {}
-        results = compute(args.n_images, manifest, args.datasets)
-        if args.datasets and args.results.is_file():
+        results = compute(args.n_images, manifest, args.datasets, args.only)
+        if (args.datasets or args.only) and args.results.is_file():
             results = merge(json.loads(args.results.read_text()), results)
         if not results["reports"]:
             print("no ground-truth network could be loaded; nothing to score", file=sys.stderr)

@@ -348,3 +348,52 @@ def test_scoring_one_pair_keeps_the_other_pairs_stored_results() -> None:
     ]
     assert merged["reports"][0]["v"] == 2 and merged["missing"] == ["blockdigits-robust"]
     assert [a["model"] for a in merged["accuracies"]] == ["lesions-standard", "blockdigits-standard"]
+
+
+def test_lesions_grades_come_first_and_the_mask_columns_say_where_the_map_falls(hand) -> None:
+    table = _table_script()
+    model, data = hand
+    report = scorecard(
+        model, data, ScorecardConfig(dataset="toy", n_images=4, methods=("gradient",))
+    ).to_dict()
+    shortcut = {
+        "images_with": 10,
+        "images_without": 6,
+        "n_changed_when_removed": 4,
+        "n_changed_when_added": 3,
+        "decisions_changed_when_removed": 0.4,
+        "decisions_changed_when_added": 0.5,
+        "mean_margin_effect": -1.25,
+    }
+    grades = {"control": "toy-clean", "reliance": shortcut, "explainers": {"gradient": {
+        "n_images": 4, "mean_ruler_share": 0.125, "misleading_rate": 0.75, "shortcut_detection_auroc": 0.625,
+        "effect_spearman": -0.5, "effect_spearman_all": None}}}  # fmt: skip
+    lesions = {**report, "dataset": "lesions", "reliance_grades": grades}
+    results = {"missing": [], "reports": [lesions, report], "accuracies": []}
+    block = table.render_block(results)
+    assert "| hand | 10 | 4 (0.40) | 6 | 3 (0.50) | -1.25 |" in block
+    assert "| Gradient | hand | 4 | 0.12 | 0.75 | 0.62 | -0.50 | — |" in block
+    lesions_part, toy_part = block.split("**toy**")
+    assert lesions_part.index("AUROC vs toy-clean") < lesions_part.index("where a dermatologist would look")
+    assert "dermatologist" not in toy_part and "| evidence share |" in toy_part and "AUROC" not in toy_part
+
+
+@pytest.mark.slow  # draws the lesions test split three times (as drawn, without, with rulers)
+def test_with_grades_grades_the_lesions_networks_against_the_control() -> None:
+    table = _table_script()
+    reports = [
+        {"model": m, "dataset": d, "split": "test", "n_images": 12, "explainers": {"gradient": {}}}
+        for m, d in (("lesions-standard", "lesions"), ("lesions-clean", "lesions"), ("other", "blockdigits"))
+    ]
+    from advexp_core.models import CHECKPOINTS_DIR
+
+    if not all((CHECKPOINTS_DIR / f"{m}.pt").is_file() for m in ("lesions-standard", "lesions-clean")):
+        pytest.skip("the lesions checkpoints are not shipped in this checkout")
+    graded = table.with_grades(reports)
+    grades = graded[0]["reliance_grades"]
+    assert grades["model"] == "lesions-standard" and grades["control"] == "lesions-clean"
+    assert grades["n_images"] == 12 and list(grades["explainers"]) == ["gradient"]
+    assert grades["explainers"]["gradient"]["n_images"] == len(grades["graded_indices"])
+    assert (
+        graded[1] == reports[1] and graded[2] == reports[2]
+    )  # the control and another dataset: as they were
