@@ -3,7 +3,9 @@
 For each id given, reads ``checkpoints/<id>.pt`` (trained by ``advexp train`` on a dataset with
 ground-truth masks) and writes the entry the other ground-truth networks have: file, sha256, recipe,
 config, arch, the training command rebuilt from the recorded config, ψ, training time, and the accuracy
-of the network as the app loads it on the whole test split. The ARA is not measured here.
+of the network as the app loads it on the whole test split, and the ARA settings of the dataset's
+standard network (so that the networks compare). The ARA itself is measured by
+scripts/ship_robustness.py, which reads those settings.
 
 Only this script's fields of the entry are written; the manifest is re-read just before the write, so
 entries and fields added meanwhile by other scripts are kept.
@@ -41,11 +43,23 @@ def train_argv(config: dict[str, Any], out: str) -> list[str]:
     ]  # fmt: skip
 
 
-def entry_fields(folder: Path, model_id: str) -> dict[str, Any]:
+def entry_fields(folder: Path, model_id: str, manifest: dict[str, Any]) -> dict[str, Any]:
     """The manifest fields of one network, from its checkpoint and a measurement of its accuracy."""
     path = folder / f"{model_id}.pt"
     payload = load_checkpoint(path)
     config = payload["config"]
+    standard = next(
+        (
+            g
+            for g in manifest.get("groundtruth", [])
+            if g.get("dataset") == config["dataset"] and g.get("recipe") == "standard" and "ara_settings" in g
+        ),
+        None,
+    )
+    if standard is None:
+        raise SystemExit(
+            f"the manifest has no standard {config['dataset']} network with ARA settings to take"
+        )
     test = load_dataset(config["dataset"], "test")
     accuracy = split_accuracy(load_model(model_id, device="cpu"), test, batch_size=128)  # type: ignore[arg-type]
     shown = f"checkpoints/{path.name}"
@@ -54,7 +68,7 @@ def entry_fields(folder: Path, model_id: str) -> dict[str, Any]:
         "robust_additions": bool(payload["robust"]), "seed": payload["seed"], "epochs": config["epochs"],
         "config": config, "arch": payload["arch"],
         "command": "OMP_NUM_THREADS=1 python -m advexp_core " + shlex.join(train_argv(config, shown)),
-        "test_accuracy": accuracy, "n_test_images": len(test),
+        "test_accuracy": accuracy, "n_test_images": len(test), "ara_settings": standard["ara_settings"],
         "psi": payload["psi_state"]["psi"], "psi_integral": payload["psi_state"]["integral"],
         "l_target": payload["psi_state"]["l_target"],
         "train_seconds": round(payload["metrics"]["train_seconds"], 1),
@@ -64,7 +78,7 @@ def entry_fields(folder: Path, model_id: str) -> dict[str, Any]:
 def record(folder: Path, model_id: str) -> dict[str, Any]:
     """Write one network's entry (appended when new); returns the fields written."""
     path = folder / "manifest.json"
-    fields = entry_fields(folder, model_id)
+    fields = entry_fields(folder, model_id, json.loads(path.read_text()))
     manifest = json.loads(path.read_text())  # re-read: another script may have written meanwhile
     entries = manifest.setdefault("groundtruth", [])
     entry = next((e for e in entries if e.get("id") == model_id), None)

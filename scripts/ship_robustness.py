@@ -45,11 +45,17 @@ ABOUT = (
 )
 
 
+def _entries(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The digits networks, then the ground-truth ones that record their own dataset and ARA settings."""
+    return [*manifest["networks"], *(g for g in manifest.get("groundtruth", []) if "ara_settings" in g)]
+
+
 def ara_argv(model_id: str, manifest: dict[str, Any], out: Path) -> list[str]:
-    """The ``advexp ara`` arguments that reproduce the manifest's recorded ARA settings."""
-    s = manifest["ara_settings"]
+    """The ``advexp ara`` arguments that reproduce the recorded ARA settings (the entry's own, if any)."""
+    entry = next((e for e in _entries(manifest) if e["id"] == model_id), {})
+    s = entry.get("ara_settings", manifest["ara_settings"])
     return [
-        "ara", "--model", model_id, "--dataset", str(manifest.get("dataset", "digits")),
+        "ara", "--model", model_id, "--dataset", str(entry.get("dataset", manifest.get("dataset", "digits"))),
         "--split", str(s.get("split", "test")), "--n-images", str(s["n_images"]),
         "--sample", str(s.get("sample", "reference")), "--steps", str(s["steps"]), "--size", str(s["size"]),
         "--momentum", str(s["momentum"]), "--batch-size", str(s.get("batch_size", 128)),
@@ -81,7 +87,7 @@ def _ratios(networks: list[dict[str, Any]]) -> None:
     for n in networks:
         for b in ("attack", "btr"):
             ref = standard.get(f"{b}_ara") if standard else None
-            if ref and f"{b}_ara" in n and f"{b}_ara_ratio_to_standard" in n:
+            if ref and f"{b}_ara" in n:
                 n[f"{b}_ara_ratio_to_standard"] = n[f"{b}_ara"] / ref
 
 
@@ -89,7 +95,7 @@ def record(folder: Path, model_id: str, fields: dict[str, Any]) -> tuple[dict[st
     """Write ``fields`` into the entry, check its areas against the stored ρ*; returns (entry, changes)."""
     path = folder / "manifest.json"
     manifest = json.loads(path.read_text())  # re-read: another entry may have been added meanwhile
-    entry = next(n for n in manifest["networks"] if n["id"] == model_id)
+    entry = next(n for n in _entries(manifest) if n["id"] == model_id)
     entry.update(fields)
     manifest["rho_about"] = ABOUT
     stored = load_rho(entry, folder)  # checks the sha256 just recorded
@@ -101,7 +107,10 @@ def record(folder: Path, model_id: str, fields: dict[str, Any]) -> tuple[dict[st
             entry[f"{b}_ara"] = new
     if changes:
         entry["ara_accuracy"] = json.loads((folder / entry["rho_file"]).read_text())["accuracy"]
-        _ratios(manifest["networks"])
+        same = [
+            g for g in _entries(manifest)[len(manifest["networks"]) :] if g["dataset"] == entry.get("dataset")
+        ]
+        _ratios(same if entry in same else manifest["networks"])
     _write_manifest(path, manifest)
     return entry, changes
 
@@ -124,7 +133,7 @@ def ship(model_id: str, folder: Path, work: Path, threads: int) -> list[str]:
 
 
 def _chosen(folder: Path, only: list[str] | None, missing: bool) -> list[str]:
-    networks = json.loads((folder / "manifest.json").read_text())["networks"]
+    networks = _entries(json.loads((folder / "manifest.json").read_text()))
     ids = [n["id"] for n in networks]
     unknown = sorted(set(only or []) - set(ids))
     if unknown:
