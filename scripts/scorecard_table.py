@@ -9,7 +9,8 @@ its entry records them). The reports are stored in docs/scorecard.json and the M
 rendered from that file between ``<!-- scorecard:start -->`` and ``<!-- scorecard:end -->`` in
 README.md (a "Ground truth" section is added before "## Benchmarks" when the markers are missing).
 The lesions networks are also graded against what their decisions measurably rest on
-(``advexp_core.reliance_grades`` against ``lesions-clean``, which never saw a ruler): those grades
+(``advexp_core.reliance_grades`` against ``lesions-unbiased``, trained with rulers in half of each
+class, so a ruler says nothing about the class to it): those grades
 and the measured reliance come first in their section, and the mask columns are titled for what they
 are, where a dermatologist would look. The numbers are never typed by hand.
 
@@ -47,8 +48,10 @@ MANIFEST_KEYS = {
     "no-shortcut": ("no_shortcut_accuracy", "test_no_shortcut_accuracy"),
 }
 # Datasets whose networks are also graded against what their decisions measurably rest on
-# (advexp_core.reliance_grades), with the control network that never saw the shortcut.
-GRADES_CONTROL = {"lesions": "lesions-clean"}
+# (advexp_core.reliance_grades), with a control network the shortcut says nothing to: trained with
+# rulers in half of each class, its decisions barely change when a ruler is removed or drawn on
+# (lesions-clean, which never saw a ruler, is not such a control: the unfamiliar strip sways it).
+GRADES_CONTROL = {"lesions": "lesions-unbiased"}
 # The data-level columns say where the maps fall, not whether they are right: on the lesions the
 # evidence mask is where a dermatologist would look, which the network need not use.
 SHARE_TITLES = {
@@ -278,8 +281,8 @@ GRADES_INTRO = (
     "Each explainer's map of the predicted class is then graded on the images whose decision changes when "
     "the ruler is removed: *map on the ruler*, its mean share there; *misleading rate*, the share of those "
     "maps that give the ruler less than its area (they hide what the decision rests on; lower is better); "
-    "*AUROC vs {control}*, how well the map's ruler share tells the network from {control}, which never saw "
-    "a ruler (0.5: not at all); *effect Spearman*, the rank correlation between the map's ruler share and "
+    "*AUROC vs {control}*, how well the map's ruler share tells the network from {control}, trained with "
+    "rulers in half of each class so that a ruler says nothing to it (0.5: not at all); *effect Spearman*, the rank correlation between the map's ruler share and "
     "how far removing the ruler moves the decision's margin (also over every ruler image). The last two "
     "tables only say where the maps fall: the lesion is where a dermatologist would look, which is not what the "
     "network must use."

@@ -19,6 +19,7 @@ from scripts.readme_blocks import replace_block, write_or_check  # noqa: E402
 
 START, END = "<!-- cli:start -->", "<!-- cli:end -->"
 FINDINGS = ("<!-- findings:start -->", "<!-- findings:end -->")
+PROBE = ("<!-- probe:start -->", "<!-- probe:end -->")
 
 
 def cli_reference() -> str:
@@ -43,8 +44,58 @@ def findings() -> str:
     )
 
 
+def probe_table() -> str:
+    """The shortcut probe study (checkpoints/ruler-probe.json): does each network's adversarial
+    explanation draw the ruler, against the control's on the same images."""
+    import json
+
+    data = json.loads((ROOT / "checkpoints" / "ruler-probe.json").read_text())
+    study, validation = data["study"], data["probe"]["validation"]
+    control = next(iter(study["networks"]))
+    lines = [
+        f"On the first {study['n_images']} ruler-free benign test images, toward malignant (`{data['command']}`); "
+        f"the control is {control}. Each reading of δ on a network against the control's on the same images "
+        "(difference with its 95 % bootstrap interval), and whether it separates them (above the control, "
+        "above its own phase-scrambled null, the control not above its null):",
+        "",
+        "| network | reading | network's value | control's value | difference [95 %] | separates |",
+        "|---|---|---|---|---|---|",
+    ]
+    for network, readings in study["separation_from_control"].items():
+        for r in readings:
+            d, lo, hi = r["difference"]
+            lines.append(
+                f"| {network} | {r['reading'].replace('_', ' ')} | {r['ruler_net']:.3f} | {r['control']:.3f} | "
+                f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}] | {'yes' if r['separates'] else 'no'} |"
+            )
+    lines += ["", f"The probe's validation on fresh images: {_validation_text(validation)}"]
+    return "\n".join(lines)
+
+
+def _validation_text(validation: dict) -> str:
+    """The probe's validation as one line: mean P(ruler) on each kind of fresh image."""
+    names = {
+        "without": "no ruler",
+        "with_ruler": "with its ruler",
+        "white": f"white noise of RMS {validation['rms']:g}",
+        "ruler_at_budget": f"the ruler's change scaled to RMS {validation['rms']:g}",
+        "ruler_scrambled": "that change with scrambled phases",
+    }
+    means = validation["mean_p_ruler"]
+    parts = [f"{names.get(k, k)} {v:.3f}" for k, v in means.items()]
+    return (
+        f"accuracy {validation['accuracy']:.3f} on {validation['n_pairs']} pairs; mean P(ruler): "
+        + ", ".join(parts)
+        + "."
+    )
+
+
 def render(text: str) -> str:
-    for (start, end), block in (((START, END), cli_reference()), (FINDINGS, findings())):
+    for (start, end), block in (
+        ((START, END), cli_reference()),
+        (FINDINGS, findings()),
+        (PROBE, probe_table()),
+    ):
         replaced = replace_block(text, start, end, block)
         if replaced is None:
             raise SystemExit(f"README.md lacks the {start} ... {end} markers")
