@@ -383,15 +383,15 @@ def test_with_grades_grades_the_lesions_networks_against_the_control() -> None:
     table = _table_script()
     reports = [
         {"model": m, "dataset": d, "split": "test", "n_images": 12, "explainers": {"gradient": {}}}
-        for m, d in (("lesions-standard", "lesions"), ("lesions-clean", "lesions"), ("other", "blockdigits"))
+        for m, d in (("lesions-standard", "lesions"), ("lesions-unbiased", "lesions"), ("other", "blockdigits"))
     ]
     from advexp_core.models import CHECKPOINTS_DIR
 
-    if not all((CHECKPOINTS_DIR / f"{m}.pt").is_file() for m in ("lesions-standard", "lesions-clean")):
+    if not all((CHECKPOINTS_DIR / f"{m}.pt").is_file() for m in ("lesions-standard", "lesions-unbiased")):
         pytest.skip("the lesions checkpoints are not shipped in this checkout")
     graded = table.with_grades(reports)
     grades = graded[0]["reliance_grades"]
-    assert grades["model"] == "lesions-standard" and grades["control"] == "lesions-clean"
+    assert grades["model"] == "lesions-standard" and grades["control"] == "lesions-unbiased"
     assert grades["n_images"] == 12 and list(grades["explainers"]) == ["gradient"]
     assert grades["explainers"]["gradient"]["n_images"] == len(grades["graded_indices"])
     assert (
