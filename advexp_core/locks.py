@@ -16,7 +16,7 @@ import contextlib
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -108,6 +108,7 @@ class NetworkLock:
                 return
             self._waiting.append(who)
             who.waiting_on.append(self)
+            self._cond.notify_all()  # watchers of the line see the newcomer
             try:
                 self._cond.wait_for(
                     lambda: who.abandoned or (self._owner is None and self._waiting[0] is who)
@@ -149,17 +150,27 @@ class NetworkLock:
         with self._cond:
             self._cond.notify_all()
 
+    def watch(self, condition: Callable[[LineState], bool], timeout: float) -> bool:
+        """Wait until ``condition`` holds for the line's state (checked at every change of holder or
+        waiters); False when ``timeout`` seconds pass first."""
+        with self._cond:
+            return self._cond.wait_for(lambda: condition(self._state()), timeout)
+
     def state(self) -> LineState:
         """Who holds the network, who waits, and recent hold times."""
         with self._cond:
-            holder = self._holder
-            return LineState(
-                self.name,
-                None if holder is None else holder.label,
-                time.perf_counter() - self._since if holder is not None else 0.0,
-                tuple(w.label for w in self._waiting),
-                tuple(self._recent),
-            )
+            return self._state()
+
+    def _state(self) -> LineState:
+        """`state` with the condition's lock held."""
+        holder = self._holder
+        return LineState(
+            self.name,
+            None if holder is None else holder.label,
+            time.perf_counter() - self._since if holder is not None else 0.0,
+            tuple(w.label for w in self._waiting),
+            tuple(self._recent),
+        )
 
     def place(self, who: Claimant) -> int | None:
         """``who``'s place in the line (1 = next), or None when it does not wait here."""

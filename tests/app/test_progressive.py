@@ -94,11 +94,11 @@ def test_a_waiting_run_reads_its_place_from_the_networks_lock_and_leaves_when_ca
 
     threads = [threading.Thread(target=hold)]
     threads[0].start()
-    until(lambda: lock.state().holder == "Ground truth")
+    assert lock.watch(lambda line: line.holder == "Ground truth", 10)
     for who in (second, third):
         threads.append(threading.Thread(target=wait, args=(who,)))
         threads[-1].start()
-        until(lambda who=who: lock.place(who) is not None)
+        assert lock.watch(lambda line, who=who: who.label in line.waiting, 10)
     assert progress.waiting_text(holder) is None  # it holds the network: no place
     text = progress.waiting_text(second)
     assert (
@@ -108,22 +108,12 @@ def test_a_waiting_run_reads_its_place_from_the_networks_lock_and_leaves_when_ca
     assert "about" not in text  # no finished run yet to estimate from
     assert "place 2 in line (2 run(s) ahead" in (progress.waiting_text(third) or "")
     third.abandon()  # cancelled while waiting: out of the line at once, its run never starts
-    until(lambda: bool(errors))
+    assert lock.watch(lambda line: line.waiting == ("Saliency under attack",), 10)
     assert lock.state().waiting == ("Saliency under attack",)
     release.set()
     for thread in threads:
         thread.join(10)
     assert lock.state().holder is None and len(lock.state().recent_s) == 2
-
-
-def until(condition, timeout: float = 10.0) -> None:
-    """Wait for another thread to reach a state (polls; fails after ``timeout``)."""
-    import time
-
-    end = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < end, "timed out"
-        time.sleep(0.005)
 
 
 def test_the_warm_up_thread_starts_once_per_server(monkeypatch) -> None:

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
 from advexp_core.locks import Abandoned, Claimant, NetworkLock, claimant, current_claimant
 
 
-def until(condition, timeout: float = 10.0) -> None:  # noqa: ANN001
-    end = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < end, "timed out"
-        time.sleep(0.002)
+def until(lock: NetworkLock, condition, timeout: float = 10.0) -> None:  # noqa: ANN001
+    """Wait for another thread to bring the line into a state (on the lock's own condition)."""
+    assert lock.watch(condition, timeout), "timed out"
 
 
 def test_reentrant_in_the_holding_thread_and_released_by_the_last_exit() -> None:
@@ -37,11 +34,11 @@ def test_waiters_run_in_the_order_they_came() -> None:
 
     threads = [threading.Thread(target=run, args=("first",))]
     threads[0].start()
-    until(lambda: lock.state().holder == "first")
+    until(lock, lambda line: line.holder == "first")
     for label in ("a", "b", "c"):
         threads.append(threading.Thread(target=run, args=(label,)))
         threads[-1].start()
-        until(lambda label=label: label in lock.state().waiting)
+        until(lock, lambda line, label=label: label in line.waiting)
     assert lock.state().waiting == ("a", "b", "c")
     gate.set()
     for t in threads:
@@ -67,9 +64,9 @@ def test_an_abandoned_waiter_leaves_and_never_runs() -> None:
 
     a, b = threading.Thread(target=hold), threading.Thread(target=wait)
     a.start()
-    until(lambda: lock.state().holder == "holder")
+    until(lock, lambda line: line.holder == "holder")
     b.start()
-    until(lambda: lock.place(waiter) == 1)
+    until(lock, lambda line: line.waiting == ("waiter",))
     waiter.abandon()
     b.join(10)
     assert errors and not ran and lock.state().waiting == () and waiter.waiting_on == []
