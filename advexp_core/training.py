@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from advexp_core.architectures import PreActBlock, build_model
-from advexp_core.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from advexp_core.checkpoints import CheckpointError, load_checkpoint, save_checkpoint, sha256_file
 from advexp_core.distributed import (
     DistContext,
     all_sum,
@@ -380,6 +380,45 @@ def _new_state(
     return _State(model, optimizer, arch, PsiState(l_target=config.l_target_for(num_classes)))
 
 
+def _warm_start(state: _State, path: Path, config: TrainConfig, class_names: Sequence[str]) -> dict[str, Any]:
+    """Start ``state`` from another run's weights and ψ integral (a curriculum's next stage).
+
+    The architecture, its input normalisation included, is the earlier run's, so that its weights
+    mean what they meant; the optimiser and the epoch count start afresh. Returns the provenance
+    recorded in the new checkpoint.
+    """
+    try:
+        payload = load_checkpoint(path)
+    except CheckpointError as exc:
+        raise TrainingError(str(exc)) from exc
+    if payload.get("format") != CHECKPOINT_FORMAT:
+        raise TrainingError(f"{path} is not an advexp training checkpoint")
+    if list(payload.get("class_names", [])) != list(class_names):
+        raise TrainingError(
+            f"{path} was trained on classes {payload.get('class_names')}, this dataset has {list(class_names)}"
+        )
+    if payload.get("recipe") != config.recipe:
+        raise TrainingError(
+            f"{path} was trained with recipe {payload.get('recipe')!r}, not {config.recipe!r}"
+        )
+    arch = payload["arch"]
+    if {k: v for k, v in arch.items() if k not in ("mean", "std")} != {
+        k: v for k, v in state.arch.items() if k not in ("mean", "std")
+    }:
+        raise TrainingError(f"{path} holds another architecture: {arch} vs {state.arch}")
+    state.model.load_state_dict(payload["state_dict"])  # the normalisation buffer too
+    state.arch = arch
+    state.psi = PsiState(float(payload["psi_state"]["integral"]), state.psi.l_target)
+    return {
+        "file": str(path),
+        "sha256": sha256_file(path),
+        "dataset": payload.get("dataset"),
+        "recipe": payload.get("recipe"),
+        "epochs": payload.get("epoch"),
+        "test_accuracy": payload.get("metrics", {}).get("test_accuracy"),
+    }
+
+
 def train(
     config: TrainConfig,
     train_set: Dataset,
@@ -387,6 +426,7 @@ def train(
     *,
     class_names: Sequence[str] | None = None,
     model: nn.Module | None = None,
+    warm_start: str | Path | None = None,
     checkpoint_path: str | Path | None = None,
     resume: bool = False,
     release: bool = False,
@@ -402,6 +442,9 @@ def train(
         class_names: default ``train_set.class_names``.
         model: a network to train instead of a ``WoodsResNet`` built from ``config`` (re-initialised
             with the reference's scheme from ``config.seed``).
+        warm_start: an advexp checkpoint of the same recipe and classes to start from (its weights,
+            input normalisation and ψ integral) instead of a fresh initialisation: the next stage of
+            a curriculum. Recorded in the new checkpoint as ``warm_start``.
         checkpoint_path: written atomically by process 0 after every epoch.
         resume: continue from ``checkpoint_path`` when it exists (same config required).
         release: write the final checkpoint without the optimiser state (small, not resumable).
@@ -426,9 +469,11 @@ def train(
         if config.batch_size % ctx.world:
             raise TrainingError(f"batch size {config.batch_size} is not divisible by {ctx.world} processes")
         state = _new_state(config, train_set, len(names), model, ctx.device)
+        meta: dict[str, Any] = {"class_names": names, "input_size": list(train_set[0][0].shape[-2:])}
+        if warm_start is not None:
+            meta["warm_start"] = _warm_start(state, Path(warm_start), config, names)
         if path is not None and resume and path.exists():
             _resume(state, path, config)
-        meta = {"class_names": names, "input_size": list(train_set[0][0].shape[-2:])}
         _train_epochs(state, config, train_set, test_set, ctx, path, meta, release, on_step, on_epoch)
         final = _payload(state, config, meta, with_optimizer=not release)
     finally:

@@ -53,6 +53,12 @@ def register(sub: Any) -> None:
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     parser.add_argument(
+        "--warm-start",
+        default=None,
+        metavar="CHECKPOINT",
+        help="start from this advexp checkpoint's weights and psi (same recipe and classes): a curriculum's next stage",
+    )
+    parser.add_argument(
         "--release", action="store_true", help="drop the optimiser state from the final checkpoint"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar or epoch log on stderr")
@@ -131,6 +137,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         report = _Reporter(config.epochs, enabled=rank == 0 and not args.quiet)
         result = train(
             config, train_set, test_set, checkpoint_path=out, resume=args.resume, release=args.release,
+            warm_start=args.warm_start,
             device=args.device, on_step=report.step, on_epoch=report.epoch,
         )  # fmt: skip
     except (DatasetError, TrainingError) as exc:

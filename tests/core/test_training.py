@@ -21,6 +21,8 @@ from advexp_core.checkpoints import load_checkpoint, sha256_file
 from advexp_core.datasets import TensorImageDataset, load_dataset
 from advexp_core.layers import HHReLU, hhrelu
 from advexp_core.robust import (
+    EPS_BETTER,
+    EPS_WORSE,
     K_PSI,
     K_PSI0,
     RECIPES,
@@ -254,6 +256,53 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
     other = TrainConfig(recipe="all", epochs=2, batch_size=16, num_blocks=(1, 1, 1), widths=(4, 4, 8))
     with pytest.raises(TrainingError, match="other settings"):
         train(other, data, test, checkpoint_path=path, resume=True)
+
+
+def test_warm_start_continues_from_the_earlier_stage(tmp_path: Path) -> None:
+    """A curriculum's second stage starts from the first stage's weights, normalisation and ψ."""
+    # A target above any cross-entropy here: the integral grows at every step, so that a second stage
+    # started afresh (integral 0, at most EPS_BETTER a step) could not reach where stage 1 ended.
+    first = TrainConfig(recipe="robust", epochs=2, batch_size=16, l_target=50.0, **TINY)
+    stage1 = tmp_path / "stage1.pt"
+    train(first, tiny_digits(32), tiny_digits(8, "test"), checkpoint_path=stage1, release=True)
+    saved = load_checkpoint(stage1)
+    # lr 0 and no weight decay: the second stage cannot move the weights, so they must be stage 1's.
+    second = TrainConfig(
+        recipe="robust", epochs=1, batch_size=16, lr=0.0, weight_decay=0.0, seed=1, l_target=50.0, **TINY
+    )
+    other_data = TensorImageDataset(
+        "digits",
+        "train",
+        _digits("train").class_names,
+        _digits("train").images[64:96],
+        _digits("train").labels[64:96],
+    )
+    result = train(second, other_data, tiny_digits(8, "test"), warm_start=stage1)
+    weights = dict(result.model.named_parameters())
+    for name, value in saved["state_dict"].items():
+        if name in weights:
+            torch.testing.assert_close(weights[name], value, rtol=0, atol=0, msg=name)
+    torch.testing.assert_close(result.model.state_dict()["input_offset"], saved["state_dict"]["input_offset"])
+    assert result.payload["arch"] == saved["arch"]
+    start, end, steps = saved["psi_state"]["integral"], result.payload["psi_state"]["integral"], 2
+    assert start > steps * EPS_BETTER and start - steps * EPS_WORSE <= end <= start + steps * EPS_BETTER
+    assert result.payload["warm_start"]["sha256"] == sha256_file(stage1)
+    assert result.payload["warm_start"]["recipe"] == "robust" and result.payload["epoch"] == 1
+
+    with pytest.raises(TrainingError, match="recipe 'robust', not 'standard'"):
+        train(
+            TrainConfig(recipe="standard", epochs=1, batch_size=16, **TINY),
+            other_data,
+            tiny_digits(8, "test"),
+            warm_start=stage1,
+        )
+    with pytest.raises(TrainingError, match="another architecture"):
+        train(
+            TrainConfig(recipe="robust", epochs=1, batch_size=16, num_blocks=(1, 1, 1), widths=(4, 4, 8)),
+            other_data,
+            tiny_digits(8, "test"),
+            warm_start=stage1,
+        )
 
 
 def test_bad_recipe_and_indivisible_data_are_errors(tmp_path: Path) -> None:
