@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from advexp_core.attacks import StepScheduleResult, minimal_perturbation
+from advexp_core.attacks import SearchSettings, StepScheduleResult, minimal_perturbation
 from advexp_core.distributed import DistContext, gather_rows, shard
 from advexp_core.runtime import OnStep, device_of
 
@@ -213,9 +213,9 @@ def robustness_radii(
     labels: Tensor,
     *,
     boundary: Boundary = "attack",
-    steps: int = 450,
-    size: float = 20.0,
-    momentum: float = 0.9,
+    steps: int = SearchSettings.steps,
+    size: float = SearchSettings.size,
+    momentum: float = SearchSettings.momentum,
     on_step: OnStep | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """ρ* of one batch: the RMS of the smallest perturbation meeting ``boundary`` (docs/method.md §3).
@@ -275,9 +275,9 @@ def evaluate_ara(
     indices: Sequence[int] | None = None,
     n_images: int | None = None,
     num_classes: int | None = None,
-    steps: int = 450,
-    size: float = 20.0,
-    momentum: float = 0.9,
+    steps: int = SearchSettings.steps,
+    size: float = SearchSettings.size,
+    momentum: float = SearchSettings.momentum,
     batch_size: int = 128,
     ctx: DistContext | None = None,
     on_progress: OnStep | None = None,
@@ -291,7 +291,7 @@ def evaluate_ara(
             first ``n_images`` (default all).
         n_images: used only without ``indices``.
         num_classes: C (default: the model's number of logits).
-        steps, size, momentum: the search (paper: 450, 20, 0.9).
+        steps, size, momentum: the search (`attacks.SearchSettings`: the paper's).
         batch_size: images per search batch.
         ctx: the process group (``advexp_core.distributed``): batches are sharded over its
             processes and gathered, so every process gets the one-process result.

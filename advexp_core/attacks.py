@@ -607,22 +607,41 @@ def step_schedule(
     return _to_device(result, images.device)
 
 
+@dataclass(frozen=True)
+class SearchSettings:
+    """The minimal-perturbation search of the ARA (docs/method.md §3): the paper's S = 450 steps of
+    total size 20 with momentum 0.9, each default written here once."""
+
+    steps: int = 450
+    size: float = 20.0
+    momentum: float = 0.9
+
+    def check(self) -> None:
+        """ValueError naming the first setting out of range."""
+        if self.steps < 1:
+            raise ValueError("steps must be at least 1.")
+        if not self.size > 0:
+            raise ValueError("size must be > 0.")
+        if not 0 <= self.momentum < 1:
+            raise ValueError("momentum must lie in [0, 1).")
+
+
 def minimal_perturbation(
     model: nn.Module,
     images: Tensor,
     labels: Tensor | Sequence[int],
     *,
     boundary: Literal["misclassified", "btr"] = "misclassified",
-    steps: int = 450,
-    size: float = 20.0,
-    momentum: float = 0.9,
+    steps: int = SearchSettings.steps,
+    size: float = SearchSettings.size,
+    momentum: float = SearchSettings.momentum,
     targeted: bool = False,
     on_step: OnStep | None = None,
 ) -> StepScheduleResult:
     """The smallest-RMS perturbation that meets ``boundary`` (docs/method.md §3, the ARA search).
 
-    ``step_schedule(mode="min")`` with the paper's defaults: S = 450, size = 20,
-    momentum 0.9. ``met`` False marks an example the search never pushed across
+    ``step_schedule(mode="min")`` with the paper's settings by default (`SearchSettings`).
+    ``met`` False marks an example the search never pushed across
     (too few steps), not a robust one. Args as ``step_schedule``.
     Returns: a ``StepScheduleResult``; ``rms`` is ρ* (0 for images already past the boundary).
     Shapes: images (N, C, H, W), labels (N,).

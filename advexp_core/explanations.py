@@ -23,7 +23,8 @@ import torch
 from torch import Tensor, nn
 
 from advexp_core.attacks import StepScheduleResult, step_schedule
-from advexp_core.imaging import Preprocess, delta_display_scale, prepare_image
+from advexp_core.imaging import delta_display_scale
+from advexp_core.maps import SaliencyMap, as_targets
 from advexp_core.reports import json_number
 from advexp_core.runtime import OnStep, device_of, dtype_of
 
@@ -32,6 +33,25 @@ TargetSpec = int | str | Sequence[int | str]
 _TOP_K = re.compile(r"top-?(\d+)")
 LOW_FREQUENCY_CUTOFF = 0.25
 """Radial frequency (cycles/pixel; 0.5 is Nyquist) up to which δ's energy counts as structure."""
+
+
+@dataclass(frozen=True)
+class ExplanationSettings:
+    """The budget and schedule of an adversarial explanation (docs/method.md §2); each default of
+    the project's explanations is written here once.
+
+    Attributes:
+        rho: RMS budget ρ in [0,1] pixel units.
+        steps: steps S >= 2.
+        overshoot: total step length as a multiple of ρ.
+    """
+
+    rho: float = 0.1
+    steps: int = 35
+    overshoot: float = 5.0
+
+    def __post_init__(self) -> None:
+        check_settings(rho=self.rho, steps=self.steps, overshoot=self.overshoot)
 
 
 @dataclass(frozen=True)
@@ -241,9 +261,9 @@ def adversarial_explanation(
     class_names: Sequence[str],
     model_id: str = "",
     input_size: Sequence[int] | None = None,
-    rho: float = 0.1,
-    steps: int = 35,
-    overshoot: float = 5.0,
+    rho: float = ExplanationSettings.rho,
+    steps: int = ExplanationSettings.steps,
+    overshoot: float = ExplanationSettings.overshoot,
     on_step: OnStep | None = None,
 ) -> ExplanationResult:
     """Adversarial explanations of `image` toward each target class (docs/method.md §2).
@@ -426,76 +446,45 @@ class ContrastResult:
     delta_scale: float
 
 
-def contrast(
-    modules: Sequence[nn.Module],
-    image: Tensor,
-    targets: TargetSpec,
+def adversarial_map(
+    module: nn.Module,
+    images: Tensor,
+    targets: Tensor | int | Sequence[int],
     *,
-    class_names: Sequence[Sequence[str]],
-    model_ids: Sequence[str] | None = None,
-    preprocess: Sequence[Preprocess] | None = None,
-    rho: float = 0.1,
-    steps: int = 35,
-    overshoot: float = 5.0,
-    on_step: OnStep | None = None,
-) -> ContrastResult:
-    """Explain one image on several networks with the same settings (docs/method.md §2's contrast).
+    rho: float,
+    steps: int,
+    overshoot: float,
+) -> SaliencyMap:
+    """The adversarial explanation as a map: per pixel, the RMS over channels of δ toward the target.
 
-    On a robust network the explanation looks like the target class; on a standard one δ looks
-    like noise. Targets are resolved per model (``predicted`` may differ between them).
+    docs/method.md §2; one image at a time (each its own step schedule), so a map depends on its
+    image alone.
 
     Args:
-        modules: the networks to compare (at least one).
-        image: x in [0, 1].
-        targets, rho, steps, overshoot: as in `adversarial_explanation`.
-        class_names: one sequence of class names per module.
-        model_ids: one id per module, recorded in the results (default "").
-        preprocess: one input policy per module (`LoadedModel.preprocess`); an image not at a
-            module's crop size is resized for it with `imaging.prepare_image`. Default: the
-            image is used as given for every module.
-        on_step: called as on_step(step, steps·len(modules)) across all modules.
+        module: the network (images in [0, 1] -> logits); not modified.
+        images: images in [0, 1] at the network's input size.
+        targets: class index to explain toward, per image or one for all.
+        rho, steps, overshoot: as in `adversarial_explanation`.
 
     Returns:
-        ContrastResult with a shared δ display scale.
+        SaliencyMap with method "adversarial"; extra "valid" (N,) bool: the budget was reached.
 
-    Shapes: image (3, H, W).
+    Shapes: images (N, 3, H, W) -> maps (N, H, W)
     """
-    if not modules:
-        raise ValueError("contrast needs at least one model")
-    check_settings(rho=rho, steps=steps, overshoot=overshoot)
-    n = len(modules)
-    ids = list(model_ids) if model_ids is not None else [""] * n
-    policies: list[Preprocess | None] = list(preprocess) if preprocess is not None else [None] * n
-    if not len(class_names) == len(ids) == len(policies) == n:
-        raise ValueError("contrast needs one class_names (and model_id, preprocess if given) per module")
-    results = []
-    for k, module in enumerate(modules):
-        policy = policies[k]
-        x = image if policy is None else prepare_image(image, policy)
-        progress = None if on_step is None else _offset_progress(on_step, k * steps, steps * n)
-        results.append(
-            adversarial_explanation(
-                module,
-                x,
-                targets,
-                class_names=class_names[k],
-                model_id=ids[k],
-                input_size=None if policy is None else policy.crop,
-                rho=rho,
-                steps=steps,
-                overshoot=overshoot,
-                on_step=progress,
-            )  # fmt: skip
+    t = as_targets(targets, images.shape[0], images.device)
+    maps, valid = [], []
+    names: list[str] = []
+    for x, target in zip(images, t.tolist(), strict=True):
+        if not names:  # the labels only name the targets in the result, which a map does not keep
+            with torch.no_grad():
+                names = [str(c) for c in range(module(x[None].to(device_of(module))).shape[1])]
+        result = adversarial_explanation(
+            module, x, [target], class_names=names, rho=rho, steps=steps, overshoot=overshoot
         )
-    scale = delta_display_scale([r.deltas for r in results])
-    return ContrastResult(results=tuple(results), delta_scale=scale)
-
-
-def _offset_progress(on_step: OnStep, offset: int, total: int) -> OnStep:
-    def report(step: int, _steps: int) -> None:
-        on_step(offset + step, total)
-
-    return report
+        maps.append(result.deltas.detach().float().cpu().pow(2).mean(1).sqrt())
+        valid.append(result.all_valid)
+    out = torch.cat(maps) if maps else torch.zeros(0, *images.shape[2:])
+    return SaliencyMap(out, "adversarial", t.cpu(), {"valid": torch.tensor(valid, dtype=torch.bool)})
 
 
 __all__ = [
@@ -506,7 +495,9 @@ __all__ = [
     "adversarial_explanation",
     "check_image",
     "check_settings",
-    "contrast",
+    "delta_display_scale",
+    "ExplanationSettings",
+    "adversarial_map",
     "low_frequency_share",
     "noise_low_frequency_share",
     "resolve_targets",

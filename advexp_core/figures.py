@@ -18,16 +18,8 @@ from torch import Tensor
 
 from advexp_core.imaging import amplify_delta, delta_display_scale
 from advexp_core.reports import json_number
-from advexp_core.saliency import colour_scales
+from advexp_core.saliency import METHOD_TITLES, colour_scales
 
-METHOD_TITLES = {
-    "gradcam": "Grad-CAM",
-    "ig": "Integrated Gradients",
-    "gradient": "Gradient",
-    "smoothgrad": "SmoothGrad",
-    "lime": "LIME",
-    "occlusion": "Occlusion",
-}
 _MAP_CMAP = "inferno"
 
 

@@ -8,15 +8,17 @@ import math
 import platform
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
 import advexp_core
 from advexp_core import metrics, runtime
-from advexp_core.models import LoadedModel
 from advexp_core.readings import attack as attack_readings
+
+if TYPE_CHECKING:  # models imports the saliency registry, which reaches this module
+    from advexp_core.models import LoadedModel
 
 TOP_K = 5  # classes listed in every report and on every page
 

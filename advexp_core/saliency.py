@@ -1,11 +1,12 @@
-"""Saliency maps: Grad-CAM, Integrated Gradients, plain gradient and SmoothGrad, and the registry.
+"""Every explainer, registered once: its name, title, settings, needs and how it makes its map.
 
 docs/method.md §4 steps 1 and 3: explain the clean and the attacked image the same way, on one
-shared colour scale. captum does the work for Grad-CAM and Integrated Gradients; every method
-returns the same `SaliencyMap` (`advexp_core.maps`, re-exported here: one non-negative (H, W) map
-per image at input resolution). `explain` also runs the forward-only LIME and occlusion of
-`advexp_core.perturbation` (docs/method.md §5), so `METHODS` lists every explainer.
-Pass clean and attacked images concatenated to explain them in one batched call.
+shared colour scale. The gradient maps (Grad-CAM, Integrated Gradients, gradient, SmoothGrad) live
+in `advexp_core.gradient_maps`, the forward-only LIME and occlusion in `advexp_core.perturbation`
+(docs/method.md §5) and the adversarial explanation as a map in `advexp_core.explanations`
+(docs/method.md §2); `EXPLAINERS` is the one table every experiment chooses them from, so a new
+explainer is one entry. Every method returns the same `SaliencyMap` (`advexp_core.maps`,
+re-exported here: one non-negative (H, W) map per image at input resolution).
 
 Every method takes a bare ``nn.Module`` (captum style) and takes no lock: callers that share a
 module between threads (the experiment layer, with ``LoadedModel.lock``) hold it around the call.
@@ -13,278 +14,222 @@ module between threads (the experiment layer, with ``LoadedModel.lock``) hold it
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Literal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
-import torch.nn.functional as F
-from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam
 from torch import Tensor, nn
 
-from advexp_core.imaging import gaussian_window
-from advexp_core.maps import SaliencyMap, as_targets
+from advexp_core import perturbation
+from advexp_core.explanations import ExplanationSettings, adversarial_map
+from advexp_core.gradient_maps import (
+    blurred_baseline,
+    find_last_conv_block,
+    grad_cam,
+    gradient,
+    integrated_gradients,
+    smoothgrad,
+)
+from advexp_core.maps import SaliencyMap
 from advexp_core.perturbation import lime, occlusion
-from advexp_core.runtime import device_of, dtype_of
+from advexp_core.runtime import device_of
 
-# Images per forward pass that IG and SmoothGrad may use, counted in 224x224 images:
-# ~32 images of EfficientNet-Lite0 with activations kept for the backward pass fit in ~2 GB.
-_PIXEL_BUDGET = 32 * 224 * 224
-
-GRADIENT_METHODS = ("gradcam", "ig", "gradient", "smoothgrad")
-PERTURBATION_METHODS = ("lime", "occlusion")  # forward-only (docs/method.md §5)
-METHODS = (*GRADIENT_METHODS, *PERTURBATION_METHODS)
+# Images per forward pass of Integrated Gradients and SmoothGrad on a CPU: bigger batches cost
+# more per image there (EfficientNet-Lite0 at 224 px: 110 ms per image fwd+bwd at 1 or 8 images,
+# 177 ms at 32) and SmoothGrad's 16 copies in one pass took the compare page's peak memory to 3.7 GB.
+CPU_IG_IMAGES = 8
+IG_BASELINES = ("black", "blur")
 
 
-def _prepare(
-    module: nn.Module, images: Tensor, targets: Tensor | int | Sequence[int]
-) -> tuple[Tensor, Tensor]:
-    """(images as float on the module's device, targets as (N,) long there)."""
-    device = device_of(module, fallback=images.device)
-    x = images.detach().to(device).float()
-    return x, as_targets(targets, x.shape[0], device)
+# --- each explainer's settings: every default written here once ---------------------------------
 
 
-def find_last_conv_block(module: nn.Module, *, input_size: tuple[int, int]) -> nn.Module:
-    """The last convolutional layer or block of a network, for Grad-CAM on user models.
+@dataclass(frozen=True)
+class NoSettings:
+    """An explainer without settings of its own (Grad-CAM's layer comes with the model)."""
 
-    Runs one forward pass on a black image with temporary hooks (removed before returning)
-    and picks the outermost module that finished last among those that contain an
-    nn.Conv2d, are called once and output a spatial map larger than 1x1. On a torchvision
-    ResNet this is `layer4`, on EfficientNet `features`; a 1x1-conv classifier head
-    applied after global pooling is skipped.
 
-    Args:
-        module: the network (images in [0, 1] -> logits).
-        input_size: (H, W) of the model input, in pixels.
+@dataclass(frozen=True)
+class IntegratedGradientsSettings:
+    """Integrated Gradients: quadrature points along the path and the baseline ("black", "blur")."""
 
-    Returns:
-        The chosen submodule.
+    n_steps: int = 32
+    baseline: str = "black"
 
-    Raises:
-        ValueError: no convolutional layer produces a spatial map (Grad-CAM cannot apply).
+    def __post_init__(self) -> None:
+        if self.baseline not in IG_BASELINES:
+            raise ValueError(f"the IG baseline must be one of {', '.join(IG_BASELINES)}.")
+        if self.n_steps < 1:
+            raise ValueError("the number of IG steps must be at least 1.")
+
+
+@dataclass(frozen=True)
+class SmoothGradSettings:
+    """SmoothGrad: noisy copies, noise in [0,1] pixel units, and the seed of the noise."""
+
+    n_samples: int = 16
+    sigma: float = 0.15
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_samples < 1:
+            raise ValueError("the number of SmoothGrad samples must be at least 1.")
+        if not self.sigma >= 0:
+            raise ValueError(f"the SmoothGrad noise must be a number >= 0, got {self.sigma}.")
+
+
+@dataclass(frozen=True)
+class LimeSettings:
+    """LIME: perturbed samples and superpixels per image (`advexp_core.perturbation`)."""
+
+    n_samples: int = perturbation.LIME_SAMPLES
+    n_segments: int = perturbation.LIME_SEGMENTS
+
+
+# --- the registry ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Explainer:
+    """One explainer of the registry.
+
+    Attributes:
+        name: its key ("gradcam", "ig", ...), as written in configs and reports.
+        title: its display name.
+        make: (module, images, targets, **options) -> SaliencyMap.
+        settings: its settings type; ``settings()`` holds the defaults.
+        options: (settings, images per pass or None) -> ``make``'s keyword arguments.
+        needs_gradients: backward passes through the network (False: forward-only).
+        uses_layer: takes the model's Grad-CAM layer.
+        cpu_images: images per pass on a CPU (None: one pass, or its own pixel budget, anywhere).
+        saliency: a saliency map of `METHODS` (False: a map made by another experiment's algorithm).
     """
-    has_conv = {m for m in module.modules() if any(isinstance(s, nn.Conv2d) for s in m.modules())}
-    finished: list[tuple[nn.Module, tuple[int, ...]]] = []
-    calls: dict[nn.Module, int] = {}
 
-    def hook(m: nn.Module, _inp: Any, out: Any) -> None:
-        calls[m] = calls.get(m, 0) + 1
-        if isinstance(out, Tensor):
-            finished.append((m, tuple(out.shape)))
+    name: str
+    title: str
+    make: Callable[..., SaliencyMap]
+    settings: type = NoSettings
+    options: Callable[[Any, int | None], dict[str, Any]] = field(default=lambda _s, _n: {})
+    needs_gradients: bool = True
+    uses_layer: bool = False
+    cpu_images: int | None = None
+    saliency: bool = True
 
-    candidates = [m for m in module.modules() if m is not module and m in has_conv]
-    handles = [m.register_forward_hook(hook) for m in candidates]
+
+def _ig_options(s: IntegratedGradientsSettings, per_pass: int | None) -> dict[str, Any]:
+    return {"n_steps": s.n_steps, "baseline": s.baseline, "internal_batch_size": per_pass}
+
+
+def _smoothgrad_options(s: SmoothGradSettings, per_pass: int | None) -> dict[str, Any]:
+    return {
+        "n_samples": s.n_samples,
+        "sigma": s.sigma,
+        "generator": torch.Generator().manual_seed(s.seed),  # fresh noise of the same seed per call
+        "internal_batch_size": per_pass,
+    }
+
+
+def _adversarial_options(s: ExplanationSettings, _per_pass: int | None) -> dict[str, Any]:
+    return {"rho": s.rho, "steps": s.steps, "overshoot": s.overshoot}
+
+
+EXPLAINERS: dict[str, Explainer] = {
+    e.name: e
+    for e in (
+        Explainer("gradcam", "Grad-CAM", grad_cam, uses_layer=True),
+        Explainer(
+            "ig",
+            "Integrated Gradients",
+            integrated_gradients,
+            IntegratedGradientsSettings,
+            _ig_options,
+            cpu_images=CPU_IG_IMAGES,
+        ),  # fmt: skip
+        Explainer("gradient", "Gradient", gradient),
+        Explainer(
+            "smoothgrad",
+            "SmoothGrad",
+            smoothgrad,
+            SmoothGradSettings,
+            _smoothgrad_options,
+            cpu_images=CPU_IG_IMAGES,
+        ),  # fmt: skip
+        Explainer(
+            "lime",
+            "LIME",
+            lime,
+            LimeSettings,
+            lambda s, _n: {"n_samples": s.n_samples, "n_segments": s.n_segments},
+            needs_gradients=False,
+        ),  # fmt: skip
+        Explainer("occlusion", "Occlusion", occlusion, needs_gradients=False),
+        Explainer(
+            "adversarial",
+            "Adversarial explanation δ",
+            adversarial_map,
+            ExplanationSettings,
+            _adversarial_options,
+            saliency=False,
+        ),  # fmt: skip
+    )
+}
+
+GRADIENT_METHODS = tuple(n for n, e in EXPLAINERS.items() if e.saliency and e.needs_gradients)
+PERTURBATION_METHODS = tuple(n for n, e in EXPLAINERS.items() if e.saliency and not e.needs_gradients)
+METHODS = (*GRADIENT_METHODS, *PERTURBATION_METHODS)
+METHOD_TITLES = {n: e.title for n, e in EXPLAINERS.items() if e.saliency}
+
+
+def explainer(method: str) -> Explainer:
+    """The registry entry of ``method`` (ValueError, naming the choices, for an unknown one)."""
     try:
-        with torch.no_grad():
-            x = torch.zeros(1, 3, *input_size, device=device_of(module), dtype=dtype_of(module))
-            module(x)
-    finally:
-        for h in handles:
-            h.remove()
-    for m, shape in reversed(finished):
-        if calls[m] == 1 and len(shape) == 4 and shape[2] * shape[3] > 1:
-            return m
-    raise ValueError("the model has no convolutional layer with a spatial output; Grad-CAM needs one")
+        return EXPLAINERS[method]
+    except KeyError:
+        raise ValueError(f"unknown saliency method {method!r}; choose from {', '.join(METHODS)}") from None
 
 
-def grad_cam(
+def map_options(
+    method: str, settings: object | None, module: nn.Module, *, layer: nn.Module | None = None
+) -> tuple[Explainer, dict[str, Any]]:
+    """An explainer and the keyword arguments its ``make`` takes for these settings (None: its
+    defaults), batched by where the module lives: on a CPU, `Explainer.cpu_images` images per pass
+    (the same map up to float rounding, faster there). Build them once for a run of several calls:
+    SmoothGrad's noise then goes on from one call to the next."""
+    entry = explainer(method)
+    chosen = entry.settings() if settings is None else settings
+    if not isinstance(chosen, entry.settings):
+        raise TypeError(f"{method} takes {entry.settings.__name__}, got {type(chosen).__name__}")
+    per_pass = entry.cpu_images if device_of(module).type == "cpu" else None
+    kwargs = entry.options(chosen, per_pass)
+    if entry.uses_layer:
+        kwargs["layer"] = layer
+    return entry, kwargs
+
+
+def make_map(
     module: nn.Module,
     images: Tensor,
     targets: Tensor | int | Sequence[int],
     *,
+    method: str,
+    settings: object | None = None,
     layer: nn.Module | None = None,
 ) -> SaliencyMap:
-    """Grad-CAM (Selvaraju et al. 2017) at the last convolutional block, upsampled to the input.
-
-    docs/method.md §4 step 1. Uses captum's LayerGradCam with ReLU on the class-weighted
-    activations, then bilinear upsampling (LayerAttribution.interpolate). Hooks are registered
-    by captum in try/finally.
+    """One explainer's maps with its settings (`map_options`): the one way the experiments make a map.
 
     Args:
         module: the network (images in [0, 1] -> logits); not modified.
         images: images in [0, 1].
         targets: class index to explain, per image or one for all.
-        layer: the submodule of `module` to explain at (e.g. `LoadedModel.gradcam_layer`);
-            default `find_last_conv_block`.
-
-    Returns:
-        SaliencyMap with method "gradcam", maps >= 0.
+        method: a key of `EXPLAINERS`.
+        settings: an instance of the explainer's settings type; None: its defaults.
+        layer: the model's Grad-CAM layer (None: `find_last_conv_block`); unused by the others.
 
     Shapes: images (N, 3, H, W) -> maps (N, H, W)
     """
-    x, t = _prepare(module, images, targets)
-    if layer is None:
-        layer = find_last_conv_block(module, input_size=(x.shape[-2], x.shape[-1]))
-    # captum sets requires_grad on the layer output; an input that requires grad keeps
-    # in-place activations after that layer legal.
-    attr = LayerGradCam(module, layer).attribute(x.requires_grad_(), target=t, relu_attributions=True)
-    up = LayerAttribution.interpolate(attr.detach(), tuple(x.shape[-2:]), interpolate_mode="bilinear")
-    maps = up[:, 0].clamp_min(0)  # bilinear interpolation of ReLU'd values stays >= 0
-    return SaliencyMap(maps, "gradcam", t, {"layer": type(layer).__name__})
-
-
-def blurred_baseline(images: Tensor, *, sigma: float | None = None) -> Tensor:
-    """A Gaussian-blurred copy of the images, the "blur" baseline for IG (Sturmfels et al. 2020).
-
-    Args:
-        images: images in [0, 1].
-        sigma: blur standard deviation in pixels; default max(H, W) / 16.
-
-    Shapes: (N, C, H, W) -> (N, C, H, W)
-    """
-    n, c, h, w = images.shape
-    s = sigma if sigma is not None else max(h, w) / 16
-    radius = max(1, min(int(3 * s), (min(h, w) - 1) // 2))
-    g = gaussian_window(2 * radius + 1, s, dtype=images.dtype, device=images.device)
-    x = F.pad(images, (radius, radius, radius, radius), mode="reflect")
-    x = F.conv2d(x, g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(x, g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-
-
-def _chunks(n: int, per_image_evals: int, hw: int, budget: int) -> Iterator[slice]:
-    """Example slices so one chunk does not exceed `budget` pixels per forward pass."""
-    per_chunk = max(1, budget // (hw * max(1, per_image_evals)))
-    for start in range(0, n, per_chunk):
-        yield slice(start, min(n, start + per_chunk))
-
-
-def integrated_gradients(
-    module: nn.Module,
-    images: Tensor,
-    targets: Tensor | int | Sequence[int],
-    *,
-    baseline: Literal["black", "blur"] | Tensor = "black",
-    n_steps: int = 32,
-    internal_batch_size: int | None = None,
-) -> SaliencyMap:
-    """Integrated Gradients (Sundararajan et al. 2017) via captum, channel-reduced by |.|-sum.
-
-    docs/method.md §4 step 1. Gauss-Legendre quadrature with `n_steps` points. Memory is bounded:
-    at most `internal_batch_size` images go through the model at once (default: a budget of
-    32 images of 224x224 pixels); the completeness error is returned per image.
-
-    Args:
-        module: the network (images in [0, 1] -> logits); not modified.
-        images: images in [0, 1].
-        targets: class index to explain, per image or one for all.
-        baseline: "black" (zeros), "blur" (`blurred_baseline`) or a tensor like `images`.
-        n_steps: quadrature points along the path.
-        internal_batch_size: images per forward pass; default from the pixel budget.
-
-    Returns:
-        SaliencyMap with method "ig"; extra["convergence_delta"] (N,) = sum of attributions
-        - (f_t(x) - f_t(baseline)), and extra["baseline"].
-
-    Shapes: images (N, 3, H, W) -> maps (N, H, W)
-    """
-    if n_steps < 1:
-        raise ValueError("n_steps must be at least 1")
-    x, t = _prepare(module, images, targets)
-    if isinstance(baseline, Tensor):
-        base = baseline.detach().to(x.device).float().expand_as(x)
-    elif baseline == "black":
-        base = torch.zeros_like(x)
-    elif baseline == "blur":
-        base = blurred_baseline(x)
-    else:
-        raise ValueError(f"unknown baseline {baseline!r}; use 'black', 'blur' or a tensor")
-    hw = x.shape[-2] * x.shape[-1]
-    budget = internal_batch_size * hw if internal_batch_size else _PIXEL_BUDGET
-    ig = IntegratedGradients(module)
-    maps, deltas = [], []
-    for sl in _chunks(x.shape[0], 1, hw, budget):
-        n = sl.stop - sl.start
-        ibs = n * max(1, min(n_steps, budget // (hw * n)))
-        attr, delta = ig.attribute(
-            x[sl], base[sl], target=t[sl], n_steps=n_steps,
-            internal_batch_size=ibs, return_convergence_delta=True,
-        )  # fmt: skip
-        maps.append(attr.detach().abs().sum(dim=1))
-        deltas.append(delta.detach())
-    name = baseline if isinstance(baseline, str) else "tensor"
-    extra = {"convergence_delta": torch.cat(deltas), "baseline": name, "n_steps": n_steps}
-    return SaliencyMap(torch.cat(maps), "ig", t, extra)
-
-
-def _input_gradient(module: nn.Module, x: Tensor, t: Tensor) -> Tensor:
-    """d logit_t / d x per image (autograd.grad on the input only). Shapes: (N,C,H,W) -> same."""
-    x = x.detach().requires_grad_(True)
-    score = module(x).gather(1, t[:, None]).sum()
-    (g,) = torch.autograd.grad(score, x)
-    return g
-
-
-def gradient(module: nn.Module, images: Tensor, targets: Tensor | int | Sequence[int]) -> SaliencyMap:
-    """Plain input-gradient saliency (Simonyan et al. 2014): |d logit_t / d x| summed over channels.
-
-    Args:
-        module: the network (images in [0, 1] -> logits); not modified.
-        images: images in [0, 1].
-        targets: class index to explain, per image or one for all.
-
-    Shapes: images (N, 3, H, W) -> maps (N, H, W)
-    """
-    x, t = _prepare(module, images, targets)
-    maps = _input_gradient(module, x, t).abs().sum(dim=1)
-    return SaliencyMap(maps, "gradient", t, {})
-
-
-def smoothgrad(
-    module: nn.Module,
-    images: Tensor,
-    targets: Tensor | int | Sequence[int],
-    *,
-    n_samples: int = 16,
-    sigma: float = 0.15,
-    generator: torch.Generator | None = None,
-    internal_batch_size: int | None = None,
-) -> SaliencyMap:
-    """SmoothGrad (Smilkov et al. 2017): the gradient map averaged over noisy copies.
-
-    Args:
-        module: the network (images in [0, 1] -> logits); not modified.
-        images: images in [0, 1].
-        targets: class index to explain, per image or one for all.
-        n_samples: noisy copies per image.
-        sigma: noise standard deviation in [0, 1] pixel units (0.15 = 15 % of the range).
-        generator: source of the noise; default a fresh generator seeded with 0, so the
-            result is deterministic either way.
-        internal_batch_size: at most this many noisy images per pass (captum's name; None: the
-            module's pixel budget alone). The noise is drawn first, so the map is the same up
-            to float rounding; smaller passes need less memory.
-
-    Shapes: images (N, 3, H, W) -> maps (N, H, W)
-    """
-    if n_samples < 1:
-        raise ValueError("n_samples must be at least 1")
-    if internal_batch_size is not None and internal_batch_size < 1:
-        raise ValueError("internal_batch_size must be at least 1")
-    x, t = _prepare(module, images, targets)
-    gen = generator if generator is not None else torch.Generator().manual_seed(0)
-    noise = torch.randn((n_samples, *x.shape), generator=gen, device=gen.device).to(x.device)
-    hw = x.shape[-2] * x.shape[-1]
-    total = torch.zeros(x.shape[0], *x.shape[-2:], device=x.device)
-    for sl in _chunks(x.shape[0], n_samples, hw, _PIXEL_BUDGET):
-        n = sl.stop - sl.start
-        per_pass = n_samples if internal_batch_size is None else max(1, internal_batch_size // n)
-        for first in range(0, n_samples, per_pass):
-            k = min(per_pass, n_samples - first)
-            noisy = (x[sl][None] + sigma * noise[first : first + k, sl]).flatten(0, 1)  # sample-major
-            g = _input_gradient(module, noisy, t[sl].repeat(k)).abs().sum(dim=1)
-            total[sl] += g.view(k, n, *x.shape[-2:]).sum(dim=0)
-        total[sl] /= n_samples
-    extra = {"n_samples": n_samples, "sigma": sigma}
-    return SaliencyMap(total, "smoothgrad", t, extra)
-
-
-_EXPLAINERS: dict[str, Callable[..., SaliencyMap]] = {
-    "gradcam": grad_cam,
-    "ig": integrated_gradients,
-    "gradient": gradient,
-    "smoothgrad": smoothgrad,
-    "lime": lime,
-    "occlusion": occlusion,
-}
+    entry, kwargs = map_options(method, settings, module, layer=layer)
+    return entry.make(module, images, targets, **kwargs)
 
 
 def explain(
@@ -296,13 +241,12 @@ def explain(
     layer: nn.Module | None = None,
     **kwargs: Any,
 ) -> SaliencyMap:
-    """Explain `images` for `targets` with one of `METHODS`.
+    """Explain `images` for `targets` with one of `METHODS`, with the method's own keyword arguments.
 
-    The gradient methods ("gradcam", "ig", "gradient", "smoothgrad") are defined here; "lime" and
-    "occlusion" are forward-only (`advexp_core.perturbation`, docs/method.md §5).
-
-    Concatenate clean and attacked images and `SaliencyMap.split` the result to explain both
-    in one batched call.
+    The gradient methods ("gradcam", "ig", "gradient", "smoothgrad") are in
+    `advexp_core.gradient_maps`; "lime" and "occlusion" are forward-only
+    (`advexp_core.perturbation`, docs/method.md §5). Concatenate clean and attacked images and
+    `SaliencyMap.split` the result to explain both in one batched call.
 
     Args:
         module: the network (images in [0, 1] -> logits); not modified.
@@ -315,41 +259,10 @@ def explain(
 
     Shapes: images (N, 3, H, W) -> maps (N, H, W)
     """
-    try:
-        fn = _EXPLAINERS[method]
-    except KeyError:
-        raise ValueError(f"unknown saliency method {method!r}; choose from {', '.join(METHODS)}") from None
-    if method == "gradcam":
+    entry = explainer(method)
+    if entry.uses_layer:
         kwargs["layer"] = layer
-    return fn(module, images, targets, **kwargs)
-
-
-def explain_pair(
-    module: nn.Module,
-    clean: Tensor,
-    attacked: Tensor,
-    clean_targets: Tensor | int | Sequence[int],
-    attacked_targets: Tensor | int | Sequence[int],
-    *,
-    method: str,
-    layer: nn.Module | None = None,
-    **kwargs: Any,
-) -> tuple[SaliencyMap, SaliencyMap]:
-    """Explain clean and attacked images in one batched call (docs/method.md §4 steps 1 and 3).
-
-    Args: as `explain`, with the clean and the attacked images and the class to explain
-    for each.
-
-    Returns:
-        (maps of the clean images, maps of the attacked images).
-
-    Shapes: clean (N, 3, H, W), attacked (N, 3, H, W) -> maps (N, H, W) each
-    """
-    n = clean.shape[0]
-    device = device_of(module, fallback=clean.device)
-    targets = torch.cat([as_targets(clean_targets, n, device), as_targets(attacked_targets, n, device)])
-    images = torch.cat([clean.to(device), attacked.to(device)])
-    return explain(module, images, targets, method=method, layer=layer, **kwargs).split(n)
+    return entry.make(module, images, targets, **kwargs)
 
 
 def colour_scales(
@@ -382,6 +295,30 @@ def colour_scales(
     return [shared] * len(maps)
 
 
-def shared_scale(*maps: Tensor, outlier_share: float = 0.01) -> tuple[float, float]:
-    """One (vmin, vmax) for all `maps`, so clean and attacked maps are read on the same scale."""
-    return colour_scales(*maps, outlier_share=outlier_share)[0]
+__all__ = [
+    "CPU_IG_IMAGES",
+    "EXPLAINERS",
+    "GRADIENT_METHODS",
+    "IG_BASELINES",
+    "METHODS",
+    "METHOD_TITLES",
+    "PERTURBATION_METHODS",
+    "Explainer",
+    "ExplanationSettings",
+    "IntegratedGradientsSettings",
+    "LimeSettings",
+    "NoSettings",
+    "SaliencyMap",
+    "SmoothGradSettings",
+    "blurred_baseline",
+    "colour_scales",
+    "explain",
+    "explainer",
+    "find_last_conv_block",
+    "grad_cam",
+    "gradient",
+    "integrated_gradients",
+    "make_map",
+    "map_options",
+    "smoothgrad",
+]

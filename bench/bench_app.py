@@ -294,8 +294,8 @@ def floors(name: str) -> dict[str, Any]:
     import torch
 
     from advexp_core import experiments as ex
-    from advexp_core.experiments.under_attack import CPU_IG_IMAGES
     from advexp_core.models import DEFAULT_MODEL_ID
+    from advexp_core.saliency import CPU_IG_IMAGES
     from advexp_ui.loaders import contrast_pair, intra_op_threads
 
     torch.set_num_threads(intra_op_threads())  # as the server does

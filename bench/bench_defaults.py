@@ -35,7 +35,8 @@ sys.path.insert(0, str(ROOT))
 logging.getLogger("streamlit").setLevel(logging.ERROR)  # its caches warn that no app runs here
 from advexp_core import metrics  # noqa: E402
 from advexp_core.experiments import AttackConfig, SaliencyConfig  # noqa: E402
-from advexp_core.experiments.under_attack import adversarial_example, method_kwargs  # noqa: E402
+from advexp_core.experiments.maps import method_kwargs  # noqa: E402
+from advexp_core.experiments.under_attack import adversarial_example  # noqa: E402
 from advexp_core.imaging import decode_image  # noqa: E402
 from advexp_core.models import DEFAULT_MODEL_ID, load_model  # noqa: E402
 from advexp_core.saliency import explain  # noqa: E402

@@ -26,7 +26,7 @@ from advexp_core.attacks import pgd  # noqa: E402
 from advexp_core.explanations import adversarial_explanation  # noqa: E402
 from advexp_core.imaging import decode_image, prepare_image  # noqa: E402
 from advexp_core.models import load_model  # noqa: E402
-from advexp_core.saliency import explain_pair  # noqa: E402
+from advexp_core.saliency import explain  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -45,16 +45,9 @@ def hook_count(module: torch.nn.Module) -> int:
 
 def cycle(model, image: torch.Tensor, label: int) -> None:
     result = pgd(model.module, image[None], [label], eps=2 / 255, steps=10)
+    both = torch.cat([image[None].to(result.adversarial.device), result.adversarial])
     for method in ("gradcam", "ig"):
-        explain_pair(
-            model.module,
-            image[None],
-            result.adversarial,
-            [label],
-            [label],
-            method=method,
-            layer=model.gradcam_layer,
-        )
+        explain(model.module, both, [label, label], method=method, layer=model.gradcam_layer).split(1)
     adversarial_explanation(model.module, image, "runner-up", class_names=model.class_names, steps=10)
 
 

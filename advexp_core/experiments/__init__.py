@@ -27,13 +27,13 @@ from advexp_core.experiments.explanations import (
     adversarial_explanations,
     contrast_explanations,
 )
+from advexp_core.experiments.maps import classify
 from advexp_core.experiments.move_map import MoveTheMapResult, move_the_map
 from advexp_core.experiments.sanity import SanityChecksResult, SanityPlan, sanity_checks, sanity_plan
 from advexp_core.experiments.under_attack import (
     AdversarialExampleResult,
     SaliencyUnderAttackResult,
     adversarial_example,
-    classify,
     saliency_under_attack,
     under_attack_figure,
 )

@@ -1,8 +1,8 @@
 """The ARA experiment (docs/method.md §3): one frozen config in, one frozen result out.
 
-What ``advexp ara`` and the Robustness page both call. The defaults of the experiment are written
-here once: the authors' search (S = 450, size 20, momentum 0.9), their image subset (seed 1776),
-the test split, all images unless told otherwise.
+What ``advexp ara`` and the Robustness page both call. The experiment's defaults: the authors'
+search (`advexp_core.attacks.SearchSettings`, where its numbers are written once), their image
+subset (seed 1776), the test split, all images unless told otherwise.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from advexp_core.ara import REFERENCE_SEED, AraResult, Boundary, Sample, evaluate_ara, select_images
+from advexp_core.attacks import SearchSettings
 from advexp_core.distributed import DistContext
 from advexp_core.models import LoadedModel
 from advexp_core.readings import ara as readings
@@ -43,32 +44,32 @@ class ARAConfig:
 
     Attributes:
         n_images: N, how many images of the set (None: all).
-        steps, size, momentum: the minimal-perturbation search (the paper's 450, 20, 0.9).
+        steps, size, momentum: the minimal-perturbation search (`attacks.SearchSettings`: the paper's).
         batch_size: images per search batch (memory, not results).
         split: the dataset split the images come from (recorded in the report).
         sample: "reference" (the authors' seeded random subset) or "first" (the first N).
     """
 
     n_images: int | None = None
-    steps: int = 450
-    size: float = 20.0
-    momentum: float = 0.9
+    steps: int = SearchSettings.steps
+    size: float = SearchSettings.size
+    momentum: float = SearchSettings.momentum
     batch_size: int = 128
     split: str = "test"
     sample: Sample = "reference"
+
+    @property
+    def search(self) -> SearchSettings:
+        """The search's settings as the algorithm takes them."""
+        return SearchSettings(steps=self.steps, size=self.size, momentum=self.momentum)
 
     def check(self) -> None:
         """ValueError naming the first setting out of range."""
         if self.n_images is not None and self.n_images < 1:
             raise ValueError("n_images must be at least 1.")
-        if self.steps < 1:
-            raise ValueError("steps must be at least 1.")
+        self.search.check()
         if self.batch_size < 1:
             raise ValueError("batch size must be at least 1.")
-        if not self.size > 0:
-            raise ValueError("size must be > 0.")
-        if not 0 <= self.momentum < 1:
-            raise ValueError("momentum must lie in [0, 1).")
         if self.sample not in ("reference", "first"):
             raise ValueError(f"sample must be 'reference' or 'first', got {self.sample!r}.")
 

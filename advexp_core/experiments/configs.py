@@ -11,13 +11,18 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from advexp_core.explanations import check_settings
+from advexp_core.explanations import ExplanationSettings
 from advexp_core.geometry import NORMS
 from advexp_core.reports import TOP_K
-from advexp_core.saliency import GRADIENT_METHODS, METHODS
+from advexp_core.saliency import (
+    GRADIENT_METHODS,
+    METHODS,
+    IntegratedGradientsSettings,
+    SmoothGradSettings,
+    explainer,
+)
 
 ATTACK_METHODS = ("pgd", "fgsm")
-IG_BASELINES = ("black", "blur")
 MAP_METHODS = ("gradient", "gradcam")  # the maps `manipulate_explanation` can move
 REGIONS = ("top-left", "top-right", "bottom-left", "bottom-right", "centre")
 
@@ -105,10 +110,10 @@ class SaliencyConfig:
     """
 
     methods: tuple[str, ...] = ("gradcam", "ig")
-    ig_steps: int = 32
-    ig_baseline: str = "black"
-    smoothgrad_samples: int = 16
-    smoothgrad_sigma: float = 0.15
+    ig_steps: int = IntegratedGradientsSettings.n_steps
+    ig_baseline: str = IntegratedGradientsSettings.baseline
+    smoothgrad_samples: int = SmoothGradSettings.n_samples
+    smoothgrad_sigma: float = SmoothGradSettings.sigma
     topk: float = 0.2
     per_map_scale: bool = False
     seed: int = 0
@@ -121,11 +126,19 @@ class SaliencyConfig:
             )
         if not 0 < self.topk <= 1:
             raise ValueError(f"topk must be a share of pixels in (0, 1], got {self.topk}.")
-        if self.ig_baseline not in IG_BASELINES:
-            raise ValueError(f"ig_baseline must be one of {', '.join(IG_BASELINES)}.")
-        if self.ig_steps < 1 or self.smoothgrad_samples < 1:
-            raise ValueError("ig_steps and smoothgrad_samples must be at least 1.")
         _check_number("smoothgrad_sigma", self.smoothgrad_sigma)
+        self.settings("ig"), self.settings("smoothgrad")  # each explainer checks its own settings
+
+    def settings(self, method: str) -> object:
+        """The settings `advexp_core.saliency.make_map` takes for ``method``: this config's values
+        where it has them, the explainer's defaults otherwise."""
+        own = {
+            "ig": lambda: IntegratedGradientsSettings(n_steps=self.ig_steps, baseline=self.ig_baseline),
+            "smoothgrad": lambda: SmoothGradSettings(
+                n_samples=self.smoothgrad_samples, sigma=self.smoothgrad_sigma, seed=self.seed
+            ),
+        }.get(method)
+        return own() if own is not None else explainer(method).settings()
 
 
 @dataclass(frozen=True)
@@ -163,14 +176,19 @@ class ExplanationConfig:
     """
 
     targets: tuple[int | str, ...] = ("predicted", "runner-up")
-    rho: float = 0.1
-    steps: int = 35
-    overshoot: float = 5.0
+    rho: float = ExplanationSettings.rho
+    steps: int = ExplanationSettings.steps
+    overshoot: float = ExplanationSettings.overshoot
     top_k: int = TOP_K
     max_targets: int | None = None
 
     def __post_init__(self) -> None:
-        check_settings(rho=self.rho, steps=self.steps, overshoot=self.overshoot)
+        self.settings  # noqa: B018 - checks ρ, S and the overshoot
+
+    @property
+    def settings(self) -> ExplanationSettings:
+        """ρ, S and the overshoot, as the algorithm and the explainer registry take them."""
+        return ExplanationSettings(rho=self.rho, steps=self.steps, overshoot=self.overshoot)
 
 
 @dataclass(frozen=True)

@@ -16,15 +16,15 @@ from torch import Tensor
 
 from advexp_core import metrics
 from advexp_core.experiments.configs import ExplainersConfig
-from advexp_core.experiments.progress import stage, tick
-from advexp_core.experiments.under_attack import OnPartial, fit_image, gradcam_layer_for, method_kwargs
+from advexp_core.experiments.maps import check_class, fit_image, gradcam_layer_for
+from advexp_core.experiments.progress import OnPartial, stage, tick
 from advexp_core.faithfulness import deletion_insertion
 from advexp_core.figures import METHOD_TITLES
 from advexp_core.models import LoadedModel
 from advexp_core.readings.agreement import every_measure
 from advexp_core.reports import config_dict, predictions
 from advexp_core.runtime import OnStep
-from advexp_core.saliency import SaliencyMap, explain
+from advexp_core.saliency import SaliencyMap, make_map
 
 AGREEMENT = {
     "spearman": metrics.spearman,
@@ -138,15 +138,13 @@ def compare_explainers(
     with model.lock:  # one run at a time per shared model: Grad-CAM hooks the shared module
         with torch.no_grad():
             logits = model.module(x[None])[0]
-        target = int(logits.argmax()) if config.target is None else int(config.target)
-        if not 0 <= target < model.num_classes:
-            raise ValueError(f"Class {target} does not exist for this model (0..{model.num_classes - 1}).")
+        target = check_class(model, int(logits.argmax()) if config.target is None else int(config.target))
         layer = gradcam_layer_for(model, methods)
         maps: dict[str, Tensor] = {}
         details: dict[str, dict[str, Any]] = {}
         for k, method in enumerate(methods, start=1):
-            kwargs = method_kwargs(method, config.saliency, layer, device=model.device)
-            explained = explain(model.module, x[None], target, method=method, **kwargs)
+            settings = config.saliency.settings(method)
+            explained = make_map(model.module, x[None], target, method=method, settings=settings, layer=layer)
             maps[method] = explained.maps[0].cpu()
             details[method] = method_details(explained)
             tick(on_step, k, total)

@@ -13,8 +13,8 @@ import torch
 from torch import Tensor
 
 from advexp_core.experiments.configs import ExplanationConfig
-from advexp_core.experiments.progress import stage, tick
-from advexp_core.experiments.under_attack import OnPartial, fit_image
+from advexp_core.experiments.maps import fit_image
+from advexp_core.experiments.progress import OnPartial, stage, tick
 from advexp_core.explanations import (
     ContrastResult,
     ExplanationResult,

@@ -10,14 +10,14 @@ import torch
 from torch import Tensor
 
 from advexp_core.experiments.configs import REGIONS, ManipulationConfig
+from advexp_core.experiments.maps import fit_image
 from advexp_core.experiments.progress import tick
-from advexp_core.experiments.under_attack import fit_image
 from advexp_core.manipulation import manipulate_explanation, region_map
 from advexp_core.models import LoadedModel
 from advexp_core.readings import attack as attack_readings
 from advexp_core.reports import config_dict, json_number, predictions
 from advexp_core.runtime import OnStep
-from advexp_core.saliency import explain
+from advexp_core.saliency import make_map
 
 
 @dataclass(frozen=True)
@@ -119,8 +119,7 @@ def _goal_map(model: LoadedModel, config: ManipulationConfig, goal_image: Tensor
         other = fit_image(goal_image, model)[None]
         with torch.no_grad():
             label = model.module(other).argmax(1)
-        layer = {"layer": model.gradcam_layer} if config.method == "gradcam" else {}
-        return explain(model.module, other, label, method=config.method, **layer).maps[0]
+        return make_map(model.module, other, label, method=config.method, layer=model.gradcam_layer).maps[0]
     boxes = dict(
         zip(
             REGIONS,

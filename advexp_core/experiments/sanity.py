@@ -17,12 +17,12 @@ from torch import Tensor, nn
 
 from advexp_core.datasets import load_dataset
 from advexp_core.experiments.configs import RANDOM_LABEL_PARTNERS, SaliencyConfig, SanityConfig
+from advexp_core.experiments.maps import check_class, fit_image, gradcam_layer_for
 from advexp_core.experiments.progress import stage, tick
-from advexp_core.experiments.under_attack import fit_image, gradcam_layer_for, method_kwargs
 from advexp_core.models import LoadedModel, ModelError, load_model
 from advexp_core.reports import config_dict
 from advexp_core.runtime import OnStep
-from advexp_core.saliency import SaliencyMap, explain
+from advexp_core.saliency import SaliencyMap, make_map
 from advexp_core.sanity import (
     ExplainFn,
     SanityResult,
@@ -87,13 +87,14 @@ def sanity_plan(model: LoadedModel, config: SanityConfig) -> SanityPlan:
 
 
 def explainer(saliency: SaliencyConfig) -> ExplainFn:
-    """`saliency.explain` with each method's settings; SmoothGrad gets fresh noise of the same seed
+    """`saliency.make_map` with each method's settings; SmoothGrad gets fresh noise of the same seed
     at every call, so the maps of one image differ only by what was randomised."""
 
     def run(
-        module: nn.Module, images: Tensor, targets: Any, *, method: str, layer: Any = None
+        module: nn.Module, images: Tensor, targets: Any, *, method: str, layer: nn.Module | None = None
     ) -> SaliencyMap:
-        return explain(module, images, targets, method=method, **method_kwargs(method, saliency, layer))
+        settings = saliency.settings(method)
+        return make_map(module, images, targets, method=method, settings=settings, layer=layer)
 
     return run
 
@@ -130,9 +131,7 @@ def sanity_checks(
         twin = copy.deepcopy(model.module)
     with torch.no_grad():
         logits = twin(x[None])[0]
-    target = int(logits.argmax()) if config.target is None else int(config.target)
-    if not 0 <= target < model.num_classes:
-        raise ValueError(f"Class {target} does not exist for this model (0..{model.num_classes - 1}).")
+    target = check_class(model, int(logits.argmax()) if config.target is None else int(config.target))
     partner = _partner(model, config)
     points = len(plan.measured)
     total = points + (len(config.methods) if partner is not None else 0)

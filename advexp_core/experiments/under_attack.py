@@ -4,7 +4,6 @@ explain the clean and the attacked image alike, and measure how far each map mov
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,19 +14,14 @@ from torch import Tensor, nn
 from advexp_core import metrics
 from advexp_core.attacks import AttackResult, fgsm, pgd
 from advexp_core.experiments.configs import AttackConfig, SaliencyConfig
-from advexp_core.experiments.progress import stage, tick
+from advexp_core.experiments.maps import check_class, fit_image, gradcam_layer_for
+from advexp_core.experiments.progress import OnPartial, stage, tick
 from advexp_core.figures import METHOD_TITLES, compare_figure
-from advexp_core.imaging import prepare_image
 from advexp_core.models import LoadedModel
 from advexp_core.readings import attack as attack_readings
 from advexp_core.reports import config_dict, decision_readings, json_number, predictions, readings
 from advexp_core.runtime import OnStep
-from advexp_core.saliency import SaliencyMap, colour_scales, explain, find_last_conv_block
-
-# Images per forward pass of Integrated Gradients and SmoothGrad on a CPU: bigger batches cost
-# more per image there (EfficientNet-Lite0 at 224 px: 110 ms per image fwd+bwd at 1 or 8 images,
-# 177 ms at 32) and SmoothGrad's 16 copies in one pass took the compare page's peak memory to 3.7 GB.
-CPU_IG_IMAGES = 8
+from advexp_core.saliency import SaliencyMap, colour_scales, make_map
 
 
 @dataclass(frozen=True)
@@ -78,11 +72,6 @@ class MapPair:
     extras: dict[str, Any]
 
 
-# Partial results while `saliency_under_attack` runs: ("attack", AdversarialExampleResult), then
-# (method, MapPair) per method, in the order of the config.
-OnPartial = Callable[[str, Any], None]
-
-
 @dataclass(frozen=True)
 class SaliencyUnderAttackResult:
     """An attacked image and the saliency maps of the clean and the attacked image.
@@ -105,19 +94,6 @@ class SaliencyUnderAttackResult:
     def to_dict(self) -> dict[str, Any]:
         """The report, as a fresh JSON-able dict."""
         return copy.deepcopy(self.report)
-
-
-def fit_image(image: Tensor, model: LoadedModel) -> Tensor:
-    """The image at the model's input size, on its device. Shapes: (3, H, W) -> (3, h, w)."""
-    return prepare_image(image, model).to(model.device)
-
-
-def classify(model: LoadedModel, image: Tensor, *, top_k: int) -> list[dict[str, Any]]:
-    """The model's top-``top_k`` classes for one image. Shapes: image (3, H, W)."""
-    x = fit_image(image, model)
-    with model.lock, torch.no_grad():  # a forward pass through a layer another run has hooked
-        logits = model.module(x[None])[0]
-    return predictions(logits, model.class_names, top_k)
 
 
 def adversarial_example(
@@ -235,9 +211,7 @@ def _attack(
         with torch.no_grad():
             label = int(model.module(x[None]).argmax(1)[0])
     else:
-        label = int(config.target)
-        if not 0 <= label < model.num_classes:
-            raise ValueError(f"Class {label} does not exist for this model (0..{model.num_classes - 1}).")
+        label = check_class(model, int(config.target))
     eps, targeted = config.eps(model.input_size), config.target is not None
     if config.method == "fgsm":
         result = fgsm(
@@ -300,46 +274,6 @@ def _attack_report(result: AttackResult, model: LoadedModel) -> dict[str, Any]:
     }
 
 
-def gradcam_layer_for(model: LoadedModel, methods: tuple[str, ...]) -> nn.Module | None:
-    """The Grad-CAM layer when Grad-CAM is asked for (ValueError when the network has none)."""
-    if "gradcam" not in methods:
-        return None
-    if model.gradcam_layer is not None:
-        return model.gradcam_layer
-    return find_last_conv_block(model.module, input_size=model.input_size)
-
-
-def method_kwargs(
-    method: str,
-    saliency: SaliencyConfig,
-    layer: nn.Module | None,
-    *,
-    device: torch.device | None = None,
-) -> dict[str, Any]:
-    """The keyword arguments of one saliency method (`advexp_core.saliency.explain`).
-
-    On a CPU ``device``, Integrated Gradients and SmoothGrad send `CPU_IG_IMAGES` images per pass
-    (the same map up to float rounding, faster there); otherwise the saliency module's own pixel budget.
-    """
-    small = device is not None and device.type == "cpu"
-    if method == "gradcam":
-        return {"layer": layer}
-    if method == "ig":
-        return {
-            "n_steps": saliency.ig_steps,
-            "baseline": saliency.ig_baseline,
-            "internal_batch_size": CPU_IG_IMAGES if small else None,
-        }
-    if method == "smoothgrad":
-        return {
-            "n_samples": saliency.smoothgrad_samples,
-            "sigma": saliency.smoothgrad_sigma,
-            "generator": torch.Generator().manual_seed(saliency.seed),
-            "internal_batch_size": CPU_IG_IMAGES if small else None,
-        }
-    return {}
-
-
 def _map_pair(
     model: LoadedModel,
     example: AdversarialExampleResult,
@@ -352,8 +286,10 @@ def _map_pair(
     attack = example.attack
     both = torch.cat([x[None], attack.adversarial.to(x.device)])
     targets = torch.cat([attack.logits_before.argmax(1), attack.logits_after.argmax(1)]).to(x.device)
-    kwargs = method_kwargs(method, saliency, layer, device=model.device)
-    clean, adv = explain(model.module, both, targets, method=method, **kwargs).split(1)
+    explained = make_map(
+        model.module, both, targets, method=method, settings=saliency.settings(method), layer=layer
+    )
+    clean, adv = explained.split(1)
     a, b = clean.maps[0].cpu(), adv.maps[0].cpu()
     numbers = metrics.compare_maps(a, b, example.delta, k=saliency.topk)
     return MapPair(

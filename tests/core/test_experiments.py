@@ -247,8 +247,6 @@ def test_saliency_under_attack_hands_out_parts_in_order_without_changing_the_res
 
 def test_integrated_gradients_on_a_cpu_is_sent_in_small_batches() -> None:
     saliency = ex.SaliencyConfig(ig_steps=32)
-    cpu = ex.under_attack.method_kwargs("ig", saliency, None, device=torch.device("cpu"))
-    other = ex.under_attack.method_kwargs("ig", saliency, None)
-    assert (
-        cpu["internal_batch_size"] == ex.under_attack.CPU_IG_IMAGES and other["internal_batch_size"] is None
-    )
+    cpu = ex.maps.method_kwargs("ig", saliency, None, device=torch.device("cpu"))
+    other = ex.maps.method_kwargs("ig", saliency, None)
+    assert cpu["internal_batch_size"] == ex.maps.CPU_IG_IMAGES and other["internal_batch_size"] is None

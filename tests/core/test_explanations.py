@@ -13,11 +13,11 @@ import pytest
 import torch
 from torch import nn
 
+from advexp_core.experiments import ExplanationConfig, contrast_explanations
 from advexp_core.explanation_figures import contrast_figure, explanation_figure
 from advexp_core.explanations import (
     ExplanationResult,
     adversarial_explanation,
-    contrast,
     low_frequency_share,
     noise_low_frequency_share,
     resolve_targets,
@@ -305,10 +305,8 @@ def test_contrast_uses_one_delta_scale_and_draws(woods_dir, cifar_images) -> Non
 
     models = [load_model(f"woods2019-cifar10-{n}", device="cpu") for n in ("standard", "robust")]
     image, label = cifar_images["cifar10_test_9.png"]
-    result = contrast(
-        [m.module for m in models], image, [label, 9], class_names=[m.class_names for m in models],
-        model_ids=[m.model_id for m in models], preprocess=[m.preprocess for m in models], steps=6,
-    )  # fmt: skip
+    config = ExplanationConfig(targets=(label, 9), steps=6)
+    result = contrast_explanations(models, image, config).contrast
     assert [r.model_id for r in result.results] == [m.model_id for m in models]
     peak = max(float(r.deltas.abs().max()) for r in result.results)
     assert result.delta_scale == pytest.approx(peak)
@@ -319,8 +317,7 @@ def test_contrast_uses_one_delta_scale_and_draws(woods_dir, cifar_images) -> Non
     assert figure_png(fig).startswith(b"\x89PNG")
     single = explanation_figure(result.results[1])
     assert len(single.axes) == 1 + 2 * 2
-    big = contrast(
-        [m.module for m in models], torch.ones(3, 40, 48) * 0.5, 0, class_names=[m.class_names for m in models],
-        preprocess=[m.preprocess for m in models], steps=2,
-    )  # fmt: skip
+    big = contrast_explanations(
+        models, torch.ones(3, 40, 48) * 0.5, ExplanationConfig(targets=(0,), steps=2)
+    ).contrast
     assert all(r.image.shape == (3, 32, 32) for r in big.results)  # resized per model
