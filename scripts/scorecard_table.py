@@ -47,19 +47,6 @@ MANIFEST_KEYS = {
     "test-unbiased": ("test_unbiased_accuracy", "unbiased_accuracy"),
     "no-shortcut": ("no_shortcut_accuracy", "test_no_shortcut_accuracy"),
 }
-# Datasets whose networks are also graded against what their decisions measurably rest on
-# (advexp_core.reliance_grades), with a control network the shortcut says nothing to: trained with
-# rulers in half of each class, its decisions barely change when a ruler is removed or drawn on
-# (lesions-clean, which never saw a ruler, is not such a control: the unfamiliar strip sways it).
-GRADES_CONTROL = {"lesions": "lesions-unbiased"}
-# The data-level columns say where the maps fall, not whether they are right: on the lesions the
-# evidence mask is where a dermatologist would look, which the network need not use.
-SHARE_TITLES = {
-    "lesions": ("on the lesion (where a dermatologist would look)", "on the ruler", "maximum on the lesion"),
-}
-DEFAULT_SHARE_TITLES = ("evidence share", "shortcut share", "pointing game")
-ATTACKED_TITLES = {"lesions": ("on the lesion", "on the ruler", "maximum on the lesion")}
-DEFAULT_ATTACKED_TITLES = ("evidence", "shortcut", "pointing")
 INTRO = (
     "On images whose evidence is known pixel by pixel (synthetic lesions whose ruler is a "
     "shortcut present in 85 % of malignant and 15 % of benign training images; BlockDigits, the digit in "
@@ -144,7 +131,7 @@ def compute(
                 print(f"{model_id}: not scored ({exc})", file=sys.stderr)
                 continue
             print(f"{model_id}: scoring {n_images} images…", file=sys.stderr)
-            reports.append(scorecard(model, data, config).to_dict())
+            reports.append(scorecard(model, data, config).to_json())
             stored = manifest_accuracies(manifest, model_id)
             measured = measured_accuracies(model, dataset)
             values = {s: stored.get(s, measured.get(s)) for s in ACCURACY_SPLITS}
@@ -174,6 +161,7 @@ def compute(
 def with_grades(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The reports, those of a graded dataset with their explainers' ``reliance_grades`` against the
     dataset's control (``advexp_core.reliance_grades``), on the report's split, N and explainers."""
+    from advexp_core.experiments.catalogue import grades_control
     from advexp_core.models import load_model
     from advexp_core.reliance import lesion_twins
     from advexp_core.reliance_grades import MapShares, grade_shares, map_shares
@@ -181,8 +169,8 @@ def with_grades(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
     controls: dict[tuple[str, int, tuple[str, ...]], tuple[Any, MapShares]] = {}
     out = []
     for report in reports:
-        control_id = GRADES_CONTROL.get(report["dataset"])
-        if control_id is None or report["model"] == control_id:
+        control_id = grades_control(report["dataset"], report["model"])
+        if control_id is None:
             out.append(report)
             continue
         methods = tuple(report["explainers"])
@@ -220,8 +208,9 @@ def _fmt(value: float | None) -> str:
 
 def scorecard_table(reports: list[dict[str, Any]]) -> str:
     """One Markdown table for one dataset: chance, then each explainer on each network."""
-    titles = SHARE_TITLES.get(reports[0]["dataset"], DEFAULT_SHARE_TITLES)
-    attacked = ATTACKED_TITLES.get(reports[0]["dataset"], DEFAULT_ATTACKED_TITLES)
+    from advexp_core.readings.groundtruth import share_titles
+
+    titles, attacked = share_titles(reports[0]["dataset"])
     head = (
         f"| explainer | network | {' | '.join(titles)} | "
         + " | ".join(f"attacked: {t}" for t in attacked)
@@ -247,9 +236,9 @@ def scorecard_table(reports: list[dict[str, Any]]) -> str:
 
 
 def _method_title(method: str) -> str:
-    from advexp_core.figures import METHOD_TITLES
+    from advexp_core.saliency import EXPLAINERS
 
-    return METHOD_TITLES.get(method, "Adversarial explanation δ" if method == "adversarial" else method)
+    return EXPLAINERS[method].title if method in EXPLAINERS else method
 
 
 def top_k_table(reports: list[dict[str, Any]]) -> str | None:

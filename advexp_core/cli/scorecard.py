@@ -5,7 +5,10 @@ shortcut; ``blockdigits``: the digit's quadrant), every explainer explains the t
 first N images of the split; the scorecard reports the share of each map inside the evidence and
 the shortcut masks, the pointing game and the top-k evidence (the share of the map's k % highest
 pixels inside the evidence), clean and after an L∞ 2/255 PGD attack that flips the decision
-(`advexp_core.experiments.scorecard`). Writes ``result.json`` and ``scorecard.png``.
+(`advexp_core.experiments.scorecard`). A lesions network other than the control is also graded
+against what its decisions measurably rest on (``reliance_grades`` in the JSON, printed first:
+misleading rate, shortcut-detection AUROC against lesions-unbiased, effect Spearman). Writes
+``result.json`` and ``scorecard.png``.
 
 Cost: per image, one forward+backward pass for the gradient, SmoothGrad's and IG's samples, LIME's
 and occlusion's forward passes and the adversarial explanation's S steps, twice (clean, attacked).
@@ -16,6 +19,8 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,19 +32,37 @@ from advexp_core.cli.common import (
     usage_errors,
     versions,
 )
+from advexp_core.experiments.catalogue import grades_control
 from advexp_core.experiments.scorecard import (
     SCORECARD_METHODS,
     ScorecardConfig,
+    ScorecardResult,
     scorecard,
     scorecard_dataset,
-    scorecard_figure,
 )
+from advexp_core.experiments.scorecard_grades import with_grades
 from advexp_core.figures import figure_png
+from advexp_core.models import LoadedModel, ModelError, load_model
 from advexp_core.reports import format_number
+from advexp_core.scorecard_figures import scorecard_figure
 
 DEFAULT = ScorecardConfig()
 FILES = {"result": "result.json", "figure": "scorecard.png"}
 _cell = functools.partial(format_number, missing="—")  # an empty table cell, as in the README table
+# The settings the core's messages name, and the flag that sets each.
+FLAGS = (("number of images", "--n-images"), ("top-k", "--top-k"), ("explainer", "--methods"))
+
+
+@contextmanager
+def flag_errors() -> Iterator[None]:
+    """A ValueError of the config or the experiment as a UsageError that names the flag to change."""
+    try:
+        yield
+    except UsageError:
+        raise
+    except ValueError as exc:
+        flag = next((f for setting, f in FLAGS if setting in str(exc)), None)
+        raise UsageError(f"{flag}: {exc}" if flag else str(exc)) from exc
 
 
 def register(sub: Any) -> None:
@@ -83,10 +106,24 @@ def scorecard_config(args: argparse.Namespace) -> ScorecardConfig:
     methods = tuple(m.strip() for m in str(args.methods).split(",") if m.strip())
     with usage_errors("--top-k: "):  # a ValueError: not a number
         top_k = tuple(float(k) for k in str(args.top_k).split(",") if k.strip())
-    with usage_errors("--methods/--n-images/--top-k: "):
+    with flag_errors():
         return ScorecardConfig(
             dataset=args.dataset, split=args.split, n_images=args.n_images, methods=methods, top_k=top_k
         )
+
+
+def graded(result: ScorecardResult, model: LoadedModel) -> ScorecardResult:
+    """The result with its reliance grades when the dataset has a control network that loads
+    (`catalogue.GRADES_CONTROL`: the lesions pair against lesions-unbiased); as it is otherwise."""
+    control_id = grades_control(result.dataset, result.model)
+    if control_id is None:
+        return result
+    try:
+        control = load_model(control_id, device=model.device)
+    except ModelError:  # a checkout without the control's checkpoint: the scorecard still stands
+        return result
+    with flag_errors():  # a split the twins do not cover, a network that is not a lesions one
+        return with_grades(model, result, control)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -94,13 +131,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with usage_errors():  # an unknown dataset or split (DatasetError)
         dataset = scorecard_dataset(config)
     model = load_model_or_usage_error(args.model)
-    with usage_errors():  # N larger than the split, classes or image size that do not fit
-        result = scorecard(model, dataset, config)
-    report = {**result.to_dict(), "versions": versions(), "files": FILES, "out": str(args.out)}
-    if not report["explainers"]:
+    with flag_errors():  # N larger than the split, classes or image size that do not fit
+        result = graded(scorecard(model, dataset, config), model)
+    if not result.explainers:
         raise UsageError("no explainer to score.")
+    report = {**result.to_json(), "versions": versions(), "files": FILES, "out": str(args.out)}
     with atomic_output_dir(args.out) as tmp:
-        (tmp / FILES["figure"]).write_bytes(figure_png(scorecard_figure([report])))
+        (tmp / FILES["figure"]).write_bytes(figure_png(scorecard_figure([result])))
         (tmp / FILES["result"]).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     return report
 
@@ -110,6 +147,9 @@ def summary(result: dict[str, Any]) -> str:
     lines = [
         f"{result['model']} on {result['dataset']} {result['split']}: accuracy {result['accuracy']:.3f} "
         f"({result['accuracy_on']}); first {result['n_images']} images explained for their true class",
+    ]
+    lines += _grades_lines(result.get("reliance_grades"))
+    lines += [
         f"chance: evidence {_cell(chance['evidence'])}, shortcut {_cell(chance['shortcut'])}; "
         f"the L∞ {attack['eps_255']:g}/255 attack flipped {attack['flipped']} of {attack['correct']} correct decisions",
         "explainer      evidence  shortcut  pointing | attacked: evidence  shortcut  pointing",
@@ -130,3 +170,21 @@ def summary(result: dict[str, Any]) -> str:
         lines.append(f"{name:<14} {clean} | {attacked}")
     lines.append(f"wrote {result['out']}/{FILES['result']} and {FILES['figure']}")
     return "\n".join(lines)
+
+
+def _grades_lines(grades: dict[str, Any] | None) -> list[str]:
+    """The reliance grades first: they say whether a map explains the decision; the shares below
+    only say where it falls (on the lesions: where a dermatologist would look)."""
+    if grades is None:
+        return []
+    lines = [
+        f"graded against what the decisions rest on ({grades['reliance']['n_changed_when_removed']} decisions "
+        f"change when the ruler is removed; control {grades['control']}):",
+        "explainer      misleading  AUROC vs control  effect Spearman",
+    ]
+    for name, g in grades["explainers"].items():
+        lines.append(
+            f"{name:<14} {_cell(g['misleading_rate']):>10}  {_cell(g['shortcut_detection_auroc']):>16}  "
+            f"{_cell(g['effect_spearman']):>15}"
+        )
+    return lines

@@ -3,62 +3,85 @@
 On the datasets whose evidence is known pixel by pixel (`advexp_core.groundtruth`: lesions with a
 ruler shortcut, BlockDigits), every explainer explains the TRUE class of the first N images of a
 split, each map as the project shows it (non-negative, input resolution), and three numbers sum it
-up: the share of the map inside the evidence mask, the share inside the shortcut mask, and the
-pointing game (does a maximum of the map lie in the evidence?); beside them, the top-k evidence: the
-share of the map's k % highest pixels that lie in the evidence (Quantus' TopKIntersection, the
-measure of Shah, Jain & Netrapalli 2021, with k as a share of the image's pixels). The same are measured again on
-the images an L∞ 2/255 PGD attack flips, for the map of the attacked image and its new class: a map
-that noticed the attack should move. "adversarial" is the adversarial explanation of docs/method.md
-§2 as a map: the per-pixel RMS over channels of δ toward the class.
+up (`advexp_core.mask_metrics`): the share of the map inside the evidence mask, the share inside the
+shortcut mask, and the pointing game (does a maximum of the map lie in the evidence?); beside them,
+the top-k evidence: the share of the map's k % highest pixels that lie in the evidence (Quantus'
+TopKIntersection, the measure of Shah, Jain & Netrapalli 2021, with k as a share of the image's
+pixels). The same are measured again on the images an L∞ 2/255 PGD attack flips, for the map of the
+attacked image and its new class: a map that noticed the attack should move. "adversarial" is the
+adversarial explanation of docs/method.md §2 as a map (the explainer registry's entry).
 """
 
 from __future__ import annotations
 
-import copy
-import math
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from torch import Tensor
 
 from advexp_core.attacks import pgd
 from advexp_core.datasets import MaskedImageDataset, TensorImageDataset, load_dataset
-from advexp_core.experiments.configs import AttackConfig, ExplanationConfig, SaliencyConfig
+from advexp_core.experiments.catalogue import GROUND_TRUTH_NETWORKS, GROUND_TRUTH_PAIRS
+from advexp_core.experiments.configs import AttackConfig, SaliencyConfig
+from advexp_core.experiments.maps import check_class, method_maps
 from advexp_core.experiments.progress import tick
-from advexp_core.experiments.under_attack import gradcam_layer_for, method_kwargs
-from advexp_core.explanations import adversarial_explanation
+from advexp_core.explanations import ExplanationSettings, adversarial_explanation
+from advexp_core.mask_metrics import (
+    METRICS,
+    TOP_K_PERCENTS,
+    chance_levels,
+    delta_energy_shares,
+    mask_shares,
+    mean_finite,
+    top_k_count,
+    top_k_evidence,
+)
 from advexp_core.models import LoadedModel
-from advexp_core.reports import config_dict, json_number
+from advexp_core.reports import config_dict
 from advexp_core.runtime import OnStep
-from advexp_core.saliency import METHODS, explain
+from advexp_core.saliency import EXPLAINERS
+
+if TYPE_CHECKING:  # reliance_grades builds on this module's maps; the grades are attached later
+    from advexp_core.reliance_grades import RelianceGrades
 
 ADVERSARIAL = "adversarial"
 # The order of the table: gradient family, then forward-only, then the paper's explanation.
 _PREFERRED = ("gradient", "smoothgrad", "ig", "gradcam", "lime", "occlusion")
 SCORECARD_METHODS = (
-    *(m for m in _PREFERRED if m in METHODS),
-    *(m for m in METHODS if m not in _PREFERRED),
+    *(m for m in _PREFERRED if m in EXPLAINERS and EXPLAINERS[m].saliency),
+    *(m for m, e in EXPLAINERS.items() if e.saliency and m not in _PREFERRED),
     ADVERSARIAL,
 )
-METRICS = ("evidence_share", "shortcut_share", "pointing_game")
 TOP_K = "top_k_evidence"
-# k as a percentage of the image's pixels; 2.5-20 % spans a few strokes to a quadrant of BlockDigits.
-TOP_K_PERCENTS = (2.5, 5.0, 10.0, 20.0)
-# The shipped ground-truth networks: dataset -> (standard, robust).
-GROUND_TRUTH_PAIRS = {
-    "lesions": ("lesions-standard", "lesions-robust"),
-    "blockdigits": ("blockdigits-standard", "blockdigits-robust"),
-}
-# Every shipped network the README's scorecard covers: the pairs, with blockdigits-adv-train (PGD
-# adversarial training, as Shah et al.'s robust models) between the standard and the robust one.
-GROUND_TRUTH_NETWORKS = {
-    "lesions": GROUND_TRUTH_PAIRS["lesions"],
-    "blockdigits": ("blockdigits-standard", "blockdigits-adv-train", "blockdigits-robust"),
-}
-_EXPLANATION = ExplanationConfig()
+
+__all__ = [  # the maths and the catalogue are re-exported: callers imported them from here
+    "ADVERSARIAL",
+    "GROUND_TRUTH_NETWORKS",
+    "GROUND_TRUTH_PAIRS",
+    "METRICS",
+    "SCORECARD_METHODS",
+    "TOP_K",
+    "TOP_K_PERCENTS",
+    "ExplainerScore",
+    "GroundTruthExample",
+    "ImageShares",
+    "ScorecardConfig",
+    "ScorecardResult",
+    "Shares",
+    "chance_levels",
+    "check_fit",
+    "delta_energy_shares",
+    "explanation_maps",
+    "ground_truth_example",
+    "mask_shares",
+    "scorecard",
+    "scorecard_dataset",
+    "split_accuracy",
+    "top_k_count",
+    "top_k_evidence",
+]
 
 
 @dataclass(frozen=True)
@@ -71,11 +94,13 @@ class ScorecardConfig:
         n_images: the first N images of the split are explained.
         methods: explainers from `SCORECARD_METHODS` ("adversarial": the §2 explanation's δ).
         attack: the decision-flipping attack (default PGD, L∞ 2/255, 20 steps); untargeted.
-        seed: seed of SmoothGrad's noise (the other saliency settings are `SaliencyConfig`'s).
-        rho, steps, overshoot: the adversarial explanation's settings (`ExplanationConfig`'s).
+        saliency: the saliency explainers' settings (its ``methods`` are not read: ``methods`` says
+            which explainers run).
+        explanation: the adversarial explanation's settings.
         batch_size: images per batched call.
         accuracy_images: accuracy over the first this-many images of the split; None: all.
         top_k: the k of the top-k evidence, each a percentage of the image's pixels in (0, 100].
+        seed: None, or SmoothGrad's seed, which then replaces ``saliency.seed`` (a shorthand).
     """
 
     dataset: str = "lesions"
@@ -83,13 +108,12 @@ class ScorecardConfig:
     n_images: int = 100
     methods: tuple[str, ...] = SCORECARD_METHODS
     attack: AttackConfig = field(default_factory=AttackConfig)
-    seed: int = 0
-    rho: float = _EXPLANATION.rho
-    steps: int = _EXPLANATION.steps
-    overshoot: float = _EXPLANATION.overshoot
+    saliency: SaliencyConfig = field(default_factory=lambda: SaliencyConfig(methods=()))
+    explanation: ExplanationSettings = field(default_factory=ExplanationSettings)
     batch_size: int = 32
     accuracy_images: int | None = None
     top_k: tuple[float, ...] = TOP_K_PERCENTS
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.methods if m not in SCORECARD_METHODS]
@@ -99,23 +123,132 @@ class ScorecardConfig:
                 f"choose from {', '.join(SCORECARD_METHODS)}."
             )
         if self.n_images < 1:
-            raise ValueError(f"n_images must be at least 1, got {self.n_images}.")
+            raise ValueError(f"the number of images must be at least 1, got {self.n_images}.")
         if self.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}.")
+            raise ValueError(f"the batch size must be at least 1, got {self.batch_size}.")
         if self.accuracy_images is not None and self.accuracy_images < 1:
             raise ValueError(
-                f"accuracy_images must be at least 1 (or None: all), got {self.accuracy_images}."
+                f"the images for the accuracy must be at least 1 (or all), got {self.accuracy_images}."
             )
         if not self.top_k or any(not 0 < k <= 100 for k in self.top_k):
-            raise ValueError(f"top_k must be percentages in (0, 100], got {list(self.top_k)}.")
+            raise ValueError(f"top-k must be percentages in (0, 100], got {list(self.top_k)}.")
         if self.attack.target is not None:
             raise ValueError("the scorecard's attack is untargeted: it flips the decision to any class.")
-        ExplanationConfig(rho=self.rho, steps=self.steps, overshoot=self.overshoot)  # checks the settings
+        if self.seed is not None and self.seed != self.saliency.seed:
+            object.__setattr__(self, "saliency", dataclasses.replace(self.saliency, seed=self.seed))
 
-    @property
-    def saliency(self) -> SaliencyConfig:
-        """The saliency methods among `methods`, with the project's default settings and this seed."""
-        return SaliencyConfig(methods=tuple(m for m in self.methods if m != ADVERSARIAL), seed=self.seed)
+    def settings(self, method: str) -> object:
+        """The settings `advexp_core.saliency.make_map` takes for one of `methods`."""
+        return self.explanation if method == ADVERSARIAL else self.saliency.settings(method)
+
+
+# --- the records -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shares:
+    """Where one map, or the mean of several, falls: None where undefined (an empty map, no shortcut).
+
+    Attributes:
+        evidence_share: the share of the map inside the evidence mask.
+        shortcut_share: the share inside the shortcut mask (images that have one).
+        pointing_game: 1 when a maximum of the map lies in the evidence (a mean: the share of images).
+    """
+
+    evidence_share: float | None
+    shortcut_share: float | None
+    pointing_game: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in METRICS}
+
+
+@dataclass(frozen=True)
+class TopKShares(Shares):
+    """`Shares` with the top-k evidence: k (as written, "2.5", "5", ...) -> mean share."""
+
+    top_k_evidence: dict[str, float | None] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), TOP_K: dict(self.top_k_evidence)}
+
+
+@dataclass(frozen=True)
+class ImageShares:
+    """One explainer's numbers per image (NaN where undefined).
+
+    Shapes: evidence_share, shortcut_share, pointing_game (n,); top_k_evidence (n, K).
+    """
+
+    evidence_share: Tensor
+    shortcut_share: Tensor
+    pointing_game: Tensor
+    top_k_evidence: Tensor
+
+    def mean(self, k_percents: tuple[float, ...]) -> TopKShares:
+        """The means over the images (finite values only)."""
+        top = {f"{k:g}": mean_finite(self.top_k_evidence[:, j]) for j, k in enumerate(k_percents)}
+        means = {name: mean_finite(getattr(self, name)) for name in METRICS}
+        return TopKShares(**means, top_k_evidence=top)
+
+
+def image_shares(
+    maps: Tensor, evidence: Tensor, shortcut: Tensor | None, k: tuple[float, ...]
+) -> ImageShares:
+    """`mask_shares` and `top_k_evidence` of maps. Shapes: maps, masks (n, H, W)."""
+    return ImageShares(
+        **mask_shares(maps, evidence, shortcut), top_k_evidence=top_k_evidence(maps, evidence, k)
+    )
+
+
+@dataclass(frozen=True)
+class ExplainerScore:
+    """One explainer's scores: clean (the first N images, true class) and attacked (the flipped
+    images, new class).
+
+    Attributes:
+        method: the explainer.
+        clean, attacked: the means.
+        n_attacked: how many flipped images the attacked means are over.
+        clean_images, attacked_images: the per-image numbers.
+    """
+
+    method: str
+    clean: TopKShares
+    attacked: TopKShares
+    n_attacked: int
+    clean_images: ImageShares
+    attacked_images: ImageShares
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.clean.to_json(), "attacked": {**self.attacked.to_json(), "n_images": self.n_attacked}}
+
+
+@dataclass(frozen=True)
+class Chance:
+    """What a uniform map would score: the mean evidence area; the shortcut's over images with one."""
+
+    evidence: float | None
+    shortcut: float | None
+
+
+@dataclass(frozen=True)
+class FlipSummary:
+    """The decision-flipping attack as it ran, and what it flipped.
+
+    Attributes:
+        method, norm, eps_255, steps: the attack.
+        correct: clean decisions that were right; flipped: those the attack changed.
+        flipped_indices: the images it flipped.
+    """
+
+    method: str
+    norm: str
+    eps_255: float
+    steps: int
+    correct: int
+    flipped: int
+    flipped_indices: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -123,24 +256,60 @@ class ScorecardResult:
     """Each explainer's evidence share, shortcut share and pointing game, clean and attacked.
 
     Attributes:
-        scores: method -> {"clean": per-image numbers, "attacked": per-image numbers}, each
-            metric -> (n,) float tensor (NaN where undefined: an empty map, or no shortcut), and
-            "top_k_evidence" -> (n, K) for the config's K values of k.
+        model, dataset, split: what was scored.
+        accuracy: top-1 accuracy over ``accuracy_images`` images of the split (``accuracy_on`` says
+            which); accuracy_first_n: over the N scored images.
+        chance: what a uniform map would score.
+        top_k_pixels: k (as written) -> pixel count of the top k %.
+        attack: the attack and its flips.
+        explainers: method -> its scores, in the config's order.
         flipped: (N,) bool, the images a correct decision of which the attack flipped.
         predictions: (N,) the model's class of each clean image.
         config: the settings.
-        report: JSON-able, see `scorecard`.
+        grades: the explainers' reliance grades against a control (None: not graded;
+            `advexp_core.experiments.scorecard_grades`).
     """
 
-    scores: dict[str, dict[str, dict[str, Tensor]]]
+    model: str
+    dataset: str
+    split: str
+    accuracy: float
+    accuracy_images: int
+    accuracy_on: str
+    accuracy_first_n: float
+    chance: Chance
+    top_k_pixels: dict[str, int]
+    attack: FlipSummary
+    explainers: dict[str, ExplainerScore]
     flipped: Tensor
     predictions: Tensor
     config: ScorecardConfig
-    report: dict[str, Any]
+    grades: RelianceGrades | None = None
+
+    @property
+    def n_images(self) -> int:
+        return self.config.n_images
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON of the CLI's result.json, the page's download and docs/scorecard.json; k is
+        written as "2.5", "5", "10", "20"."""
+        out = {
+            "model": self.model, "dataset": self.dataset, "split": self.split, "n_images": self.n_images,
+            "image_indices": list(range(self.n_images)), "accuracy": self.accuracy,
+            "accuracy_images": self.accuracy_images, "accuracy_on": self.accuracy_on,
+            "accuracy_first_n": self.accuracy_first_n, "chance": dataclasses.asdict(self.chance),
+            "top_k_pixels": dict(self.top_k_pixels),
+            "attack": {**dataclasses.asdict(self.attack), "flipped_indices": list(self.attack.flipped_indices)},
+            "explainers": {m: s.to_json() for m, s in self.explainers.items()},
+            "settings": config_dict(self.config),
+        }  # fmt: skip
+        if self.grades is not None:
+            out["reliance_grades"] = self.grades.to_json()
+        return out
 
     def to_dict(self) -> dict[str, Any]:
-        """The report, as a fresh JSON-able dict."""
-        return copy.deepcopy(self.report)
+        """`to_json` under its former name."""
+        return self.to_json()
 
 
 @dataclass(frozen=True)
@@ -154,7 +323,7 @@ class GroundTruthExample:
         masks: "evidence" and (lesions) "shortcut", (H, W) bool.
         probabilities: softmax at x (C,).
         maps: method -> (H, W) map of the true class.
-        shares: method -> {metric: value or None}.
+        shares: method -> where its map falls.
         toward: the class the adversarial explanation pushes toward.
         explanation: x+δ clamped to [0, 1] (3, H, W).
         delta: δ (3, H, W).
@@ -167,130 +336,12 @@ class GroundTruthExample:
     masks: dict[str, Tensor]
     probabilities: Tensor
     maps: dict[str, Tensor]
-    shares: dict[str, dict[str, float | None]]
+    shares: dict[str, Shares]
     toward: int
     explanation: Tensor
     delta: Tensor
     delta_shares: dict[str, float | None]
     valid: bool
-
-
-# --- the numbers -------------------------------------------------------------------------------
-
-
-def mask_shares(maps: Tensor, evidence: Tensor, shortcut: Tensor | None = None) -> dict[str, Tensor]:
-    """Per image: the map's share inside each mask, and whether a maximum lies in the evidence.
-
-    An all-zero map has no share (NaN) and points nowhere (0). The shortcut share is NaN for an
-    image without a shortcut (an all-False mask) and everywhere when ``shortcut`` is None.
-
-    Args:
-        maps: non-negative maps.
-        evidence: the evidence masks.
-        shortcut: the shortcut masks, or None (no shortcut in this dataset).
-
-    Returns:
-        {"evidence_share", "shortcut_share", "pointing_game"}, each (N,) float.
-
-    Shapes: maps (N, H, W), masks (N, H, W) bool -> (N,).
-    """
-    m = maps.detach().float().cpu().clamp_min(0).flatten(1)
-    ev = evidence.cpu().flatten(1)
-    total = m.sum(1)
-    empty = total <= 0
-    nan = torch.full_like(total, math.nan)
-    ev_share = torch.where(empty, nan, (m * ev).sum(1) / total.clamp_min(1e-30))
-    peak = m.max(1).values
-    inside = torch.where(ev, m, torch.full_like(m, -1.0)).max(1).values
-    pointing = ((inside >= peak) & ~empty).float()
-    if shortcut is None:
-        sc_share = nan.clone()
-    else:
-        sc = shortcut.cpu().flatten(1)
-        sc_share = torch.where(empty | ~sc.any(1), nan, (m * sc).sum(1) / total.clamp_min(1e-30))
-    return {"evidence_share": ev_share, "shortcut_share": sc_share, "pointing_game": pointing}
-
-
-def top_k_count(k_percent: float, n_pixels: int) -> int:
-    """The number of pixels in the top ``k_percent`` % of an image: the fewest that cover that share."""
-    return max(1, math.ceil(k_percent * n_pixels / 100 - 1e-9))  # 1e-9: k·P/100 exact up to rounding
-
-
-def top_k_evidence(maps: Tensor, evidence: Tensor, k_percents: tuple[float, ...] = TOP_K_PERCENTS) -> Tensor:
-    """Per image and k: the share of the map's top k % pixels that lie inside the evidence mask.
-
-    Shah, Jain & Netrapalli 2021 and Quantus' TopKIntersection (without its concept-influence
-    scaling): the k highest-valued pixels of the map, |top-k ∩ evidence| / k, with k given here as a
-    percentage of the pixels (`top_k_count`). Pixels tied at the k-th value share the places left
-    in proportion to how many of them lie in the evidence (the mean over every order of the ties),
-    so a flat or partly zero map gets the same number whatever the pixel order. An all-zero map has
-    no top k (NaN), as it has no evidence share. A uniformly random map scores the evidence's area.
-
-    Args:
-        maps: non-negative maps (negative values count as 0, as in `mask_shares`).
-        evidence: the evidence masks.
-        k_percents: the values of k, each a percentage of the H·W pixels in (0, 100].
-
-    Returns:
-        (N, K) float64, column j for ``k_percents[j]``.
-
-    Shapes: maps (N, H, W), evidence (N, H, W) bool -> (N, K).
-    """
-    m = maps.detach().float().cpu().clamp_min(0).flatten(1)
-    ev = evidence.cpu().flatten(1).bool()
-    ordered = m.sort(1, descending=True).values
-    empty = m.sum(1) <= 0
-    columns = []
-    for k_percent in k_percents:
-        k = top_k_count(k_percent, m.shape[1])
-        threshold = ordered[:, k - 1 : k]
-        above, tied = m > threshold, m == threshold
-        left = (k - above.sum(1)).double()  # places the tied pixels share; float64: exact ratios
-        hits = (above & ev).sum(1) + left * (tied & ev).sum(1) / tied.sum(1)
-        columns.append(torch.where(empty, math.nan, hits / k))
-    return torch.stack(columns, 1) if columns else torch.zeros(len(m), 0, dtype=torch.float64)
-
-
-def _mean(values: Tensor) -> float | None:
-    """The mean of the finite values, None when there is none."""
-    finite = values[torch.isfinite(values)]
-    return json_number(finite.mean()) if finite.numel() else None
-
-
-def _summary(shares: dict[str, Tensor]) -> dict[str, float | None]:
-    return {name: _mean(shares[name]) for name in METRICS}
-
-
-def _top_k_summary(top_k: Tensor, k_percents: tuple[float, ...]) -> dict[str, float | None]:
-    """{"2.5": mean over the images, ...} from per-image (N, K) top-k evidence."""
-    return {f"{k:g}": _mean(top_k[:, j]) for j, k in enumerate(k_percents)}
-
-
-def chance_levels(evidence: Tensor, shortcut: Tensor | None) -> dict[str, float | None]:
-    """What a uniform map would score: the mean mask area share (shortcut: over images that have one).
-
-    Shapes: masks (N, H, W) bool.
-    """
-    ev = _mean(evidence.flatten(1).float().mean(1))
-    if shortcut is None:
-        return {"evidence": ev, "shortcut": None}
-    area = shortcut.flatten(1).float().mean(1)
-    return {"evidence": ev, "shortcut": _mean(area[shortcut.flatten(1).any(1)])}
-
-
-def delta_energy_shares(delta: Tensor, masks: dict[str, Tensor]) -> dict[str, float | None]:
-    """The share of Σδ² (over channels and pixels) inside each mask (None for an absent or empty mask).
-
-    Shapes: delta (3, H, W), masks (H, W) bool.
-    """
-    energy = delta.detach().float().cpu().pow(2).sum(0)
-    total = float(energy.sum())
-    out: dict[str, float | None] = {}
-    for key in ("evidence", "shortcut"):
-        mask = masks.get(key)
-        ok = mask is not None and bool(mask.any()) and total > 0
-        out[key] = float(energy[mask.cpu()].sum()) / total if ok and mask is not None else None
-    return out
 
 
 # --- the maps ----------------------------------------------------------------------------------
@@ -299,37 +350,12 @@ def delta_energy_shares(delta: Tensor, masks: dict[str, Tensor]) -> dict[str, fl
 def explanation_maps(
     model: LoadedModel, images: Tensor, targets: Tensor, method: str, config: ScorecardConfig
 ) -> Tensor:
-    """One method's non-negative maps of ``images`` for ``targets``, in batches (no lock taken).
-
-    "adversarial" is RMS over channels of the adversarial explanation's δ toward the target
-    (docs/method.md §2), one image at a time; every other method is `saliency.explain`.
+    """One method's non-negative maps of ``images`` for ``targets``, in batches (no lock taken),
+    through the explainer registry with the config's settings.
 
     Shapes: images (N, 3, H, W), targets (N,) -> (N, H, W) on the CPU.
     """
-    out: list[Tensor] = []
-    if method == ADVERSARIAL:
-        out = [_adversarial_map(model, x, [int(t)], config)[0] for x, t in zip(images, targets, strict=True)]
-        return torch.cat(out) if out else torch.zeros(0, *images.shape[2:])
-    kwargs = method_kwargs(method, config.saliency, gradcam_layer_for(model, (method,)))
-    for start in range(0, len(images), config.batch_size):
-        chunk = slice(start, start + config.batch_size)
-        x = images[chunk].to(model.device)
-        out.append(explain(model.module, x, targets[chunk], method=method, **kwargs).maps.detach().cpu())
-    return torch.cat(out) if out else torch.zeros(0, *images.shape[2:])
-
-
-def _adversarial_map(
-    model: LoadedModel, image: Tensor, targets: list[int], config: ScorecardConfig
-) -> tuple[Tensor, tuple[Any, ...]]:
-    """RMS over channels of δ toward each target (one batch), and the `TargetExplanation`s.
-
-    Shapes: image (3, H, W) -> maps (T, H, W).
-    """
-    result = adversarial_explanation(
-        model.module, image.to(model.device), targets, class_names=model.class_names,
-        model_id=model.model_id, rho=config.rho, steps=config.steps, overshoot=config.overshoot,
-    )  # fmt: skip
-    return result.deltas.detach().float().cpu().pow(2).mean(1).sqrt(), result.targets
+    return method_maps(model, images, targets, method, config.settings(method), batch_size=config.batch_size)
 
 
 # --- the experiment ----------------------------------------------------------------------------
@@ -388,11 +414,7 @@ def scorecard(
         on_step: called as on_step(done, total), counted in images explained (accuracy: 1 per 50).
 
     Returns:
-        ScorecardResult; its report: {"model", "dataset", "split", "n_images", "image_indices",
-        "accuracy", "accuracy_images", "chance": {"evidence", "shortcut"}, "top_k_pixels": {k:
-        count}, "attack": {..., "correct", "flipped"}, "explainers": {name: {"evidence_share",
-        "shortcut_share", "pointing_game", "top_k_evidence": {k: share}, "attacked": {the same,
-        "n_images"}}}, "settings"}; k is written as "2.5", "5", "10", "20".
+        ScorecardResult (``to_json`` for its JSON).
 
     Raises:
         ValueError: N larger than the split, classes or image size that do not match the model.
@@ -412,29 +434,40 @@ def scorecard(
         adversarial, predictions, flipped = _flip(model, images, labels, config)
         done = acc_units + n
         tick(on_step, done, total)
-        scores: dict[str, dict[str, dict[str, Tensor]]] = {}
+        explainers: dict[str, ExplainerScore] = {}
         for method in config.methods:
-            clean = explanation_maps(model, images, labels, method, config)
-            done += n
-            tick(on_step, done, total)
+            clean = image_shares(
+                explanation_maps(model, images, labels, method, config), evidence, shortcut, config.top_k
+            )
+            tick(on_step, done := done + n, total)
             new_class = predictions["attacked"][flipped]
-            attacked = explanation_maps(model, adversarial[flipped], new_class, method, config)
-            done += n
-            tick(on_step, done, total)
-            scores[method] = {
-                "clean": {
-                    **mask_shares(clean, evidence, shortcut),
-                    TOP_K: top_k_evidence(clean, evidence, config.top_k),
-                },
-                "attacked": {
-                    **mask_shares(
-                        attacked, evidence[flipped], None if shortcut is None else shortcut[flipped]
-                    ),
-                    TOP_K: top_k_evidence(attacked, evidence[flipped], config.top_k),
-                },
-            }
-    report = _report(model, dataset, config, accuracy, n_acc, scores, predictions["clean"], labels, flipped)
-    return ScorecardResult(scores, flipped, predictions["clean"], config, report)
+            maps = explanation_maps(model, adversarial[flipped], new_class, method, config)
+            attacked = image_shares(
+                maps, evidence[flipped], None if shortcut is None else shortcut[flipped], config.top_k
+            )
+            tick(on_step, done := done + n, total)
+            explainers[method] = ExplainerScore(
+                method,
+                clean.mean(config.top_k),
+                attacked.mean(config.top_k),
+                int(flipped.sum()),
+                clean,
+                attacked,
+            )
+    correct = predictions["clean"] == labels
+    attack = config.attack
+    return ScorecardResult(
+        model=model.model_id, dataset=dataset.name, split=dataset.split, accuracy=accuracy,
+        accuracy_images=n_acc,
+        accuracy_on="all images of the split" if n_acc == len(dataset) else f"the first {n_acc} images",
+        accuracy_first_n=float(correct.float().mean()), chance=Chance(**chance_levels(evidence, shortcut)),
+        top_k_pixels={f"{k:g}": top_k_count(k, evidence[0].numel()) for k in config.top_k},
+        attack=FlipSummary(
+            attack.method, attack.norm, attack.eps_255, attack.effective_steps, int(correct.sum()),
+            int(flipped.sum()), tuple(torch.nonzero(flipped).flatten().tolist()),
+        ),
+        explainers=explainers, flipped=flipped, predictions=predictions["clean"], config=config,
+    )  # fmt: skip
 
 
 def split_accuracy(
@@ -479,59 +512,6 @@ def _flip(
     return torch.cat(parts), {"clean": clean, "attacked": attacked}, flipped
 
 
-def _report(
-    model: LoadedModel,
-    dataset: MaskedImageDataset,
-    config: ScorecardConfig,
-    accuracy: float,
-    n_acc: int,
-    scores: dict[str, dict[str, dict[str, Tensor]]],
-    predictions: Tensor,
-    labels: Tensor,
-    flipped: Tensor,
-) -> dict[str, Any]:
-    n = config.n_images
-    evidence, shortcut = _masks(dataset, n)
-    top_k = config.top_k
-    explainers = {
-        method: {
-            **_summary(s["clean"]),
-            TOP_K: _top_k_summary(s["clean"][TOP_K], top_k),
-            "attacked": {
-                **_summary(s["attacked"]),
-                TOP_K: _top_k_summary(s["attacked"][TOP_K], top_k),
-                "n_images": int(flipped.sum()),
-            },
-        }
-        for method, s in scores.items()
-    }
-    attack = config.attack
-    return {
-        "model": model.model_id,
-        "dataset": dataset.name,
-        "split": dataset.split,
-        "n_images": n,
-        "image_indices": list(range(n)),
-        "accuracy": accuracy,
-        "accuracy_images": n_acc,
-        "accuracy_on": "all images of the split" if n_acc == len(dataset) else f"the first {n_acc} images",
-        "accuracy_first_n": float((predictions == labels).float().mean()),
-        "chance": chance_levels(evidence, shortcut),
-        "top_k_pixels": {f"{k:g}": top_k_count(k, evidence[0].numel()) for k in top_k},
-        "attack": {
-            "method": attack.method,
-            "norm": attack.norm,
-            "eps_255": attack.eps_255,
-            "steps": attack.effective_steps,
-            "correct": int((predictions == labels).sum()),
-            "flipped": int(flipped.sum()),
-            "flipped_indices": torch.nonzero(flipped).flatten().tolist(),
-        },  # fmt: skip
-        "explainers": explainers,
-        "settings": config_dict(config),
-    }
-
-
 def ground_truth_example(
     model: LoadedModel,
     image: Tensor,
@@ -557,8 +537,7 @@ def ground_truth_example(
 
     Shapes: image (3, H, W), masks (H, W) -> maps (H, W).
     """
-    if not 0 <= label < model.num_classes:
-        raise ValueError(f"Class {label} does not exist for this model (0..{model.num_classes - 1}).")
+    check_class(model, label)
     x = image.to(model.device)[None]
     methods = [m for m in config.methods if m != ADVERSARIAL]
     total = len(methods) + 1
@@ -570,18 +549,22 @@ def ground_truth_example(
             maps[method] = explanation_maps(model, x, torch.tensor([label]), method, config)[0]
             tick(on_step, k, total)
         goal = _toward(probabilities, label) if toward is None else int(toward)
-        rms, explained = _adversarial_map(model, x[0], [label, goal], config)  # one batch for both
+        settings = config.explanation
+        explained = adversarial_explanation(  # one batch for both: the map row and the push
+            model.module, x[0], [label, goal], class_names=model.class_names, model_id=model.model_id,
+            rho=settings.rho, steps=settings.steps, overshoot=settings.overshoot,
+        )  # fmt: skip
         tick(on_step, total, total)
     if ADVERSARIAL in config.methods:
-        maps[ADVERSARIAL] = rms[0]
+        maps[ADVERSARIAL] = explained.deltas[0].detach().float().cpu().pow(2).mean(0).sqrt()
     shortcut = masks.get("shortcut")
     shares = {
-        m: _summary(
-            mask_shares(v[None], masks["evidence"][None], None if shortcut is None else shortcut[None])
-        )
+        m: Shares(**{k: mean_finite(v) for k, v in mask_shares(
+            v[None], masks["evidence"][None], None if shortcut is None else shortcut[None]
+        ).items()})
         for m, v in maps.items()
-    }
-    pushed = explained[1]
+    }  # fmt: skip
+    pushed = explained.targets[1]
     return GroundTruthExample(
         image.detach().cpu(), label, masks, probabilities, maps, shares, goal, pushed.explanation.cpu(),
         pushed.delta.cpu(), delta_energy_shares(pushed.delta, masks), pushed.valid,
@@ -592,45 +575,3 @@ def _toward(probabilities: Tensor, label: int) -> int:
     """The other class of a binary task; else the most probable class that is not ``label``."""
     order = [int(c) for c in probabilities.argsort(descending=True) if int(c) != label]
     return order[0]
-
-
-# --- the figure --------------------------------------------------------------------------------
-
-
-def scorecard_figure(results: list[dict[str, Any]]) -> Figure:
-    """Bars of each explainer's evidence and shortcut shares, clean and attacked, one panel per
-    report, with the chance levels as dotted lines (reports of `scorecard`)."""
-    fig = Figure(
-        figsize=(4.0 + 1.1 * len(results[0]["explainers"]), 3.2 * len(results)), layout="constrained"
-    )
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(len(results), 1, squeeze=False)[:, 0]
-    for ax, report in zip(axes, results, strict=True):
-        names = list(report["explainers"])
-        bars = (
-            ("evidence, clean", lambda e: e["evidence_share"], "#2a7f3f"),
-            ("evidence, attacked", lambda e: e["attacked"]["evidence_share"], "#9ed3a8"),
-            ("shortcut, clean", lambda e: e["shortcut_share"], "#b8860b"),
-            ("shortcut, attacked", lambda e: e["attacked"]["shortcut_share"], "#f0d78c"),
-        )
-        width = 0.8 / len(bars)
-        for k, (label, get, colour) in enumerate(bars):
-            values = [get(report["explainers"][m]) for m in names]
-            if all(v is None for v in values):
-                continue
-            xs = [i + (k - 1.5) * width for i in range(len(names))]
-            ax.bar(xs, [math.nan if v is None else v for v in values], width, label=label, color=colour)
-        for key, colour in (("evidence", "#2a7f3f"), ("shortcut", "#b8860b")):
-            level = report["chance"][key]
-            if level is not None:
-                ax.axhline(level, color=colour, linestyle=":", linewidth=1.2)
-        ax.set_xticks(range(len(names)), names, fontsize=8)
-        ax.set_ylim(0, 1)
-        ax.set_ylabel("share of the map")
-        ax.set_title(
-            f"{report['model']} on {report['dataset']} {report['split']}, N = {report['n_images']} "
-            f"(accuracy {report['accuracy']:.3f}; attack flipped {report['attack']['flipped']}); dotted: chance",
-            fontsize=9,
-        )
-        ax.legend(fontsize=7, ncols=2)
-    return fig

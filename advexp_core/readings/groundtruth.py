@@ -115,3 +115,24 @@ def map_against_reliance(
         f"{method} agrees with the measurement: {numbers}, and removing the ruler does not change the decision.",
         close,
     )
+
+
+# The scorecard's data-level columns say where the maps fall, not whether they explain the
+# decision: on the lesions the evidence mask is where a dermatologist would look, which the network
+# need not use (the reliance grades, read first, say what it does use).
+_SHARE_TITLES = {
+    "lesions": (
+        ("on the lesion (where a dermatologist would look)", "on the ruler", "maximum on the lesion"),
+        ("on the lesion", "on the ruler", "maximum on the lesion"),
+    ),
+}
+_DEFAULT_TITLES = (
+    ("evidence share", "shortcut share", "pointing game"),
+    ("evidence", "shortcut", "pointing"),
+)
+
+
+def share_titles(dataset: str) -> tuple[tuple[str, str, str], tuple[str, str, str]]:
+    """The scorecard's column titles for (evidence share, shortcut share, pointing game), clean and
+    after "attacked: ", on ``dataset``."""
+    return _SHARE_TITLES.get(dataset, _DEFAULT_TITLES)

@@ -4,6 +4,7 @@ robust network, and the scorecard of both (`advexp_core.experiments.scorecard`).
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,31 +15,30 @@ from torch import Tensor
 
 from advexp_core import reliance
 from advexp_core.datasets import MaskedImageDataset
-from advexp_core.experiments.progress import stage
+from advexp_core.experiments.catalogue import GRADES_CONTROL, GROUND_TRUTH_PAIRS, ground_truth_networks
+from advexp_core.experiments.progress import stage, tick
 from advexp_core.experiments.scorecard import (
-    GROUND_TRUTH_PAIRS,
     ScorecardConfig,
+    ScorecardResult,
     ground_truth_example,
     scorecard,
     scorecard_dataset,
-    scorecard_figure,
 )
+from advexp_core.experiments.scorecard_grades import control_shares, with_grades
 from advexp_core.figures import figure_png
 from advexp_core.groundtruth import LESION_CLASS_NAMES as LESION_NAMES
 from advexp_core.imaging import encode_png
 from advexp_core.models import LoadedModel
 from advexp_core.readings import groundtruth as gt_readings
+from advexp_core.reliance_grades import MapShares
 from advexp_core.saliency import colour_scales
+from advexp_core.scorecard_figures import scorecard_figure
 from advexp_ui import images
 from advexp_ui.jobs.common import Later, OnStep, Outcome, cached_result, header
 
 PAIRS = GROUND_TRUTH_PAIRS  # the scorecard's networks
-CONTROL = {"lesions": "lesions-unbiased"}  # rulers in half of each class: a ruler says nothing about it
-
-
-def networks(dataset: str) -> tuple[str, ...]:
-    """The networks each image is explained on: the control first where there is one, then the pair."""
-    return (*([CONTROL[dataset]] if dataset in CONTROL else []), *PAIRS[dataset])
+CONTROL = GRADES_CONTROL  # rulers in half of each class: a ruler says nothing about it
+networks = ground_truth_networks  # the control first where there is one, then the pair
 
 
 PAIR_TITLES = {
@@ -153,12 +153,15 @@ def compute_example(
     report = {
         **header(model, config, "ground truth"),
         "network": model.model_id, "dataset": dataset, "index": index, "label": names[label], "predicted": names[int(ex.probabilities.argmax())],
-        "probability_of_label": float(ex.probabilities[label]), "shares": ex.shares,
+        "probability_of_label": float(ex.probabilities[label]),
+        "shares": {m: s.to_json() for m, s in ex.shares.items()},
         "toward": names[ex.toward], "probability_toward": float(ex.probabilities[ex.toward]),
         "delta_shares": ex.delta_shares, "explanation_valid": ex.valid,
         "mask_area": {k: float(v.float().mean()) for k, v in masks.items()},
     }  # fmt: skip
-    files: dict[str, bytes | Later] = {f"{model.model_id}-explanation-{names[ex.toward]}.png": encode_png(ex.explanation)}
+    files: dict[str, bytes | Later] = {
+        f"{model.model_id}-explanation-{names[ex.toward]}.png": encode_png(ex.explanation)
+    }
     return Outcome(report, panels, files)
 
 
@@ -192,29 +195,72 @@ def pair_examples(
     ]
 
 
-def compute_scorecard(config: ScorecardConfig, model: LoadedModel, on_step: OnStep | None) -> dict[str, Any]:
-    """The scorecard report of one network on the config's split."""
-    return scorecard(model, test_split(config.dataset), config, on_step=on_step).to_dict()
+@dataclass(frozen=True)
+class PairScorecard:
+    """The pair's scorecards, graded where the dataset has a control, and their figure.
+
+    Attributes:
+        results: one per network of the pair, in `PAIRS` order.
+        figure: the bars of every result (PNG).
+    """
+
+    results: tuple[ScorecardResult, ...]
+    figure: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        """The download: every network's scorecard JSON (`ScorecardResult.to_json`)."""
+        return {"scorecards": [r.to_json() for r in self.results]}
+
+
+def compute_scorecard(
+    config: ScorecardConfig, model: LoadedModel, on_step: OnStep | None, control: LoadedModel | None = None
+) -> ScorecardResult:
+    """One network's scorecard on the config's split, with its reliance grades against ``control``
+    (None: not graded)."""
+    result = scorecard(model, test_split(config.dataset), config, on_step=stage(on_step, 0, 80, 100))
+    if control is None:
+        return result
+    reference = control_reference(control.model_id, config, control, result)
+    graded = with_grades(model, result, control, reference=reference)
+    tick(on_step, 100, 100)
+    return graded
+
+
+@cached_result
+def control_reference(
+    control_id: str, config: ScorecardConfig, _control: LoadedModel, _result: ScorecardResult
+) -> MapShares:
+    """The control's ruler shares (`scorecard_grades.control_shares`), cached by (control id, config):
+    measured once for both networks of the pair."""
+    return control_shares(_control, _result)
 
 
 @cached_result
 def scorecard_report(
-    model_id: str, config: ScorecardConfig, _model: LoadedModel, _on_step: OnStep | None = None
-) -> dict[str, Any]:
-    """``compute_scorecard``, cached by (model id, config)."""
-    return compute_scorecard(config, _model, _on_step)
+    model_id: str,
+    config: ScorecardConfig,
+    control_id: str | None,
+    _model: LoadedModel,
+    _control: LoadedModel | None = None,
+    _on_step: OnStep | None = None,
+) -> ScorecardResult:
+    """``compute_scorecard``, cached by (model id, config, control id)."""
+    return compute_scorecard(config, _model, _on_step, _control)
 
 
 def pair_scorecard(
     config: ScorecardConfig, models: tuple[LoadedModel, ...], on_step: OnStep | None = None
-) -> Outcome:
-    """The pair's scorecards (`PAIRS`; a control among ``models`` is left out), their figure and
-    the JSON of both for download."""
-    models = tuple(m for m in models if m.model_id in PAIRS[config.dataset])
-    n = len(models)
-    reports = [
-        scorecard_report(m.model_id, config, m, stage(on_step, k * 100, 100, n * 100))
-        for k, m in enumerate(models)
-    ]
-    figure = figure_png(scorecard_figure(reports))
-    return Outcome({"scorecards": reports}, {"figure": figure}, {"scorecard.png": figure})
+) -> PairScorecard:
+    """The pair's scorecards (`PAIRS`), each graded against the control among ``models`` where the
+    dataset has one, and their figure."""
+    control = next((m for m in models if m.model_id == CONTROL.get(config.dataset)), None)
+    pair = tuple(m for m in models if m.model_id in PAIRS[config.dataset])
+    n = len(pair)
+    results = tuple(
+        scorecard_report(
+            m.model_id, config, None if control is None else control.model_id, m, control,
+            stage(on_step, k * 100, 100, n * 100),
+        )
+        for k, m in enumerate(pair)
+    )  # fmt: skip
+    return PairScorecard(results, figure_png(scorecard_figure(results)))

@@ -7,7 +7,7 @@ from typing import Any
 
 import streamlit as st
 
-from advexp_core.experiments.scorecard import ADVERSARIAL
+from advexp_core.experiments.scorecard import ADVERSARIAL, ScorecardResult
 from advexp_core.figures import METHOD_TITLES
 from advexp_core.models import LoadedModel, ModelError
 from advexp_core.readings import groundtruth as gt_readings
@@ -69,6 +69,7 @@ def _network_line(report: dict[str, Any]) -> str:
 
 
 def _share_caption(title: str, shares: dict[str, float | None]) -> str:
+    """The caption under one map; ``shares`` as `Shares.to_json` writes them in the report."""
     if shares["evidence_share"] is None:  # LIME can find no superpixel that speaks for the class
         return f"{title} · empty map"
     text = f"{title} · lesion {render.fmt(shares['evidence_share'], 2)}"
@@ -166,45 +167,85 @@ def show_explanations(outcomes: list[Outcome]) -> None:
     downloads.buttons(files, stem="ground-truth", key="dl-groundtruth")
 
 
-def scorecard_rows(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One table row per explainer and network (chance first), numbers rounded."""
+def _r2(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
 
-    def r2(value: float | None) -> float | None:
-        return None if value is None else round(value, 2)
 
-    chance = reports[0]["chance"]
-    rows = [{"explainer": "chance (mask area)", "network": "—", "lesion": r2(chance["evidence"]),
-             "ruler": r2(chance["shortcut"])}]  # fmt: skip
-    for method in reports[0]["explainers"]:
-        for rep in reports:
-            s = rep["explainers"][method]
-            a = s["attacked"]
+def grades_rows(results: tuple[ScorecardResult, ...]) -> list[dict[str, Any]]:
+    """One row per explainer and graded network: how its maps fare against what the decisions
+    measurably rest on (empty when no network was graded)."""
+    graded = [r for r in results if r.grades is not None]
+    rows = []
+    for method in results[0].explainers if graded else ():
+        for result in graded:
+            assert result.grades is not None  # for mypy: filtered above
+            g = next((g for g in result.grades.grades if g.method == method), None)
+            if g is None:
+                continue
             rows.append({
-                "explainer": TITLES.get(method, method), "network": rep["model"],
-                "lesion": r2(s["evidence_share"]), "ruler": r2(s["shortcut_share"]),
-                "pointing": r2(s["pointing_game"]), "attacked: lesion": r2(a["evidence_share"]),
-                "attacked: ruler": r2(a["shortcut_share"]), "attacked: pointing": r2(a["pointing_game"]),
+                "explainer": TITLES.get(method, method), "network": result.model, "graded images": g.n_images,
+                "misleading rate": _r2(g.misleading_rate), f"AUROC vs {result.grades.control}":
+                _r2(g.shortcut_detection_auroc), "effect Spearman": _r2(g.effect_spearman),
             })  # fmt: skip
     return rows
 
 
-def show_scorecard(outcome: Outcome) -> None:
-    """The table of both networks, the accuracies and flips, the figure, downloads."""
-    reports = outcome.report["scorecards"]
+def scorecard_rows(results: tuple[ScorecardResult, ...]) -> list[dict[str, Any]]:
+    """One table row per explainer and network (chance first), numbers rounded; the columns say
+    where the maps fall (on the lesions: where a dermatologist would look)."""
+    (ev, sc, pt), (a_ev, a_sc, a_pt) = gt_readings.share_titles(results[0].dataset)
+    chance = results[0].chance
+    rows: list[dict[str, Any]] = [
+        {
+            "explainer": "chance (mask area)",
+            "network": "—",
+            ev: _r2(chance.evidence),
+            sc: _r2(chance.shortcut),
+        }
+    ]
+    for method in results[0].explainers:
+        for result in results:
+            s = result.explainers[method]
+            c, a = s.clean, s.attacked
+            rows.append({
+                "explainer": TITLES.get(method, method), "network": result.model,
+                ev: _r2(c.evidence_share), sc: _r2(c.shortcut_share), pt: _r2(c.pointing_game),
+                f"attacked: {a_ev}": _r2(a.evidence_share), f"attacked: {a_sc}": _r2(a.shortcut_share),
+                f"attacked: {a_pt}": _r2(a.pointing_game),
+            })  # fmt: skip
+    return rows
+
+
+def show_scorecard(pair: job.PairScorecard) -> None:
+    """The grades first (what the maps say about the decisions), then where the maps fall, the
+    accuracies and flips, the figure, downloads."""
+    results = pair.results
     st.markdown(
         " · ".join(
-            f"**{r['model']}**: accuracy {r['accuracy']:.3f} on {r['accuracy_images']} test images; the attack "
-            f"flipped {r['attack']['flipped']} of {r['attack']['correct']} correct decisions"
-            for r in reports
+            f"**{r.model}**: accuracy {r.accuracy:.3f} on {r.accuracy_images} test images; the attack "
+            f"flipped {r.attack.flipped} of {r.attack.correct} correct decisions"
+            for r in results
         )
     )
-    render.table(scorecard_rows(reports), hide_index=True, width="stretch")
+    grades = grades_rows(results)
+    if grades:
+        st.markdown(
+            "**Would each map have told you what the decisions rest on?** On the images whose decision "
+            "changes when the ruler is removed: how often the map gives the ruler less than its area "
+            "(misleading rate, lower is better), how well its ruler share tells the network from a control "
+            "the ruler says nothing to (AUROC), and how its ruler share follows the decision's dependence on "
+            "the ruler (effect Spearman)."
+        )
+        render.table(grades, hide_index=True, width="stretch")
+        st.markdown("**Where the maps fall**")
+    render.table(scorecard_rows(results), hide_index=True, width="stretch")
     st.caption(
-        f"First {reports[0]['n_images']} test images, each explained for its true class. 'lesion'/'ruler': share "
-        "of the map inside each mask (ruler: over images that have one); 'pointing': share of images whose "
-        "map maximum lies on the evidence; 'attacked': the flipped images, explained for their new class."
+        f"First {results[0].n_images} test images, each explained for its true class. Where the maps fall: the "
+        "share of each map inside the evidence (on the lesions, where a dermatologist would look, which the "
+        "network need not use) and inside the shortcut (over images that have one), and the share of images "
+        "whose map maximum lies on the evidence; 'attacked': the flipped images, explained for their new class."
     )
     render.look_at("groundtruth-scorecard")
-    st.image(outcome.panels["figure"], width="stretch")
-    files = {**outcome.files, "report.json": downloads.report_bytes(outcome.report)}
+    st.image(pair.figure, width="stretch")
+    files = {"scorecard.png": pair.figure, "report.json": downloads.report_bytes(pair.to_json())}
     downloads.buttons(files, stem="scorecard", key="dl-scorecard")

@@ -64,8 +64,13 @@ def test_lesion_pair_renders_maps_explanations_and_the_scorecard(monkeypatch: py
     by_label(at.number_input, "Test images").set_value(2)
     submit(at, "scorecard-form", "Compute the scorecard")
     assert_clean(at)
-    table = at.dataframe[0].value
+    grades, table = at.dataframe[-2].value, at.dataframe[-1].value  # the grades first
+    assert "misleading rate" in grades.columns and set(grades["network"]) == {
+        "lesions-standard",
+        "lesions-robust",
+    }
     assert set(table["network"]) >= {"lesions-standard", "lesions-robust"}
+    assert "on the lesion (where a dermatologist would look)" in table.columns
     assert "report.json" in downloads(at) and "scorecard.png" in downloads(at)
     assert CAPTIONS["groundtruth-scorecard"] in " ".join(c.value for c in at.caption)
     at.run()  # the cached result is shown again, nothing recomputed

@@ -57,10 +57,16 @@ def test_writes_result_json_and_figure(tmp_path: Path, capsys, tiny_lesion_model
     assert stored["top_k_pixels"] == {"2.5": 103, "5": 205, "10": 410, "20": 820}  # of 64 x 64
     shares = stored["explainers"]["gradient"]["top_k_evidence"]
     assert list(shares) == ["2.5", "5", "10", "20"] and all(0 <= v <= 1 for v in shares.values())
+    grades = stored["reliance_grades"]  # a lesions network is graded against the control
+    assert grades["control"] == "lesions-unbiased" and grades["model"] == "tiny-lesions"
+    assert set(grades["explainers"]) == {"gradient", "gradcam"}
+    graded = {"misleading_rate", "shortcut_detection_auroc", "effect_spearman"}
+    assert all(graded <= set(g) for g in grades["explainers"].values())
     code, stdout, _ = run_cli(
         capsys, *argv[:-2], "--methods", "gradient", "--top-k", "1,50", "--out", str(out)
     )
     assert code == 0 and "evidence" in stdout and "wrote" in stdout  # the text summary
+    assert stdout.index("misleading") < stdout.index("chance:")  # the grades come first
     assert "k = 1 / 50 %" in stdout
     stored = json.loads((out / "result.json").read_text())
     assert stored["top_k_pixels"] == {"1": 41, "50": 2048}
@@ -74,8 +80,9 @@ def test_writes_result_json_and_figure(tmp_path: Path, capsys, tiny_lesion_model
         (["--dataset", "blockdigits", "--n-images", "2"], "classes"),  # 2 classes vs 10
         (["--dataset", "cifar10"], "masks"),
         (["--dataset", "lesions", "--methods", "gradient,nonsense"], "nonsense"),
-        (["--dataset", "lesions", "--n-images", "0"], "n_images"),
-        (["--dataset", "lesions", "--top-k", "5,150"], "top_k"),
+        (["--dataset", "lesions", "--n-images", "0"], "--n-images: the number of images"),
+        (["--dataset", "lesions", "--n-images", "1001"], "--n-images: The number of images (1001)"),
+        (["--dataset", "lesions", "--top-k", "5,150"], "--top-k: top-k must be"),
         (["--dataset", "lesions", "--top-k", "five"], "--top-k"),
     ],
 )

@@ -22,12 +22,13 @@ from advexp_core.experiments.scorecard import (
     ground_truth_example,
     mask_shares,
     scorecard,
-    scorecard_figure,
     top_k_count,
     top_k_evidence,
 )
+from advexp_core.explanations import ExplanationSettings
 from advexp_core.imaging import Preprocess
 from advexp_core.models import LoadedModel
+from advexp_core.scorecard_figures import scorecard_figure
 from tests.models import frozen, hook_count, linear_model, tiny_conv
 
 SIZE = 4
@@ -89,11 +90,15 @@ def test_scores_match_the_hand_computation(hand) -> None:
     model, data = hand
     config = ScorecardConfig(dataset="toy", n_images=4, methods=HAND_METHODS, batch_size=3)
     result = scorecard(model, data, config)
-    report = result.report
-    assert report["accuracy"] == pytest.approx(0.75) and report["accuracy_images"] == 4
+    report = result.to_json()
+    assert result.accuracy == pytest.approx(0.75) and result.accuracy_images == 4
     assert report["chance"] == pytest.approx({"evidence": 0.25, "shortcut": 1 / 16})
     assert report["attack"]["correct"] == 3 and report["attack"]["flipped_indices"] == [0]
     assert result.flipped.tolist() == [True, False, False, False]
+    assert (
+        result.explainers["gradient"].clean.evidence_share
+        == report["explainers"]["gradient"]["evidence_share"]
+    )
     for method in HAND_METHODS:  # on constant images every method's map is proportional to |w|
         scores = report["explainers"][method]
         # evidence: A 4/7, B 4/7, C 3/7 (the corner row), D 4/7; shortcut over A and C: 3/7, 1/7;
@@ -113,7 +118,7 @@ def test_top_k_evidence_matches_the_hand_computation(hand) -> None:
     3 of the 4 tied centre pixels. Top 50 % = 8 pixels: the 5 non-zero ones, then 3 of the 11 zeros."""
     model, data = hand
     config = ScorecardConfig(dataset="toy", n_images=4, methods=HAND_METHODS, top_k=(25.0, 50.0))
-    report = scorecard(model, data, config).report
+    report = scorecard(model, data, config).to_json()
     assert report["top_k_pixels"] == {"25": 4, "50": 8}
     for method in HAND_METHODS:  # A, B, D: 3 centre pixels of 4 in the evidence; C: the corner only
         scores = report["explainers"][method]
@@ -151,9 +156,9 @@ def test_top_k_count_covers_at_least_k_percent() -> None:
     assert [top_k_count(k, 64 * 64) for k in TOP_K_PERCENTS] == [103, 205, 410, 820]
     assert [top_k_count(k, 16) for k in (2.5, 25.0, 100.0)] == [1, 4, 16]
     assert top_k_count(5.0, 100) == 5 and top_k_count(20.0, 10) == 2  # exact products stay exact
-    with pytest.raises(ValueError, match="top_k"):
+    with pytest.raises(ValueError, match="top-k"):
         ScorecardConfig(top_k=(0.0,))
-    with pytest.raises(ValueError, match="top_k"):
+    with pytest.raises(ValueError, match="top-k"):
         ScorecardConfig(top_k=())
 
 
@@ -180,7 +185,7 @@ def test_top_k_evidence_agrees_with_quantus_top_k_intersection() -> None:
 def test_report_has_the_documented_shape_and_is_strict_json(hand) -> None:
     model, data = hand
     config = ScorecardConfig(dataset="toy", n_images=2, methods=("gradient",))
-    report = scorecard(model, data, config).to_dict()
+    report = scorecard(model, data, config).to_json()
     keys = {"model", "dataset", "split", "n_images", "image_indices", "accuracy", "chance", "explainers"}
     assert keys <= set(report)
     assert report["image_indices"] == [0, 1] and report["dataset"] == "toy" and report["split"] == "test"
@@ -244,16 +249,17 @@ def test_every_registered_explainer_on_a_conv_net_leaves_the_model_untouched() -
     }
     data = MaskedImageDataset("toy", "test", ("a", "b"), images, torch.tensor([0, 1, 0]), masks)
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    config = ScorecardConfig(dataset="toy", n_images=3, steps=4)
-    report = scorecard(model, data, config).report
+    config = ScorecardConfig(dataset="toy", n_images=3, explanation=ExplanationSettings(steps=4))
+    result = scorecard(model, data, config)
+    report = result.to_json()
     assert set(report["explainers"]) == set(config.methods) and "lime" in config.methods
     assert report["chance"]["shortcut"] is None  # no image has a shortcut
     for entry in report["explainers"].values():
         assert entry["shortcut_share"] is None and 0 <= entry["evidence_share"] <= 1
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     assert hook_count(net) == 0 and not net.training
-    assert scorecard(model, data, config).report == report  # deterministic
-    assert scorecard_figure([report]).axes
+    assert scorecard(model, data, config).to_json() == report  # deterministic
+    assert scorecard_figure([result]).axes
 
 
 def test_ground_truth_example_explains_the_true_class_and_pushes_toward_the_other() -> None:
@@ -266,14 +272,16 @@ def test_ground_truth_example_explains_the_true_class_and_pushes_toward_the_othe
     }
     masks["evidence"][4:12, 4:12] = True
     masks["shortcut"][:, :2] = True
-    config = ScorecardConfig(dataset="toy", methods=("gradient", "gradcam", ADVERSARIAL), steps=6)
+    config = ScorecardConfig(
+        dataset="toy", methods=("gradient", "gradcam", ADVERSARIAL), explanation=ExplanationSettings(steps=6)
+    )
     example = ground_truth_example(model, image, 1, masks, config)
     assert example.toward == 0 and set(example.maps) == {"gradient", "gradcam", ADVERSARIAL}
     assert all(m.shape == (16, 16) and (m >= 0).all() for m in example.maps.values())
     assert example.delta.shape == (3, 16, 16) and example.explanation.shape == (3, 16, 16)
     share = example.delta_shares
     assert 0 <= share["evidence"] <= 1 and 0 <= share["shortcut"] <= 1
-    assert set(example.shares["gradient"]) == set(METRICS)
+    assert set(example.shares["gradient"].to_json()) == set(METRICS)
     with pytest.raises(ValueError, match="Class 2"):
         ground_truth_example(model, image, 2, masks, config)
 
@@ -294,7 +302,7 @@ def test_readme_block_goes_before_benchmarks_and_is_replaced_in_place(hand) -> N
     model, data = hand
     report = scorecard(
         model, data, ScorecardConfig(dataset="toy", n_images=4, methods=("gradient",))
-    ).to_dict()
+    ).to_json()
     results = {
         "command": "python scripts/scorecard_table.py --n-images 4", "missing": ["b-robust"], "reports": [report],
         "accuracies": [{"model": "hand", "dataset": "toy", "test": 0.75, "test-unbiased": None,
@@ -355,7 +363,7 @@ def test_lesions_grades_come_first_and_the_mask_columns_say_where_the_map_falls(
     model, data = hand
     report = scorecard(
         model, data, ScorecardConfig(dataset="toy", n_images=4, methods=("gradient",))
-    ).to_dict()
+    ).to_json()
     shortcut = {
         "images_with": 10,
         "images_without": 6,
@@ -383,7 +391,11 @@ def test_with_grades_grades_the_lesions_networks_against_the_control() -> None:
     table = _table_script()
     reports = [
         {"model": m, "dataset": d, "split": "test", "n_images": 12, "explainers": {"gradient": {}}}
-        for m, d in (("lesions-standard", "lesions"), ("lesions-unbiased", "lesions"), ("other", "blockdigits"))
+        for m, d in (
+            ("lesions-standard", "lesions"),
+            ("lesions-unbiased", "lesions"),
+            ("other", "blockdigits"),
+        )
     ]
     from advexp_core.models import CHECKPOINTS_DIR
 
