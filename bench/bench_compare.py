@@ -81,8 +81,9 @@ def full_run(
     out.mkdir(parents=True, exist_ok=True)
     (out / "adversarial.png").write_bytes(encode_png(result.example.adversarial))
     (out / "figure.png").write_bytes(figure_png(under_attack_figure(result)))
-    (out / "result.json").write_text(json.dumps(result.report))
-    return result.report
+    report = result.to_json()
+    (out / "result.json").write_text(json.dumps(report))
+    return report
 
 
 def pass_plan(model: LoadedModel, attack: AttackConfig, saliency: SaliencyConfig) -> list[tuple[int, bool]]:
@@ -242,7 +243,7 @@ def gallery() -> None:
     for path in sorted(GALLERY.glob("*.jpg")):
         image = read_image_for_model(path, model)
         result = saliency_under_attack(model, image, ATTACK, SALIENCY)
-        report, numbers = result.report, result.metrics
+        report, numbers = result.to_json(), result.metrics
         rows.append((path.name, report["success"], report["png_success"], numbers))
         n = numbers
         print(

@@ -76,7 +76,7 @@ def _runs(args: argparse.Namespace) -> tuple[dict[tuple[str, str, int], Run], di
                 began = time.perf_counter()
                 result = saliency_under_attack(model, image, attack, saliency)
                 seconds[threads].append(time.perf_counter() - began)
-                runs[(path.stem, start, threads)] = _flatten(result.report)
+                runs[(path.stem, start, threads)] = _flatten(result.to_json())
             sys.stderr.write(f"{path.stem} start={start} done\n")
     return runs, {t: statistics.median(s) for t, s in seconds.items()}
 

@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     config = attack_config(args, model)
     with usage_errors():
         result = adversarial_example(model, image, config)
-    report = command_report("attack", args, result.report, FILES)
+    report = command_report("attack", args, result.to_json(), FILES)
     with atomic_output_dir(args.out) as tmp:
         (tmp / FILES["adversarial"]).write_bytes(encode_png(result.adversarial))
         (tmp / FILES["result"]).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")

@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     attack = attack_config(args, model)
     with usage_errors():  # e.g. Grad-CAM on a network without a convolutional layer
         result = saliency_under_attack(model, image, attack, saliency)
-    report = command_report("compare", args, result.report, FILES)
+    report = command_report("compare", args, result.to_json(), FILES)
     with atomic_output_dir(args.out) as tmp:
         (tmp / FILES["adversarial"]).write_bytes(encode_png(result.example.adversarial))
         (tmp / FILES["figure"]).write_bytes(figure_png(under_attack_figure(result)))

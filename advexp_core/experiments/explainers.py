@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ from torch import Tensor
 from advexp_core import metrics
 from advexp_core.experiments.configs import ExplainersConfig
 from advexp_core.experiments.maps import check_class, fit_image, gradcam_layer_for
-from advexp_core.experiments.progress import OnPartial, stage, tick
+from advexp_core.experiments.progress import stage, tick
 from advexp_core.faithfulness import deletion_insertion
 from advexp_core.figures import METHOD_TITLES
 from advexp_core.models import LoadedModel
@@ -33,34 +34,66 @@ AGREEMENT = {
 }
 
 
+Scalar = bool | int | float | str
+
+
 @dataclass(frozen=True)
 class MethodMap:
-    """One method's map, handed out as soon as it is computed (`compare_explainers`'s on_partial).
+    """One method's map, handed out as soon as it is computed (the partial result "map done" of
+    `compare_explainers`).
 
     Attributes:
         method: the saliency method.
         map: the map (h, w) on the CPU, the very tensor the final result's ``maps`` holds.
         target: the explained class.
-        details: its recorded settings and costs, as in the report's ``method_details``.
+        details: its recorded settings and costs, as in the JSON's ``method_details``.
     """
 
     method: str
     map: Tensor
     target: int
-    details: dict[str, Any]
+    details: dict[str, Scalar]
+
+
+@dataclass(frozen=True)
+class Curves:
+    """One map's deletion and insertion curves (`advexp_core.faithfulness`) and their areas.
+
+    Attributes:
+        fractions: shares of pixels removed / inserted.
+        deletion, insertion: the target's probability at each fraction.
+        deletion_auc, insertion_auc: the areas under the curves.
+    """
+
+    fractions: tuple[float, ...]
+    deletion: tuple[float, ...]
+    insertion: tuple[float, ...]
+    deletion_auc: float
+    insertion_auc: float
+
+    def to_json(self) -> dict[str, list[float] | float]:
+        return {
+            "fractions": list(self.fractions), "deletion": list(self.deletion),
+            "insertion": list(self.insertion), "deletion_auc": self.deletion_auc,
+            "insertion_auc": self.insertion_auc,
+        }  # fmt: skip
 
 
 @dataclass(frozen=True)
 class MethodCurves:
-    """One method's deletion and insertion curves, handed out as soon as they are measured.
+    """One method's curves, handed out as soon as they are measured ("curves done").
 
     Attributes:
         method: the saliency method.
-        curves: its entry of the report's ``faithfulness`` (fractions, both curves, both areas).
+        curves: its deletion and insertion curves.
     """
 
     method: str
-    curves: dict[str, Any]
+    curves: Curves
+
+
+ExplainersPart = MethodMap | MethodCurves
+"""The partial results of `compare_explainers`: each map done, then each method's curves done."""
 
 
 @dataclass(frozen=True)
@@ -72,20 +105,35 @@ class CompareExplainersResult:
         target: the explained class.
         maps: method -> map (h, w) on the CPU, in the order asked.
         config: the settings.
-        report: JSON-able: predictions, explained class, each method's recorded settings and costs
-            ("method_details", e.g. LIME's sample count), agreement matrices with one reading per
-            measure ("readings", `advexp_core.readings.agreement`), deletion/insertion curves.
+        label: the explained class's name.
+        predictions: the model's top classes at x.
+        details: method -> its recorded settings and costs (e.g. LIME's sample count).
+        agreement: measure -> the methods × methods matrix of map similarities.
+        curves: method -> its deletion and insertion curves.
     """
 
     image: Tensor
     target: int
     maps: dict[str, Tensor]
     config: ExplainersConfig
-    report: dict[str, Any]
+    label: str
+    predictions: list[dict[str, Any]]
+    details: dict[str, dict[str, Scalar]]
+    agreement: dict[str, list[list[float]]]
+    curves: dict[str, Curves]
 
-    def to_dict(self) -> dict[str, Any]:
-        """The report, as a fresh JSON-able dict."""
-        return copy.deepcopy(self.report)
+    def to_json(self) -> dict[str, Any]:
+        """The JSON of the CLI and the page: predictions, explained class, each method's details,
+        agreement matrices with one reading per measure (`advexp_core.readings.agreement`),
+        deletion/insertion curves."""
+        titles = [METHOD_TITLES.get(m, m) for m in self.maps]
+        return copy.deepcopy({
+            "settings": config_dict(self.config), "predictions": self.predictions,
+            "explained_class": self.target, "explained_label": self.label, "methods": list(self.maps),
+            "method_details": self.details, "agreement": self.agreement,
+            "readings": {k: r.to_json() for k, r in every_measure(self.agreement, titles).items()},
+            "faithfulness": {m: c.to_json() for m, c in self.curves.items()},
+        })  # fmt: skip
 
 
 def agreement(maps: dict[str, Tensor]) -> dict[str, list[list[float]]]:
@@ -100,7 +148,7 @@ def agreement(maps: dict[str, Tensor]) -> dict[str, list[list[float]]]:
     return out
 
 
-def method_details(explained: SaliencyMap) -> dict[str, Any]:
+def method_details(explained: SaliencyMap) -> dict[str, Scalar]:
     """The scalar settings and costs a map records (e.g. LIME's "n_samples", "forward_passes")."""
     return {k: v for k, v in explained.extra.items() if isinstance(v, bool | int | float | str)}
 
@@ -111,7 +159,7 @@ def compare_explainers(
     config: ExplainersConfig,
     *,
     on_step: OnStep | None = None,
-    on_partial: OnPartial | None = None,
+    on_partial: Callable[[ExplainersPart], None] | None = None,
 ) -> CompareExplainersResult:
     """Explain one decision with every chosen method; score agreement and deletion/insertion.
 
@@ -121,9 +169,9 @@ def compare_explainers(
         config: methods, their settings, the class (None: the predicted one).
         on_step: called as on_step(done, total): one per map, then one per faithfulness curve.
         on_partial: called with each part as soon as it is done, from inside the run (keep it
-            short: the lock is held): (method, MethodMap) per method, in the order of the
-            config, then (method, MethodCurves) per method after its curves. It gets the
-            result's own values (nothing copied); the result is the same with or without it.
+            short: the lock is held): a MethodMap per method (its map done), in the order of the
+            config, then a MethodCurves per method (its curves done). It gets the result's own
+            values (nothing copied); the result is the same with or without it.
 
     Returns:
         CompareExplainersResult.
@@ -141,7 +189,7 @@ def compare_explainers(
         target = check_class(model, int(logits.argmax()) if config.target is None else int(config.target))
         layer = gradcam_layer_for(model, methods)
         maps: dict[str, Tensor] = {}
-        details: dict[str, dict[str, Any]] = {}
+        details: dict[str, dict[str, Scalar]] = {}
         for k, method in enumerate(methods, start=1):
             settings = config.saliency.settings(method)
             explained = make_map(model.module, x[None], target, method=method, settings=settings, layer=layer)
@@ -149,38 +197,25 @@ def compare_explainers(
             details[method] = method_details(explained)
             tick(on_step, k, total)
             if on_partial is not None:
-                on_partial(method, MethodMap(method, maps[method], target, details[method]))
-        faithful: dict[str, Any] = {}
+                on_partial(MethodMap(method, maps[method], target, details[method]))
+        faithful: dict[str, Curves] = {}
         for k, (method, m) in enumerate(maps.items(), start=len(methods)):
             faithful[method] = _curves(model, x, m, target, config, stage(on_step, k, 1, total))
             tick(on_step, k + 1, total)
             if on_partial is not None:
-                on_partial(method, MethodCurves(method, faithful[method]))
-    matrices = agreement(maps)
-    titles = [METHOD_TITLES.get(m, m) for m in maps]
-    report = {
-        "settings": config_dict(config),
-        "predictions": predictions(logits, model.class_names),
-        "explained_class": target,
-        "explained_label": model.class_names[target],
-        "methods": list(maps),
-        "method_details": details,
-        "agreement": matrices,
-        "readings": {k: r.to_json() for k, r in every_measure(matrices, titles).items()},
-        "faithfulness": faithful,
-    }
-    return CompareExplainersResult(x.detach().cpu(), target, maps, config, report)
+                on_partial(MethodCurves(method, faithful[method]))
+    return CompareExplainersResult(
+        x.detach().cpu(), target, maps, config, model.class_names[target],
+        predictions(logits, model.class_names), details, agreement(maps), faithful,
+    )  # fmt: skip
 
 
 def _curves(
     model: LoadedModel, x: Tensor, m: Tensor, target: int, config: ExplainersConfig, on_step: OnStep | None
-) -> dict[str, Any]:
+) -> Curves:
     """One map's deletion and insertion curves with their areas (advexp_core.faithfulness)."""
     curves = deletion_insertion(model.module, x, m, target, steps=config.faithfulness_steps, on_step=on_step)
-    return {
-        "fractions": [float(v) for v in curves.fractions],
-        "deletion": [float(v) for v in curves.deletion],
-        "insertion": [float(v) for v in curves.insertion],
-        "deletion_auc": float(curves.deletion_auc),
-        "insertion_auc": float(curves.insertion_auc),
-    }
+    return Curves(
+        tuple(float(v) for v in curves.fractions), tuple(float(v) for v in curves.deletion),
+        tuple(float(v) for v in curves.insertion), float(curves.deletion_auc), float(curves.insertion_auc),
+    )  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +14,7 @@ from torch import Tensor
 
 from advexp_core.experiments.configs import ExplanationConfig
 from advexp_core.experiments.maps import fit_image
-from advexp_core.experiments.progress import OnPartial, stage, tick
+from advexp_core.experiments.progress import stage, tick
 from advexp_core.explanations import (
     ContrastResult,
     ExplanationResult,
@@ -33,9 +33,11 @@ from advexp_core.runtime import OnStep
 
 @dataclass(frozen=True)
 class ExplainedTarget:
-    """One target's finished explanation, handed to ``on_partial`` while the others still run.
+    """One target's finished explanation, handed to ``on_partial`` while the others still run (the
+    partial result "target done").
 
     Attributes:
+        model_id: the network's id.
         model: the network's position (0 on one network; in a contrast, the order given).
         position: the target's position in the resolved order.
         target: x+δ, δ and the numbers, on the CPU (the values the final result holds).
@@ -47,6 +49,7 @@ class ExplainedTarget:
     Shapes: image (3, h, w).
     """
 
+    model_id: str
     model: int
     position: int
     target: TargetExplanation
@@ -107,7 +110,7 @@ def adversarial_explanations(
     config: ExplanationConfig,
     *,
     on_step: OnStep | None = None,
-    on_partial: OnPartial | None = None,
+    on_partial: Callable[[ExplainedTarget], None] | None = None,
 ) -> AdversarialExplanationsResult:
     """Explain the image toward each target class within RMS ρ (docs/method.md §2).
 
@@ -118,7 +121,7 @@ def adversarial_explanations(
         image: x in [0, 1]; resized to the model's input when needed.
         config: targets, ρ, S, overshoot.
         on_step: called as on_step(done, S), one count across all targets.
-        on_partial: called as on_partial(model id, ExplainedTarget) for each target, in order, as
+        on_partial: called with an ExplainedTarget for each target, in order, as
             soon as it is done, from inside the run (keep it short: the lock is held). The final
             result is the same with or without it.
 
@@ -139,7 +142,7 @@ def contrast_explanations(
     config: ExplanationConfig,
     *,
     on_step: OnStep | None = None,
-    on_partial: OnPartial | None = None,
+    on_partial: Callable[[ExplainedTarget], None] | None = None,
 ) -> ContrastExplanationsResult:
     """The same image and targets on several networks (docs/method.md §2's contrast).
 
@@ -202,7 +205,7 @@ def _explain(
     image: Tensor,
     config: ExplanationConfig,
     on_step: OnStep | None,
-    on_partial: OnPartial | None,
+    on_partial: Callable[[ExplainedTarget], None] | None,
     position: int = 0,
 ) -> AdversarialExplanationsResult:
     """`adversarial_explanations` without the lock (the caller holds it); ``position`` is the
@@ -227,8 +230,9 @@ def _explain(
         for t, entry in zip(part.targets, _entries(model, part), strict=True):
             entries.append(entry)
             if on_partial is not None:
-                finished = ExplainedTarget(position, len(entries) - 1, t, entry, part.image, top)
-                on_partial(model.model_id, finished)
+                on_partial(
+                    ExplainedTarget(model.model_id, position, len(entries) - 1, t, entry, part.image, top)
+                )
         parts.append(part)
     result = _merge(parts)
     summary = result.to_dict()

@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from advexp_core.runtime import OnStep
-
-OnPartial = Callable[[str, Any], None]
-"""Called with each part of a result as soon as it is done: (a key, the part); each experiment
-says which parts it hands out."""
 
 
 def stage(on_step: OnStep | None, start: int, width: int, total: int) -> OnStep | None:

@@ -4,6 +4,8 @@ explain the clean and the attacked image alike, and measure how far each map mov
 from __future__ import annotations
 
 import copy
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,13 +17,28 @@ from advexp_core import metrics
 from advexp_core.attacks import AttackResult, fgsm, pgd
 from advexp_core.experiments.configs import AttackConfig, SaliencyConfig
 from advexp_core.experiments.maps import check_class, fit_image, gradcam_layer_for
-from advexp_core.experiments.progress import OnPartial, stage, tick
+from advexp_core.experiments.progress import stage, tick
 from advexp_core.figures import METHOD_TITLES, compare_figure
 from advexp_core.models import LoadedModel
 from advexp_core.readings import attack as attack_readings
 from advexp_core.reports import config_dict, decision_readings, json_number, predictions, readings
 from advexp_core.runtime import OnStep
 from advexp_core.saliency import SaliencyMap, colour_scales, make_map
+
+Predictions = list[dict[str, Any]]
+"""The top classes of one logit vector as `reports.predictions` writes them ({index, label, probability})."""
+
+
+@dataclass(frozen=True)
+class Perturbation:
+    """How large and how visible δ is: L∞ in 1/255 steps, L2 and RMS in [0, 1] units, PSNR and SSIM
+    (None where undefined, e.g. PSNR of no change)."""
+
+    linf_255: float | None
+    l2: float | None
+    rms: float | None
+    psnr: float | None
+    ssim: float | None
 
 
 @dataclass(frozen=True)
@@ -36,7 +53,10 @@ class AdversarialExampleResult:
         eps: the budget in [0, 1] units of the norm.
         config: the attack settings.
         attack: the attack's own result (batch of one, on the model's device).
-        report: JSON-able: settings, predictions before/after/as PNG, perturbation, success.
+        settings: the settings as they ran (FGSM: one step of size eps), with the model and device.
+        predictions_before, predictions_after, png_predictions_after: the top classes at x, at x + δ
+            and at x + δ saved as an 8-bit PNG.
+        perturbation: the size of δ.
     """
 
     image: Tensor
@@ -46,30 +66,77 @@ class AdversarialExampleResult:
     eps: float
     config: AttackConfig
     attack: AttackResult
-    report: dict[str, Any]
+    settings: dict[str, Any]
+    predictions_before: Predictions
+    predictions_after: Predictions
+    png_predictions_after: Predictions
+    perturbation: Perturbation
 
-    def to_dict(self) -> dict[str, Any]:
-        """The report, as a fresh JSON-able dict."""
-        return copy.deepcopy(self.report)
+    @property
+    def success(self) -> bool:
+        return bool(self.attack.success[0])
+
+    @property
+    def png_success(self) -> bool:
+        return bool(self.attack.png_success[0])
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON of the CLI's result.json and the page's report: settings, predictions
+        before/after/as PNG, perturbation, success."""
+        return copy.deepcopy({
+            "settings": self.settings, "predictions_before": self.predictions_before,
+            "predictions_after": self.predictions_after, "png_predictions_after": self.png_predictions_after,
+            "perturbation": dataclasses.asdict(self.perturbation), "success": self.success,
+            "png_success": self.png_success, "steps_run": self.attack.steps_run,
+        })  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MapExtras:
+    """What one method's pair of maps records besides its metrics.
+
+    Attributes:
+        classes: the explained class of the clean and of the attacked image.
+        colour_scales: (vmin, vmax) of the clean and of the attacked map.
+        convergence_delta: IG's completeness gap of the clean and the attacked map (None: not IG).
+    """
+
+    classes: tuple[int, int]
+    colour_scales: tuple[tuple[float, float], tuple[float, float]]
+    convergence_delta: tuple[float, float] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "classes": {"clean": self.classes[0], "attacked": self.classes[1]},
+            "colour_scale": {"clean": list(self.colour_scales[0]), "attacked": list(self.colour_scales[1])},
+        }
+        if self.convergence_delta is not None:
+            out["convergence_delta"] = dict(zip(("clean", "attacked"), self.convergence_delta, strict=True))
+        return out
 
 
 @dataclass(frozen=True)
 class MapPair:
-    """One method's maps of the clean and the attacked image, and how far the map moved.
+    """One method's maps of the clean and the attacked image, and how far the map moved: the
+    partial result "map done" of `saliency_under_attack`.
 
     Attributes:
         method: the saliency method.
         clean: the clean image's map (h, w), on the CPU.
         attacked: the attacked image's map (h, w), on the CPU.
-        metrics: map similarity numbers (null where undefined), as in the report's ``maps``.
-        extras: explained classes, colour scales, IG completeness (the report's ``saliency``).
+        metrics: map similarity numbers by name (null where undefined), as in the JSON's ``maps``.
+        extras: explained classes, colour scales, IG completeness (the JSON's ``saliency``).
     """
 
     method: str
     clean: Tensor
     attacked: Tensor
     metrics: dict[str, float | None]
-    extras: dict[str, Any]
+    extras: MapExtras
+
+
+UnderAttackPart = AdversarialExampleResult | MapPair
+"""The partial results of `saliency_under_attack`: the attack done, then each map done."""
 
 
 @dataclass(frozen=True)
@@ -79,21 +146,41 @@ class SaliencyUnderAttackResult:
     Attributes:
         example: the attack (images, δ, predictions).
         saliency: the map settings.
-        maps: method -> (clean map, attacked map), each (h, w) on the CPU.
-        metrics: method -> map similarity numbers (null where undefined).
-        report: the example's report plus ``maps``, ``saliency`` (classes, colour scales, IG
-            completeness) and ``readings`` (one sentence per number).
+        pairs: method -> its maps, metrics and extras, in the config's order.
     """
 
     example: AdversarialExampleResult
     saliency: SaliencyConfig
-    maps: dict[str, tuple[Tensor, Tensor]]
-    metrics: dict[str, dict[str, float | None]]
-    report: dict[str, Any]
+    pairs: dict[str, MapPair]
 
-    def to_dict(self) -> dict[str, Any]:
-        """The report, as a fresh JSON-able dict."""
-        return copy.deepcopy(self.report)
+    @property
+    def maps(self) -> dict[str, tuple[Tensor, Tensor]]:
+        """method -> (clean map, attacked map), each (h, w) on the CPU."""
+        return {m: (p.clean, p.attacked) for m, p in self.pairs.items()}
+
+    @property
+    def metrics(self) -> dict[str, dict[str, float | None]]:
+        """method -> map similarity numbers (null where undefined)."""
+        return {m: p.metrics for m, p in self.pairs.items()}
+
+    def to_json(self) -> dict[str, Any]:
+        """The example's JSON plus ``maps``, ``saliency`` (classes, colour scales, IG completeness)
+        and ``readings`` (one sentence per number)."""
+        out = self.example.to_json()
+        out["settings"]["saliency"] = {
+            **config_dict(self.saliency),
+            "explained_class": "each image's own top-1 class",
+        }
+        numbers = self.metrics
+        out["maps"] = copy.deepcopy(numbers)
+        out["saliency"] = {m: p.extras.to_json() for m, p in self.pairs.items()}
+        k, side = self.saliency.topk, max(self.example.image.shape[-2:])
+        out["readings"] = {
+            **readings(out["perturbation"], numbers, k=k, side=side),
+            "decision": decision_readings(out),
+            "overall": overall_reading(numbers, k=k, side=side),
+        }
+        return out
 
 
 def adversarial_example(
@@ -125,7 +212,7 @@ def saliency_under_attack(
     saliency: SaliencyConfig,
     *,
     on_step: OnStep | None = None,
-    on_partial: OnPartial | None = None,
+    on_partial: Callable[[UnderAttackPart], None] | None = None,
 ) -> SaliencyUnderAttackResult:
     """Attack the image, explain the clean and the attacked image alike, measure how the maps moved.
 
@@ -139,8 +226,8 @@ def saliency_under_attack(
         saliency: the maps and their settings.
         on_step: called as on_step(done, total): attack steps, then one per map method.
         on_partial: called with each part as soon as it is done, from inside the run (keep it
-            short: the lock is held): ("attack", AdversarialExampleResult), then
-            (method, MapPair) per method. The final result is the same with or without it.
+            short: the lock is held): the AdversarialExampleResult (the attack done), then a MapPair
+            per method (its map done). The final result is the same with or without it.
 
     Returns:
         SaliencyUnderAttackResult.
@@ -156,35 +243,14 @@ def saliency_under_attack(
         example = _example(model, x, attack, result, label)
         tick(on_step, steps, total)
         if on_partial is not None:
-            on_partial("attack", example)
+            on_partial(example)
         pairs: dict[str, MapPair] = {}
         for k, method in enumerate(saliency.methods, start=1):
             pairs[method] = _map_pair(model, example, saliency, method, layer)
             tick(on_step, steps + k, total)
             if on_partial is not None:
-                on_partial(method, pairs[method])
-    return _assemble(example, saliency, pairs)
-
-
-def _assemble(
-    example: AdversarialExampleResult, saliency: SaliencyConfig, pairs: dict[str, MapPair]
-) -> SaliencyUnderAttackResult:
-    """The result and its report from the attack and the finished map pairs (nothing recomputed)."""
-    maps = {m: (p.clean, p.attacked) for m, p in pairs.items()}
-    numbers = {m: p.metrics for m, p in pairs.items()}
-    report = example.to_dict()
-    report["settings"]["saliency"] = {
-        **config_dict(saliency),
-        "explained_class": "each image's own top-1 class",
-    }
-    report["maps"] = numbers
-    report["saliency"] = {m: p.extras for m, p in pairs.items()}
-    report["readings"] = {
-        **readings(report["perturbation"], numbers, k=saliency.topk, side=max(example.image.shape[-2:])),
-        "decision": decision_readings(report),
-        "overall": overall_reading(numbers, k=saliency.topk, side=max(example.image.shape[-2:])),
-    }
-    return SaliencyUnderAttackResult(example, saliency, maps, numbers, report)
+                on_partial(pairs[method])
+    return SaliencyUnderAttackResult(example, saliency, pairs)
 
 
 def overall_reading(maps: dict[str, dict[str, float | None]], *, k: float, side: int) -> dict[str, Any]:
@@ -195,10 +261,10 @@ def overall_reading(maps: dict[str, dict[str, float | None]], *, k: float, side:
 
 def under_attack_figure(result: SaliencyUnderAttackResult) -> Figure:
     """The downloadable figure: clean | attacked | δ | predictions, then one row per map."""
-    report = result.report
+    example = result.example
     return compare_figure(
-        result.example.image, result.example.adversarial, result.maps,
-        predictions_before=report["predictions_before"], predictions_after=report["predictions_after"],
+        example.image, example.adversarial, result.maps,
+        predictions_before=example.predictions_before, predictions_after=example.predictions_after,
         metrics=result.metrics, per_map_scale=result.saliency.per_map_scale,
     )  # fmt: skip
 
@@ -231,10 +297,15 @@ def _example(
     model: LoadedModel, x: Tensor, config: AttackConfig, result: AttackResult, label: int
 ) -> AdversarialExampleResult:
     image, adversarial = x.detach().cpu(), result.adversarial[0].detach().cpu()
-    report = {"settings": _settings(model, config, label), **_attack_report(result, model)}
-    return AdversarialExampleResult(
-        image, adversarial, adversarial - image, label, config.eps(model.input_size), config, result, report
+    names = model.class_names
+    size = Perturbation(
+        **{name: json_number(getattr(result, name)[0]) for name in ("linf_255", "l2", "rms", "psnr", "ssim")}
     )
+    return AdversarialExampleResult(
+        image, adversarial, adversarial - image, label, config.eps(model.input_size), config, result,
+        _settings(model, config, label), predictions(result.logits_before[0], names),
+        predictions(result.logits_after[0], names), predictions(result.png_logits_after[0], names), size,
+    )  # fmt: skip
 
 
 def _settings(model: LoadedModel, config: AttackConfig, label: int) -> dict[str, Any]:
@@ -256,21 +327,6 @@ def _settings(model: LoadedModel, config: AttackConfig, label: int) -> dict[str,
         "seed": config.seed,
         "input_size": [h, w],
         "device": str(model.device),
-    }
-
-
-def _attack_report(result: AttackResult, model: LoadedModel) -> dict[str, Any]:
-    """The decision and perturbation part of a report, for example 0 of ``result``."""
-    return {
-        "predictions_before": predictions(result.logits_before[0], model.class_names),
-        "predictions_after": predictions(result.logits_after[0], model.class_names),
-        "png_predictions_after": predictions(result.png_logits_after[0], model.class_names),
-        "perturbation": {
-            name: json_number(getattr(result, name)[0]) for name in ("linf_255", "l2", "rms", "psnr", "ssim")
-        },
-        "success": bool(result.success[0]),
-        "png_success": bool(result.png_success[0]),
-        "steps_run": result.steps_run,
     }
 
 
@@ -298,16 +354,12 @@ def _map_pair(
     )  # fmt: skip
 
 
-def _extra(clean: SaliencyMap, adv: SaliencyMap, per_map: bool) -> dict[str, Any]:
+def _extra(clean: SaliencyMap, adv: SaliencyMap, per_map: bool) -> MapExtras:
     """Explained classes, colour scales and (IG) the completeness gap of one method's pair."""
     scales = colour_scales(clean.maps, adv.maps, per_map=per_map)
-    entry: dict[str, Any] = {
-        "classes": {"clean": int(clean.target[0]), "attacked": int(adv.target[0])},
-        "colour_scale": {"clean": list(scales[0]), "attacked": list(scales[1])},
-    }
-    if "convergence_delta" in clean.extra:
-        entry["convergence_delta"] = {
-            "clean": float(clean.extra["convergence_delta"][0]),
-            "attacked": float(adv.extra["convergence_delta"][0]),
-        }
-    return entry
+    gap = clean.extra.get("convergence_delta")
+    return MapExtras(
+        (int(clean.target[0]), int(adv.target[0])),
+        (scales[0], scales[1]),
+        None if gap is None else (float(gap[0]), float(adv.extra["convergence_delta"][0])),
+    )

@@ -19,7 +19,7 @@ from advexp_core.experiments import (
     saliency_under_attack,
     under_attack_figure,
 )
-from advexp_core.experiments.under_attack import MapPair
+from advexp_core.experiments.under_attack import MapPair, UnderAttackPart
 from advexp_core.figures import figure_png
 from advexp_core.imaging import decode_image, encode_png
 from advexp_core.models import LoadedModel
@@ -61,7 +61,7 @@ class _Parts:
         self.panels: dict[str, bytes] = {}
         self.example: AdversarialExampleResult | None = None
 
-    def __call__(self, name: str, value: Any) -> None:
+    def __call__(self, value: UnderAttackPart) -> None:
         if isinstance(value, AdversarialExampleResult):
             self.example = value
             part = _decision_part(value, self.topk)
@@ -75,8 +75,8 @@ class _Parts:
 
 def _decision_part(example: AdversarialExampleResult, topk: float) -> AttackPart:
     keys = ("predictions_before", "predictions_after", "png_predictions_after", "success", "png_success")
-    report: dict[str, Any] = {k: example.report[k] for k in keys}
-    report["perturbation"] = example.report["perturbation"]
+    everything = example.to_json()
+    report: dict[str, Any] = {k: everything[k] for k in (*keys, "perturbation")}
     side = max(example.image.shape[-2:])
     report["readings"] = {
         **reports.readings(report["perturbation"], {}, k=topk, side=side),
@@ -92,13 +92,13 @@ def _decision_part(example: AdversarialExampleResult, topk: float) -> AttackPart
 
 def _map_part(example: AdversarialExampleResult, pair: MapPair, topk: float) -> AttackPart:
     m = pair.method
-    scale = pair.extras["colour_scale"]
+    clean, attacked = pair.extras.colour_scales
     panels = {
-        f"{m}-clean": images.overlay_png(example.image, pair.clean, scale["clean"][1]),
-        f"{m}-attacked": images.overlay_png(example.adversarial, pair.attacked, scale["attacked"][1]),
+        f"{m}-clean": images.overlay_png(example.image, pair.clean, clean[1]),
+        f"{m}-attacked": images.overlay_png(example.adversarial, pair.attacked, attacked[1]),
     }
     readings = reports.readings({}, {m: pair.metrics}, k=topk, side=max(example.image.shape[-2:]))
-    report = {"maps": {m: pair.metrics}, "readings": readings, "saliency": {m: pair.extras}}
+    report = {"maps": {m: pair.metrics}, "readings": readings, "saliency": {m: pair.extras.to_json()}}
     return AttackPart(m, report, panels)
 
 
@@ -126,7 +126,7 @@ def compute_attack(
         "attacked_class": example.attacked_class,
         "attacked_label": model.class_names[example.attacked_class],
     }
-    body = {k: v for k, v in result.report.items() if k != "settings"}
+    body = {k: v for k, v in result.to_json().items() if k != "settings"}
     report = {**reports.header(model, settings, "saliency under attack"), **body}
     files: dict[str, bytes | Later] = {
         "adversarial.png": encode_png(example.adversarial),

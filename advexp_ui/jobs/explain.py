@@ -156,7 +156,7 @@ class _Parts:
         self.panels: dict[str, bytes] = {}
         self.deltas: dict[str, tuple[Tensor, float]] = {}  # panel name -> (δ, the scale it is drawn on)
 
-    def __call__(self, name: str, value: ExplainedTarget) -> None:
+    def __call__(self, value: ExplainedTarget) -> None:
         prefix, k, t = self.prefixes[value.model], value.position, value.target
         scale = delta_display_scale([t.delta])
         panels = {"x": images.display_png(t.explanation), "d": images.delta_png(t.delta, scale)}

@@ -11,7 +11,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from advexp_core.experiments import ExplainersConfig, compare_explainers
-from advexp_core.experiments.explainers import MethodCurves, MethodMap
+from advexp_core.experiments.explainers import ExplainersPart, MethodMap
 from advexp_core.figures import METHOD_TITLES, figure_png
 from advexp_core.models import LoadedModel
 from advexp_core.saliency import colour_scales
@@ -49,21 +49,25 @@ class _Parts:
     ) -> None:
         self.image, self.class_names, self.send = image, class_names, send
         self.panels: dict[str, bytes] = {}
-        self.details: dict[str, dict[str, Any]] = {}
+        self.details: dict[str, dict[str, Any]] = {}  # method -> its details, as the JSON writes them
 
-    def __call__(self, name: str, value: MethodMap | MethodCurves) -> None:
+    def __call__(self, value: ExplainersPart) -> None:
+        name = value.method
         if isinstance(value, MethodMap):
-            report: dict[str, Any] = {"method_details": {name: value.details}}
+            report: dict[str, Any] = {"method_details": {name: dict(value.details)}}
             panels: dict[str, bytes] = {}
             if not self.panels:  # the first map: the image and the explained class come with it
                 panels["input"] = images.display_png(self.image)
                 report["explained_class"] = value.target
                 report["explained_label"] = self.class_names[value.target]
             panels[name] = _map_png(self.image, value.map)
-            self.details[name] = value.details
+            self.details[name] = dict(value.details)
             self.panels.update(panels)
         else:
-            report = {"method_details": {name: self.details[name]}, "faithfulness": {name: value.curves}}
+            report = {
+                "method_details": {name: self.details[name]},
+                "faithfulness": {name: value.curves.to_json()},
+            }
             panels = {name: self.panels[name]}
         if self.send is not None:
             self.send(ExplainerPart(name, report, panels))
@@ -91,7 +95,7 @@ def compute_explainers(
     x = model_image(image_bytes, model)
     parts = _Parts(x.detach().cpu(), model.class_names, on_part)
     result = compare_explainers(model, x, config, on_step=on_step, on_partial=parts)
-    body = {k: v for k, v in result.report.items() if k != "settings"}
+    body = {k: v for k, v in result.to_json().items() if k != "settings"}
     report = {**header(model, config, "compare explainers"), **body}
     return Outcome(report, parts.panels, {"explainers.png": Later(_figure_png, (result.image, result.maps))})
 

@@ -123,7 +123,7 @@ def manifest(path: Path | None = None) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     data = json.loads(path.read_text())
-    return list(data.get("networks", data if isinstance(data, list) else []))
+    return list(data) if isinstance(data, list) else list(data.get("networks", []))
 
 
 def _find(entry: dict[str, Any], name: str) -> Any:

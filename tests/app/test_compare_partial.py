@@ -28,7 +28,7 @@ def test_the_core_hands_out_each_map_then_each_curve_in_order() -> None:
     config = ex.ExplainersConfig(saliency=saliency, faithfulness_steps=4)
     seen: list[tuple[str, Any]] = []
     result = ex.compare_explainers(
-        model, image, config, on_partial=lambda name, value: seen.append((name, value))
+        model, image, config, on_partial=lambda part: seen.append((part.method, part))
     )
     maps = [(n, v) for n, v in seen if isinstance(v, MethodMap)]
     curves = [(n, v) for n, v in seen if isinstance(v, MethodCurves)]
@@ -37,11 +37,11 @@ def test_the_core_hands_out_each_map_then_each_curve_in_order() -> None:
     for name, part in maps:
         assert part.method == name and part.target == result.target
         assert torch.equal(part.map, result.maps[name])
-        assert part.details == result.report["method_details"][name]
+        assert part.details == result.details[name]
     for name, part in curves:
-        assert part.method == name and part.curves == result.report["faithfulness"][name]
+        assert part.method == name and part.curves == result.curves[name]
     alone = ex.compare_explainers(tiny_model(), image, config)
-    assert alone.report == result.report and alone.target == result.target
+    assert alone.to_json() == result.to_json() and alone.target == result.target
     assert all(torch.equal(alone.maps[m], result.maps[m]) for m in METHODS)
 
 

@@ -94,7 +94,7 @@ def test_saliency_under_attack(model: LoadedModel, image: torch.Tensor) -> None:
     assert float(example.delta.abs().max()) <= 8 / 255 + 1e-6
     assert set(result.maps) == set(saliency.methods)
     assert all(a.shape == b.shape == (SIZE, SIZE) for a, b in result.maps.values())
-    report = result.to_dict()
+    report = result.to_json()
     assert_json(report)
     assert report["maps"] == result.metrics and set(report["saliency"]) == set(saliency.methods)
     assert report["settings"]["eps"] == pytest.approx(8 / 255) and report["settings"]["steps"] == 3
@@ -112,10 +112,10 @@ def test_attack_runs_are_deterministic_and_fgsm_takes_one_step(
     again = ex.adversarial_example(model, image, config)
     assert model.lock.entered == 2  # type: ignore[attr-defined]  # once per run
     assert_progress(calls, 1)
-    assert first.report == again.report and torch.equal(first.adversarial, again.adversarial)
-    assert first.report["settings"]["target"] == {"index": 2, "label": "cat"}
-    assert first.attacked_class == 2 and first.report["settings"]["steps"] == 1
-    assert_json(first.to_dict())
+    assert first.to_json() == again.to_json() and torch.equal(first.adversarial, again.adversarial)
+    assert first.settings["target"] == {"index": 2, "label": "cat"}
+    assert first.attacked_class == 2 and first.settings["steps"] == 1
+    assert_json(first.to_json())
 
 
 def test_move_the_map(model: LoadedModel, image: torch.Tensor) -> None:
@@ -142,7 +142,8 @@ def test_compare_explainers(model: LoadedModel, image: torch.Tensor) -> None:
     assert model.lock.entered == 1  # type: ignore[attr-defined]
     assert_progress(calls, 2 * len(saliency.methods))
     assert result.target == 1 and list(result.maps) == list(saliency.methods)
-    report = result.to_dict()
+    assert result.curves["gradient"].fractions[0] == 0.0 and result.label == "bee"
+    report = result.to_json()
     assert_json(report)
     assert report["explained_label"] == "bee"
     for matrix in report["agreement"].values():
@@ -224,7 +225,8 @@ def test_saliency_under_attack_hands_out_parts_in_order_without_changing_the_res
     def on_step(done: int, total: int) -> None:
         events.append(f"step {done}")
 
-    def on_partial(name: str, value: Any) -> None:
+    def on_partial(value: ex.under_attack.UnderAttackPart) -> None:
+        name = value.method if isinstance(value, ex.under_attack.MapPair) else "attack"
         parts.append((name, value))
         events.append(name)
 
@@ -237,11 +239,13 @@ def test_saliency_under_attack_hands_out_parts_in_order_without_changing_the_res
     assert events[events.index("attack") - 1] == f"step {attack.steps}"
     assert events.index("attack") < events.index("gradcam") < events.index("ig")
     example = parts[0][1]
-    assert isinstance(example, ex.AdversarialExampleResult) and example.report == with_parts.example.report
+    assert (
+        isinstance(example, ex.AdversarialExampleResult) and example.to_json() == with_parts.example.to_json()
+    )
     for name, pair in parts[1:]:
         assert torch.equal(pair.clean, with_parts.maps[name][0])
         assert pair.metrics == with_parts.metrics[name]
-    assert with_parts.report == alone.report
+    assert with_parts.to_json() == alone.to_json()
     assert all(torch.equal(a, b) for a, b in zip(with_parts.maps["ig"], alone.maps["ig"], strict=True))
 
 

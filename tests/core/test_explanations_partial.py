@@ -86,7 +86,7 @@ def test_each_target_is_handed_out_once_in_order_with_the_final_values(image: to
     events: list[Any] = []
     result = ex.adversarial_explanations(
         model, image, CONFIG, on_step=lambda done, total: events.append((done, total)),
-        on_partial=lambda name, value: events.append((name, value)),
+        on_partial=lambda value: events.append((value.model_id, value)),
     )  # fmt: skip
     parts = [e for e in events if isinstance(e[1], exp.ExplainedTarget)]
     steps = [e for e in events if isinstance(e[1], int)]
@@ -112,7 +112,7 @@ def test_one_batch_hands_out_every_target_at_its_end(
     events: list[Any] = []
     result = ex.adversarial_explanations(
         small_model(), image, CONFIG, on_step=lambda done, total: events.append(done),
-        on_partial=lambda name, value: events.append(value),
+        on_partial=events.append,
     )  # fmt: skip
     first = next(k for k, e in enumerate(events) if isinstance(e, exp.ExplainedTarget))
     assert events[first - 1] == CONFIG.steps and all(isinstance(e, int) for e in events[:first])
@@ -126,7 +126,7 @@ def test_the_contrast_hands_out_each_model_and_target_in_order(image: torch.Tens
     calls: list[tuple[int, int]] = []
     result = ex.contrast_explanations(
         models, image, config, on_step=lambda d, t: calls.append((d, t)),
-        on_partial=lambda name, value: parts.append((name, value)),
+        on_partial=lambda value: parts.append((value.model_id, value)),
     )  # fmt: skip
     assert [(n, p.model, p.position) for n, p in parts] == [
         ("standard", 0, 0), ("standard", 0, 1), ("robust", 1, 0), ("robust", 1, 1),
