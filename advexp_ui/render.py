@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from advexp_core.models import LoadedModel
 from advexp_ui import downloads
 from advexp_ui.captions import CAPTIONS, LEAD
 from advexp_ui.jobs.common import Later, Outcome, file_bytes
@@ -125,3 +126,11 @@ def _figure_fragment(data: bytes | Later, *, label: str, key: str, digest: str) 
 
 def need_model() -> None:
     st.warning("Choose a model that loads (see the message in the sidebar) to run this page.")
+
+
+def model_or_stop(model: LoadedModel | None) -> LoadedModel:
+    """The sidebar's model; without one, say so and end the page's script here."""
+    if model is None:
+        need_model()
+        st.stop()
+    return model

@@ -20,10 +20,7 @@ st.markdown(
     "looked. Here an imperceptible perturbation changes the network's decision, and we check whether "
     "the heat map notices. In the second mode the map is moved while the decision stays the same."
 )
-if sel.model is None:
-    render.need_model()
-    st.stop()
-model = sel.model
+model = render.model_or_stop(sel.model)
 mode = st.radio(
     "Mode", ["Flip the decision", "Keep the label, move the map"], horizontal=True, key="attack_mode"
 )

@@ -21,10 +21,7 @@ st.markdown(
     "one x+δ should look like *t*, on a standard one δ should not; the readings under each result say "
     "what this run shows."
 )
-if sel.model is None:
-    render.need_model()
-    st.stop()
-model = sel.model
+model = render.model_or_stop(sel.model)
 every = {i.model_id: i for i in loaders.model_infos()}
 ready = {k for k, i in every.items() if i.available_offline}
 choice = job.pair_choice(sel.image, model.model_id, ready, can_download=not offline())

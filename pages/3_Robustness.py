@@ -15,10 +15,7 @@ with flow.guard():
     view.show_shipped()
 
 st.header("Measure it live")
-if sel.model is None:
-    render.need_model()
-    st.stop()
-model = sel.model
+model = render.model_or_stop(sel.model)
 small = model.input_size[0] <= 64
 if not small:
     st.info(

@@ -20,10 +20,7 @@ st.markdown(
     "other, how faithful is each to what the network actually uses, and does each map change at all when "
     "the network's weights are destroyed?"
 )
-if sel.model is None:
-    render.need_model()
-    st.stop()
-model = sel.model
+model = render.model_or_stop(sel.model)
 
 with st.form("explainers-form"):
     c1, c2 = st.columns([2, 1])

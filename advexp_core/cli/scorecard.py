@@ -24,22 +24,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from advexp_core.cli.common import (
-    UsageError,
-    add_json_argument,
-    atomic_output_dir,
-    load_model_or_usage_error,
-    usage_errors,
-    versions,
-)
+from advexp_core.cli import common
+from advexp_core.cli.common import UsageError, load_model_or_usage_error, usage_errors
+from advexp_core.experiments import scorecard as experiment
 from advexp_core.experiments.catalogue import grades_control
-from advexp_core.experiments.scorecard import (
-    SCORECARD_METHODS,
-    ScorecardConfig,
-    ScorecardResult,
-    scorecard,
-    scorecard_dataset,
-)
+from advexp_core.experiments.scorecard import ScorecardConfig, ScorecardResult
 from advexp_core.experiments.scorecard_grades import with_grades
 from advexp_core.figures import figure_png
 from advexp_core.models import LoadedModel, ModelError, load_model
@@ -69,12 +58,11 @@ def register(sub: Any) -> None:
     parser = sub.add_parser(
         "scorecard", help="ground truth: does each explainer point at the evidence or at the shortcut?"
     )
-    parser.add_argument(
-        "--model", required=True, help="model id (see `advexp models`) or an advexp .pt checkpoint"
-    )
-    parser.add_argument(
-        "--dataset", required=True, help="a dataset with ground-truth masks: lesions or blockdigits"
-    )
+    for flag, text in (
+        ("--model", "model id (see `advexp models`) or an advexp .pt checkpoint"),
+        ("--dataset", "a dataset with ground-truth masks: lesions or blockdigits"),
+    ):
+        parser.add_argument(flag, required=True, help=text)
     parser.add_argument(
         "--split", default=DEFAULT.split, help=f"split (default {DEFAULT.split}; lesions also test-unbiased)"
     )
@@ -88,7 +76,7 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--methods",
         default=methods,
-        help=f"comma-separated explainers from {','.join(SCORECARD_METHODS)} (default all)",
+        help=f"comma-separated explainers from {','.join(experiment.SCORECARD_METHODS)} (default all)",
     )
     parser.add_argument(
         "--top-k",
@@ -97,7 +85,7 @@ def register(sub: Any) -> None:
         f"(default {','.join(f'{k:g}' for k in DEFAULT.top_k)})",
     )
     parser.add_argument("--out", required=True, type=Path, help="output folder (replaced only on success)")
-    add_json_argument(parser)
+    common.add_json_argument(parser)
     parser.set_defaults(run=run, summary=summary)
 
 
@@ -129,14 +117,14 @@ def graded(result: ScorecardResult, model: LoadedModel) -> ScorecardResult:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     config = scorecard_config(args)
     with usage_errors():  # an unknown dataset or split (DatasetError)
-        dataset = scorecard_dataset(config)
+        dataset = experiment.scorecard_dataset(config)
     model = load_model_or_usage_error(args.model)
     with flag_errors():  # N larger than the split, classes or image size that do not fit
-        result = graded(scorecard(model, dataset, config), model)
+        result = graded(experiment.scorecard(model, dataset, config), model)
     if not result.explainers:
         raise UsageError("no explainer to score.")
-    report = {**result.to_json(), "versions": versions(), "files": FILES, "out": str(args.out)}
-    with atomic_output_dir(args.out) as tmp:
+    report = {**result.to_json(), "versions": common.versions(), "files": FILES, "out": str(args.out)}
+    with common.atomic_output_dir(args.out) as tmp:
         (tmp / FILES["figure"]).write_bytes(figure_png(scorecard_figure([result])))
         (tmp / FILES["result"]).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     return report

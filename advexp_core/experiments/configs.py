@@ -36,6 +36,18 @@ def norm_scale(norm: str, input_size: tuple[int, int]) -> float:
     return math.sqrt(3 * input_size[0] * input_size[1]) if norm == "l2" else 1.0
 
 
+def check_methods(
+    methods: tuple[str, ...], choices: tuple[str, ...], *, what: str, empty: bool = False
+) -> None:
+    """ValueError naming the unknown ones when ``methods`` are not all among ``choices`` (or, unless
+    ``empty``, when there is none)."""
+    unknown = [m for m in methods if m not in choices]
+    if unknown or not (methods or empty):
+        raise ValueError(
+            f"unknown or no {what} {', '.join(unknown) or '(none)'}; choose from {', '.join(choices)}."
+        )
+
+
 def _check_number(name: str, value: float, *, minimum: float = 0.0) -> None:
     if not math.isfinite(value) or value < minimum:
         raise ValueError(f"{name} must be a number >= {minimum:g}, got {value}.")
@@ -119,11 +131,7 @@ class SaliencyConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        unknown = [m for m in self.methods if m not in METHODS]
-        if unknown:
-            raise ValueError(
-                f"unknown saliency method {', '.join(unknown)}; choose from {', '.join(METHODS)}."
-            )
+        check_methods(self.methods, METHODS, what="saliency method", empty=True)
         if not 0 < self.topk <= 1:
             raise ValueError(f"topk must be a share of pixels in (0, 1], got {self.topk}.")
         _check_number("smoothgrad_sigma", self.smoothgrad_sigma)
@@ -255,12 +263,7 @@ class SanityConfig:
     data_images: int = 8
 
     def __post_init__(self) -> None:
-        unknown = [m for m in self.methods if m not in METHODS]
-        if unknown or not self.methods:
-            raise ValueError(
-                f"unknown or no saliency method {', '.join(unknown) or '(none)'}; "
-                f"choose from {', '.join(METHODS)}."
-            )
+        check_methods(self.methods, METHODS, what="saliency method")
         if self.max_layers is not None and self.max_layers < 1:
             raise ValueError(f"max_layers must be at least 1 (or None: every layer), got {self.max_layers}.")
         if self.data_images < 1:

@@ -14,6 +14,7 @@ from advexp_core.experiments.maps import fit_image
 from advexp_core.experiments.progress import tick
 from advexp_core.manipulation import manipulate_explanation, region_map
 from advexp_core.models import LoadedModel
+from advexp_core.readings import Reading
 from advexp_core.readings import attack as attack_readings
 from advexp_core.reports import config_dict, json_number, predictions
 from advexp_core.runtime import OnStep
@@ -28,7 +29,12 @@ class MoveTheMapResult:
         image, adversarial, delta: x, x + δ and δ in [0, 1] units, on the CPU (3, h, w).
         original_map, manipulated_map, goal_map: the map of x, of x + δ, and the goal (h, w).
         config: the settings.
-        report: JSON-able: predictions before/after, label kept, logit and pixel change, similarities.
+        predictions_before, predictions_after: the top classes at x and at x + δ.
+        label_kept: the top class stayed.
+        max_logit_change: the largest change of a logit.
+        linf_255: the largest change of a colour value, in 1/255 steps.
+        similarity: "to_target_before", "to_target_after", "to_original_after" -> measure -> value.
+        reading: the verdict on this run (`readings.attack.manipulation`).
     """
 
     image: Tensor
@@ -38,11 +44,22 @@ class MoveTheMapResult:
     manipulated_map: Tensor
     goal_map: Tensor
     config: ManipulationConfig
-    report: dict[str, Any]
+    predictions_before: list[dict[str, Any]]
+    predictions_after: list[dict[str, Any]]
+    label_kept: bool
+    max_logit_change: float | None
+    linf_255: float | None
+    similarity: dict[str, dict[str, float | None]]
+    reading: Reading
 
-    def to_dict(self) -> dict[str, Any]:
-        """The report, as a fresh JSON-able dict."""
-        return copy.deepcopy(self.report)
+    def to_json(self) -> dict[str, Any]:
+        """The JSON of the page's report: predictions, label kept, logit and pixel change, similarities."""
+        return copy.deepcopy({
+            "settings": config_dict(self.config), "predictions_before": self.predictions_before,
+            "predictions_after": self.predictions_after, "label_kept": self.label_kept,
+            "max_logit_change": self.max_logit_change, "linf_255": self.linf_255,
+            "similarity": self.similarity, "reading": self.reading.to_json(),
+        })  # fmt: skip
 
 
 def move_the_map(
@@ -88,26 +105,11 @@ def move_the_map(
         to_goal_before=similarity["to_target_before"]["spearman"],
         to_goal_after=similarity["to_target_after"]["spearman"],
     )  # fmt: skip
-    report = {
-        "settings": config_dict(config),
-        "predictions_before": before,
-        "predictions_after": after,
-        "label_kept": bool(res.label_kept[0]),
-        "max_logit_change": json_number(res.logit_change[0]),
-        "linf_255": linf_255,
-        "similarity": similarity,
-        "reading": reading.to_json(),
-    }
     return MoveTheMapResult(
-        image=x.detach().cpu(),
-        adversarial=res.adversarial[0].detach().cpu(),
-        delta=res.delta[0].detach().cpu(),
-        original_map=res.original_map[0].cpu(),
-        manipulated_map=res.manipulated_map[0].cpu(),
-        goal_map=res.target_map[0].cpu(),
-        config=config,
-        report=report,
-    )
+        x.detach().cpu(), res.adversarial[0].detach().cpu(), res.delta[0].detach().cpu(),
+        res.original_map[0].cpu(), res.manipulated_map[0].cpu(), res.target_map[0].cpu(), config, before,
+        after, bool(res.label_kept[0]), json_number(res.logit_change[0]), linf_255, similarity, reading,
+    )  # fmt: skip
 
 
 def _goal_map(model: LoadedModel, config: ManipulationConfig, goal_image: Tensor | None) -> Tensor:

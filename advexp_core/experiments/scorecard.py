@@ -24,7 +24,7 @@ from torch import Tensor
 from advexp_core.attacks import pgd
 from advexp_core.datasets import MaskedImageDataset, TensorImageDataset, load_dataset
 from advexp_core.experiments.catalogue import GROUND_TRUTH_NETWORKS, GROUND_TRUTH_PAIRS
-from advexp_core.experiments.configs import AttackConfig, SaliencyConfig
+from advexp_core.experiments.configs import AttackConfig, SaliencyConfig, check_methods
 from advexp_core.experiments.maps import check_class, method_maps
 from advexp_core.experiments.progress import tick
 from advexp_core.explanations import ExplanationSettings, adversarial_explanation
@@ -116,12 +116,7 @@ class ScorecardConfig:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        unknown = [m for m in self.methods if m not in SCORECARD_METHODS]
-        if unknown or not self.methods:
-            raise ValueError(
-                f"unknown or no explainer {', '.join(unknown) or '(none)'}; "
-                f"choose from {', '.join(SCORECARD_METHODS)}."
-            )
+        check_methods(self.methods, SCORECARD_METHODS, what="explainer")
         if self.n_images < 1:
             raise ValueError(f"the number of images must be at least 1, got {self.n_images}.")
         if self.batch_size < 1:

@@ -164,7 +164,7 @@ def compute_manipulation(
     """Move the chosen map toward the goal while the logits stay put (docs/method.md §4 step 5)."""
     goal = None if goal_bytes is None else decode_image(goal_bytes)
     result = move_the_map(model, model_image(image_bytes, model), config, goal_image=goal, on_step=on_step)
-    body = {k: v for k, v in result.report.items() if k != "settings"}
+    body = {k: v for k, v in result.to_json().items() if k != "settings"}
     report = {**header(model, config, "keep the label, move the map"), **body}
     (_, vmax), _ = colour_scales(result.original_map, result.manipulated_map)
     panels = {

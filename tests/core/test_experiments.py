@@ -126,8 +126,8 @@ def test_move_the_map(model: LoadedModel, image: torch.Tensor) -> None:
     assert result.adversarial.shape == (3, SIZE, SIZE)
     assert result.original_map.shape == result.manipulated_map.shape == result.goal_map.shape == (SIZE, SIZE)
     assert float(result.delta.abs().max()) <= 8 / 255 + 1e-6
-    assert_json(result.to_dict())
-    assert set(result.report["similarity"]) == {"to_target_before", "to_target_after", "to_original_after"}
+    assert_json(result.to_json())
+    assert set(result.similarity) == {"to_target_before", "to_target_after", "to_original_after"}
     copy_goal = ex.ManipulationConfig(goal="image:other", steps=2)
     other = ex.move_the_map(model, image, copy_goal, goal_image=torch.rand(3, 24, 20))
     assert other.goal_map.shape == (SIZE, SIZE)

@@ -297,12 +297,14 @@ def _table_script():
     return module
 
 
-def test_readme_block_goes_before_benchmarks_and_is_replaced_in_place(hand) -> None:
-    table = _table_script()
+def _gradient_report(hand) -> dict:
+    """The scorecard JSON of the gradient alone on the hand-weighted model's four images."""
     model, data = hand
-    report = scorecard(
-        model, data, ScorecardConfig(dataset="toy", n_images=4, methods=("gradient",))
-    ).to_json()
+    return scorecard(model, data, ScorecardConfig(dataset="toy", n_images=4, methods=("gradient",))).to_json()
+
+
+def test_readme_block_goes_before_benchmarks_and_is_replaced_in_place(hand) -> None:
+    table, report = _table_script(), _gradient_report(hand)
     results = {
         "command": "python scripts/scorecard_table.py --n-images 4", "missing": ["b-robust"], "reports": [report],
         "accuracies": [{"model": "hand", "dataset": "toy", "test": 0.75, "test-unbiased": None,
@@ -359,11 +361,7 @@ def test_scoring_one_pair_keeps_the_other_pairs_stored_results() -> None:
 
 
 def test_lesions_grades_come_first_and_the_mask_columns_say_where_the_map_falls(hand) -> None:
-    table = _table_script()
-    model, data = hand
-    report = scorecard(
-        model, data, ScorecardConfig(dataset="toy", n_images=4, methods=("gradient",))
-    ).to_json()
+    table, report = _table_script(), _gradient_report(hand)
     shortcut = {
         "images_with": 10,
         "images_without": 6,
