@@ -618,12 +618,14 @@ class SearchSettings:
 
     def check(self) -> None:
         """ValueError naming the first setting out of range."""
-        if self.steps < 1:
-            raise ValueError("steps must be at least 1.")
-        if not self.size > 0:
-            raise ValueError("size must be > 0.")
-        if not 0 <= self.momentum < 1:
-            raise ValueError("momentum must lie in [0, 1).")
+        checks = (
+            (self.steps >= 1, "steps must be at least 1."),
+            (self.size > 0, "size must be > 0."),
+            (0 <= self.momentum < 1, "momentum must lie in [0, 1)."),
+        )
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
 
 
 def minimal_perturbation(

@@ -22,7 +22,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,19 +36,7 @@ from advexp_core.attacks import pgd  # noqa: E402
 from advexp_core.imaging import decode_image, png_roundtrip, prepare_image  # noqa: E402
 from advexp_core.metrics import psnr, ssim  # noqa: E402
 from advexp_core.models import LoadedModel, load_model  # noqa: E402
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _timed(fn: Callable[[], object], device: torch.device) -> float:
-    _sync(device)
-    start = time.perf_counter()
-    fn()
-    _sync(device)
-    return time.perf_counter() - start
+from bench.bench_compare import timed  # noqa: E402 - one timer for the benchmarks
 
 
 def bare_passes(model: nn.Module, images: Tensor, labels: Tensor, steps: int) -> None:
@@ -86,7 +73,7 @@ def measure(name: str, model: nn.Module, images: Tensor, labels: Tensor, steps: 
         fn()
     for _ in range(repeats):
         for key, fn in variants.items():
-            times[key].append(_timed(fn, device))
+            times[key].append(timed(fn, device))
     best = {k: min(v) for k, v in times.items()}
     loop = best["ours pgd()"] - best["report only"]
     print(f"\n== {name}: batch {images.shape[0]}, {tuple(images.shape[2:])} px, {steps} steps, {device} ==")

@@ -28,7 +28,7 @@ from advexp_core.experiments import AttackConfig  # noqa: E402
 from advexp_core.imaging import decode_image, prepare_image  # noqa: E402
 from advexp_core.models import DEFAULT_MODEL_ID, load_model  # noqa: E402
 from advexp_ui.loaders import intra_op_threads  # noqa: E402
-from bench.bench_attacks import _timed  # noqa: E402
+from bench.bench_compare import timed  # noqa: E402
 
 
 def main() -> None:
@@ -72,11 +72,11 @@ def main() -> None:
 def measure(attack, passes, x: torch.Tensor, y: torch.Tensor, device: torch.device, repeats: int):
     """Seconds of len(x) single-image attacks, of one batched attack, of one bare batched pass."""
     single = min(
-        _timed(lambda: [attack(x[i : i + 1], y[i : i + 1]) for i in range(len(x))], device)
+        timed(lambda: [attack(x[i : i + 1], y[i : i + 1]) for i in range(len(x))], device)
         for _ in range(repeats)
     )
-    batched = min(_timed(lambda: attack(x, y), device) for _ in range(repeats))
-    return single, batched, min(_timed(lambda: passes(x), device) for _ in range(repeats))
+    batched = min(timed(lambda: attack(x, y), device) for _ in range(repeats))
+    return single, batched, min(timed(lambda: passes(x), device) for _ in range(repeats))
 
 
 if __name__ == "__main__":

@@ -48,9 +48,9 @@ from advexp_core.experiments import (  # noqa: E402
     under_attack_figure,
 )
 from advexp_core.figures import figure_png  # noqa: E402
+from advexp_core.gradient_maps import _PIXEL_BUDGET  # noqa: E402
 from advexp_core.imaging import decode_image, encode_png, prepare_image  # noqa: E402
 from advexp_core.models import DEFAULT_MODEL_ID, LoadedModel, load_model  # noqa: E402
-from advexp_core.saliency import _PIXEL_BUDGET  # noqa: E402
 
 GALLERY = ROOT / "gallery"
 

@@ -33,11 +33,7 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--model", required=True, help="model id (see `advexp models`) or an advexp .pt checkpoint"
     )
-    parser.add_argument(
-        "--dataset",
-        required=True,
-        help=f"one of {', '.join(DATASET_NAMES)}",
-    )
+    parser.add_argument("--dataset", required=True, help=f"one of {', '.join(DATASET_NAMES)}")
     parser.add_argument("--out", required=True, help="output folder (curve.png, result.json, rho.json)")
     parser.add_argument("--split", default=_DEFAULT.split, help=f"dataset split (default {_DEFAULT.split})")
     parser.add_argument("--n-images", type=int, default=_DEFAULT.n_images, help="use N images (default all)")
@@ -47,27 +43,13 @@ def register(sub: Any) -> None:
         default=_DEFAULT.sample,
         help="which N: the authors' random subset (seed 1776, default) or the first N",
     )
-    parser.add_argument(
-        "--steps", type=int, default=_DEFAULT.steps, help=f"search steps S (default {_DEFAULT.steps})"
-    )
-    parser.add_argument(
-        "--size",
-        type=float,
-        default=_DEFAULT.size,
-        help=f"search size, RMS units (default {_DEFAULT.size:g})",
-    )
-    parser.add_argument(
-        "--momentum",
-        type=float,
-        default=_DEFAULT.momentum,
-        help=f"search momentum (default {_DEFAULT.momentum:g})",
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=_DEFAULT.batch_size,
-        help=f"images per search batch (default {_DEFAULT.batch_size})",
-    )
+    for flag, kind, default, text in (
+        ("--steps", int, _DEFAULT.steps, "search steps S"),
+        ("--size", float, _DEFAULT.size, "search size, RMS units"),
+        ("--momentum", float, _DEFAULT.momentum, "search momentum"),
+        ("--batch-size", int, _DEFAULT.batch_size, "images per search batch"),
+    ):
+        parser.add_argument(flag, type=kind, default=default, help=f"{text} (default {default:g})")
     parser.add_argument("--data-root", default=None, help="dataset download/cache folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     add_json_argument(parser)

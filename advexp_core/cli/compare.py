@@ -30,7 +30,7 @@ from advexp_core.figures import figure_png
 from advexp_core.imaging import encode_png
 from advexp_core.perturbation import LIME_SAMPLES
 from advexp_core.reports import format_number
-from advexp_core.saliency import METHODS
+from advexp_core.saliency import IG_BASELINES, METHODS
 
 DEFAULT = SaliencyConfig()
 FILES = {"adversarial": "adversarial.png", "figure": "figure.png", "result": "result.json"}
@@ -50,28 +50,17 @@ def register(sub: Any) -> None:
             f"lime costs {LIME_SAMPLES} forward passes per image, occlusion one per window position"
         ),
     )
+    for flag, kind, default, text in (
+        ("--ig-steps", int, DEFAULT.ig_steps, "Integrated Gradients steps"),
+        ("--smoothgrad-samples", int, DEFAULT.smoothgrad_samples, "SmoothGrad samples"),
+        ("--topk", str, str(DEFAULT.topk), "top-k region as a share of pixels"),
+    ):
+        parser.add_argument(flag, type=kind, default=default, help=f"{text} (default {default})")
     parser.add_argument(
-        "--ig-steps",
-        type=int,
-        default=DEFAULT.ig_steps,
-        help=f"Integrated Gradients steps (default {DEFAULT.ig_steps})",
-    )
-    parser.add_argument(
-        "--ig-baseline", choices=("black", "blur"), default=DEFAULT.ig_baseline, help="IG baseline"
-    )
-    parser.add_argument(
-        "--smoothgrad-samples",
-        type=int,
-        default=DEFAULT.smoothgrad_samples,
-        help=f"SmoothGrad samples (default {DEFAULT.smoothgrad_samples})",
+        "--ig-baseline", choices=IG_BASELINES, default=DEFAULT.ig_baseline, help="IG baseline"
     )
     parser.add_argument(
         "--smoothgrad-sigma", default=str(DEFAULT.smoothgrad_sigma), help="SmoothGrad noise, [0,1] units"
-    )
-    parser.add_argument(
-        "--topk",
-        default=str(DEFAULT.topk),
-        help=f"top-k region as a share of pixels (default {DEFAULT.topk})",
     )
     parser.add_argument("--per-map-scale", action="store_true", help="one colour scale per map in the figure")
     parser.add_argument("--out", required=True, type=Path, help="output folder (replaced only on success)")

@@ -72,11 +72,10 @@ def register(sub: Any) -> None:
         default=DEFAULT.n_images,
         help=f"the first N images (default {DEFAULT.n_images})",
     )
-    methods = ",".join(DEFAULT.methods)
+    every = ",".join(DEFAULT.methods)
+    choices = ",".join(experiment.SCORECARD_METHODS)
     parser.add_argument(
-        "--methods",
-        default=methods,
-        help=f"comma-separated explainers from {','.join(experiment.SCORECARD_METHODS)} (default all)",
+        "--methods", default=every, help=f"comma-separated explainers from {choices} (default all)"
     )
     parser.add_argument(
         "--top-k",
@@ -134,7 +133,7 @@ def summary(result: dict[str, Any]) -> str:
     chance, attack = result["chance"], result["attack"]
     lines = [
         f"{result['model']} on {result['dataset']} {result['split']}: accuracy {result['accuracy']:.3f} "
-        f"({result['accuracy_on']}); first {result['n_images']} images explained for their true class",
+        f"({result['accuracy_on']}); first {result['n_images']} images explained for their true class"
     ]
     lines += _grades_lines(result.get("reliance_grades"))
     lines += [

@@ -13,14 +13,9 @@ from advexp_core.cli import main
 from advexp_core.imaging import decode_image
 
 MODEL = "woods2019-cifar10-standard"
-MAP_KEYS = {
-    "spearman",
-    "topk_intersection",
-    "ssim",
-    "center_shift_px",
-    "delta_energy_in_topk",
-    "delta_energy_in_attacked_topk",
-}
+MAP_KEYS = set(
+    "spearman topk_intersection ssim center_shift_px delta_energy_in_topk delta_energy_in_attacked_topk".split()
+)
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

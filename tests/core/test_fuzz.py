@@ -10,6 +10,7 @@ import io
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -63,12 +64,17 @@ def test_decode_arbitrary_bytes(data: bytes) -> None:
     check_decode(data)
 
 
+def mutations(seeds: int, *, edits: int, cut: int) -> tuple[st.SearchStrategy[Any], ...]:
+    """Which seed file, up to ``edits`` (offset, byte) overwrites, and where to cut it (None: nowhere)."""
+    return (
+        st.sampled_from(range(seeds)),
+        st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=edits),
+        st.one_of(st.none(), st.integers(0, cut)),
+    )
+
+
 @FUZZ
-@given(
-    st.sampled_from(range(len(SEEDS))),
-    st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=8),
-    st.one_of(st.none(), st.integers(0, 4096)),
-)
+@given(*mutations(len(SEEDS), edits=8, cut=4096))
 def test_decode_mutated_images(seed: int, edits: list[tuple[int, int]], cut: int | None) -> None:
     check_decode(mutate(SEEDS[seed], edits, cut))
 
@@ -86,11 +92,7 @@ CHECKPOINT_SEEDS = _checkpoint_seeds()
 
 
 @FUZZ
-@given(
-    st.sampled_from(range(len(CHECKPOINT_SEEDS))),
-    st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=6),
-    st.one_of(st.none(), st.integers(0, 2048)),
-)
+@given(*mutations(len(CHECKPOINT_SEEDS), edits=6, cut=2048))
 def test_load_mutated_checkpoints(seed: int, edits: list[tuple[int, int]], cut: int | None) -> None:
     suffix, data = CHECKPOINT_SEEDS[seed]
     with tempfile.TemporaryDirectory() as folder:
