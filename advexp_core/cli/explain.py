@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     image = read_image_for_model(args.image, model)
     with usage_errors():  # e.g. an unknown class name among the targets
         result = adversarial_explanations(model, image, config)
-    r = result.report
+    r = result.to_json()
     report = {
         "model": model.model_id,
         "image": str(args.image),

@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         plan = sanity_plan(model, config)
         result = sanity_checks(model, image, config, image_name=str(args.image))
     report = {
-        **result.to_dict(),
+        **result.to_json(),
         "layers_measured": len(plan.measured),
         "maps_computed": plan.maps,
         "versions": versions(),

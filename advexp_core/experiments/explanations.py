@@ -66,21 +66,50 @@ class AdversarialExplanationsResult:
         explanations: the algorithm's result (images, δ, per-target numbers), model id filled in.
         files: per target, in order, the lossless PNG name (``explanation_<index>_<label>.png``).
         config: the settings.
-        report: JSON-able: model, ρ, S, overshoot, predictions, per-target numbers with their file,
-            the target's probability at the saved 8-bit PNG and whether it is the top class there,
-            whether every budget was reached, ``structure_noise`` (δ's low-frequency share for white
-            noise of its size) and ``readings`` (``success`` and ``structure``,
-            `advexp_core.readings.explanations`).
+        targets: per target, its JSON entry: its numbers, its file, its probability at the saved
+            8-bit PNG and whether it is the top class there.
+        input_size: (h, w) the network takes.
+        predictions: the network's top classes at x.
+        structure_noise: δ's low-frequency share for white noise of its size.
     """
 
     explanations: ExplanationResult
     files: tuple[str, ...]
     config: ExplanationConfig
-    report: dict[str, Any]
+    targets: tuple[dict[str, Any], ...]
+    input_size: tuple[int, int]
+    predictions: list[dict[str, Any]]
+    structure_noise: float
 
-    def to_dict(self) -> dict[str, Any]:
-        """The report, as a fresh JSON-able dict."""
-        return copy.deepcopy(self.report)
+    def to_json(self) -> dict[str, Any]:
+        """The JSON of the CLI and the page: model, ρ, S, overshoot, predictions, per-target entries,
+        whether every budget was reached, ``structure_noise`` and ``readings`` (``success`` and
+        ``structure``, `advexp_core.readings.explanations`)."""
+        out = self.explanations.to_dict()
+        out.update(copy.deepcopy({
+            "targets": list(self.targets), "input_size": list(self.input_size), "predictions": self.predictions,
+            "all_budgets_reached": self.explanations.all_valid, "structure_noise": self.structure_noise,
+        }))  # fmt: skip
+        out["readings"] = {k: r.to_json() for k, r in readings.network(out).items()}
+        return out
+
+
+@dataclass(frozen=True)
+class NetworkExplanations:
+    """One network's part of a contrast: who it is and its explanations.
+
+    Attributes:
+        id, title, robust: the network (`LoadedModel`'s).
+        result: its explanations.
+    """
+
+    id: str
+    title: str
+    robust: bool
+    result: AdversarialExplanationsResult
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "title": self.title, "robust": self.robust, **self.result.to_json()}
 
 
 @dataclass(frozen=True)
@@ -89,19 +118,23 @@ class ContrastExplanationsResult:
 
     Attributes:
         contrast: the per-model results with one δ display scale (for `contrast_figure`).
-        per_model: one AdversarialExplanationsResult per model, in the order given.
-        report: JSON-able: ``delta_scale``, ``models`` (id, title, robust and each model's report)
-            and ``reading``: does this run show the standard-vs-robust contrast
-            (`advexp_core.readings.explanations.contrast_of`).
+        networks: each network with its explanations, in the order given.
     """
 
     contrast: ContrastResult
-    per_model: tuple[AdversarialExplanationsResult, ...]
-    report: dict[str, Any]
+    networks: tuple[NetworkExplanations, ...]
 
-    def to_dict(self) -> dict[str, Any]:
-        """The report, as a fresh JSON-able dict."""
-        return copy.deepcopy(self.report)
+    @property
+    def per_model(self) -> tuple[AdversarialExplanationsResult, ...]:
+        """One AdversarialExplanationsResult per model, in the order given."""
+        return tuple(n.result for n in self.networks)
+
+    def to_json(self) -> dict[str, Any]:
+        """``delta_scale``, ``models`` (id, title, robust and each network's JSON) and ``reading``:
+        does this run show the standard-vs-robust contrast (`readings.explanations.contrast_of`)."""
+        entries = [n.to_json() for n in self.networks]
+        reading = readings.contrast_of(entries).to_json()
+        return {"delta_scale": self.contrast.delta_scale, "models": entries, "reading": reading}
 
 
 def adversarial_explanations(
@@ -175,12 +208,10 @@ def contrast_explanations(
         tick(on_step, (k + 1) * config.steps, total)
     scale = delta_display_scale([r.explanations.deltas for r in results])
     contrast = ContrastResult(results=tuple(r.explanations for r in results), delta_scale=scale)
-    entries = [
-        {"id": m.model_id, "title": m.title, "robust": m.robust, **r.report}
-        for m, r in zip(models, results, strict=True)
-    ]
-    report = {"delta_scale": scale, "models": entries, "reading": readings.contrast_of(entries).to_json()}
-    return ContrastExplanationsResult(contrast, tuple(results), report)
+    networks = tuple(
+        NetworkExplanations(m.model_id, m.title, m.robust, r) for m, r in zip(models, results, strict=True)
+    )
+    return ContrastExplanationsResult(contrast, networks)
 
 
 def target_batches(targets: tuple[int, ...], device: torch.device) -> list[tuple[int, ...]]:
@@ -234,16 +265,10 @@ def _explain(
                     ExplainedTarget(model.model_id, position, len(entries) - 1, t, entry, part.image, top)
                 )
         parts.append(part)
-    result = _merge(parts)
-    summary = result.to_dict()
-    summary["targets"] = entries
-    summary["input_size"] = list(model.input_size)
-    summary["predictions"] = top
-    summary["all_budgets_reached"] = result.all_valid
-    summary["structure_noise"] = noise_low_frequency_share(*x.shape[1:])
-    summary["readings"] = {k: r.to_json() for k, r in readings.network(summary).items()}
     files = tuple(entry["file"] for entry in entries)
-    return AdversarialExplanationsResult(result, files, config, summary)
+    noise = noise_low_frequency_share(*x.shape[1:])
+    size = (int(model.input_size[0]), int(model.input_size[1]))
+    return AdversarialExplanationsResult(_merge(parts), files, config, tuple(entries), size, top, noise)
 
 
 def _batch_share(on_step: OnStep | None, index: int, count: int) -> OnStep | None:

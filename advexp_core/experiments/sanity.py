@@ -58,11 +58,11 @@ class SanityChecksResult:
     Attributes:
         image: x in [0, 1] on the CPU (3, h, w).
         cascade: the curves and maps (`advexp_core.sanity.SanityResult`).
-        data: `data_randomisation`'s dict, or None without a partner network.
+        data: `data_randomisation`'s numbers, or None without a partner network.
         reading: the plain-language reading of both checks.
         config: the settings.
-        report: JSON-able: {"model", "image", "methods": {name: {"layers", "spearman", "ssim"}},
-            "seed", "target", "layers_all", "data", "reading", "settings"}.
+        target_label: the explained class's name.
+        layers_all: every layer of the network that can be randomised, output first.
     """
 
     image: Tensor
@@ -70,11 +70,17 @@ class SanityChecksResult:
     data: dict[str, Any] | None
     reading: str
     config: SanityConfig
-    report: dict[str, Any]
+    target_label: str
+    layers_all: tuple[str, ...]
 
-    def to_dict(self) -> dict[str, Any]:
-        """The report, as a fresh JSON-able dict."""
-        return copy.deepcopy(self.report)
+    def to_json(self) -> dict[str, Any]:
+        """The JSON of the CLI and the page: {"model", "image", "methods": {name: {"layers",
+        "spearman", "ssim"}}, "seed", "target", "target_label", "layers_all", "data", "reading",
+        "settings"}."""
+        return {
+            **self.cascade.to_dict(), "target_label": self.target_label, "layers_all": list(self.layers_all),
+            "data": copy.deepcopy(self.data), "reading": self.reading, "settings": config_dict(self.config),
+        }  # fmt: skip
 
 
 def sanity_plan(model: LoadedModel, config: SanityConfig) -> SanityPlan:
@@ -151,15 +157,9 @@ def sanity_checks(
     reading = sanity_reading(cascade)
     if data is not None and partner is not None:
         reading += "\n\n" + data_reading(data, model=model.model_id, partner=partner.model_id)
-    report = {
-        **cascade.to_dict(),
-        "target_label": model.class_names[target],
-        "layers_all": list(plan.layers),
-        "data": data,
-        "reading": reading,
-        "settings": config_dict(config),
-    }
-    return SanityChecksResult(x.detach().cpu(), cascade, data, reading, config, report)
+    return SanityChecksResult(
+        x.detach().cpu(), cascade, data, reading, config, model.class_names[target], tuple(plan.layers)
+    )
 
 
 def _partner(model: LoadedModel, config: SanityConfig) -> LoadedModel | None:

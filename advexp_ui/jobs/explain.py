@@ -203,7 +203,7 @@ def compute_explanations(
     parts = _Parts([model], [""], config.steps, on_part)
     image = model_image(image_bytes, model)
     result = adversarial_explanations(model, image, config, on_step=on_step, on_partial=parts)
-    summary: dict[str, Any] = result.to_dict()
+    summary: dict[str, Any] = result.to_json()
     del summary["model"]  # the header describes the model in full
     report = {**header(model, config, "adversarial explanations"), **summary}
     scale = delta_display_scale([result.explanations.deltas])
@@ -245,7 +245,7 @@ def compute_contrast(
     res = contrast_explanations(
         list(models), decode_image(image_bytes), config, on_step=on_step, on_partial=parts
     )
-    report: dict[str, Any] = {**header(models[0], config, "standard vs robust"), **res.to_dict()}
+    report: dict[str, Any] = {**header(models[0], config, "standard vs robust"), **res.to_json()}
     del report["model"]  # each entry of "models" describes its network
     titles = tuple(m.title for m in models)
     files: dict[str, bytes | Later] = {"contrast.png": Later(_contrast_png, (res.contrast, titles))}

@@ -16,7 +16,7 @@ def compute_sanity(
 ) -> Outcome:
     """The cascading (and, for digits-standard, data) randomisation check; the figure as a panel."""
     result = sanity_checks(model, model_image(image_bytes, model), config, on_step=on_step)
-    body = {k: v for k, v in result.report.items() if k not in ("settings", "image", "model")}
+    body = {k: v for k, v in result.to_json().items() if k not in ("settings", "image", "model")}
     report = {**header(model, config, "sanity checks"), **body}
     png = figure_png(sanity_figure(result.cascade, result.image))
     return Outcome(report, {"figure": png}, {FIGURE: png})

@@ -158,7 +158,7 @@ def test_adversarial_explanations(model: LoadedModel, image: torch.Tensor) -> No
     result, calls = counted(lambda cb: ex.adversarial_explanations(model, image, config, on_step=cb))
     assert model.lock.entered == 1  # type: ignore[attr-defined]
     assert_progress(calls, 4)
-    report = result.to_dict()
+    report = result.to_json()
     assert_json(report)
     assert report["model"] == "tiny" and report["rho"] == config.rho and len(report["targets"]) == 2
     assert [t["file"] for t in report["targets"]] == list(result.files)
@@ -177,7 +177,7 @@ def test_contrast_explanations_take_each_lock_once(image: torch.Tensor) -> None:
     result, calls = counted(lambda cb: ex.contrast_explanations(models, image, config, on_step=cb))
     assert [m.lock.entered for m in models] == [1, 1]  # type: ignore[attr-defined]
     assert_progress(calls, 2 * 3)
-    report = result.to_dict()
+    report = result.to_json()
     assert_json(report)
     assert [m["id"] for m in report["models"]] == ["a", "b"] and report["delta_scale"] > 0
     assert len(result.contrast.results) == 2

@@ -75,7 +75,7 @@ def test_one_target_at_a_time_equals_one_batch(image: torch.Tensor, monkeypatch:
     assert torch.allclose(a.deltas, b.deltas, atol=1e-5)
     assert torch.allclose(a.rms_history, b.rms_history, atol=1e-5) and a.rms_history.shape == (7, 5)
     assert torch.equal(a.probabilities, b.probabilities) and torch.equal(a.image, b.image)
-    report, reference = alone.to_dict(), batched.to_dict()
+    report, reference = alone.to_json(), batched.to_json()
     for x, y in zip(report.pop("targets"), reference.pop("targets"), strict=True):
         assert_same_numbers(x, y)
     assert report == reference
@@ -92,7 +92,7 @@ def test_each_target_is_handed_out_once_in_order_with_the_final_values(image: to
     steps = [e for e in events if isinstance(e[1], int)]
     assert [name for name, _ in parts] == ["small"] * len(CLASSES)
     assert [p.position for _, p in parts] == list(range(len(CLASSES))) and {p.model for _, p in parts} == {0}
-    report = result.to_dict()
+    report = result.to_json()
     for (_, part), entry, target in zip(parts, report["targets"], result.explanations.targets, strict=True):
         assert part.entry == entry and part.predictions == report["predictions"]
         assert part.target is target and torch.equal(part.image, result.explanations.image)
@@ -102,7 +102,7 @@ def test_each_target_is_handed_out_once_in_order_with_the_final_values(image: to
     for k in range(len(CLASSES)):
         before = [d for d, _ in events[: events.index(parts[k])] if isinstance(d, int)]
         assert before[-1] == (k + 1) * CONFIG.steps // len(CLASSES)
-    assert ex.adversarial_explanations(model, image, CONFIG).report == report  # the same without parts
+    assert ex.adversarial_explanations(model, image, CONFIG).to_json() == report  # the same without parts
 
 
 def test_one_batch_hands_out_every_target_at_its_end(
@@ -116,7 +116,7 @@ def test_one_batch_hands_out_every_target_at_its_end(
     )  # fmt: skip
     first = next(k for k, e in enumerate(events) if isinstance(e, exp.ExplainedTarget))
     assert events[first - 1] == CONFIG.steps and all(isinstance(e, int) for e in events[:first])
-    assert [e.entry for e in events if isinstance(e, exp.ExplainedTarget)] == result.report["targets"]
+    assert [e.entry for e in events if isinstance(e, exp.ExplainedTarget)] == result.to_json()["targets"]
 
 
 def test_the_contrast_hands_out_each_model_and_target_in_order(image: torch.Tensor) -> None:
@@ -132,9 +132,9 @@ def test_the_contrast_hands_out_each_model_and_target_in_order(image: torch.Tens
         ("standard", 0, 0), ("standard", 0, 1), ("robust", 1, 0), ("robust", 1, 1),
     ]  # fmt: skip
     for name, part in parts:
-        entry = result.report["models"][part.model]
+        entry = result.to_json()["models"][part.model]
         assert entry["id"] == name and part.entry == entry["targets"][part.position]
         assert part.predictions == entry["predictions"]
     assert {t for _, t in calls} == {2 * 4} and calls[-1][0] == 8
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
-    assert result.report == ex.contrast_explanations(models, image, config).report
+    assert result.to_json() == ex.contrast_explanations(models, image, config).to_json()

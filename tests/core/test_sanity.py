@@ -200,7 +200,7 @@ def test_the_experiment_copies_under_the_lock_and_leaves_the_shared_model_alone(
         torch.testing.assert_close(value, before[name], rtol=0, atol=0)
     assert hook_count(model.module) == 0 and result.data is None
     assert steps[-1] == (2, 2) and [d for d, _ in steps] == sorted(d for d, _ in steps)
-    report = json.loads(json.dumps(result.to_dict()))
+    report = json.loads(json.dumps(result.to_json()))
     assert report["methods"]["gradcam"]["spearman"][0] == 1.0 and report["reading"]
 
 
