@@ -22,6 +22,10 @@ if TYPE_CHECKING:  # models imports the saliency registry, which reaches this mo
 
 TOP_K = 5  # classes listed in every report and on every page
 
+JsonObject = dict[str, Any]
+"""A JSON object, made once at the edge by a result record's ``to_json`` (the CLI's files, the
+pages' downloads); never the contract between layers, which is the typed record itself."""
+
 
 def json_number(value: float | Tensor) -> float | None:
     """A number for JSON: NaN and ±inf become None (JSON has no such values)."""

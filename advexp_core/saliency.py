@@ -39,6 +39,7 @@ from advexp_core.runtime import device_of
 # more per image there (EfficientNet-Lite0 at 224 px: 110 ms per image fwd+bwd at 1 or 8 images,
 # 177 ms at 32) and SmoothGrad's 16 copies in one pass took the compare page's peak memory to 3.7 GB.
 CPU_IG_IMAGES = 8
+Options = dict[str, Any]  # an explainer's keyword arguments, as its ``make`` takes them
 IG_BASELINES = ("black", "blur")
 
 
@@ -110,18 +111,18 @@ class Explainer:
     title: str
     make: Callable[..., SaliencyMap]
     settings: type = NoSettings
-    options: Callable[[Any, int | None], dict[str, Any]] = field(default=lambda _s, _n: {})
+    options: Callable[[Any, int | None], Options] = field(default=lambda _s, _n: {})
     needs_gradients: bool = True
     uses_layer: bool = False
     cpu_images: int | None = None
     saliency: bool = True
 
 
-def _ig_options(s: IntegratedGradientsSettings, per_pass: int | None) -> dict[str, Any]:
+def _ig_options(s: IntegratedGradientsSettings, per_pass: int | None) -> Options:
     return {"n_steps": s.n_steps, "baseline": s.baseline, "internal_batch_size": per_pass}
 
 
-def _smoothgrad_options(s: SmoothGradSettings, per_pass: int | None) -> dict[str, Any]:
+def _smoothgrad_options(s: SmoothGradSettings, per_pass: int | None) -> Options:
     return {
         "n_samples": s.n_samples,
         "sigma": s.sigma,
@@ -130,7 +131,7 @@ def _smoothgrad_options(s: SmoothGradSettings, per_pass: int | None) -> dict[str
     }
 
 
-def _adversarial_options(s: ExplanationSettings, _per_pass: int | None) -> dict[str, Any]:
+def _adversarial_options(s: ExplanationSettings, _per_pass: int | None) -> Options:
     return {"rho": s.rho, "steps": s.steps, "overshoot": s.overshoot}
 
 
@@ -191,7 +192,7 @@ def explainer(method: str) -> Explainer:
 
 def map_options(
     method: str, settings: object | None, module: nn.Module, *, layer: nn.Module | None = None
-) -> tuple[Explainer, dict[str, Any]]:
+) -> tuple[Explainer, Options]:
     """An explainer and the keyword arguments its ``make`` takes for these settings (None: its
     defaults), batched by where the module lives: on a CPU, `Explainer.cpu_images` images per pass
     (the same map up to float rounding, faster there). Build them once for a run of several calls:

@@ -23,7 +23,7 @@ from advexp_core.faithfulness import deletion_insertion
 from advexp_core.figures import METHOD_TITLES
 from advexp_core.models import LoadedModel
 from advexp_core.readings.agreement import every_measure
-from advexp_core.reports import config_dict, predictions
+from advexp_core.reports import JsonObject, config_dict, predictions
 from advexp_core.runtime import OnStep
 from advexp_core.saliency import SaliencyMap, make_map
 
@@ -122,7 +122,7 @@ class CompareExplainersResult:
     agreement: dict[str, list[list[float]]]
     curves: dict[str, Curves]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         """The JSON of the CLI and the page: predictions, explained class, each method's details,
         agreement matrices with one reading per measure (`advexp_core.readings.agreement`),
         deletion/insertion curves."""

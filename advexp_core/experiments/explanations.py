@@ -27,7 +27,7 @@ from advexp_core.explanations import (
 from advexp_core.imaging import png_roundtrip
 from advexp_core.models import LoadedModel
 from advexp_core.readings import explanations as readings
-from advexp_core.reports import explanation_file, predictions
+from advexp_core.reports import JsonObject, explanation_file, predictions
 from advexp_core.runtime import OnStep
 
 
@@ -81,7 +81,7 @@ class AdversarialExplanationsResult:
     predictions: list[dict[str, Any]]
     structure_noise: float
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         """The JSON of the CLI and the page: model, ρ, S, overshoot, predictions, per-target entries,
         whether every budget was reached, ``structure_noise`` and ``readings`` (``success`` and
         ``structure``, `advexp_core.readings.explanations`)."""
@@ -108,7 +108,7 @@ class NetworkExplanations:
     robust: bool
     result: AdversarialExplanationsResult
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {"id": self.id, "title": self.title, "robust": self.robust, **self.result.to_json()}
 
 
@@ -129,7 +129,7 @@ class ContrastExplanationsResult:
         """One AdversarialExplanationsResult per model, in the order given."""
         return tuple(n.result for n in self.networks)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         """``delta_scale``, ``models`` (id, title, robust and each network's JSON) and ``reading``:
         does this run show the standard-vs-robust contrast (`readings.explanations.contrast_of`)."""
         entries = [n.to_json() for n in self.networks]

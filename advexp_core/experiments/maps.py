@@ -13,7 +13,7 @@ from advexp_core.experiments.configs import SaliencyConfig
 from advexp_core.imaging import prepare_image
 from advexp_core.models import LoadedModel
 from advexp_core.reports import predictions
-from advexp_core.saliency import CPU_IG_IMAGES, explainer, find_last_conv_block, map_options
+from advexp_core.saliency import CPU_IG_IMAGES, Options, explainer, find_last_conv_block, map_options
 
 
 def fit_image(image: Tensor, model: LoadedModel) -> Tensor:
@@ -86,7 +86,7 @@ def method_kwargs(
     layer: nn.Module | None,
     *,
     device: torch.device | None = None,
-) -> dict[str, Any]:
+) -> Options:
     """The keyword arguments of one method for `advexp_core.saliency.explain`, as `make_map` builds
     them (for callers of ``explain``; the experiments call `make_map` itself).
 

@@ -16,7 +16,7 @@ from advexp_core.manipulation import manipulate_explanation, region_map
 from advexp_core.models import LoadedModel
 from advexp_core.readings import Reading
 from advexp_core.readings import attack as attack_readings
-from advexp_core.reports import config_dict, json_number, predictions
+from advexp_core.reports import JsonObject, config_dict, json_number, predictions
 from advexp_core.runtime import OnStep
 from advexp_core.saliency import make_map
 
@@ -52,7 +52,7 @@ class MoveTheMapResult:
     similarity: dict[str, dict[str, float | None]]
     reading: Reading
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         """The JSON of the page's report: predictions, label kept, logit and pixel change, similarities."""
         return copy.deepcopy({
             "settings": config_dict(self.config), "predictions_before": self.predictions_before,

@@ -20,7 +20,7 @@ from advexp_core.experiments.configs import RANDOM_LABEL_PARTNERS, SaliencyConfi
 from advexp_core.experiments.maps import check_class, fit_image, gradcam_layer_for
 from advexp_core.experiments.progress import stage, tick
 from advexp_core.models import LoadedModel, ModelError, load_model
-from advexp_core.reports import config_dict
+from advexp_core.reports import JsonObject, config_dict
 from advexp_core.runtime import OnStep
 from advexp_core.saliency import SaliencyMap, make_map
 from advexp_core.sanity import (
@@ -73,7 +73,7 @@ class SanityChecksResult:
     target_label: str
     layers_all: tuple[str, ...]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         """The JSON of the CLI and the page: {"model", "image", "methods": {name: {"layers",
         "spearman", "ssim"}}, "seed", "target", "target_label", "layers_all", "data", "reading",
         "settings"}."""

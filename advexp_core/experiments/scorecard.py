@@ -39,7 +39,7 @@ from advexp_core.mask_metrics import (
     top_k_evidence,
 )
 from advexp_core.models import LoadedModel
-from advexp_core.reports import config_dict
+from advexp_core.reports import JsonObject, config_dict
 from advexp_core.runtime import OnStep
 from advexp_core.saliency import EXPLAINERS
 
@@ -154,7 +154,7 @@ class Shares:
     shortcut_share: float | None
     pointing_game: float | None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {name: getattr(self, name) for name in METRICS}
 
 
@@ -164,7 +164,7 @@ class TopKShares(Shares):
 
     top_k_evidence: dict[str, float | None] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {**super().to_json(), TOP_K: dict(self.top_k_evidence)}
 
 
@@ -215,7 +215,7 @@ class ExplainerScore:
     clean_images: ImageShares
     attacked_images: ImageShares
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {**self.clean.to_json(), "attacked": {**self.attacked.to_json(), "n_images": self.n_attacked}}
 
 
@@ -285,7 +285,7 @@ class ScorecardResult:
     def n_images(self) -> int:
         return self.config.n_images
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         """The JSON of the CLI's result.json, the page's download and docs/scorecard.json; k is
         written as "2.5", "5", "10", "20"."""
         out = {

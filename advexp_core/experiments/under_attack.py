@@ -21,7 +21,7 @@ from advexp_core.experiments.progress import stage, tick
 from advexp_core.figures import METHOD_TITLES, compare_figure
 from advexp_core.models import LoadedModel
 from advexp_core.readings import attack as attack_readings
-from advexp_core.reports import config_dict, decision_readings, json_number, predictions, readings
+from advexp_core.reports import JsonObject, config_dict, decision_readings, json_number, predictions, readings
 from advexp_core.runtime import OnStep
 from advexp_core.saliency import SaliencyMap, colour_scales, make_map
 
@@ -80,7 +80,7 @@ class AdversarialExampleResult:
     def png_success(self) -> bool:
         return bool(self.attack.png_success[0])
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         """The JSON of the CLI's result.json and the page's report: settings, predictions
         before/after/as PNG, perturbation, success."""
         return copy.deepcopy({
@@ -105,7 +105,7 @@ class MapExtras:
     colour_scales: tuple[tuple[float, float], tuple[float, float]]
     convergence_delta: tuple[float, float] | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         out: dict[str, Any] = {
             "classes": {"clean": self.classes[0], "attacked": self.classes[1]},
             "colour_scale": {"clean": list(self.colour_scales[0]), "attacked": list(self.colour_scales[1])},
@@ -163,7 +163,7 @@ class SaliencyUnderAttackResult:
         """method -> map similarity numbers (null where undefined)."""
         return {m: p.metrics for m, p in self.pairs.items()}
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         """The example's JSON plus ``maps``, ``saliency`` (classes, colour scales, IG completeness)
         and ``readings`` (one sentence per number)."""
         out = self.example.to_json()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import streamlit as st
@@ -31,6 +30,7 @@ from advexp_core.imaging import encode_png
 from advexp_core.models import LoadedModel
 from advexp_core.readings import groundtruth as gt_readings
 from advexp_core.reliance_grades import MapShares
+from advexp_core.reports import JsonObject
 from advexp_core.saliency import colour_scales
 from advexp_core.scorecard_figures import scorecard_figure
 from advexp_ui import images
@@ -207,7 +207,7 @@ class PairScorecard:
     results: tuple[ScorecardResult, ...]
     figure: bytes
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         """The download: every network's scorecard JSON (`ScorecardResult.to_json`)."""
         return {"scorecards": [r.to_json() for r in self.results]}
 
