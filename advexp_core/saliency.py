@@ -146,7 +146,7 @@ EXPLAINERS: dict[str, Explainer] = {
             IntegratedGradientsSettings,
             _ig_options,
             cpu_images=CPU_IG_IMAGES,
-        ),  # fmt: skip
+        ),
         Explainer("gradient", "Gradient", gradient),
         Explainer(
             "smoothgrad",
@@ -155,7 +155,7 @@ EXPLAINERS: dict[str, Explainer] = {
             SmoothGradSettings,
             _smoothgrad_options,
             cpu_images=CPU_IG_IMAGES,
-        ),  # fmt: skip
+        ),
         Explainer(
             "lime",
             "LIME",
@@ -163,7 +163,7 @@ EXPLAINERS: dict[str, Explainer] = {
             LimeSettings,
             lambda s, _n: {"n_samples": s.n_samples, "n_segments": s.n_segments},
             needs_gradients=False,
-        ),  # fmt: skip
+        ),
         Explainer("occlusion", "Occlusion", occlusion, needs_gradients=False),
         Explainer(
             "adversarial",
@@ -172,7 +172,7 @@ EXPLAINERS: dict[str, Explainer] = {
             ExplanationSettings,
             _adversarial_options,
             saliency=False,
-        ),  # fmt: skip
+        ),
     )
 }
 

@@ -53,7 +53,7 @@ def register(sub: Any) -> None:
     parser.add_argument("--data-root", default=None, help="dataset download/cache folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     add_json_argument(parser)
-    parser.set_defaults(run=run, summary=summary)  # fmt: skip
+    parser.set_defaults(run=run, summary=summary)
 
 
 def _config(args: argparse.Namespace) -> ARAConfig:

@@ -81,10 +81,15 @@ def saliency_config(args: argparse.Namespace) -> SaliencyConfig:
     methods = parse_methods(args.methods)
     with usage_errors():
         return SaliencyConfig(
-            methods=methods, ig_steps=args.ig_steps, ig_baseline=args.ig_baseline,
-            smoothgrad_samples=args.smoothgrad_samples, smoothgrad_sigma=parse_fraction(args.smoothgrad_sigma),
-            topk=parse_fraction(args.topk), per_map_scale=bool(args.per_map_scale), seed=args.seed,
-        )  # fmt: skip
+            methods=methods,
+            ig_steps=args.ig_steps,
+            ig_baseline=args.ig_baseline,
+            smoothgrad_samples=args.smoothgrad_samples,
+            smoothgrad_sigma=parse_fraction(args.smoothgrad_sigma),
+            topk=parse_fraction(args.topk),
+            per_map_scale=bool(args.per_map_scale),
+            seed=args.seed,
+        )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

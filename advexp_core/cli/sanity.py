@@ -75,9 +75,11 @@ def sanity_config(args: argparse.Namespace) -> SanityConfig:
         raise UsageError(f"--max-layers must be a positive integer or 'all', got {args.max_layers!r}.")
     with usage_errors("--methods/--max-layers: "):
         return SanityConfig(
-            methods=parse_methods(args.methods), seed=args.seed,
-            max_layers=None if text == "all" else int(text), data=not args.no_data,
-        )  # fmt: skip
+            methods=parse_methods(args.methods),
+            seed=args.seed,
+            max_layers=None if text == "all" else int(text),
+            data=not args.no_data,
+        )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

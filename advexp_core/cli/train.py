@@ -63,7 +63,7 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar or epoch log on stderr")
     add_json_argument(parser)
-    parser.set_defaults(run=run, summary=summary)  # fmt: skip
+    parser.set_defaults(run=run, summary=summary)
 
 
 def _ints(text: str, flag: str) -> tuple[int, ...]:

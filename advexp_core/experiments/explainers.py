@@ -73,10 +73,12 @@ class Curves:
 
     def to_json(self) -> dict[str, list[float] | float]:
         return {
-            "fractions": list(self.fractions), "deletion": list(self.deletion),
-            "insertion": list(self.insertion), "deletion_auc": self.deletion_auc,
+            "fractions": list(self.fractions),
+            "deletion": list(self.deletion),
+            "insertion": list(self.insertion),
+            "deletion_auc": self.deletion_auc,
             "insertion_auc": self.insertion_auc,
-        }  # fmt: skip
+        }
 
 
 @dataclass(frozen=True)
@@ -127,13 +129,19 @@ class CompareExplainersResult:
         agreement matrices with one reading per measure (`advexp_core.readings.agreement`),
         deletion/insertion curves."""
         titles = [METHOD_TITLES.get(m, m) for m in self.maps]
-        return copy.deepcopy({
-            "settings": config_dict(self.config), "predictions": self.predictions,
-            "explained_class": self.target, "explained_label": self.label, "methods": list(self.maps),
-            "method_details": self.details, "agreement": self.agreement,
-            "readings": {k: r.to_json() for k, r in every_measure(self.agreement, titles).items()},
-            "faithfulness": {m: c.to_json() for m, c in self.curves.items()},
-        })  # fmt: skip
+        return copy.deepcopy(
+            {
+                "settings": config_dict(self.config),
+                "predictions": self.predictions,
+                "explained_class": self.target,
+                "explained_label": self.label,
+                "methods": list(self.maps),
+                "method_details": self.details,
+                "agreement": self.agreement,
+                "readings": {k: r.to_json() for k, r in every_measure(self.agreement, titles).items()},
+                "faithfulness": {m: c.to_json() for m, c in self.curves.items()},
+            }
+        )
 
 
 def agreement(maps: dict[str, Tensor]) -> dict[str, list[list[float]]]:
@@ -205,9 +213,16 @@ def compare_explainers(
             if on_partial is not None:
                 on_partial(MethodCurves(method, faithful[method]))
     return CompareExplainersResult(
-        x.detach().cpu(), target, maps, config, model.class_names[target],
-        predictions(logits, model.class_names), details, agreement(maps), faithful,
-    )  # fmt: skip
+        x.detach().cpu(),
+        target,
+        maps,
+        config,
+        model.class_names[target],
+        predictions(logits, model.class_names),
+        details,
+        agreement(maps),
+        faithful,
+    )
 
 
 def _curves(
@@ -216,6 +231,9 @@ def _curves(
     """One map's deletion and insertion curves with their areas (advexp_core.faithfulness)."""
     curves = deletion_insertion(model.module, x, m, target, steps=config.faithfulness_steps, on_step=on_step)
     return Curves(
-        tuple(float(v) for v in curves.fractions), tuple(float(v) for v in curves.deletion),
-        tuple(float(v) for v in curves.insertion), float(curves.deletion_auc), float(curves.insertion_auc),
-    )  # fmt: skip
+        tuple(float(v) for v in curves.fractions),
+        tuple(float(v) for v in curves.deletion),
+        tuple(float(v) for v in curves.insertion),
+        float(curves.deletion_auc),
+        float(curves.insertion_auc),
+    )

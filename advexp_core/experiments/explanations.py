@@ -86,10 +86,17 @@ class AdversarialExplanationsResult:
         whether every budget was reached, ``structure_noise`` and ``readings`` (``success`` and
         ``structure``, `advexp_core.readings.explanations`)."""
         out = self.explanations.to_dict()
-        out.update(copy.deepcopy({
-            "targets": list(self.targets), "input_size": list(self.input_size), "predictions": self.predictions,
-            "all_budgets_reached": self.explanations.all_valid, "structure_noise": self.structure_noise,
-        }))  # fmt: skip
+        out.update(
+            copy.deepcopy(
+                {
+                    "targets": list(self.targets),
+                    "input_size": list(self.input_size),
+                    "predictions": self.predictions,
+                    "all_budgets_reached": self.explanations.all_valid,
+                    "structure_noise": self.structure_noise,
+                }
+            )
+        )
         out["readings"] = {k: r.to_json() for k, r in readings.network(out).items()}
         return out
 
@@ -254,10 +261,16 @@ def _explain(
     entries: list[dict[str, Any]] = []
     for b, batch in enumerate(batches):
         part = adversarial_explanation(
-            model.module, x, list(batch), rho=config.rho, steps=config.steps, overshoot=config.overshoot,
-            class_names=model.class_names, model_id=model.model_id,
+            model.module,
+            x,
+            list(batch),
+            rho=config.rho,
+            steps=config.steps,
+            overshoot=config.overshoot,
+            class_names=model.class_names,
+            model_id=model.model_id,
             on_step=_batch_share(overall, b, len(batches)),
-        )  # fmt: skip
+        )
         for t, entry in zip(part.targets, _entries(model, part), strict=True):
             entries.append(entry)
             if on_partial is not None:

@@ -54,12 +54,18 @@ class MoveTheMapResult:
 
     def to_json(self) -> JsonObject:
         """The JSON of the page's report: predictions, label kept, logit and pixel change, similarities."""
-        return copy.deepcopy({
-            "settings": config_dict(self.config), "predictions_before": self.predictions_before,
-            "predictions_after": self.predictions_after, "label_kept": self.label_kept,
-            "max_logit_change": self.max_logit_change, "linf_255": self.linf_255,
-            "similarity": self.similarity, "reading": self.reading.to_json(),
-        })  # fmt: skip
+        return copy.deepcopy(
+            {
+                "settings": config_dict(self.config),
+                "predictions_before": self.predictions_before,
+                "predictions_after": self.predictions_after,
+                "label_kept": self.label_kept,
+                "max_logit_change": self.max_logit_change,
+                "linf_255": self.linf_255,
+                "similarity": self.similarity,
+                "reading": self.reading.to_json(),
+            }
+        )
 
 
 def move_the_map(
@@ -89,9 +95,17 @@ def move_the_map(
         goal = _goal_map(model, config, goal_image)
         layer = model.gradcam_layer if config.method == "gradcam" else None
         res = manipulate_explanation(
-            model.module, x[None], target_map=goal, layer=layer, eps=config.eps, steps=config.steps,
-            beta=config.beta, gamma=config.gamma, method=config.method, on_step=on_step,
-        )  # fmt: skip
+            model.module,
+            x[None],
+            target_map=goal,
+            layer=layer,
+            eps=config.eps,
+            steps=config.steps,
+            beta=config.beta,
+            gamma=config.gamma,
+            method=config.method,
+            on_step=on_step,
+        )
     tick(on_step, config.steps, config.steps)
     before = predictions(res.logits_before[0], model.class_names)
     after = predictions(res.logits_after[0], model.class_names)
@@ -101,15 +115,29 @@ def move_the_map(
     }
     linf_255 = json_number(res.delta[0].abs().max() * 255)
     reading = attack_readings.manipulation(
-        before, after, label_kept=bool(res.label_kept[0]), linf_255=linf_255,
+        before,
+        after,
+        label_kept=bool(res.label_kept[0]),
+        linf_255=linf_255,
         to_goal_before=similarity["to_target_before"]["spearman"],
         to_goal_after=similarity["to_target_after"]["spearman"],
-    )  # fmt: skip
+    )
     return MoveTheMapResult(
-        x.detach().cpu(), res.adversarial[0].detach().cpu(), res.delta[0].detach().cpu(),
-        res.original_map[0].cpu(), res.manipulated_map[0].cpu(), res.target_map[0].cpu(), config, before,
-        after, bool(res.label_kept[0]), json_number(res.logit_change[0]), linf_255, similarity, reading,
-    )  # fmt: skip
+        x.detach().cpu(),
+        res.adversarial[0].detach().cpu(),
+        res.delta[0].detach().cpu(),
+        res.original_map[0].cpu(),
+        res.manipulated_map[0].cpu(),
+        res.target_map[0].cpu(),
+        config,
+        before,
+        after,
+        bool(res.label_kept[0]),
+        json_number(res.logit_change[0]),
+        linf_255,
+        similarity,
+        reading,
+    )
 
 
 def _goal_map(model: LoadedModel, config: ManipulationConfig, goal_image: Tensor | None) -> Tensor:

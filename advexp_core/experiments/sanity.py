@@ -78,9 +78,13 @@ class SanityChecksResult:
         "spearman", "ssim"}}, "seed", "target", "target_label", "layers_all", "data", "reading",
         "settings"}."""
         return {
-            **self.cascade.to_dict(), "target_label": self.target_label, "layers_all": list(self.layers_all),
-            "data": copy.deepcopy(self.data), "reading": self.reading, "settings": config_dict(self.config),
-        }  # fmt: skip
+            **self.cascade.to_dict(),
+            "target_label": self.target_label,
+            "layers_all": list(self.layers_all),
+            "data": copy.deepcopy(self.data),
+            "reading": self.reading,
+            "settings": config_dict(self.config),
+        }
 
 
 def sanity_plan(model: LoadedModel, config: SanityConfig) -> SanityPlan:
@@ -147,11 +151,20 @@ def sanity_checks(
         else None
     )
     cascade = cascading_randomisation(
-        twin, x, target, methods=config.methods, seed=config.seed, layer_names=plan.layers,
-        max_points=config.max_layers, gradcam_layer=layer, explain_fn=explainer(config.saliency),
-        in_place=True, on_step=stage(on_step, 0, points, total), model_name=model.model_id,
+        twin,
+        x,
+        target,
+        methods=config.methods,
+        seed=config.seed,
+        layer_names=plan.layers,
+        max_points=config.max_layers,
+        gradcam_layer=layer,
+        explain_fn=explainer(config.saliency),
+        in_place=True,
+        on_step=stage(on_step, 0, points, total),
+        model_name=model.model_id,
         image_name=image_name,
-    )  # fmt: skip
+    )
     tick(on_step, points, total)
     data = _data_check(model, partner, config, on_step, points, total) if partner is not None else None
     reading = sanity_reading(cascade)
@@ -193,10 +206,16 @@ def _data_check(
             targets_b = partner.module(images.to(partner.device)).argmax(1)
         for k, method in enumerate(config.methods, start=1):
             one = data_randomisation(
-                model.module, partner.module, images, targets_a, methods=[method], targets_b=targets_b,
-                layer_a=gradcam_layer_for(model, (method,)), layer_b=gradcam_layer_for(partner, (method,)),
+                model.module,
+                partner.module,
+                images,
+                targets_a,
+                methods=[method],
+                targets_b=targets_b,
+                layer_a=gradcam_layer_for(model, (method,)),
+                layer_b=gradcam_layer_for(partner, (method,)),
                 explain_fn=explain_fn,
-            )  # fmt: skip
+            )
             out["methods"].update(one["methods"])
             tick(on_step, done + k, total)
     return out

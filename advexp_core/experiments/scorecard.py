@@ -289,15 +289,24 @@ class ScorecardResult:
         """The JSON of the CLI's result.json, the page's download and docs/scorecard.json; k is
         written as "2.5", "5", "10", "20"."""
         out = {
-            "model": self.model, "dataset": self.dataset, "split": self.split, "n_images": self.n_images,
-            "image_indices": list(range(self.n_images)), "accuracy": self.accuracy,
-            "accuracy_images": self.accuracy_images, "accuracy_on": self.accuracy_on,
-            "accuracy_first_n": self.accuracy_first_n, "chance": dataclasses.asdict(self.chance),
+            "model": self.model,
+            "dataset": self.dataset,
+            "split": self.split,
+            "n_images": self.n_images,
+            "image_indices": list(range(self.n_images)),
+            "accuracy": self.accuracy,
+            "accuracy_images": self.accuracy_images,
+            "accuracy_on": self.accuracy_on,
+            "accuracy_first_n": self.accuracy_first_n,
+            "chance": dataclasses.asdict(self.chance),
             "top_k_pixels": dict(self.top_k_pixels),
-            "attack": {**dataclasses.asdict(self.attack), "flipped_indices": list(self.attack.flipped_indices)},
+            "attack": {
+                **dataclasses.asdict(self.attack),
+                "flipped_indices": list(self.attack.flipped_indices),
+            },
             "explainers": {m: s.to_json() for m, s in self.explainers.items()},
             "settings": config_dict(self.config),
-        }  # fmt: skip
+        }
         if self.grades is not None:
             out["reliance_grades"] = self.grades.to_json()
         return out
@@ -452,17 +461,29 @@ def scorecard(
     correct = predictions["clean"] == labels
     attack = config.attack
     return ScorecardResult(
-        model=model.model_id, dataset=dataset.name, split=dataset.split, accuracy=accuracy,
+        model=model.model_id,
+        dataset=dataset.name,
+        split=dataset.split,
+        accuracy=accuracy,
         accuracy_images=n_acc,
         accuracy_on="all images of the split" if n_acc == len(dataset) else f"the first {n_acc} images",
-        accuracy_first_n=float(correct.float().mean()), chance=Chance(**chance_levels(evidence, shortcut)),
+        accuracy_first_n=float(correct.float().mean()),
+        chance=Chance(**chance_levels(evidence, shortcut)),
         top_k_pixels={f"{k:g}": top_k_count(k, evidence[0].numel()) for k in config.top_k},
         attack=FlipSummary(
-            attack.method, attack.norm, attack.eps_255, attack.effective_steps, int(correct.sum()),
-            int(flipped.sum()), tuple(torch.nonzero(flipped).flatten().tolist()),
+            attack.method,
+            attack.norm,
+            attack.eps_255,
+            attack.effective_steps,
+            int(correct.sum()),
+            int(flipped.sum()),
+            tuple(torch.nonzero(flipped).flatten().tolist()),
         ),
-        explainers=explainers, flipped=flipped, predictions=predictions["clean"], config=config,
-    )  # fmt: skip
+        explainers=explainers,
+        flipped=flipped,
+        predictions=predictions["clean"],
+        config=config,
+    )
 
 
 def split_accuracy(
@@ -494,11 +515,16 @@ def _flip(
     for start in range(0, len(images), config.batch_size):
         chunk = slice(start, start + config.batch_size)
         result = pgd(
-            model.module, images[chunk].to(model.device), labels[chunk].to(model.device),
-            eps=attack.eps(size), steps=attack.effective_steps, step_size=attack.effective_step_size(size),
-            norm=attack.norm, random_start=attack.random_start,
+            model.module,
+            images[chunk].to(model.device),
+            labels[chunk].to(model.device),
+            eps=attack.eps(size),
+            steps=attack.effective_steps,
+            step_size=attack.effective_step_size(size),
+            norm=attack.norm,
+            random_start=attack.random_start,
             generator=torch.Generator().manual_seed(attack.seed + start),
-        )  # fmt: skip
+        )
         parts.append(result.adversarial.detach().cpu())
         before.append(result.logits_before.argmax(1).cpu())
         after.append(result.logits_after.argmax(1).cpu())
@@ -546,24 +572,44 @@ def ground_truth_example(
         goal = _toward(probabilities, label) if toward is None else int(toward)
         settings = config.explanation
         explained = adversarial_explanation(  # one batch for both: the map row and the push
-            model.module, x[0], [label, goal], class_names=model.class_names, model_id=model.model_id,
-            rho=settings.rho, steps=settings.steps, overshoot=settings.overshoot,
-        )  # fmt: skip
+            model.module,
+            x[0],
+            [label, goal],
+            class_names=model.class_names,
+            model_id=model.model_id,
+            rho=settings.rho,
+            steps=settings.steps,
+            overshoot=settings.overshoot,
+        )
         tick(on_step, total, total)
     if ADVERSARIAL in config.methods:
         maps[ADVERSARIAL] = explained.deltas[0].detach().float().cpu().pow(2).mean(0).sqrt()
     shortcut = masks.get("shortcut")
     shares = {
-        m: Shares(**{k: mean_finite(v) for k, v in mask_shares(
-            v[None], masks["evidence"][None], None if shortcut is None else shortcut[None]
-        ).items()})
+        m: Shares(
+            **{
+                k: mean_finite(v)
+                for k, v in mask_shares(
+                    v[None], masks["evidence"][None], None if shortcut is None else shortcut[None]
+                ).items()
+            }
+        )
         for m, v in maps.items()
-    }  # fmt: skip
+    }
     pushed = explained.targets[1]
     return GroundTruthExample(
-        image.detach().cpu(), label, masks, probabilities, maps, shares, goal, pushed.explanation.cpu(),
-        pushed.delta.cpu(), delta_energy_shares(pushed.delta, masks), pushed.valid,
-    )  # fmt: skip
+        image.detach().cpu(),
+        label,
+        masks,
+        probabilities,
+        maps,
+        shares,
+        goal,
+        pushed.explanation.cpu(),
+        pushed.delta.cpu(),
+        delta_energy_shares(pushed.delta, masks),
+        pushed.valid,
+    )
 
 
 def _toward(probabilities: Tensor, label: int) -> int:

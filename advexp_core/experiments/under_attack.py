@@ -83,12 +83,18 @@ class AdversarialExampleResult:
     def to_json(self) -> JsonObject:
         """The JSON of the CLI's result.json and the page's report: settings, predictions
         before/after/as PNG, perturbation, success."""
-        return copy.deepcopy({
-            "settings": self.settings, "predictions_before": self.predictions_before,
-            "predictions_after": self.predictions_after, "png_predictions_after": self.png_predictions_after,
-            "perturbation": dataclasses.asdict(self.perturbation), "success": self.success,
-            "png_success": self.png_success, "steps_run": self.attack.steps_run,
-        })  # fmt: skip
+        return copy.deepcopy(
+            {
+                "settings": self.settings,
+                "predictions_before": self.predictions_before,
+                "predictions_after": self.predictions_after,
+                "png_predictions_after": self.png_predictions_after,
+                "perturbation": dataclasses.asdict(self.perturbation),
+                "success": self.success,
+                "png_success": self.png_success,
+                "steps_run": self.attack.steps_run,
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -263,10 +269,14 @@ def under_attack_figure(result: SaliencyUnderAttackResult) -> Figure:
     """The downloadable figure: clean | attacked | δ | predictions, then one row per map."""
     example = result.example
     return compare_figure(
-        example.image, example.adversarial, result.maps,
-        predictions_before=example.predictions_before, predictions_after=example.predictions_after,
-        metrics=result.metrics, per_map_scale=result.saliency.per_map_scale,
-    )  # fmt: skip
+        example.image,
+        example.adversarial,
+        result.maps,
+        predictions_before=example.predictions_before,
+        predictions_after=example.predictions_after,
+        metrics=result.metrics,
+        per_map_scale=result.saliency.per_map_scale,
+    )
 
 
 def _attack(
@@ -285,11 +295,18 @@ def _attack(
         )
     else:
         result = pgd(
-            model.module, x[None], [label], eps=eps, steps=config.steps,
-            step_size=config.effective_step_size(model.input_size), norm=config.norm, targeted=targeted,
-            random_start=config.random_start, generator=torch.Generator().manual_seed(config.seed),
+            model.module,
+            x[None],
+            [label],
+            eps=eps,
+            steps=config.steps,
+            step_size=config.effective_step_size(model.input_size),
+            norm=config.norm,
+            targeted=targeted,
+            random_start=config.random_start,
+            generator=torch.Generator().manual_seed(config.seed),
             on_step=on_step,
-        )  # fmt: skip
+        )
     return result, label
 
 
@@ -302,10 +319,19 @@ def _example(
         **{name: json_number(getattr(result, name)[0]) for name in ("linf_255", "l2", "rms", "psnr", "ssim")}
     )
     return AdversarialExampleResult(
-        image, adversarial, adversarial - image, label, config.eps(model.input_size), config, result,
-        _settings(model, config, label), predictions(result.logits_before[0], names),
-        predictions(result.logits_after[0], names), predictions(result.png_logits_after[0], names), size,
-    )  # fmt: skip
+        image,
+        adversarial,
+        adversarial - image,
+        label,
+        config.eps(model.input_size),
+        config,
+        result,
+        _settings(model, config, label),
+        predictions(result.logits_before[0], names),
+        predictions(result.logits_after[0], names),
+        predictions(result.png_logits_after[0], names),
+        size,
+    )
 
 
 def _settings(model: LoadedModel, config: AttackConfig, label: int) -> dict[str, Any]:
@@ -349,9 +375,12 @@ def _map_pair(
     a, b = clean.maps[0].cpu(), adv.maps[0].cpu()
     numbers = metrics.compare_maps(a, b, example.delta, k=saliency.topk)
     return MapPair(
-        method, a, b, {k: json_number(v) for k, v in numbers.items()},
+        method,
+        a,
+        b,
+        {k: json_number(v) for k, v in numbers.items()},
         _extra(clean, adv, saliency.per_map_scale),
-    )  # fmt: skip
+    )
 
 
 def _extra(clean: SaliencyMap, adv: SaliencyMap, per_map: bool) -> MapExtras:

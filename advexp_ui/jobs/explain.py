@@ -149,9 +149,12 @@ class _Parts:
     """
 
     def __init__(
-        self, models: Sequence[LoadedModel], prefixes: Sequence[str], steps: int,
+        self,
+        models: Sequence[LoadedModel],
+        prefixes: Sequence[str],
+        steps: int,
         send: Callable[[ExplainPart], None] | None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.models, self.prefixes, self.steps, self.send = models, prefixes, steps, send
         self.panels: dict[str, bytes] = {}
         self.deltas: dict[str, tuple[Tensor, float]] = {}  # panel name -> (δ, the scale it is drawn on)
@@ -168,9 +171,12 @@ class _Parts:
         if self.send is not None:
             model = self.models[value.model]
             report = {
-                "title": model.title, "robust": model.robust, "predictions": value.predictions,
-                "steps": self.steps, "target": value.entry,
-            }  # fmt: skip
+                "title": model.title,
+                "robust": model.robust,
+                "predictions": value.predictions,
+                "steps": self.steps,
+                "target": value.entry,
+            }
             self.send(ExplainPart(value.model, k, report, panels, scale))
 
     def final(self, scale: float) -> dict[str, bytes]:

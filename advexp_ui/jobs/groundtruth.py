@@ -90,19 +90,29 @@ def image_reliance(index: int, models: tuple[LoadedModel, ...]) -> Outcome:
         reading = gt_readings.intervention(
             model.model_id, model.class_names, as_is=as_is, removed=without, added=with_, has_ruler=has_ruler
         )
-        networks.append({
-            "network": model.model_id, "as_is": as_is, "ruler_removed": without, "ruler_added": with_,
-            "reads_ruler": reading.outcome == "reads-ruler", "reading": reading.to_json(),
-        })  # fmt: skip
+        networks.append(
+            {
+                "network": model.model_id,
+                "as_is": as_is,
+                "ruler_removed": without,
+                "ruler_added": with_,
+                "reads_ruler": reading.outcome == "reads-ruler",
+                "reading": reading.to_json(),
+            }
+        )
     panels = {
         "as_is": truth_png("lesions", index),
         "ruler_removed": images.display_png(removed),
         "ruler_added": images.display_png(forced),
     }
     report = {
-        "dataset": "lesions", "index": index, "label": LESION_NAMES[label], "has_ruler": has_ruler,
-        "ruler_area": float(masks["shortcut"].float().mean()), "networks": networks,
-    }  # fmt: skip
+        "dataset": "lesions",
+        "index": index,
+        "label": LESION_NAMES[label],
+        "has_ruler": has_ruler,
+        "ruler_area": float(masks["shortcut"].float().mean()),
+        "networks": networks,
+    }
     return Outcome(report, panels, dict[str, bytes | Later]())
 
 
@@ -152,13 +162,19 @@ def compute_example(
     names = model.class_names
     report = {
         **header(model, config, "ground truth"),
-        "network": model.model_id, "dataset": dataset, "index": index, "label": names[label], "predicted": names[int(ex.probabilities.argmax())],
+        "network": model.model_id,
+        "dataset": dataset,
+        "index": index,
+        "label": names[label],
+        "predicted": names[int(ex.probabilities.argmax())],
         "probability_of_label": float(ex.probabilities[label]),
         "shares": {m: s.to_json() for m, s in ex.shares.items()},
-        "toward": names[ex.toward], "probability_toward": float(ex.probabilities[ex.toward]),
-        "delta_shares": ex.delta_shares, "explanation_valid": ex.valid,
+        "toward": names[ex.toward],
+        "probability_toward": float(ex.probabilities[ex.toward]),
+        "delta_shares": ex.delta_shares,
+        "explanation_valid": ex.valid,
         "mask_area": {k: float(v.float().mean()) for k, v in masks.items()},
-    }  # fmt: skip
+    }
     files: dict[str, bytes | Later] = {
         f"{model.model_id}-explanation-{names[ex.toward]}.png": encode_png(ex.explanation)
     }
@@ -258,9 +274,13 @@ def pair_scorecard(
     n = len(pair)
     results = tuple(
         scorecard_report(
-            m.model_id, config, None if control is None else control.model_id, m, control,
+            m.model_id,
+            config,
+            None if control is None else control.model_id,
+            m,
+            control,
             stage(on_step, k * 100, 100, n * 100),
         )
         for k, m in enumerate(pair)
-    )  # fmt: skip
+    )
     return PairScorecard(results, figure_png(scorecard_figure(results)))

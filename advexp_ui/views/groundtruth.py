@@ -99,10 +99,14 @@ def show_reliance(outcome: Outcome) -> None:
         return f"{names[k]} ({probs[k]:.0%})"
 
     rows = [
-        {"network": n["network"], "as drawn": said(n["as_is"]), "ruler removed": said(n["ruler_removed"]),
-         "ruler drawn on": said(n["ruler_added"])}
+        {
+            "network": n["network"],
+            "as drawn": said(n["as_is"]),
+            "ruler removed": said(n["ruler_removed"]),
+            "ruler drawn on": said(n["ruler_added"]),
+        }
         for n in r["networks"]
-    ]  # fmt: skip
+    ]
     render.table(rows)
     for n in r["networks"]:
         (st.warning if n["reads_ruler"] else st.success)(n["reading"]["verdict"])
@@ -119,12 +123,14 @@ def map_verdicts(outcome: Outcome, reliance: Outcome | None) -> dict[str, str]:
         return {}
     return {
         method: gt_readings.map_against_reliance(
-            TITLES.get(method, method), ruler_share=shares["shortcut_share"],
-            ruler_area=reliance.report["ruler_area"], relies=measured[r["network"]],
+            TITLES.get(method, method),
+            ruler_share=shares["shortcut_share"],
+            ruler_area=reliance.report["ruler_area"],
+            relies=measured[r["network"]],
             has_ruler=reliance.report["has_ruler"],
         ).text
         for method, shares in r["shares"].items()
-    }  # fmt: skip
+    }
 
 
 def show_maps(outcomes: list[Outcome], reliance: Outcome | None = None) -> None:
@@ -182,11 +188,16 @@ def grades_rows(results: tuple[ScorecardResult, ...]) -> list[dict[str, Any]]:
             g = next((g for g in result.grades.grades if g.method == method), None)
             if g is None:
                 continue
-            rows.append({
-                "explainer": TITLES.get(method, method), "network": result.model, "graded images": g.n_images,
-                "misleading rate": _r2(g.misleading_rate), f"AUROC vs {result.grades.control}":
-                _r2(g.shortcut_detection_auroc), "effect Spearman": _r2(g.effect_spearman),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "explainer": TITLES.get(method, method),
+                    "network": result.model,
+                    "graded images": g.n_images,
+                    "misleading rate": _r2(g.misleading_rate),
+                    f"AUROC vs {result.grades.control}": _r2(g.shortcut_detection_auroc),
+                    "effect Spearman": _r2(g.effect_spearman),
+                }
+            )
     return rows
 
 
@@ -207,12 +218,18 @@ def scorecard_rows(results: tuple[ScorecardResult, ...]) -> list[dict[str, Any]]
         for result in results:
             s = result.explainers[method]
             c, a = s.clean, s.attacked
-            rows.append({
-                "explainer": TITLES.get(method, method), "network": result.model,
-                ev: _r2(c.evidence_share), sc: _r2(c.shortcut_share), pt: _r2(c.pointing_game),
-                f"attacked: {a_ev}": _r2(a.evidence_share), f"attacked: {a_sc}": _r2(a.shortcut_share),
-                f"attacked: {a_pt}": _r2(a.pointing_game),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "explainer": TITLES.get(method, method),
+                    "network": result.model,
+                    ev: _r2(c.evidence_share),
+                    sc: _r2(c.shortcut_share),
+                    pt: _r2(c.pointing_game),
+                    f"attacked: {a_ev}": _r2(a.evidence_share),
+                    f"attacked: {a_sc}": _r2(a.shortcut_share),
+                    f"attacked: {a_pt}": _r2(a.pointing_game),
+                }
+            )
     return rows
 
 
