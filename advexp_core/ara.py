@@ -48,7 +48,7 @@ class BoundaryNotReachedError(ValueError):
         super().__init__(
             f"{self.count} of {n_images} images never reached the {boundary} boundary within {steps} steps "
             f"(size {size:g}); this is a failure of the search, not robustness. Run again with more steps "
-            f"(e.g. --steps {steps * 2}) or a larger size. Images: {shown}"
+            f"(e.g. {steps * 2}) or a larger size. Images: {shown}"
         )
 
 

@@ -15,7 +15,7 @@ import os
 import sys
 from typing import Any
 
-from advexp_core.ara import ara_figure
+from advexp_core.ara import BoundaryNotReachedError, ara_figure
 from advexp_core.cli.common import UsageError, add_json_argument, atomic_output_dir, usage_errors
 from advexp_core.datasets import DATASET_NAMES, load_dataset
 from advexp_core.distributed import DistContext, process_group
@@ -101,7 +101,10 @@ def _run(args: argparse.Namespace, config: ARAConfig, ctx: DistContext) -> dict[
                 f"got {config.n_images}."
             )
         progress = _progress(ctx.rank == 0 and not args.quiet)
-        result = robustness_experiment(model, dataset, config, on_step=progress, ctx=ctx)
+        try:
+            result = robustness_experiment(model, dataset, config, on_step=progress, ctx=ctx)
+        except BoundaryNotReachedError as exc:  # the core speaks of settings; name the flags here
+            raise UsageError(f"{exc} (--steps, --size)") from exc
     for warning in result.warnings if ctx.rank == 0 else ():
         sys.stderr.write(f"warning: {warning}\n")
     data = _result_json(args, result)

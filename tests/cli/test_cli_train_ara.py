@@ -138,7 +138,7 @@ def test_ara_bad_input_exits_2_and_writes_nothing(trained: Path, tmp_path: Path,
     assert "between 1 and 359" in capsys.readouterr().err
     assert main([*base, "--dataset", "digits", "--n-images", "8", "--steps", "1", "--size", "0.0001"]) == 2
     err = capsys.readouterr().err
-    assert "never reached" in err and "more steps" in err
+    assert "never reached" in err and "more steps" in err and "(--steps, --size)" in err
     assert main([*base, "--dataset", "mnist", "--data-root", str(tmp_path / "empty")]) == 2
     assert "could not be downloaded" in capsys.readouterr().err
     assert not folder.exists()
