@@ -1,0 +1,298 @@
+"""The ground-truth scorecard's settings and its results, as frozen records.
+
+`ScorecardConfig` composes the attack, saliency and explanation settings; `ScorecardResult` holds
+each explainer's `ExplainerScore` (clean and attacked `TopKShares`, and the per-image numbers) and
+makes the JSON of the CLI, the page's download and docs/scorecard.json once, in ``to_json``. The
+experiment itself is `advexp_core.experiments.scorecard`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from torch import Tensor
+
+from advexp_core.experiments.configs import AttackConfig, SaliencyConfig, check_methods
+from advexp_core.explanations import ExplanationSettings
+from advexp_core.mask_metrics import METRICS, TOP_K_PERCENTS, mask_shares, mean_finite, top_k_evidence
+from advexp_core.reports import JsonObject, config_dict
+from advexp_core.saliency import EXPLAINERS
+
+if TYPE_CHECKING:  # reliance_grades builds on the scorecard's maps; the grades are attached later
+    from advexp_core.reliance_grades import RelianceGrades
+
+ADVERSARIAL = "adversarial"
+# The order of the table: gradient family, then forward-only, then the paper's explanation.
+_PREFERRED = ("gradient", "smoothgrad", "ig", "gradcam", "lime", "occlusion")
+SCORECARD_METHODS = (
+    *(m for m in _PREFERRED if m in EXPLAINERS and EXPLAINERS[m].saliency),
+    *(m for m, e in EXPLAINERS.items() if e.saliency and m not in _PREFERRED),
+    ADVERSARIAL,
+)
+TOP_K = "top_k_evidence"
+
+
+@dataclass(frozen=True)
+class ScorecardConfig:
+    """What the scorecard measures and how (docs/method.md §2, §4 step 2, §5).
+
+    Attributes:
+        dataset: a dataset with ground-truth masks ("lesions" or "blockdigits").
+        split: its split ("train", "test"; lesions also "test-unbiased").
+        n_images: the first N images of the split are explained.
+        methods: explainers from `SCORECARD_METHODS` ("adversarial": the §2 explanation's δ).
+        attack: the decision-flipping attack (default PGD, L∞ 2/255, 20 steps); untargeted.
+        saliency: the saliency explainers' settings (its ``methods`` are not read: ``methods`` says
+            which explainers run).
+        explanation: the adversarial explanation's settings.
+        batch_size: images per batched call.
+        accuracy_images: accuracy over the first this-many images of the split; None: all.
+        top_k: the k of the top-k evidence, each a percentage of the image's pixels in (0, 100].
+        seed: None, or SmoothGrad's seed, which then replaces ``saliency.seed`` (a shorthand).
+    """
+
+    dataset: str = "lesions"
+    split: str = "test"
+    n_images: int = 100
+    methods: tuple[str, ...] = SCORECARD_METHODS
+    attack: AttackConfig = field(default_factory=AttackConfig)
+    saliency: SaliencyConfig = field(default_factory=lambda: SaliencyConfig(methods=()))
+    explanation: ExplanationSettings = field(default_factory=ExplanationSettings)
+    batch_size: int = 32
+    accuracy_images: int | None = None
+    top_k: tuple[float, ...] = TOP_K_PERCENTS
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        check_methods(self.methods, SCORECARD_METHODS, what="explainer")
+        if self.n_images < 1:
+            raise ValueError(f"the number of images must be at least 1, got {self.n_images}.")
+        if self.batch_size < 1:
+            raise ValueError(f"the batch size must be at least 1, got {self.batch_size}.")
+        if self.accuracy_images is not None and self.accuracy_images < 1:
+            raise ValueError(
+                f"the images for the accuracy must be at least 1 (or all), got {self.accuracy_images}."
+            )
+        if not self.top_k or any(not 0 < k <= 100 for k in self.top_k):
+            raise ValueError(f"top-k must be percentages in (0, 100], got {list(self.top_k)}.")
+        if self.attack.target is not None:
+            raise ValueError("the scorecard's attack is untargeted: it flips the decision to any class.")
+        if self.seed is not None and self.seed != self.saliency.seed:
+            object.__setattr__(self, "saliency", dataclasses.replace(self.saliency, seed=self.seed))
+
+    def settings(self, method: str) -> object:
+        """The settings `advexp_core.saliency.make_map` takes for one of `methods`."""
+        return self.explanation if method == ADVERSARIAL else self.saliency.settings(method)
+
+
+# --- the records -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shares:
+    """Where one map, or the mean of several, falls: None where undefined (an empty map, no shortcut).
+
+    Attributes:
+        evidence_share: the share of the map inside the evidence mask.
+        shortcut_share: the share inside the shortcut mask (images that have one).
+        pointing_game: 1 when a maximum of the map lies in the evidence (a mean: the share of images).
+    """
+
+    evidence_share: float | None
+    shortcut_share: float | None
+    pointing_game: float | None
+
+    def to_json(self) -> JsonObject:
+        return {name: getattr(self, name) for name in METRICS}
+
+
+@dataclass(frozen=True)
+class TopKShares(Shares):
+    """`Shares` with the top-k evidence: k (as written, "2.5", "5", ...) -> mean share."""
+
+    top_k_evidence: dict[str, float | None] = field(default_factory=dict)
+
+    def to_json(self) -> JsonObject:
+        return {**super().to_json(), TOP_K: dict(self.top_k_evidence)}
+
+
+@dataclass(frozen=True)
+class ImageShares:
+    """One explainer's numbers per image (NaN where undefined).
+
+    Shapes: evidence_share, shortcut_share, pointing_game (n,); top_k_evidence (n, K).
+    """
+
+    evidence_share: Tensor
+    shortcut_share: Tensor
+    pointing_game: Tensor
+    top_k_evidence: Tensor
+
+    def mean(self, k_percents: tuple[float, ...]) -> TopKShares:
+        """The means over the images (finite values only)."""
+        top = {f"{k:g}": mean_finite(self.top_k_evidence[:, j]) for j, k in enumerate(k_percents)}
+        means = {name: mean_finite(getattr(self, name)) for name in METRICS}
+        return TopKShares(**means, top_k_evidence=top)
+
+
+def image_shares(
+    maps: Tensor, evidence: Tensor, shortcut: Tensor | None, k: tuple[float, ...]
+) -> ImageShares:
+    """`mask_shares` and `top_k_evidence` of maps. Shapes: maps, masks (n, H, W)."""
+    return ImageShares(
+        **mask_shares(maps, evidence, shortcut), top_k_evidence=top_k_evidence(maps, evidence, k)
+    )
+
+
+@dataclass(frozen=True)
+class ExplainerScore:
+    """One explainer's scores: clean (the first N images, true class) and attacked (the flipped
+    images, new class).
+
+    Attributes:
+        method: the explainer.
+        clean, attacked: the means.
+        n_attacked: how many flipped images the attacked means are over.
+        clean_images, attacked_images: the per-image numbers.
+    """
+
+    method: str
+    clean: TopKShares
+    attacked: TopKShares
+    n_attacked: int
+    clean_images: ImageShares
+    attacked_images: ImageShares
+
+    def to_json(self) -> JsonObject:
+        return {**self.clean.to_json(), "attacked": {**self.attacked.to_json(), "n_images": self.n_attacked}}
+
+
+@dataclass(frozen=True)
+class Chance:
+    """What a uniform map would score: the mean evidence area; the shortcut's over images with one."""
+
+    evidence: float | None
+    shortcut: float | None
+
+
+@dataclass(frozen=True)
+class FlipSummary:
+    """The decision-flipping attack as it ran, and what it flipped.
+
+    Attributes:
+        method, norm, eps_255, steps: the attack.
+        correct: clean decisions that were right; flipped: those the attack changed.
+        flipped_indices: the images it flipped.
+    """
+
+    method: str
+    norm: str
+    eps_255: float
+    steps: int
+    correct: int
+    flipped: int
+    flipped_indices: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ScorecardResult:
+    """Each explainer's evidence share, shortcut share and pointing game, clean and attacked.
+
+    Attributes:
+        model, dataset, split: what was scored.
+        accuracy: top-1 accuracy over ``accuracy_images`` images of the split (``accuracy_on`` says
+            which); accuracy_first_n: over the N scored images.
+        chance: what a uniform map would score.
+        top_k_pixels: k (as written) -> pixel count of the top k %.
+        attack: the attack and its flips.
+        explainers: method -> its scores, in the config's order.
+        flipped: (N,) bool, the images a correct decision of which the attack flipped.
+        predictions: (N,) the model's class of each clean image.
+        config: the settings.
+        grades: the explainers' reliance grades against a control (None: not graded;
+            `advexp_core.experiments.scorecard_grades`).
+    """
+
+    model: str
+    dataset: str
+    split: str
+    accuracy: float
+    accuracy_images: int
+    accuracy_on: str
+    accuracy_first_n: float
+    chance: Chance
+    top_k_pixels: dict[str, int]
+    attack: FlipSummary
+    explainers: dict[str, ExplainerScore]
+    flipped: Tensor
+    predictions: Tensor
+    config: ScorecardConfig
+    grades: RelianceGrades | None = None
+
+    @property
+    def n_images(self) -> int:
+        return self.config.n_images
+
+    def to_json(self) -> JsonObject:
+        """The JSON of the CLI's result.json, the page's download and docs/scorecard.json; k is
+        written as "2.5", "5", "10", "20"."""
+        out = {
+            "model": self.model,
+            "dataset": self.dataset,
+            "split": self.split,
+            "n_images": self.n_images,
+            "image_indices": list(range(self.n_images)),
+            "accuracy": self.accuracy,
+            "accuracy_images": self.accuracy_images,
+            "accuracy_on": self.accuracy_on,
+            "accuracy_first_n": self.accuracy_first_n,
+            "chance": dataclasses.asdict(self.chance),
+            "top_k_pixels": dict(self.top_k_pixels),
+            "attack": {
+                **dataclasses.asdict(self.attack),
+                "flipped_indices": list(self.attack.flipped_indices),
+            },
+            "explainers": {m: s.to_json() for m, s in self.explainers.items()},
+            "settings": config_dict(self.config),
+        }
+        if self.grades is not None:
+            out["reliance_grades"] = self.grades.to_json()
+        return out
+
+    def to_dict(self) -> JsonObject:
+        """`to_json` under its former name."""
+        return self.to_json()
+
+
+@dataclass(frozen=True)
+class GroundTruthExample:
+    """One image explained on one network: every map for the true class, its shares, and the
+    adversarial explanation toward another class with the share of δ's energy in each mask.
+
+    Attributes:
+        image: x in [0, 1] (3, H, W) on the CPU.
+        label: the true class.
+        masks: "evidence" and (lesions) "shortcut", (H, W) bool.
+        probabilities: softmax at x (C,).
+        maps: method -> (H, W) map of the true class.
+        shares: method -> where its map falls.
+        toward: the class the adversarial explanation pushes toward.
+        explanation: x+δ clamped to [0, 1] (3, H, W).
+        delta: δ (3, H, W).
+        delta_shares: {"evidence", "shortcut"}: share of Σδ² inside each mask (None: no such mask).
+        valid: the explanation reached its budget by step S/2 (docs/method.md §2).
+    """
+
+    image: Tensor
+    label: int
+    masks: dict[str, Tensor]
+    probabilities: Tensor
+    maps: dict[str, Tensor]
+    shares: dict[str, Shares]
+    toward: int
+    explanation: Tensor
+    delta: Tensor
+    delta_shares: dict[str, float | None]
+    valid: bool
