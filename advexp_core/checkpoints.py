@@ -148,6 +148,28 @@ def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:
     return tensors
 
 
+def load_weights_file(path: str | Path) -> dict[str, Any]:
+    """What a weights file holds, unwrapped by nobody yet: ``.safetensors`` tensors or a ``.pt``/``.pth`` dict.
+
+    Raises:
+        CheckpointError: as `load_checkpoint` (missing, too large, unreadable, code inside) or an
+            invalid ``.safetensors`` file (its header does not describe its bytes).
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".safetensors":
+        if not path.is_file():
+            raise CheckpointError(f"Weights file not found: {path}")
+        return dict(_load_safetensors(path))
+    return load_checkpoint(path)
+
+
+def check_finite(tensors: Mapping[str, Tensor], name: str) -> None:
+    """Refuse weights with NaN or infinite values (a diverged run), naming the first such tensor."""
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"{name} has NaN or infinite values in {len(bad)} tensor(s), e.g. {bad[0]}.")
+
+
 def _load_safetensors(path: Path) -> dict[str, Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file

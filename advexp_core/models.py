@@ -9,15 +9,23 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from advexp_core.checkpoints import CheckpointError, load_state_dict_file
+from advexp_core.checkpoints import CheckpointError
 from advexp_core.imaging import Preprocess
 from advexp_core.locks import NetworkLock
+from advexp_core.own_models import (  # noqa: F401 - USER_ARCHS re-exported: the page's first choices
+    USER_ARCHS,
+    ModelCard,
+    UserNetwork,
+    build_user_network,
+    module_name,
+    parameter_count,
+)
 from advexp_core.runtime import device_of
 from advexp_core.saliency import find_last_conv_block
 from advexp_core.zoo import (  # noqa: F401 - re-exported: the public names of the model zoo
@@ -70,6 +78,7 @@ class LoadedModel:
     preprocess: Preprocess
     title: str = ""
     lock: NetworkLock | threading.RLock = field(default_factory=NetworkLock, repr=False)
+    card: ModelCard | None = field(default=None, repr=False)  # the user's own models only
 
     def __post_init__(self) -> None:
         if isinstance(self.lock, NetworkLock) and not self.lock.name:
@@ -350,72 +359,92 @@ def load_model(model_id: str, *, device: str | torch.device | None = None) -> Lo
     )
 
 
-USER_ARCHS = (
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "mobilenet_v3_large",
-    "mobilenet_v3_small",
-    "efficientnet_b0",
-    "densenet121",
-    "vgg11",
-)
-
-
 def load_user_model(
-    arch: str,
+    arch: str | None,
     weights: str | Path,
     class_names: Sequence[str],
     *,
-    mean: Sequence[float] = IMAGENET_MEAN,
-    std: Sequence[float] = IMAGENET_STD,
-    input_size: int = 224,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    input_size: int | None = None,
     single_logit: bool = False,
     device: str | torch.device | None = None,
 ) -> LoadedModel:
-    """Load the user's own weights into a torchvision architecture.
+    """Load the user's own network: weights for a torchvision or timm architecture, or an ONNX file.
+
+    Preprocessing comes from the architecture (timm's data config; torchvision's ImageNet recipe)
+    or the ONNX file's input shape; ``mean``, ``std`` and ``input_size`` override it. The result's
+    ``card`` says where each setting came from and what was unwrapped from the checkpoint.
 
     Args:
-        arch: a torchvision architecture name (see ``USER_ARCHS``).
-        weights: a ``.safetensors`` or state_dict ``.pt`` file (read with ``weights_only=True``).
+        arch: a torchvision name (e.g. ``resnet18``), ``timm:NAME`` (any of `timm.list_models()`),
+            or None for an ``.onnx`` file, which carries its own architecture.
+        weights: ``.safetensors``, a ``.pt``/``.pth`` state_dict (read with ``weights_only=True``;
+            ``state_dict``/``model`` entries and ``module.``/``model.`` prefixes are unwrapped), or ``.onnx``.
         class_names: one name per output (two for a single-logit binary model: negative, positive).
-        mean, std: normalisation in [0, 1] units.
-        input_size: square crop size in pixels.
+        mean, std: normalisation in [0, 1] units; default the architecture's.
+        input_size: square input size in pixels; default the architecture's or the file's.
         single_logit: the network returns one logit z; it is adapted to (0, z).
 
     Raises:
-        ModelError: unknown architecture, unsafe or unreadable file, or weights of another shape.
+        ModelError: unknown architecture, unsafe or unreadable file, weights of another shape, an
+            ONNX graph that is refused or converts wrongly.
     """
-    import torchvision.models as tvm
-
-    if arch not in USER_ARCHS:
-        raise ModelError(f"Unknown architecture {arch!r}; choose one of {', '.join(USER_ARCHS)}.")
     names = tuple(str(n).strip() for n in class_names if str(n).strip())
     if len(names) < 2:
         raise ModelError("Give at least two class names (one per line).")
-    if not 16 <= int(input_size) <= 1024:
-        raise ModelError("The input size must be between 16 and 1024 pixels.")
-    n_out = 1 if single_logit else len(names)
     if single_logit and len(names) != 2:
         raise ModelError("A single-logit (binary) model needs exactly two class names: negative, positive.")
+    if input_size is not None and not 16 <= int(input_size) <= 1024:
+        raise ModelError("The input size must be between 16 and 1024 pixels.")
+    path = Path(weights)
+    n_out = 1 if single_logit else len(names)
     try:
-        state = load_state_dict_file(weights)
+        built = build_user_network(arch, path, n_out, None if input_size is None else int(input_size))
     except CheckpointError as exc:
         raise ModelError(str(exc)) from exc
-    net = getattr(tvm, arch)(weights=None, num_classes=n_out)
-    load_strict(net, state, Path(weights).name)
-    size = int(input_size)
-    preprocess = Preprocess((size, size), round(size * 256 / 224))
-    module = Classifier(net, mean, std, single_logit=single_logit)
-    source = f"your weights: {Path(weights).name} ({arch})"
-    return _finish(
-        f"user:{Path(weights).stem}",
+    return _finish_user(built, path, names, mean=mean, std=std, single_logit=single_logit, device=device)
+
+
+def _finish_user(
+    built: UserNetwork,
+    path: Path,
+    names: tuple[str, ...],
+    *,
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+    single_logit: bool,
+    device: str | torch.device | None,
+) -> LoadedModel:
+    """Normalise, freeze and place a user network; write its card."""
+    norm_mean = tuple(float(v) for v in (built.config.mean if mean is None else mean))
+    norm_std = tuple(float(v) for v in (built.config.std if std is None else std))
+    module = Classifier(built.net, norm_mean, norm_std, single_logit=single_logit)
+    loaded = _finish(
+        f"user:{path.stem}",
         module,
         names,
-        preprocess,
-        None,
+        built.config.preprocess,
+        built.layer,
         robust=False,
-        source=source,
-        title=f"Your model ({arch})",
+        source=f"your weights: {path.name} ({built.architecture})",
+        title=f"Your model ({built.architecture})",
         device=device,
     )
+    card = ModelCard(
+        framework=built.framework,
+        architecture=built.architecture,
+        parameters=parameter_count(built.net),
+        input_size=loaded.input_size,
+        resize=built.config.resize,
+        interpolation=built.config.interpolation,
+        mean=norm_mean,
+        std=norm_std,
+        input_from=built.input_from,
+        normalisation_from=built.normalisation_from if mean is None and std is None else "your setting",
+        gradcam_layer=module_name(module, loaded.gradcam_layer),
+        gradcam_how=built.gradcam_how,
+        notes=built.notes,
+        onnx_max_difference=built.onnx_max_difference,
+    )
+    return replace(loaded, card=card)

@@ -1,0 +1,311 @@
+"""ONNX files as differentiable PyTorch modules, checked before and after conversion.
+
+An ``.onnx`` file crosses a trust boundary: it may name files on the server as "external data",
+use operators that only a custom runtime defines, or be big enough to exhaust memory. `read_onnx`
+refuses each with a message before anything else reads the graph (ONNX Runtime would follow an
+external-data path); `convert_onnx` turns the checked graph into a ``torch.fx`` module with
+onnx2torch, and `onnxruntime_difference` compares that module with ONNX Runtime's own answer on a
+few random images, so a silent conversion error cannot pass for the user's network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from advexp_core.checkpoints import MAX_CHECKPOINT_BYTES
+from advexp_core.zoo import ModelError
+
+MAX_ONNX_BYTES = MAX_CHECKPOINT_BYTES
+MAX_ONNX_NODES = 20_000
+MAX_RELATIVE_DIFFERENCE = 1e-3
+STANDARD_DOMAINS = ("", "ai.onnx")
+
+
+@dataclass(frozen=True)
+class OnnxGraph:
+    """A checked ONNX model and what its signature says: the image input's fixed size, outputs."""
+
+    proto: Any  # onnx.ModelProto (onnx stays an import of this module only)
+    input_name: str
+    input_size: tuple[int, int] | None
+    batch_fixed: bool
+    outputs: int | None
+    nodes: int
+
+
+def read_onnx(path: str | Path) -> OnnxGraph:
+    """Read and check an ``.onnx`` file without following anything it points at.
+
+    Raises:
+        ModelError: too large, unreadable or truncated, external data, non-standard operator
+            domains, too many nodes, a graph the ONNX checker rejects, or not one image input.
+    """
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    path = Path(path)
+    name = path.name
+    if not path.is_file():
+        raise ModelError(f"ONNX file not found: {path}")
+    if path.stat().st_size > MAX_ONNX_BYTES:
+        raise ModelError(f"{name} is larger than {MAX_ONNX_BYTES >> 20} MB; refusing to load it.")
+    try:
+        proto = onnx.load_model_from_string(path.read_bytes())  # bytes: no folder to resolve paths in
+    except (DecodeError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"{name} is not a readable ONNX file (it may be truncated): {exc}") from exc
+    _refuse_external_data(proto, name)
+    domains = sorted({op.domain for op in proto.opset_import} - set(STANDARD_DOMAINS))
+    custom = [f"{n.op_type} ({n.domain})" for n in _nodes(proto.graph) if n.domain not in STANDARD_DOMAINS]
+    if custom or domains or len(proto.functions):
+        what = custom[0] if custom else (domains[0] if domains else "model-local functions")
+        raise ModelError(
+            f"{name} uses operators outside the standard ONNX set, e.g. {what}; only standard "
+            "operators can be converted. Export with standard operators only."
+        )
+    nodes = sum(1 for _ in _nodes(proto.graph))
+    if nodes > MAX_ONNX_NODES:
+        raise ModelError(f"{name} has {nodes} operators; the limit is {MAX_ONNX_NODES}.")
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as exc:
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else "invalid graph"
+        raise ModelError(f"{name} fails the ONNX checker: {first}") from exc
+    return _signature(proto, name, nodes)
+
+
+def _nodes(graph: Any) -> Iterator[Any]:
+    """Every node of a graph and of its subgraphs (If, Loop, Scan bodies)."""
+    for node in graph.node:
+        yield node
+        for attr in node.attribute:
+            for sub in (*([attr.g] if attr.HasField("g") else []), *attr.graphs):
+                yield from _nodes(sub)
+
+
+def _tensors(graph: Any) -> Iterator[Any]:
+    """Every TensorProto a graph holds: initializers, sparse ones, and constants in attributes."""
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield sparse.values
+        yield sparse.indices
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            if attr.HasField("sparse_tensor"):
+                yield attr.sparse_tensor.values
+                yield attr.sparse_tensor.indices
+            for sub in (*([attr.g] if attr.HasField("g") else []), *attr.graphs):
+                yield from _tensors(sub)
+
+
+def _refuse_external_data(proto: Any, name: str) -> None:
+    import onnx
+
+    for tensor in _tensors(proto.graph):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.external_data):
+            where = next((e.value for e in tensor.external_data if e.key == "location"), "another file")
+            raise ModelError(
+                f"{name} keeps the weights of '{tensor.name}' outside the file (in {where!r}); "
+                "such files are refused, since they could read files on the server. Export one "
+                "self-contained .onnx (onnx.save(model, path, save_as_external_data=False))."
+            )
+
+
+def _signature(proto: Any, name: str, nodes: int) -> OnnxGraph:
+    weights = {t.name for t in proto.graph.initializer}
+    inputs = [i for i in proto.graph.input if i.name not in weights]
+    if len(inputs) != 1:
+        raise ModelError(f"{name} has {len(inputs)} inputs; advexp needs exactly one image input.")
+    dims = list(inputs[0].type.tensor_type.shape.dim)
+    if len(dims) != 4:
+        raise ModelError(f"{name}'s input has {len(dims)} dimensions; expected (N, 3, H, W).")
+    fixed = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+    if fixed[1] not in (None, 3):
+        raise ModelError(f"{name}'s input has {fixed[1]} channels; expected 3 (RGB, N×3×H×W).")
+    size = (fixed[2], fixed[3]) if fixed[2] and fixed[3] else None
+    out_dims = list(proto.graph.output[0].type.tensor_type.shape.dim) if proto.graph.output else []
+    outputs = out_dims[-1].dim_value if out_dims and out_dims[-1].HasField("dim_value") else None
+    return OnnxGraph(proto, inputs[0].name, size, fixed[0] == 1, outputs, nodes)
+
+
+class FirstOutput(nn.Module):
+    """A converted graph's first output (logits), one image at a time when the file fixes the batch at 1.
+
+    Shapes: (N, 3, H, W) -> (N, C)
+    """
+
+    def __init__(self, graph: nn.Module, *, one_at_a_time: bool) -> None:
+        super().__init__()
+        self.graph = graph
+        self.one_at_a_time = one_at_a_time
+
+    def _run(self, x: Tensor) -> Tensor:
+        out = self.graph(x)
+        return out[0] if isinstance(out, tuple | list) else out
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.one_at_a_time:
+            return torch.cat([self._run(x[i : i + 1]) for i in range(x.shape[0])])
+        return self._run(x)
+
+
+def convert_onnx(graph: OnnxGraph, *, input_size: tuple[int, int], name: str) -> FirstOutput:
+    """The checked graph as a differentiable module (onnx2torch), taking normalised images.
+
+    Raises:
+        ModelError: operators onnx2torch cannot convert (all named), a failed conversion, or outputs
+            that do not depend differentiably on the input.
+    """
+    from onnx2torch import convert
+    from onnx2torch.node_converters.registry import get_converter
+
+    version = next((o.version for o in graph.proto.opset_import if o.domain in STANDARD_DOMAINS), 0)
+    missing = set()
+    for node in _nodes(graph.proto.graph):
+        try:
+            get_converter(node.op_type, version, "")
+        except NotImplementedError:
+            missing.add(f"{node.op_type} (opset {version})")
+    if missing:
+        raise ModelError(
+            f"{name} uses operators that do not convert to PyTorch: {', '.join(sorted(missing))}. "
+            "See docs/own_models.md for the known ones and how to export around them."
+        )
+    try:
+        module = convert(_constants_as_initializers(graph.proto))
+    except Exception as exc:  # onnx2torch raises many types; each means "this graph did not convert"
+        raise ModelError(f"{name} could not be converted to PyTorch: {type(exc).__name__}: {exc}") from exc
+    module.eval()
+    one = _needs_one_at_a_time(module, input_size)
+    wrapped = FirstOutput(module, one_at_a_time=one)
+    x = torch.rand(1, 3, *input_size, requires_grad=True)
+    try:
+        out = wrapped(x)
+        (grad,) = torch.autograd.grad(out.reshape(out.shape[0], -1)[:, 0].sum(), x, allow_unused=True)
+    except Exception as exc:  # a graph that runs in ONNX Runtime but not here is a conversion error
+        raise ModelError(
+            f"{name} converted, but the PyTorch module fails: {type(exc).__name__}: {exc}"
+        ) from exc
+    if grad is None or not torch.isfinite(grad).all():
+        raise ModelError(
+            f"{name}'s outputs do not depend differentiably on its input (gradients are missing or "
+            "not finite), so attacks and gradient explanations cannot run on it."
+        )
+    return wrapped
+
+
+def _constants_as_initializers(proto: Any) -> Any:
+    """A copy whose top-level weights are all initializers, as onnx2torch's converters expect.
+
+    PyTorch's exporter shares equal weights through Identity nodes and may write constants as
+    Constant nodes; a Conv whose bias comes from such a node does not convert otherwise.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    copy = onnx.ModelProto()
+    copy.CopyFrom(proto)
+    known = {t.name: t for t in copy.graph.initializer}
+    keep = []
+    for node in copy.graph.node:
+        source = None
+        if node.op_type == "Identity" and node.input[0] in known:
+            source = known[node.input[0]]
+        elif node.op_type == "Constant" and len(node.attribute) == 1 and node.attribute[0].name == "value":
+            source = node.attribute[0].t
+        if source is None or node.output[0] in known:
+            keep.append(node)
+            continue
+        tensor = numpy_helper.from_array(numpy_helper.to_array(source), name=node.output[0])
+        copy.graph.initializer.append(tensor)
+        known[tensor.name] = tensor
+    del copy.graph.node[:]
+    copy.graph.node.extend(keep)
+    return copy
+
+
+def last_spatial_operator(module: FirstOutput, *, input_size: tuple[int, int]) -> nn.Module | None:
+    """The converted operator that last outputs a spatial (N, C, h, w) map, h·w > 1: Grad-CAM's layer.
+
+    In a converted graph every operator is its own module, so the end of the last block is its last
+    activation (a ReLU after the residual Add, say), not the last convolution, which may sit on a
+    shortcut branch. None when no operator has a spatial output.
+    """
+    found: list[nn.Module] = []
+    calls: dict[int, int] = {}
+
+    def hook(m: nn.Module, _inp: Any, out: Any) -> None:
+        calls[id(m)] = calls.get(id(m), 0) + 1
+        if isinstance(out, Tensor) and out.ndim == 4 and out.shape[2] * out.shape[3] > 1:
+            found.append(m)
+
+    leaves = [m for m in module.graph.modules() if not list(m.children())]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    try:
+        with torch.no_grad():
+            module(torch.zeros(1, 3, *input_size))
+    finally:
+        for h in handles:
+            h.remove()
+    return next((m for m in reversed(found) if calls[id(m)] == 1), None)
+
+
+def _needs_one_at_a_time(module: nn.Module, input_size: tuple[int, int]) -> bool:
+    """True when a batch of two does not give the two single-image answers (a fixed batch in a Reshape)."""
+    x = torch.rand(2, 3, *input_size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        try:
+            both = module(x)
+            both = both[0] if isinstance(both, tuple | list) else both
+            first = module(x[:1])
+            first = first[0] if isinstance(first, tuple | list) else first
+        except Exception:  # the graph refuses a batch of two
+            return True
+    return both.shape[0] != 2 or not torch.allclose(both[:1], first, rtol=1e-4, atol=1e-5)
+
+
+def onnxruntime_difference(
+    graph: OnnxGraph, module: nn.Module, *, input_size: tuple[int, int], samples: int = 3, seed: int = 0
+) -> float:
+    """Largest |torch − ONNX Runtime| over a few random images, relative to the largest |output|.
+
+    Args:
+        graph: the checked file.
+        module: its conversion (normalised images -> outputs).
+        input_size: (H, W) in pixels.
+        samples: random images, one at a time (a file may fix the batch at 1).
+        seed: of the images' generator.
+
+    Shapes: the images are (1, 3, H, W), standard-normal (a normalised image's scale).
+    """
+    import numpy as np
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, torch.get_num_threads())
+    options.log_severity_level = 3
+    session = ort.InferenceSession(
+        graph.proto.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    generator = torch.Generator().manual_seed(seed)
+    worst, scale = 0.0, 0.0
+    for _ in range(samples):
+        x = torch.randn(1, 3, *input_size, generator=generator)
+        expected = np.asarray(session.run(None, {graph.input_name: x.numpy()})[0], dtype=np.float64)
+        with torch.no_grad():
+            got = module(x).double().numpy()  # before the module moves to its device
+        if got.shape != expected.shape:
+            raise ModelError(
+                f"The converted module returns {got.shape}, ONNX Runtime {expected.shape}; refused."
+            )
+        worst = max(worst, float(np.abs(got - expected).max()))
+        scale = max(scale, float(np.abs(expected).max()))
+    return worst / max(scale, 1e-12)
