@@ -221,6 +221,24 @@ class MapShares:
     areas: Tensor
 
 
+def explainer_maps(
+    model: LoadedModel, images: Tensor, targets: Tensor, *, method: str, seed: int = 0, batch_size: int = 32
+) -> Tensor:
+    """One explainer's maps of any network, as the grades read them: the scorecard's maps
+    (non-negative, input resolution, the project's default settings, SmoothGrad noise from ``seed``).
+    No lock is taken: hold ``model.lock`` around the call (Grad-CAM hooks the shared module).
+
+    Raises:
+        ValueError: an unknown method.
+
+    Shapes: images (N, 3, H, W), targets (N,) -> (N, H, W) on the CPU.
+    """
+    config = ScorecardConfig(
+        methods=(method,), n_images=max(1, len(images)), seed=seed, batch_size=batch_size
+    )
+    return explanation_maps(model, images, targets, method, config)
+
+
 def map_shares(
     model: LoadedModel, twins: LesionTwins, *, methods: tuple[str, ...], batch_size: int = 32
 ) -> MapShares:
@@ -317,6 +335,7 @@ __all__ = [
     "RelianceGrades",
     "area_shares",
     "auroc",
+    "explainer_maps",
     "grade_maps",
     "grade_shares",
     "map_shares",
