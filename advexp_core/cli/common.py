@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -14,10 +15,11 @@ from typing import Any
 from torch import Tensor
 
 from advexp_core.imaging import ImageError, decode_image, prepare_image
-from advexp_core.models import DEFAULT_MODEL_ID, LoadedModel, load_model
+from advexp_core.models import DEFAULT_MODEL_ID, LoadedModel, load_model, load_user_model
 from advexp_core.reports import versions
 
 __all__ = [
+    "ModelFile",
     "UsageError",
     "add_json_argument",
     "add_model_argument",
@@ -113,12 +115,91 @@ def resolve_class(name_or_index: str | int, class_names: Sequence[str]) -> int:
     raise UsageError(f"Unknown class {text!r} for this model.{hint}")
 
 
+class ModelFile(str):
+    """``--model-file`` and its companions as the value of ``args.model``.
+
+    Every command passes ``args.model`` to `load_model_or_usage_error` and writes it into its
+    report; as a str whose value is the file's path, this one does both without the command knowing
+    about files. Each option's action rebuilds it, so the options may come in any order.
+    """
+
+    options: dict[str, Any]
+    explicit_model: str | None
+
+    def __new__(cls, options: dict[str, Any], explicit_model: str | None = None) -> ModelFile:
+        made = super().__new__(cls, str(options.get("model_file") or ""))
+        made.options = options
+        made.explicit_model = explicit_model
+        return made
+
+
+MODEL_FILE_OPTIONS = ("model_file", "arch", "classes", "input_size", "mean", "std", "single_logit")
+
+
+class _ModelFileAction(argparse.Action):
+    """Store the option, then make ``args.model`` a `ModelFile` holding every model-file option."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, True if self.nargs == 0 else values)
+        current = getattr(namespace, "model", None)
+        explicit = current.explicit_model if isinstance(current, ModelFile) else None
+        if not isinstance(current, ModelFile) and getattr(namespace, "_model_given", False):
+            explicit = str(current)
+        options = {name: getattr(namespace, name, None) for name in MODEL_FILE_OPTIONS}
+        namespace.model = ModelFile(options, explicit)
+
+
+class _ModelAction(argparse.Action):
+    """``--model ID``; remembered as given, so that it and ``--model-file`` are not both used."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        current = getattr(namespace, "model", None)
+        namespace._model_given = True
+        if isinstance(current, ModelFile):
+            namespace.model = ModelFile(current.options, str(values))
+        else:
+            namespace.model = values
+
+
 def add_model_argument(parser: argparse.ArgumentParser) -> None:
-    """``--model ID`` with the offline default."""
+    """``--model ID`` with the offline default, or ``--model-file PATH`` with its companions."""
     parser.add_argument(
         "--model",
         default=DEFAULT_MODEL_ID,
+        action=_ModelAction,
         help=f"model id (see `advexp models`) or an advexp .pt checkpoint; default {DEFAULT_MODEL_ID}",
+    )
+    group = parser.add_argument_group(
+        "your own model", "instead of --model: your weights (or an .onnx file) and what they need"
+    )
+    own = {
+        "--model-file": ("PATH", "your weights: .safetensors, a state_dict .pt/.pth, or .onnx"),
+        "--arch": ("NAME", "the weights' architecture: a torchvision name or timm:NAME (none for .onnx)"),
+        "--classes": ("FILE", "a text file with the class names, one a line, in output order"),
+        "--input-size": ("N", "square input size in pixels (default: the architecture's or the file's)"),
+        "--mean": ("R,G,B", "normalisation mean in [0, 1] units (default: the architecture's)"),
+        "--std": ("R,G,B", "normalisation std in [0, 1] units (default: the architecture's)"),
+    }
+    for flag, (metavar, text) in own.items():
+        group.add_argument(flag, metavar=metavar, action=_ModelFileAction, default=None, help=text)
+    group.add_argument(
+        "--single-logit",
+        nargs=0,
+        action=_ModelFileAction,
+        default=False,
+        help="the network returns one logit z (binary); read as the two logits (0, z)",
     )
 
 
@@ -128,8 +209,65 @@ def add_json_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def load_model_or_usage_error(model_id: str) -> LoadedModel:
-    """``load_model`` for the CLI (its ModelError already exits with code 2)."""
-    return load_model(model_id)
+    """``load_model``, or the user's own model when ``model_id`` is a `ModelFile` (its ModelError
+    already exits with code 2)."""
+    if not isinstance(model_id, ModelFile):
+        return load_model(model_id)
+    options = model_id.options
+    if model_id.explicit_model is not None:
+        raise UsageError("Give either --model or --model-file, not both.")
+    if not options.get("model_file"):
+        given = [f"--{n.replace('_', '-')}" for n in MODEL_FILE_OPTIONS if options.get(n)]
+        raise UsageError(
+            f"{', '.join(given)} describe(s) your own model: give its file with --model-file PATH."
+        )
+    path = Path(options["model_file"])
+    if not path.is_file():
+        raise UsageError(f"--model-file {path} does not exist.")
+    if not options.get("classes"):
+        raise UsageError("--model-file needs --classes FILE (the class names, one a line).")
+    return load_user_model(
+        options.get("arch"),
+        path,
+        _read_classes(Path(options["classes"])),
+        mean=_triplet(options.get("mean"), "--mean"),
+        std=_triplet(options.get("std"), "--std"),
+        input_size=_input_size(options.get("input_size")),
+        single_logit=bool(options.get("single_logit")),
+    )
+
+
+def _read_classes(path: Path) -> list[str]:
+    if not path.is_file():
+        raise UsageError(f"--classes {path} does not exist.")
+    if path.stat().st_size > 1 << 20:
+        raise UsageError(f"--classes {path} is larger than 1 MB; it should hold one class name a line.")
+    try:
+        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"--classes {path} is not a UTF-8 text file.") from exc
+
+
+def _triplet(text: str | None, flag: str) -> tuple[float, float, float] | None:
+    if text is None:
+        return None
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3 or not all(math.isfinite(v) for v in values):
+        raise UsageError(f"{flag} takes three numbers R,G,B, e.g. 0.485,0.456,0.406; got {text!r}.")
+    if flag == "--std" and min(values) <= 0:
+        raise UsageError(f"--std values must be greater than 0; got {text!r}.")
+    return values  # type: ignore[return-value]
+
+
+def _input_size(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if not text.strip().isdigit():
+        raise UsageError(f"--input-size takes a whole number of pixels, e.g. 224; got {text!r}.")
+    return int(text)
 
 
 def command_report(
