@@ -706,6 +706,90 @@ def _grades(removed: Sequence[ImageAudit], methods: Sequence[str]) -> tuple[Expl
     return tuple(out)
 
 
+# --- validation against exact twins -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InpaintingValidation:
+    """Removing the ruler by inpainting its mask, against the generator's exact ruler-free twin.
+
+    Attributes:
+        model: the network; n_images: lesion images with a ruler compared.
+        agreement: share of them where inpainting changes the decision exactly when the twin does.
+        changed_inpainted, changed_twin: share of decisions changed by each.
+        max_probability_difference: largest |p(inpainted) − p(twin)| of any class over the images.
+        disagreeing: indices (in the split) where the two disagree about the change.
+        trace_changed: on images without a ruler, share whose decision changes when the place a ruler
+            would have had is inpainted (a change there comes from the fill itself: its trace).
+        n_trace_images: those images.
+        trace_indices: the images where it does.
+        fill_rms: root mean square difference between the inpainted and the twin's pixels inside the masks.
+    """
+
+    model: str
+    n_images: int
+    agreement: float
+    changed_inpainted: float
+    changed_twin: float
+    max_probability_difference: float
+    disagreeing: tuple[int, ...]
+    trace_changed: float | None
+    n_trace_images: int
+    trace_indices: tuple[int, ...]
+    fill_rms: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+
+
+def validate_inpainting(
+    model: LoadedModel,
+    images: Tensor,
+    masks: Tensor,
+    twins: Tensor,
+    would_be: Tensor,
+    *,
+    batch_size: int = 100,
+) -> InpaintingValidation:
+    """Compare removing the ruler by inpainting with its exact removal, and measure inpainting's trace.
+
+    Args:
+        model: a lesions network.
+        images: lesion images as drawn; masks: their ruler masks (all False without one).
+        twins: the same images without a ruler (exact).
+        would_be: where each image's ruler is or would have been (the ruler-forced twin's masks).
+
+    Shapes: images, twins (N, 3, H, W); masks, would_be (N, H, W) bool.
+    """
+    has = masks.flatten(1).any(1)
+    index = torch.nonzero(has).flatten()
+    zero = torch.zeros(len(images), dtype=torch.long)
+    probs = _measure(model, images, zero, batch_size).probabilities
+    filled = remove_artifact(images[has], masks[has])
+    p_fill = _measure(model, filled, zero[has], batch_size).probabilities
+    p_twin = _measure(model, twins[has], zero[has], batch_size).probabilities
+    as_is = probs[has].argmax(1)
+    ch_fill, ch_twin = p_fill.argmax(1) != as_is, p_twin.argmax(1) != as_is
+    same = ch_fill == ch_twin
+    inside = masks[has][:, None].expand_as(filled)
+    fill_rms = float((filled - twins[has])[inside].pow(2).mean().sqrt()) if bool(inside.any()) else 0.0
+    free = ~has & would_be.flatten(1).any(1)
+    trace, trace_idx = None, torch.zeros(0, dtype=torch.long)
+    if bool(free.any()):
+        traced = remove_artifact(images[free], would_be[free])
+        moved = _measure(model, traced, zero[free], batch_size).probabilities.argmax(1) != probs[free].argmax(
+            1
+        )
+        trace, trace_idx = float(moved.float().mean()), torch.nonzero(free).flatten()[moved]
+    n = int(has.sum())
+    return InpaintingValidation(
+        model.model_id, n, float(same.float().mean()) if n else math.nan,
+        float(ch_fill.float().mean()) if n else math.nan, float(ch_twin.float().mean()) if n else math.nan,
+        float((p_fill - p_twin).abs().max()) if n else 0.0, tuple(int(i) for i in index[~same]),
+        trace, int(free.sum()), tuple(int(i) for i in trace_idx), fill_rms,
+    )  # fmt: skip
+
+
 __all__ = [
     "BORDERS",
     "DEFAULT_METHODS",
@@ -718,6 +802,7 @@ __all__ = [
     "AuditError",
     "AuditResult",
     "ImageAudit",
+    "InpaintingValidation",
     "InterventionSummary",
     "audit",
     "check_inputs",
@@ -726,5 +811,6 @@ __all__ = [
     "fit_to_model",
     "paste_artifact",
     "remove_artifact",
+    "validate_inpainting",
     "weights_sha256",
 ]
