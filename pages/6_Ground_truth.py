@@ -50,15 +50,15 @@ if dataset == "lesions":
 st.header(
     "Would each explanation have told you?" if reliance is not None else "Every explainer, on each network"
 )
-outcomes = flow.run(
+examples = flow.run(
     PAGE,
     "Explaining the image on each network",
     lambda on_step: job.pair_examples(dataset, index, config, models, toward, on_step),
     lambda result: view.show_maps(result, reliance),
 )
-if outcomes is not None:
+if examples is not None:
     st.header("The adversarial explanation toward another class")
-    view.show_explanations(outcomes)
+    view.show_explanations(examples)
 
 st.header("The scorecard")
 with st.form("scorecard-form"):

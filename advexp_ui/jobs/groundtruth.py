@@ -17,6 +17,7 @@ from advexp_core.datasets import MaskedImageDataset
 from advexp_core.experiments.catalogue import GRADES_CONTROL, GROUND_TRUTH_PAIRS, ground_truth_networks
 from advexp_core.experiments.progress import stage, tick
 from advexp_core.experiments.scorecard import (
+    GroundTruthExample,
     ScorecardConfig,
     ScorecardResult,
     ground_truth_example,
@@ -142,6 +143,64 @@ def truth_png(dataset: str, index: int) -> bytes:
     return _outline(images.display_png(image), masks)
 
 
+@dataclass(frozen=True)
+class NetworkExample:
+    """One network's explanations of one test image as the page shows them.
+
+    Attributes:
+        dataset, index: the test image.
+        header: what ran, on which network, with which settings (`jobs.common.header`).
+        class_names: the network's classes.
+        example: the core's record (maps, shares, the adversarial explanation).
+        panels: the pictures: each map and the explanation with the masks outlined.
+        files: the explanation's lossless PNG for download.
+    """
+
+    dataset: str
+    index: int
+    header: JsonObject
+    class_names: tuple[str, ...]
+    example: GroundTruthExample
+    panels: dict[str, bytes]
+    files: dict[str, bytes | Later]
+
+    @property
+    def network(self) -> str:
+        return str(self.header["model"]["id"])
+
+    def probability(self, index: int) -> float:
+        """The network's probability of class ``index`` on the image."""
+        return float(self.example.probabilities[index])
+
+    @property
+    def predicted(self) -> int:
+        return int(self.example.probabilities.argmax())
+
+    @property
+    def mask_area(self) -> dict[str, float]:
+        """Each mask's share of the image."""
+        return {k: float(v.float().mean()) for k, v in self.example.masks.items()}
+
+    def to_json(self) -> JsonObject:
+        """The download's entry for this network."""
+        ex, names = self.example, self.class_names
+        return {
+            **self.header,
+            "network": self.network,
+            "dataset": self.dataset,
+            "index": self.index,
+            "label": names[ex.label],
+            "predicted": names[self.predicted],
+            "probability_of_label": self.probability(ex.label),
+            "shares": {m: s.to_json() for m, s in ex.shares.items()},
+            "toward": names[ex.toward],
+            "probability_toward": self.probability(ex.toward),
+            "delta_shares": ex.delta_shares,
+            "explanation_valid": ex.valid,
+            "mask_area": self.mask_area,
+        }
+
+
 def compute_example(
     dataset: str,
     index: int,
@@ -149,7 +208,7 @@ def compute_example(
     model: LoadedModel,
     toward: int | None,
     on_step: OnStep | None,
-) -> Outcome:
+) -> NetworkExample:
     """One network on one test image: every map with its shares, the adversarial explanation toward another class."""
     image, label, masks = test_split(dataset)[index]
     ex = ground_truth_example(model, image, label, masks, config, toward=toward, on_step=on_step)
@@ -159,26 +218,11 @@ def compute_example(
         panels[method] = _outline(images.overlay_png(ex.image, m, vmax), masks)
     panels["explanation"] = _outline(images.display_png(ex.explanation), masks)
     panels["delta"] = _outline(images.delta_png(ex.delta), masks)
-    names = model.class_names
-    report = {
-        **header(model, config, "ground truth"),
-        "network": model.model_id,
-        "dataset": dataset,
-        "index": index,
-        "label": names[label],
-        "predicted": names[int(ex.probabilities.argmax())],
-        "probability_of_label": float(ex.probabilities[label]),
-        "shares": {m: s.to_json() for m, s in ex.shares.items()},
-        "toward": names[ex.toward],
-        "probability_toward": float(ex.probabilities[ex.toward]),
-        "delta_shares": ex.delta_shares,
-        "explanation_valid": ex.valid,
-        "mask_area": {k: float(v.float().mean()) for k, v in masks.items()},
-    }
+    names = tuple(model.class_names)
     files: dict[str, bytes | Later] = {
         f"{model.model_id}-explanation-{names[ex.toward]}.png": encode_png(ex.explanation)
     }
-    return Outcome(report, panels, files)
+    return NetworkExample(dataset, index, header(model, config, "ground truth"), names, ex, panels, files)
 
 
 @cached_result
@@ -190,7 +234,7 @@ def example(
     toward: int | None,
     _model: LoadedModel,
     _on_step: OnStep | None = None,
-) -> Outcome:
+) -> NetworkExample:
     """``compute_example``, cached by (dataset, image index, model id, config, target class)."""
     return compute_example(dataset, index, config, _model, toward, _on_step)
 
@@ -202,7 +246,7 @@ def pair_examples(
     models: tuple[LoadedModel, ...],
     toward: int | None,
     on_step: OnStep | None = None,
-) -> list[Outcome]:
+) -> list[NetworkExample]:
     """``example`` on each network of the pair, one progress count for both."""
     n = len(models)
     return [

@@ -7,7 +7,7 @@ from typing import Any
 
 import streamlit as st
 
-from advexp_core.experiments.scorecard import ADVERSARIAL, ScorecardResult
+from advexp_core.experiments.scorecard import ADVERSARIAL, ScorecardResult, Shares
 from advexp_core.figures import METHOD_TITLES
 from advexp_core.models import LoadedModel, ModelError
 from advexp_core.readings import groundtruth as gt_readings
@@ -61,20 +61,21 @@ def show_truth(dataset: str, index: int) -> None:
     render.look_at("groundtruth-image")
 
 
-def _network_line(report: dict[str, Any]) -> str:
+def _network_line(ex: job.NetworkExample) -> str:
+    names, label = ex.class_names, ex.example.label
     return (
-        f"**{report['network']}** says **{report['predicted']}** "
-        f"(p({report['label']}) = {report['probability_of_label']:.2f}; true class {report['label']})"
+        f"**{ex.network}** says **{names[ex.predicted]}** "
+        f"(p({names[label]}) = {ex.probability(label):.2f}; true class {names[label]})"
     )
 
 
-def _share_caption(title: str, shares: dict[str, float | None]) -> str:
-    """The caption under one map; ``shares`` as `Shares.to_json` writes them in the report."""
-    if shares["evidence_share"] is None:  # LIME can find no superpixel that speaks for the class
+def _share_caption(title: str, shares: Shares) -> str:
+    """The caption under one map: where it falls."""
+    if shares.evidence_share is None:  # LIME can find no superpixel that speaks for the class
         return f"{title} · empty map"
-    text = f"{title} · lesion {render.fmt(shares['evidence_share'], 2)}"
-    if shares["shortcut_share"] is not None:
-        text += f" · ruler {render.fmt(shares['shortcut_share'], 2)}"
+    text = f"{title} · lesion {render.fmt(shares.evidence_share, 2)}"
+    if shares.shortcut_share is not None:
+        text += f" · ruler {render.fmt(shares.shortcut_share, 2)}"
     return text
 
 
@@ -113,63 +114,59 @@ def show_reliance(outcome: Outcome) -> None:
     render.look_at("groundtruth-reliance")
 
 
-def map_verdicts(outcome: Outcome, reliance: Outcome | None) -> dict[str, str]:
+def map_verdicts(ex: job.NetworkExample, reliance: Outcome | None) -> dict[str, str]:
     """Each map's verdict against the measured reliance of its network on this image (lesions only)."""
     if reliance is None:
         return {}
-    r = outcome.report
     measured = {n["network"]: n["reads_ruler"] for n in reliance.report["networks"]}
-    if r["network"] not in measured:
+    if ex.network not in measured:
         return {}
     return {
         method: gt_readings.map_against_reliance(
             TITLES.get(method, method),
-            ruler_share=shares["shortcut_share"],
+            ruler_share=shares.shortcut_share,
             ruler_area=reliance.report["ruler_area"],
-            relies=measured[r["network"]],
+            relies=measured[ex.network],
             has_ruler=reliance.report["has_ruler"],
         ).text
-        for method, shares in r["shares"].items()
+        for method, shares in ex.example.shares.items()
     }
 
 
-def show_maps(outcomes: list[Outcome], reliance: Outcome | None = None) -> None:
+def show_maps(examples: list[job.NetworkExample], reliance: Outcome | None = None) -> None:
     """Every explainer's map of the true class on each network, with its shares, and (on the lesions)
     whether each map would have told you what the intervention measured."""
-    for outcome in outcomes:
-        r = outcome.report
-        st.markdown(_network_line(r))
-        items = [(_share_caption(TITLES.get(m, m), s), outcome.panels[m]) for m, s in r["shares"].items()]
+    for ex in examples:
+        st.markdown(_network_line(ex))
+        items = [(_share_caption(TITLES.get(m, m), s), ex.panels[m]) for m, s in ex.example.shares.items()]
         render.pictures(items, columns=max(4, len(items)))
-        verdicts = map_verdicts(outcome, reliance)
+        verdicts = map_verdicts(ex, reliance)
         if verdicts:
             st.markdown("\n".join(f"- {v}" for v in verdicts.values()))
     st.caption("Share of each map inside the green outline (lesion) and the magenta one (ruler).")
     render.look_at("groundtruth-maps")
 
 
-def show_explanations(outcomes: list[Outcome]) -> None:
+def show_explanations(examples: list[job.NetworkExample]) -> None:
     """x+δ and amplified δ toward another class on each network, with δ's energy in each mask."""
-    cols = st.columns(len(outcomes))
-    for col, outcome in zip(cols, outcomes, strict=True):
-        r = outcome.report
+    cols = st.columns(len(examples))
+    for col, ex in zip(cols, examples, strict=True):
+        goal = ex.example.toward
         with col:
             st.markdown(
-                f"**{r['network']}**: pushed toward **{r['toward']}** (p = {r['probability_toward']:.2f} before)"
+                f"**{ex.network}**: pushed toward **{ex.class_names[goal]}** (p = {ex.probability(goal):.2f} before)"
             )
-            render.pictures(
-                [("x+δ", outcome.panels["explanation"]), ("δ, amplified", outcome.panels["delta"])]
-            )
-            d, area = r["delta_shares"], r["mask_area"]
+            render.pictures([("x+δ", ex.panels["explanation"]), ("δ, amplified", ex.panels["delta"])])
+            d, area = ex.example.delta_shares, ex.mask_area
             text = f"δ energy in the lesion: **{render.fmt(d['evidence'], 2)}** (area {area['evidence']:.2f})"
             if d.get("shortcut") is not None:
                 text += f"; in the ruler: **{render.fmt(d['shortcut'], 2)}** (area {area['shortcut']:.2f})"
             st.markdown(text)
-            if not r["explanation_valid"]:
+            if not ex.example.valid:
                 st.warning("This explanation did not reach its budget by half-way: treat it as failed.")
     render.look_at("groundtruth-explanation")
-    files = {name: data for o in outcomes for name, data in o.files.items()}
-    files["report.json"] = downloads.report_bytes({"networks": [o.report for o in outcomes]})
+    files = {name: data for ex in examples for name, data in ex.files.items()}
+    files["report.json"] = downloads.report_bytes({"networks": [ex.to_json() for ex in examples]})
     downloads.buttons(files, stem="ground-truth", key="dl-groundtruth")
 
 
