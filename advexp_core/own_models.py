@@ -220,23 +220,38 @@ def timm_data_config(net: nn.Module, arch: str) -> tuple[DataConfig, str, str]:
     normalisation came from (phrases)."""
     from timm.data import resolve_model_data_config
 
-    cfg = resolve_model_data_config(net)
-    size = int(cfg["input_size"][-1])
+    config = _data_config(resolve_model_data_config(net))
     origin = norm_origin = f"timm's data config for {arch}"
     fixed = fixed_input_size(net)
-    if fixed is not None and fixed != size:  # built for another size than its pretrained config's
-        size, origin = (
-            fixed,
-            f"the architecture {arch} (built for {fixed} px; crop and interpolation from {origin})",
-        )
+    if fixed is not None and (fixed, fixed) != config.input_size:  # built for another size
+        ratio = (config.resize or config.input_size[0]) / config.input_size[0]
+        resize = round(fixed * ratio) if config.resize else None
+        config = replace(config, input_size=(fixed, fixed), resize=resize)
+        origin = f"the architecture {arch} (built for {fixed} px; crop and interpolation from {origin})"
+    return config, origin, norm_origin
+
+
+def timm_default_config(arch: str) -> DataConfig | None:
+    """timm's recorded preprocessing for an architecture name without building it (None if unknown)."""
+    import timm
+
+    try:
+        cfg = timm.models.get_pretrained_cfg(arch)
+    except (RuntimeError, ValueError, KeyError):
+        return None
+    return None if cfg is None else _data_config(cfg.to_dict())
+
+
+def _data_config(cfg: Mapping[str, Any]) -> DataConfig:
+    size = int(cfg.get("input_size", (3, 224, 224))[-1])
     crop_pct = float(cfg.get("crop_pct") or 1.0)
     resize = round(size / crop_pct) if crop_pct < 1 else None
     interpolation = str(cfg.get("interpolation") or "bilinear")
     if interpolation not in ("bilinear", "bicubic", "nearest"):
         interpolation = "bilinear"
-    mean = tuple(float(v) for v in cfg["mean"])
-    std = tuple(float(v) for v in cfg["std"])
-    return DataConfig((size, size), resize, interpolation, mean, std), origin, norm_origin  # type: ignore[arg-type]
+    mean = tuple(float(v) for v in cfg.get("mean", IMAGENET_MEAN))
+    std = tuple(float(v) for v in cfg.get("std", IMAGENET_STD))
+    return DataConfig((size, size), resize, interpolation, mean, std)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

@@ -142,30 +142,49 @@ def get_model(model_id: str) -> LoadedModel:
 
 @dataclass(frozen=True)
 class UserModelSpec:
-    """Everything that defines the user's own model besides the weights' bytes."""
+    """Everything that defines the user's own model besides the file's bytes.
 
-    arch: str
+    ``arch`` is a torchvision name, ``timm:NAME``, or None for an ONNX file; ``mean``, ``std`` and
+    ``input_size`` are None to take the architecture's (or the file's).
+    """
+
+    arch: str | None
     class_names: tuple[str, ...]
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    input_size: int
-    single_logit: bool
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    input_size: int | None = None
+    single_logit: bool = False
+
+
+USER_SUFFIXES = (".safetensors", ".pt", ".pth", ".onnx")
+
+
+@st.cache_data(show_spinner=False)
+def timm_names(query: str) -> list[str]:
+    """timm's architecture names matching a search (`advexp_core.own_models.timm_names`)."""
+    from advexp_core.own_models import timm_names as names
+
+    return names(query)
 
 
 def load_user_weights(file_name: str, data: bytes, spec: UserModelSpec) -> LoadedModel:
-    """Load uploaded weights safely (``.safetensors`` or a state_dict ``.pt``, never unpickling code).
+    """Load an uploaded model safely (``.safetensors``, a state_dict ``.pt``/``.pth``, or ``.onnx``;
+    never unpickling code, never following an ONNX file's external-data paths).
 
     The bytes go to a private temporary folder that is removed afterwards, whatever happens. The
-    model id names the weights and settings by hash, so results of different models never mix.
+    model id names the file and settings by hash, so results of different models never mix.
 
     Raises:
-        ModelError: wrong suffix, unsafe or unreadable file, weights of another architecture.
+        ModelError: wrong suffix, unsafe or unreadable file, weights of another architecture, an
+            ONNX graph that is refused or converts wrongly.
     """
     from advexp_core.models import load_user_model
 
     suffix = Path(file_name).suffix.lower()
-    if suffix not in (".safetensors", ".pt", ".pth"):
-        raise ModelError("Upload a .safetensors file or a PyTorch state_dict saved as .pt or .pth.")
+    if suffix not in USER_SUFFIXES:
+        raise ModelError(
+            "Upload a .safetensors file, a PyTorch state_dict saved as .pt or .pth, or an .onnx file."
+        )
     digest = hashlib.sha256(data + repr(spec).encode()).hexdigest()[:12]
     with tempfile.TemporaryDirectory(prefix="advexp-weights-") as folder:
         # The user's own file name (made safe) so that messages name the file they chose.
@@ -181,11 +200,12 @@ def load_user_weights(file_name: str, data: bytes, spec: UserModelSpec) -> Loade
             input_size=spec.input_size,
             single_logit=spec.single_logit,
         )
+    what = spec.arch or "ONNX"
     return replace(
         loaded,
         model_id=f"{USER_PREFIX}{digest}",
-        title=f"Your model: {Path(file_name).stem[:40]} ({spec.arch})",
-        source=f"your upload {file_name} ({spec.arch}), kept in this browser session only",
+        title=f"Your model: {Path(file_name).stem[:40]} ({what})",
+        source=f"your upload {file_name} ({what}), kept in this browser session only",
     )
 
 

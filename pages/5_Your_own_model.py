@@ -1,39 +1,117 @@
-"""Your own model: load your weights into a standard architecture and use them on every page."""
+"""Your own model: a torchvision or timm network with your weights, or an ONNX file, on every page."""
 
 import streamlit as st
 
 from advexp_core.checkpoints import MAX_CHECKPOINT_BYTES
 from advexp_core.models import DEFAULT_MODEL_ID, IMAGENET_MEAN, IMAGENET_STD, USER_ARCHS, LoadedModel
+from advexp_core.own_models import TIMM_PREFIX, ModelCard, timm_default_config
 from advexp_ui import flow, loaders, render, setup, state
 from advexp_ui.jobs.common import classify
+
+SOURCES = {
+    "torchvision": "torchvision architecture + your weights",
+    "timm": "timm architecture + your weights (CNNs and vision transformers)",
+    "onnx": "ONNX file (architecture and weights in one)",
+}
+UPLOAD_MB = min(200, MAX_CHECKPOINT_BYTES >> 20)
+
+
+def triplet_text(values: tuple[float, ...]) -> str:
+    return ", ".join(f"{v:g}" for v in values)
+
+
+def model_card(user: LoadedModel, card: ModelCard) -> None:
+    """What was loaded and where each setting came from."""
+    h, w = card.input_size
+    resize = f"short side to {card.resize} px, then" if card.resize else "scaled to"
+    rows = {
+        "Architecture": f"{card.architecture} ({card.framework})",
+        "Parameters": f"{card.parameters:,}",
+        "Input": f"{resize} a {w}×{h} px centre crop, {card.interpolation} — from {card.input_from}",
+        "Normalisation": f"mean ({triplet_text(card.mean)}), std ({triplet_text(card.std)}) — "
+        f"from {card.normalisation_from}",
+        "Classes": f"{user.num_classes}: {', '.join(user.class_names[:20])}"
+        + (" …" if user.num_classes > 20 else ""),
+        "Grad-CAM layer": f"`{card.gradcam_layer}`: {card.gradcam_how}",
+    }
+    if card.onnx_max_difference is not None:
+        rows["Check against ONNX Runtime"] = f"largest relative difference {card.onnx_max_difference:.1e}"
+    st.markdown("\n".join(["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows.items())]))
+    for note in card.notes:
+        st.caption(f"Reading the file: {note}.")
+
 
 sel = setup.page("Your own model", "📦")
 st.title("Your own model")
 st.markdown(
-    "Load weights you trained yourself — for example a chest X-ray or skin-lesion classifier — into "
-    "one of the standard torchvision architectures. Files are read safely: `.safetensors`, or a "
-    "PyTorch `state_dict` saved as `.pt`/`.pth` and opened with `weights_only=True`, so a file can "
-    "never run code. The model stays in **your browser session only** and then appears in the "
-    "sidebar's network list for every page."
+    "Load a network you trained yourself — for example a chest X-ray or skin-lesion classifier: "
+    "your weights for a **torchvision** or **timm** architecture (CNNs and vision transformers), or "
+    "an **ONNX** export. Files are read safely: `.safetensors`, or a PyTorch `state_dict` saved as "
+    "`.pt`/`.pth` and opened with `weights_only=True`, so a file can never run code; an `.onnx` file "
+    "may not point at other files. The model stays in **your browser session only** and then appears "
+    "in the sidebar's network list for every page."
 )
-UPLOAD_MB = min(200, MAX_CHECKPOINT_BYTES >> 20)
+source = st.radio(
+    "Where the model comes from", list(SOURCES), format_func=SOURCES.__getitem__, key="own-source"
+)
+arch: str | None = None
+defaults = None
+if source == "torchvision":
+    arch = st.selectbox("Architecture", USER_ARCHS, key="own-tv-arch")
+    st.caption("Preprocessing unless you set it: 224 px (resize 256), bilinear, ImageNet mean and std.")
+elif source == "timm":
+    query = st.text_input("Search timm's architectures", placeholder="e.g. convnext, vit_small, efficientnet")
+    names = loaders.timm_names(query)
+    if names:
+        name = st.selectbox(f"timm architecture ({len(names)} match)", names, key="own-timm-arch")
+        arch = f"{TIMM_PREFIX}{name}"
+        defaults = timm_default_config(name)
+    else:
+        st.warning("No timm architecture matches this search.")
+    if defaults is not None:
+        side = defaults.input_size[0]
+        st.caption(
+            f"timm's data config: {side} px"
+            + (f" (resize {defaults.resize})" if defaults.resize else "")
+            + f", {defaults.interpolation}, mean ({triplet_text(defaults.mean)}), "
+            f"std ({triplet_text(defaults.std)}). Used unless you set your own below."
+        )
+else:
+    st.caption(
+        "The input size comes from the file; ONNX does not record the normalisation, so set it "
+        "below if your export expects other than ImageNet's."
+    )
 
 with st.form("own-model-form"):
+    kinds = ["onnx"] if source == "onnx" else ["safetensors", "pt", "pth"]
     weights = st.file_uploader(
-        "Weights (.safetensors, .pt or .pth)", type=["safetensors", "pt", "pth"], max_upload_size=UPLOAD_MB
+        f"{'Model' if source == 'onnx' else 'Weights'} (.{', .'.join(kinds)})",
+        type=kinds,
+        max_upload_size=UPLOAD_MB,
     )
-    c1, c2 = st.columns(2)
-    arch = c1.selectbox("Architecture", USER_ARCHS)
-    size = c2.number_input("Input size (pixels, square)", min_value=16, max_value=1024, value=224)
-    names = st.text_area(
+    names_text = st.text_area(
         "Class names, one per line (in the order of the network's outputs)",
         placeholder="normal\npneumonia",
         height=120,
     )
+    own = st.checkbox(
+        "Set the input size and normalisation myself",
+        help="Otherwise they come from the architecture (timm's data config) or the ONNX file.",
+    )
     c1, c2, c3 = st.columns(3)
-    mean = c1.text_input("Normalisation mean (R, G, B)", ", ".join(map(str, IMAGENET_MEAN)))
-    std = c2.text_input("Normalisation std (R, G, B)", ", ".join(map(str, IMAGENET_STD)))
-    single = c3.checkbox(
+    size = c1.number_input(
+        "Input size (pixels, square)",
+        min_value=16,
+        max_value=1024,
+        value=defaults.input_size[0] if defaults else 224,
+    )
+    mean = c2.text_input(
+        "Normalisation mean (R, G, B)", triplet_text(defaults.mean if defaults else IMAGENET_MEAN)
+    )
+    std = c3.text_input(
+        "Normalisation std (R, G, B)", triplet_text(defaults.std if defaults else IMAGENET_STD)
+    )
+    single = st.checkbox(
         "Single-logit binary model", help="The network returns one number z; it is read as (0, z)."
     )
     submitted = st.form_submit_button("Load my model", type="primary")
@@ -41,16 +119,18 @@ with st.form("own-model-form"):
 if submitted:
     with flow.guard():
         if weights is None:
-            raise ValueError("Choose a weights file first.")
+            raise ValueError("Choose a file first.")
+        if source != "onnx" and arch is None:
+            raise ValueError("Choose an architecture first.")
         spec = loaders.UserModelSpec(
             arch=arch,
-            class_names=loaders.parse_class_names(names),
-            mean=loaders.parse_triplet(mean, "mean"),
-            std=loaders.parse_triplet(std, "std"),
-            input_size=int(size),
+            class_names=loaders.parse_class_names(names_text),
+            mean=loaders.parse_triplet(mean, "mean") if own else None,
+            std=loaders.parse_triplet(std, "std") if own else None,
+            input_size=int(size) if own else None,
             single_logit=single,
         )
-        with st.spinner("Checking and loading the weights…"):
+        with st.spinner("Checking and loading the model…"):
             loaded = loaders.load_user_weights(weights.name, weights.getvalue(), spec)
         st.session_state[state.USER_MODEL_KEY] = loaded
         state.set_model_id(loaded.model_id)
@@ -62,9 +142,10 @@ if isinstance(user, LoadedModel):
         f"Loaded **{user.title}**: {user.num_classes} classes, {user.input_size[0]}×{user.input_size[1]} px, "
         f"on {user.device}. It is now the network in the sidebar; every page uses it."
     )
-    st.caption(f"Classes: {', '.join(user.class_names[:20])}{' …' if user.num_classes > 20 else ''}")
+    if user.card is not None:
+        model_card(user, user.card)
     with flow.guard():
-        render.predictions(f"On {sel.image.name}", classify(sel.image.data, user.model_id, user))
+        render.predictions(f"Top 5 on {sel.image.name}", classify(sel.image.data, user.model_id, user)[:5])
         render.look_at("own-model")
     if st.button("Forget my model"):
         del st.session_state[state.USER_MODEL_KEY]
