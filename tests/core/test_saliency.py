@@ -225,3 +225,36 @@ def test_smoothgrad_in_smaller_passes_gives_the_same_map(tiny: nn.Module, images
         assert torch.allclose(run(batch), whole, atol=1e-6, rtol=1e-5)
     with pytest.raises(ValueError, match="internal_batch_size"):
         run(0)
+
+
+def test_the_registry_lists_every_explainer_once_with_its_defaults() -> None:
+    assert S.METHODS == tuple(n for n, e in S.EXPLAINERS.items() if e.saliency)
+    assert [n for n, e in S.EXPLAINERS.items() if not e.saliency] == ["adversarial"]
+    assert all(e.name == n and e.title for n, e in S.EXPLAINERS.items())
+    assert set(S.PERTURBATION_METHODS) == {n for n, e in S.EXPLAINERS.items() if not e.needs_gradients}
+    assert S.explainer("ig").settings() == S.IntegratedGradientsSettings(n_steps=32, baseline="black")
+    with pytest.raises(ValueError, match="unknown saliency method 'lrp'"):
+        S.explainer("lrp")
+
+
+@pytest.mark.parametrize("method", ["ig", "smoothgrad"])
+def test_make_map_batches_on_a_cpu_and_equals_explain(
+    tiny: nn.Module, images: torch.Tensor, method: str
+) -> None:
+    settings = (
+        S.IntegratedGradientsSettings(n_steps=4) if method == "ig" else S.SmoothGradSettings(n_samples=2)
+    )
+    entry, options = S.map_options(method, settings, tiny)
+    assert options["internal_batch_size"] == S.CPU_IG_IMAGES == entry.cpu_images  # the tiny net is on the CPU
+    made = S.make_map(tiny, images, 1, method=method, settings=settings)
+    direct = S.explain(tiny, images, 1, method=method, **S.map_options(method, settings, tiny)[1])
+    torch.testing.assert_close(made.maps, direct.maps, rtol=0, atol=0)
+    with pytest.raises(TypeError, match="takes"):
+        S.make_map(tiny, images, 1, method=method, settings=S.NoSettings())
+
+
+def test_the_adversarial_explanation_is_a_map_of_the_registry(tiny: nn.Module, images: torch.Tensor) -> None:
+    settings = S.ExplanationSettings(steps=3)
+    made = S.make_map(tiny, images[:2], torch.tensor([0, 2]), method="adversarial", settings=settings)
+    assert made.maps.shape == (2, 12, 12) and (made.maps >= 0).all() and made.method == "adversarial"
+    assert made.target.tolist() == [0, 2] and made.extra["valid"].shape == (2,)

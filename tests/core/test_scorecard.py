@@ -407,3 +407,17 @@ def test_with_grades_grades_the_lesions_networks_against_the_control() -> None:
     assert (
         graded[1] == reports[1] and graded[2] == reports[2]
     )  # the control and another dataset: as they were
+
+
+def test_the_config_composes_the_settings_it_runs_with() -> None:
+    from advexp_core.experiments import SaliencyConfig
+    from advexp_core.saliency import SmoothGradSettings
+
+    config = ScorecardConfig(
+        saliency=SaliencyConfig(smoothgrad_samples=4), explanation=ExplanationSettings(rho=0.2)
+    )
+    assert config.settings(ADVERSARIAL) is config.explanation
+    assert config.settings("smoothgrad") == SmoothGradSettings(n_samples=4, sigma=0.15, seed=0)
+    assert ScorecardConfig(seed=3).settings("smoothgrad") == SmoothGradSettings(seed=3)  # the seed shorthand
+    with pytest.raises(ValueError, match="rho"):
+        ExplanationSettings(rho=0.0)
