@@ -29,6 +29,7 @@ COMMANDS = (
     "sanity",
     "scorecard",
     "reliance",
+    "audit",
     "train",
     "ara",
 )

@@ -1,0 +1,213 @@
+"""``advexp audit --model M --images DIR --masks DIR --out DIR``: does the network decide by a marked artifact?
+
+For each image in DIR, the mask with the same name in the masks folder (a PNG; non-zero pixels are
+the artifact; an image without a mask has none). The artifact is removed by inpainting its mask and,
+with ``--add-from IMAGE --add-mask MASK``, pasted onto the images without one (``--where same`` at its
+own place, ``border`` along ``--border``); each decision is read before and after, the explainers
+are graded against the measured effect, and each image gets its adversarial explanation
+(`advexp_core.audit`, docs/audit.md). Writes ``result.json``, ``images.csv`` and ``report.html``
+(one file with the pictures). Labels: a CSV of ``name,class`` lines (class index or name).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+
+from advexp_core.audit import (
+    BORDERS,
+    DEFAULT_METHODS,
+    WHERE,
+    Artifact,
+    AuditConfig,
+    AuditError,
+    audit,
+    check_inputs,
+    fit_to_model,
+)
+from advexp_core.audit_report import audit_html, summary_reading
+from advexp_core.cli.common import (
+    UsageError,
+    add_json_argument,
+    atomic_output_dir,
+    load_model_or_usage_error,
+    resolve_class,
+    usage_errors,
+    versions,
+)
+from advexp_core.imaging import ACCEPTED_EXTENSIONS, ImageError, decode_image
+from advexp_core.reports import format_number
+from advexp_core.saliency import METHODS
+
+FILES = {"result": "result.json", "images": "images.csv", "report": "report.html"}
+FLAGS = {"images": "--images", "masks": "--masks", "labels": "--labels", "artifact": "--add-from/--add-mask"}
+MAX_IMAGES = 500
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "audit", help="shortcut audit: remove / paste a marked artifact, grade the explainers"
+    )
+    parser.add_argument(
+        "--model", required=True, help="model id (see `advexp models`) or an advexp .pt checkpoint"
+    )
+    parser.add_argument("--images", required=True, type=Path, help="folder of images")
+    parser.add_argument("--masks", required=True, type=Path, help="folder of mask PNGs named like the images")
+    parser.add_argument("--labels", type=Path, help="CSV of name,class lines (optional)")
+    parser.add_argument("--add-from", type=Path, help="an image holding the artifact to paste")
+    parser.add_argument("--add-mask", type=Path, help="its mask PNG (non-zero: the artifact)")
+    parser.add_argument(
+        "--where", choices=WHERE, default="same", help="paste at the same place or along a border"
+    )
+    parser.add_argument("--border", choices=BORDERS, default="bottom", help="the border for --where border")
+    parser.add_argument(
+        "--methods", nargs="*", default=list(DEFAULT_METHODS), help=f"explainers ({', '.join(METHODS)})"
+    )
+    parser.add_argument("--toward", help="class of the adversarial explanations (default: the runner-up)")
+    parser.add_argument("--no-adversarial", action="store_true", help="skip the adversarial explanations")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (replaced only on success)")
+    add_json_argument(parser)
+    parser.set_defaults(run=run, summary=summary)
+
+
+def read_mask(path: Path) -> Tensor:
+    """A mask PNG as (H, W) bool: True where any channel is non-zero."""
+    try:
+        with Image.open(path) as img:
+            array = np.array(img.convert("RGBA" if img.mode in ("RGBA", "LA", "P") else "RGB"))
+    except (OSError, UnidentifiedImageError) as exc:
+        raise UsageError(f"{path.name}: not a readable mask image ({exc}).") from exc
+    if array.shape[-1] == 4:  # a transparent background counts as unmarked
+        array = array[..., :3] * (array[..., 3:] > 0)
+    return torch.from_numpy(array.any(-1))
+
+
+def _image(path: Path) -> Tensor:
+    try:
+        return decode_image(path.read_bytes())
+    except ImageError as exc:
+        raise UsageError(f"{path.name}: {exc}") from exc
+
+
+def read_labels(path: Path, names: list[str], class_names: tuple[str, ...]) -> list[int | None]:
+    """name,class lines -> one label per image (None for an image not listed)."""
+    if not path.is_file():
+        raise UsageError(f"--labels {path}: no such file.")
+    found: dict[str, int] = {}
+    for row in csv.reader(io.StringIO(path.read_text(encoding="utf-8"))):
+        if not row or row[0].startswith("#") or row[0].strip().lower() == "name":
+            continue
+        if len(row) < 2:
+            raise UsageError(f"--labels: the line {','.join(row)!r} is not name,class.")
+        found[Path(row[0].strip()).stem] = resolve_class(row[1], class_names)
+    return [found.get(Path(n).stem) for n in names]
+
+
+def load_inputs(args: argparse.Namespace) -> tuple[list[str], list[Tensor], list[Tensor | None]]:
+    """The image files, decoded, with their masks (None where the masks folder has none)."""
+    for flag, folder in (("--images", args.images), ("--masks", args.masks)):
+        if not folder.is_dir():
+            raise UsageError(f"{flag} {folder}: no such folder.")
+    paths = sorted(p for p in args.images.iterdir() if p.suffix.lower().lstrip(".") in ACCEPTED_EXTENSIONS)
+    if not paths:
+        raise UsageError(f"--images {args.images}: no images ({', '.join(ACCEPTED_EXTENSIONS)}) in it.")
+    if len(paths) > MAX_IMAGES:
+        raise UsageError(f"--images: {len(paths)} images; at most {MAX_IMAGES} per audit.")
+    masks = {p.stem: p for p in args.masks.iterdir() if p.suffix.lower() == ".png"}
+    images = [_image(p) for p in paths]
+    return (
+        [p.name for p in paths],
+        images,
+        [read_mask(masks[p.stem]) if p.stem in masks else None for p in paths],
+    )
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    if (args.add_from is None) != (args.add_mask is None):
+        raise UsageError("--add-from and --add-mask go together: the artifact's image and its mask.")
+    with usage_errors():
+        config = AuditConfig(
+            methods=tuple(args.methods),
+            where=args.where,
+            border=args.border,
+            adversarial=not args.no_adversarial,
+        )
+    names, raw, raw_masks = load_inputs(args)
+    model = load_model_or_usage_error(args.model)
+    labels = None if args.labels is None else read_labels(args.labels, names, model.class_names)
+    if args.toward is not None:
+        config = AuditConfig(**{**config.__dict__, "toward": resolve_class(args.toward, model.class_names)})
+    try:
+        check_inputs(raw, raw_masks, names)  # the files as drawn: one size, masks that fit
+        fitted = [fit_to_model(i, m, model) for i, m in zip(raw, raw_masks, strict=True)]
+        artifact = None
+        if args.add_from is not None:
+            source, source_mask = _image(args.add_from), read_mask(args.add_mask)
+            if tuple(source_mask.shape) != tuple(source.shape[-2:]):
+                raise UsageError(
+                    f"--add-mask is {source_mask.shape[1]}×{source_mask.shape[0]} but --add-from is "
+                    f"{source.shape[-1]}×{source.shape[-2]}; draw the mask on that image."
+                )
+            image, mask = fit_to_model(source, source_mask, model)
+            assert mask is not None  # a mask in, a mask out
+            artifact = Artifact(image, mask)
+        result = audit(
+            model, [f[0] for f in fitted], [f[1] for f in fitted], names=names, labels=labels,
+            artifact=artifact, artifact_source=None if args.add_from is None else args.add_from.name,
+            config=config,
+        )  # fmt: skip
+    except AuditError as exc:
+        raise UsageError(f"{FLAGS.get(exc.setting, exc.setting)}: {exc}") from exc
+    verdict = summary_reading(result)
+    report = {
+        **result.to_json(), "verdict": verdict.to_json(), "versions": versions(), "files": FILES, "out": str(args.out),
+    }  # fmt: skip
+    with atomic_output_dir(args.out) as tmp:
+        (tmp / FILES["result"]).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        (tmp / FILES["images"]).write_text(images_csv(report["images"]))
+        (tmp / FILES["report"]).write_text(audit_html(result, generated_by="advexp audit"), encoding="utf-8")
+    return report
+
+
+def images_csv(rows: list[dict[str, Any]]) -> str:
+    """The per-image values as CSV (the explainers' shares as one column each)."""
+    buffer = io.StringIO()
+    flat = [
+        {
+            **{k: v for k, v in r.items() if k not in ("artifact_shares", "adversarial")},
+            **{f"share_{m}": s for m, s in r["artifact_shares"].items()},
+        }
+        for r in rows
+    ]
+    writer = csv.DictWriter(buffer, fieldnames=list(flat[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(flat)
+    return buffer.getvalue()
+
+
+def summary(result: dict[str, Any]) -> str:
+    lines = [f"{result['model']} on {result['n_images']} images", result["verdict"]["verdict"]]
+    for name in ("removed", "added"):
+        s = result[name]
+        if s["n_images"]:
+            lines.append(
+                f"{name}: {s['n_changed']} of {s['n_images']} decisions changed; mean margin change "
+                f"{format_number(s['mean_margin_effect'])}; accuracy {format_number(s['accuracy_before'])} -> "
+                f"{format_number(s['accuracy_after'])}"
+            )
+    for method, g in result["explainers"].items():
+        lines.append(
+            f"{method}: artifact share {format_number(g['artifact_share'])}, misleading rate "
+            f"{format_number(g['misleading_rate'])}, effect Spearman {format_number(g['effect_spearman'])}"
+        )
+    lines.append(f"wrote {result['out']}/{FILES['result']}, {FILES['images']} and {FILES['report']}")
+    return "\n".join(lines)

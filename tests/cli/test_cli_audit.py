@@ -1,0 +1,145 @@
+"""`advexp audit` in-process on lesion images written as files, read by a hand-made network that reads
+only the ruler: every ruler removed flips its decision, every ruler pasted on flips the others; bad
+input exits 2 with a message and leaves no output folder."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+from advexp_core.cli import audit as audit_cli
+from advexp_core.cli import main
+from advexp_core.datasets import load_lesions
+from advexp_core.imaging import encode_png
+from tests.core.test_reliance import _band, _loaded
+
+N = 6
+
+
+class SoftRulerReader(nn.Module):
+    """Logits (0, 100·(soft yellow share of the ruler band − 0.05)): malignant exactly when a ruler is
+    there (`tests.core.test_reliance.RulerReader` with a sigmoid for the threshold, so maps exist)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        yellow = torch.sigmoid(200.0 * ((x[:, 1] - x[:, 2]) - 0.35))
+        z = 100.0 * ((yellow * _band()).flatten(1).sum(1) / float(_band().sum()) - 0.05)
+        return torch.stack([torch.zeros_like(z), z], dim=1)
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _mask_png(mask: np.ndarray, path: Path) -> None:
+    Image.fromarray((mask * 255).astype(np.uint8)).save(path)
+
+
+@pytest.fixture()
+def folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    monkeypatch.setattr(audit_cli, "load_model_or_usage_error", lambda _id: _loaded(SoftRulerReader()))
+    data = load_lesions("test", with_masks=True)
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir(), masks.mkdir()
+    rulers = data.masks["shortcut"][:N].flatten(1).any(1)
+    assert 0 < int(rulers.sum()) < N  # both kinds among the first N
+    for k in range(N):
+        (images / f"lesion{k}.png").write_bytes(encode_png(data.images[k]))
+        if rulers[k]:
+            _mask_png(data.masks["shortcut"][k].numpy(), masks / f"lesion{k}.png")
+    source = int(np.flatnonzero(rulers.numpy())[0])
+    labels = tmp_path / "labels.csv"
+    labels.write_text("name,class\n" + "".join(f"lesion{k}.png,{int(data.labels[k])}\n" for k in range(N)))
+    return {"images": images, "masks": masks, "labels": labels, "source": images / f"lesion{source}.png",
+            "source_mask": masks / f"lesion{source}.png", "out": tmp_path / "out", "rulers": tmp_path}  # fmt: skip
+
+
+def test_writes_the_report_the_table_and_the_html(folders: dict[str, Path], capsys) -> None:
+    f = folders
+    code, stdout, err = run_cli(
+        capsys, "audit", "--model", "x", "--images", str(f["images"]), "--masks", str(f["masks"]),
+        "--labels", str(f["labels"]), "--add-from", str(f["source"]), "--add-mask", str(f["source_mask"]),
+        "--methods", "gradient", "--no-adversarial", "--out", str(f["out"]), "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    printed, stored = json.loads(stdout), json.loads((f["out"] / "result.json").read_text())
+    assert printed == stored and stored["n_images"] == N and stored["model"] == "hand-made"
+    assert {"model", "n_images", "removed", "added", "explainers", "images"} <= set(stored)
+    removed, added = stored["removed"], stored["added"]
+    assert removed["n_images"] + added["n_images"] == N
+    # The network reads nothing but the ruler: removing it flips every decision, pasting it too.
+    assert removed["decisions_changed"] == 1.0 and added["decisions_changed"] == 1.0
+    assert {"decisions_changed", "mean_margin_effect", "accuracy_before", "accuracy_after"} <= set(removed)
+    assert set(stored["explainers"]["gradient"]) >= {"artifact_share", "misleading_rate", "effect_spearman"}
+    assert stored["verdict"]["outcome"] == "decides-by-artifact"
+    rows = list(csv.DictReader((f["out"] / "images.csv").open()))
+    assert [r["name"] for r in rows] == [f"lesion{k}.png" for k in range(N)]
+    html = (f["out"] / "report.html").read_text()
+    assert "data:image/png;base64," in html and stored["weights_sha256"] in html
+
+
+def test_summary_without_json(folders: dict[str, Path], capsys) -> None:
+    f = folders
+    code, stdout, err = run_cli(
+        capsys, "audit", "--model", "x", "--images", str(f["images"]), "--masks", str(f["masks"]),
+        "--methods", "gradient", "--no-adversarial", "--out", str(f["out"]),
+    )  # fmt: skip
+    assert code == 0, err
+    assert "Removing the artifact changed 100% of decisions" in stdout and "report.html" in stdout
+
+
+def test_bad_input_exits_2_and_writes_nothing(folders: dict[str, Path], capsys, tmp_path: Path) -> None:
+    f = folders
+    base = [
+        "audit",
+        "--model",
+        "x",
+        "--images",
+        str(f["images"]),
+        "--masks",
+        str(f["masks"]),
+        "--out",
+        str(f["out"]),
+    ]
+    wrong = next(f["masks"].iterdir())
+    _mask_png(np.ones((10, 10)), wrong)  # a mask of another size
+    code, _, err = run_cli(capsys, *base, "--methods", "gradient")
+    assert code == 2 and "the mask is 10×10 but the image is 64×64" in err
+    _mask_png(np.zeros((64, 64)), wrong)  # an empty mask
+    code, _, err = run_cli(capsys, *base)
+    assert code == 2 and "marks no pixel" in err
+    _mask_png(np.ones((64, 64)), wrong)  # a mask over everything
+    code, _, err = run_cli(capsys, *base)
+    assert code == 2 and "covers 100% of the image" in err
+    wrong.unlink()
+    Image.new("RGB", (32, 32)).save(f["images"] / "small.png")  # mixed sizes
+    code, _, err = run_cli(capsys, *base)
+    assert code == 2 and "different sizes" in err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = run_cli(
+        capsys,
+        "audit",
+        "--model",
+        "x",
+        "--images",
+        str(empty),
+        "--masks",
+        str(f["masks"]),
+        "--out",
+        str(f["out"]),
+    )
+    assert code == 2 and "no images" in err
+    code, _, err = run_cli(capsys, *base, "--add-from", str(f["source"]))
+    assert code == 2 and "go together" in err
+    code, _, err = run_cli(capsys, *base, "--methods", "astrology")
+    assert code == 2 and "unknown" in err
+    assert not f["out"].exists()
