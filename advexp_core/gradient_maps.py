@@ -12,6 +12,7 @@ module between threads (the experiment layer, with ``LoadedModel.lock``) hold it
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -26,6 +27,37 @@ from advexp_core.runtime import device_of, dtype_of
 # Images per forward pass that IG and SmoothGrad may use, counted in 224x224 images:
 # ~32 images of EfficientNet-Lite0 with activations kept for the backward pass fit in ~2 GB.
 _PIXEL_BUDGET = 32 * 224 * 224
+IG_BASELINES = ("black", "blur")
+
+
+@dataclass(frozen=True)
+class IntegratedGradientsSettings:
+    """Integrated Gradients: quadrature points along the path and the baseline ("black", "blur")."""
+
+    n_steps: int = 32
+    baseline: str = "black"
+
+    def __post_init__(self) -> None:
+        if self.baseline not in IG_BASELINES:
+            raise ValueError(f"the IG baseline must be one of {', '.join(IG_BASELINES)}.")
+        if self.n_steps < 1:
+            raise ValueError("the number of IG steps must be at least 1.")
+
+
+@dataclass(frozen=True)
+class SmoothGradSettings:
+    """SmoothGrad: noisy copies, noise in [0,1] pixel units, and the seed of the noise."""
+
+    n_samples: int = 16
+    sigma: float = 0.15
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_samples < 1:
+            raise ValueError("the number of SmoothGrad samples must be at least 1.")
+        if not self.sigma >= 0:
+            raise ValueError(f"the SmoothGrad noise must be a number >= 0, got {self.sigma}.")
+
 
 GRADIENT_METHODS = ("gradcam", "ig", "gradient", "smoothgrad")
 PERTURBATION_METHODS = ("lime", "occlusion")  # forward-only (docs/method.md §5)
@@ -151,7 +183,7 @@ def integrated_gradients(
     targets: Tensor | int | Sequence[int],
     *,
     baseline: Literal["black", "blur"] | Tensor = "black",
-    n_steps: int = 32,
+    n_steps: int = IntegratedGradientsSettings.n_steps,
     internal_batch_size: int | None = None,
 ) -> SaliencyMap:
     """Integrated Gradients (Sundararajan et al. 2017) via captum, channel-reduced by |.|-sum.
@@ -231,8 +263,8 @@ def smoothgrad(
     images: Tensor,
     targets: Tensor | int | Sequence[int],
     *,
-    n_samples: int = 16,
-    sigma: float = 0.15,
+    n_samples: int = SmoothGradSettings.n_samples,
+    sigma: float = SmoothGradSettings.sigma,
     generator: torch.Generator | None = None,
     internal_batch_size: int | None = None,
 ) -> SaliencyMap:

@@ -24,6 +24,9 @@ from torch import Tensor, nn
 from advexp_core import perturbation
 from advexp_core.explanations import ExplanationSettings, adversarial_map
 from advexp_core.gradient_maps import (
+    IG_BASELINES,
+    IntegratedGradientsSettings,
+    SmoothGradSettings,
     blurred_baseline,
     find_last_conv_block,
     grad_cam,
@@ -40,44 +43,14 @@ from advexp_core.runtime import device_of
 # 177 ms at 32) and SmoothGrad's 16 copies in one pass took the compare page's peak memory to 3.7 GB.
 CPU_IG_IMAGES = 8
 Options = dict[str, Any]  # an explainer's keyword arguments, as its ``make`` takes them
-IG_BASELINES = ("black", "blur")
 
 
-# --- each explainer's settings: every default written here once ---------------------------------
+# --- each explainer's settings (the gradient maps' in gradient_maps): every default written once ---
 
 
 @dataclass(frozen=True)
 class NoSettings:
     """An explainer without settings of its own (Grad-CAM's layer comes with the model)."""
-
-
-@dataclass(frozen=True)
-class IntegratedGradientsSettings:
-    """Integrated Gradients: quadrature points along the path and the baseline ("black", "blur")."""
-
-    n_steps: int = 32
-    baseline: str = "black"
-
-    def __post_init__(self) -> None:
-        if self.baseline not in IG_BASELINES:
-            raise ValueError(f"the IG baseline must be one of {', '.join(IG_BASELINES)}.")
-        if self.n_steps < 1:
-            raise ValueError("the number of IG steps must be at least 1.")
-
-
-@dataclass(frozen=True)
-class SmoothGradSettings:
-    """SmoothGrad: noisy copies, noise in [0,1] pixel units, and the seed of the noise."""
-
-    n_samples: int = 16
-    sigma: float = 0.15
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.n_samples < 1:
-            raise ValueError("the number of SmoothGrad samples must be at least 1.")
-        if not self.sigma >= 0:
-            raise ValueError(f"the SmoothGrad noise must be a number >= 0, got {self.sigma}.")
 
 
 @dataclass(frozen=True)
