@@ -132,7 +132,8 @@ def _signature(proto: Any, name: str, nodes: int) -> OnnxGraph:
         raise ModelError(f"{name}'s input has {fixed[1]} channels; expected 3 (RGB, N×3×H×W).")
     size = (fixed[2], fixed[3]) if fixed[2] and fixed[3] else None
     out_dims = list(proto.graph.output[0].type.tensor_type.shape.dim) if proto.graph.output else []
-    outputs = out_dims[-1].dim_value if out_dims and out_dims[-1].HasField("dim_value") else None
+    # (N, C) logits name their class count; other shapes are checked on the converted module's output
+    outputs = out_dims[1].dim_value if len(out_dims) == 2 and out_dims[1].HasField("dim_value") else None
     return OnnxGraph(proto, inputs[0].name, size, fixed[0] == 1, outputs, nodes)
 
 

@@ -49,6 +49,7 @@ USER_ARCHS = (
 """The torchvision architectures offered first; any torchvision classification model loads."""
 # Layouts seen in the wild, outermost first: torch.compile, DataParallel/DDP, Lightning, hand-made.
 PREFIXES = ("_orig_mod.", "module.", "model.", "net.", "backbone.")
+CANDIDATE_PREFIXES = (*PREFIXES, *(a + b for a in PREFIXES for b in PREFIXES if a != b))  # module.model.
 NESTED_KEYS = ("state_dict", "model_state_dict", "model", "net", "ema_state_dict")
 
 
@@ -119,7 +120,7 @@ def unwrap_state_dict(
         state = state[key]
     tensors = _tensors(state)
     while True:
-        best = max(PREFIXES, key=lambda p: _matches(tensors, expected, p))
+        best = max(CANDIDATE_PREFIXES, key=lambda p: _matches(tensors, expected, p))
         if _matches(tensors, expected, best) <= _matches(tensors, expected, ""):
             break
         kept = {k.removeprefix(best): v for k, v in tensors.items() if k.startswith(best)}
@@ -203,7 +204,7 @@ def create_timm(arch: str, *, num_classes: int, input_size: int | None = None) -
     for module in net.modules():  # plain attention is twice differentiable (the map-moving attack)
         if hasattr(module, "fused_attn"):
             setattr(module, "fused_attn", False)  # noqa: B010 - a plain attribute of timm modules
-    return net
+    return net.eval()  # before any probe: a forward pass in train mode would move BatchNorm's statistics
 
 
 def fixed_input_size(net: nn.Module) -> int | None:
