@@ -30,7 +30,8 @@ SHOWN_PX = 192  # pictures are drawn at least this large (small images with visi
 OUTLINE = (255, 40, 255)  # the artifact's mask, in magenta
 
 
-def _png(array: np.ndarray) -> bytes:
+def png_bytes(array: np.ndarray) -> bytes:
+    """An 8-bit RGB array as PNG, small images enlarged with visible pixels."""
     factor = max(1, -(-SHOWN_PX // max(array.shape[:2])))
     big = array.repeat(factor, 0).repeat(factor, 1) if factor > 1 else array
     buffer = io.BytesIO()
@@ -65,7 +66,7 @@ def delta_picture(delta: Tensor) -> np.ndarray:
 
 
 def _img(array: np.ndarray, caption: str) -> str:
-    data = base64.b64encode(_png(array)).decode("ascii")
+    data = base64.b64encode(png_bytes(array)).decode("ascii")
     return (
         f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
         f"<figcaption>{html.escape(caption)}</figcaption></figure>"
@@ -76,11 +77,11 @@ def title(method: str) -> str:
     return METHOD_TITLES.get(method, method)
 
 
-def image_readings(result: AuditResult, row: ImageAudit) -> tuple[Reading, list[tuple[str, Reading]]]:
+def image_readings(class_names: Sequence[str], row: ImageAudit) -> tuple[Reading, list[tuple[str, Reading]]]:
     """The image's intervention reading and one reading per map."""
     after = None if row.probabilities_after is None else row.probabilities_after.tolist()
     decision = readings.intervention(
-        result.class_names, before=row.probabilities.tolist(), after=after, intervention=row.intervention
+        class_names, before=row.probabilities.tolist(), after=after, intervention=row.intervention
     )
     maps = [
         (
@@ -128,7 +129,7 @@ def _table(rows: Sequence[dict[str, Any]]) -> str:
 
 def _image_section(result: AuditResult, row: ImageAudit) -> str:
     names = result.class_names
-    decision, maps = image_readings(result, row)
+    decision, maps = image_readings(names, row)
     pictures = [_img(outlined(row.image, row.mask if row.intervention == "removed" else None), "as it is")]
     if row.after is not None:
         pictures.append(_img(outlined(row.after, row.mask), f"artifact {row.intervention}"))
@@ -202,4 +203,12 @@ def audit_html(result: AuditResult, *, generated_by: str = "advexp") -> str:
     )
 
 
-__all__ = ["audit_html", "delta_picture", "image_readings", "outlined", "overlay", "summary_reading"]
+__all__ = [
+    "audit_html",
+    "delta_picture",
+    "image_readings",
+    "outlined",
+    "overlay",
+    "png_bytes",
+    "summary_reading",
+]

@@ -1,0 +1,161 @@
+"""Showing a shortcut audit: marking the artifact on each image (a box dragged on the picture, with
+streamlit-image-coordinates; a mask PNG as the fallback), each image's block as soon as it is done,
+the summary verdict with its numbers, and the report for download."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import streamlit as st
+import torch
+from PIL import Image
+from streamlit_image_coordinates import streamlit_image_coordinates
+
+from advexp_core.audit_report import outlined, title
+from advexp_core.imaging import decode_image
+from advexp_ui import render
+from advexp_ui.jobs.audit import ImagePart, Item, mask_png, read_mask
+from advexp_ui.jobs.common import Outcome, file_bytes
+
+DRAW_PX = 256  # the picture one draws on, in screen pixels
+COLUMNS = 3
+
+INTRO = (
+    "Does your network decide by something that should not matter: a ruler, a pen mark, a text label? "
+    "Mark the suspected artifact on each image that has one (drag a box over it), and the page measures "
+    "the answer by intervention: the marked pixels are filled in from their surroundings (biharmonic "
+    "inpainting) and the decision is read again; with an artifact to paste, it is put on the images without "
+    "one. Then every explainer's map is graded against what was measured: would it have told you?"
+)
+
+
+def _box_key(name: str) -> str:
+    return f"audit-mark-{name}"
+
+
+def mark(item: Item, index: int) -> Item:
+    """Draw the image with its current mark; a dragged box replaces the mark. Returns the item with
+    its mask (b"": nothing marked)."""
+    image = decode_image(item.data)
+    height, width = image.shape[-2:]
+    state = st.session_state.setdefault(_box_key(item.name), {"generation": 0, "cleared": False})
+    shown = item.mask if item.mask and not state["cleared"] else b""
+    mask = read_mask(shown) if shown else None
+    picture = Image.fromarray(outlined(image, mask)).resize(
+        (DRAW_PX, max(1, round(DRAW_PX * height / width))), Image.Resampling.NEAREST
+    )
+    value = streamlit_image_coordinates(
+        picture, width=DRAW_PX, click_and_drag=True, cursor="crosshair",
+        key=f"audit-draw-{index}-{state['generation']}",
+    )  # fmt: skip
+    box = _box(value, height, width)
+    if box is not None:
+        top, left, bottom, right = box
+        drawn = torch.zeros(height, width, dtype=torch.bool)
+        drawn[top:bottom, left:right] = True
+        shown = mask_png(drawn)
+        st.caption(f"{item.name}: box {left},{top} – {right},{bottom} (px)")
+    elif shown:
+        st.caption(
+            f"{item.name}: artifact marked ({float(read_mask(shown).float().mean()):.0%} of the image)"
+        )
+    else:
+        st.caption(f"{item.name}: nothing marked (no artifact)")
+    if st.button("Clear the mark", key=f"audit-clear-{index}-{state['generation']}"):
+        state["generation"] += 1
+        state["cleared"] = True
+        st.rerun()
+    return Item(item.name, item.data, shown, item.label)
+
+
+def _box(value: Any, height: int, width: int) -> tuple[int, int, int, int] | None:
+    """The dragged box in the image's pixels (top, left, bottom, right), or None without one."""
+    if not isinstance(value, dict) or "x1" not in value or not value.get("width"):
+        return None
+    sx, sy = width / float(value["width"]), height / float(value["height"])
+    xs = sorted((float(value["x1"]) * sx, float(value["x2"]) * sx))
+    ys = sorted((float(value["y1"]) * sy, float(value["y2"]) * sy))
+    left, right = max(0, int(np.floor(xs[0]))), min(width, int(np.ceil(xs[1])))
+    top, bottom = max(0, int(np.floor(ys[0]))), min(height, int(np.ceil(ys[1])))
+    return (top, left, bottom, right) if right > left and bottom > top else None
+
+
+def mark_all(items: tuple[Item, ...], uploaded_masks: dict[str, bytes]) -> tuple[Item, ...]:
+    """Every image in a grid, each with its mark (an uploaded mask PNG of the same name wins)."""
+    out = []
+    for start in range(0, len(items), COLUMNS):
+        for column, (k, item) in zip(
+            st.columns(COLUMNS), enumerate(items[start : start + COLUMNS], start), strict=False
+        ):
+            stem = item.name.rsplit(".", 1)[0]
+            if stem in uploaded_masks:
+                item = Item(item.name, item.data, uploaded_masks[stem], item.label)
+            with column:
+                out.append(mark(item, k))
+    return tuple(out)
+
+
+class AuditSlots:
+    """The places of the result's blocks, laid out before the run so each image shows when done."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.summary = st.empty()
+        self.images = {name: st.empty() for name in names}
+
+    def show_part(self, part: ImagePart) -> None:
+        slot = self.images.get(part.name)
+        if slot is not None:
+            with slot.container():
+                _image_block(part.name, part.lines, part.outcome, part.panels)
+
+
+def _image_block(
+    name: str, lines: tuple[str, ...] | list[str], outcome: str, panels: dict[str, bytes]
+) -> None:
+    st.subheader(name)
+    first, *rest = lines
+    (st.warning if outcome == "follows-artifact" else st.info)(first)
+    items = list(panels.items())
+    for start in range(0, len(items), 4):
+        for column, (caption, png) in zip(st.columns(4), items[start : start + 4], strict=False):
+            column.image(png, caption=caption, width="stretch")
+    if rest:
+        st.markdown("\n".join(f"- {line}" for line in rest))
+
+
+def show_audit(outcome: Outcome, slots: AuditSlots | None = None) -> None:
+    """The whole audit: the summary verdict and tables, every image's block, the downloads."""
+    report = outcome.report
+    slots = slots or AuditSlots(tuple(p["name"] for p in report["parts"]))
+    with slots.summary.container():
+        st.header("What the audit measured")
+        verdict = report["verdict"]
+        (st.warning if verdict["outcome"] == "decides-by-artifact" else st.success)(verdict["verdict"])
+        rows = [{"intervention": k, **report[k]} for k in ("removed", "added") if report[k]["n_images"]]
+        render.table(rows, hide_index=True)
+        grades = [{"explainer": title(m), **g} for m, g in report["explainers"].items()]
+        if grades:
+            st.markdown(
+                "**Each explainer against the measurement** (on the images whose decision changed when the artifact was removed)"
+            )
+            render.table(grades, hide_index=True)
+        st.caption(
+            f"Network {report['model']} · weights SHA-256 {report['weights_sha256'][:16]}… · "
+            f"inpainting: {report['settings']['inpainting']}"
+        )
+        c1, c2 = st.columns(2)
+        for column, (name, data) in zip((c1, c2), outcome.files.items(), strict=False):
+            column.download_button(
+                f"⬇ {name}", file_bytes(data), file_name=name, key=f"audit-dl-{name}",
+                mime="text/html" if name.endswith(".html") else "application/json",
+            )  # fmt: skip
+    for part in report["parts"]:
+        panels = {k: outcome.panels[f"{part['name']}|{k}"] for k in part["panels"]}
+        slot = slots.images.get(part["name"])
+        if slot is not None:
+            with slot.container():
+                _image_block(part["name"], part["lines"], part["outcome"], panels)
+
+
+__all__ = ["INTRO", "AuditSlots", "mark_all", "show_audit"]
