@@ -76,6 +76,10 @@ elif source == "timm":
             + f", {defaults.interpolation}, mean ({triplet_text(defaults.mean)}), "
             f"std ({triplet_text(defaults.std)}). Used unless you set your own below."
         )
+    elif arch is not None:
+        st.caption(
+            "timm records no preprocessing under this name; it is read from the network when it loads."
+        )
 else:
     st.caption(
         "The input size comes from the file; ONNX does not record the normalisation, so set it "
