@@ -17,14 +17,34 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from advexp_core.audit import INPAINTING, validate_inpainting  # noqa: E402
+import torch  # noqa: E402
+
+from advexp_core.audit import INPAINTING, remove_artifact, validate_inpainting  # noqa: E402
 from advexp_core.datasets import load_lesions  # noqa: E402
-from advexp_core.models import load_model  # noqa: E402
-from advexp_core.reliance import lesion_twins  # noqa: E402
+from advexp_core.models import LoadedModel, load_model  # noqa: E402
+from advexp_core.reliance import LesionTwins, lesion_twins  # noqa: E402
 from advexp_core.reports import versions  # noqa: E402
 from advexp_core.runtime import use_compute_threads  # noqa: E402
 
 NETWORKS = ("lesions-standard", "lesions-robust")
+
+
+def disagreements(model: LoadedModel, twins: LesionTwins, indices: tuple[int, ...]) -> list[dict[str, float]]:
+    """p(malignant) as drawn, inpainted and as the exact twin, on the images where the two removals disagree."""
+    if not indices:
+        return []
+    idx = torch.tensor(indices)
+    batches = (
+        twins.images[idx],
+        remove_artifact(twins.images[idx], twins.ruler_masks[idx]),
+        twins.removed[idx],
+    )
+    with torch.no_grad():
+        p = [torch.softmax(model.module(b).float(), 1)[:, 1].tolist() for b in batches]
+    return [
+        {"index": i, "as_drawn": round(a, 4), "inpainted": round(b, 4), "twin": round(c, 4)}
+        for i, a, b, c in zip(indices, *p, strict=True)
+    ]
 
 
 def main() -> None:
@@ -40,7 +60,11 @@ def main() -> None:
         start = time.perf_counter()
         model = load_model(model_id, device="cpu")
         result = validate_inpainting(model, twins.images, twins.ruler_masks, twins.removed, would_be)
-        networks[model_id] = {**result.to_json(), "seconds": round(time.perf_counter() - start, 2)}
+        networks[model_id] = {
+            **result.to_json(),
+            "disagreeing_malignant_probability": disagreements(model, twins, result.disagreeing),
+            "seconds": round(time.perf_counter() - start, 2),
+        }
         print(json.dumps(networks[model_id]), file=sys.stderr)
     report = {
         "what": "removing the ruler by inpainting its mask vs the exact ruler-free twin (lesions test split)",
