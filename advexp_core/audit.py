@@ -689,10 +689,8 @@ def _adversarial(
 def _grades(removed: Sequence[ImageAudit], methods: Sequence[str]) -> tuple[ExplainerGrades, ...]:
     """Each explainer graded against the measured reliance on the images with the artifact."""
     if not removed:
-        return tuple(
-            grade_maps(m, *(torch.zeros(0),) * 2, torch.zeros(0, dtype=torch.bool), torch.zeros(0), None)
-            for m in methods
-        )
+        empty = torch.zeros(0, dtype=torch.float64)  # grades of no image: every one None
+        return tuple(grade_maps(m, empty, empty, empty.bool(), empty, None) for m in methods)
     masks = torch.stack([r.mask for r in removed])
     areas = area_shares(masks)
     relied = torch.tensor([bool(r.changed) for r in removed])

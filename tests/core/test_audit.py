@@ -197,3 +197,12 @@ def test_inpainting_the_ruler_agrees_with_the_exact_twin_on_a_few_lesions() -> N
     result = validate_inpainting(model, twins.images, twins.ruler_masks, twins.removed, would_be)
     assert result.n_images >= 5 and result.agreement >= 0.9
     assert result.changed_twin > 0  # the network does read the ruler here, so agreeing is not trivial
+
+
+def test_nothing_marked_and_nothing_pasted_measures_nothing() -> None:
+    config = AuditConfig(methods=("gradient",), adversarial=False)
+    result = audit(_loaded(), list(_grey(2)), [None, None], config=config)
+    assert result.removed is None and result.added is None
+    assert result.to_json()["explainers"]["gradient"]["misleading_rate"] is None
+    assert summary_reading(result).outcome == "nothing-measured"
+    assert [r.intervention for r in result.images] == ["none", "none"]
