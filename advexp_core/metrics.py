@@ -247,20 +247,28 @@ def _grade(value: float, levels: list[tuple[float, str]], last: str) -> str:
     return next((text for threshold, text in levels if value >= threshold), last)
 
 
+# The words of each grade, levels high to low, then the text below the last level.
+_PSNR_GRADES = ([(40, "practically invisible"), (30, "hard to see without zooming in")], "likely visible")
+_SSIM_GRADES = (
+    [(0.99, "practically identical"), (0.95, "very close"), (0.8, "noticeably changed")],
+    "clearly different",
+)
+_SPEARMAN_GRADES = (
+    [(0.8, "barely moved"), (0.5, "largely kept its order"), (0.2, "was partly reordered")],
+    "is essentially unrelated to the clean one",
+)
+_MAP_SSIM_GRADES = ([(0.9, "look the same"), (0.6, "look alike"), (0.3, "differ visibly")], "look different")
+
+
 def _read_psnr(v: float, k: float) -> str:
     if math.isinf(v):
         return "The two images are identical."
-    grade = _grade(
-        v, [(40, "practically invisible"), (30, "hard to see without zooming in")], "likely visible"
-    )
+    grade = _grade(v, *_PSNR_GRADES)
     return f"PSNR {v:.1f} dB: the change is {grade} (higher is less visible; 40 dB and up is invisible)."
 
 
 def _read_ssim(v: float, k: float) -> str:
-    grade = _grade(
-        v, [(0.99, "practically identical"), (0.95, "very close"), (0.8, "noticeably changed")],
-        "clearly different",
-    )  # fmt: skip
+    grade = _grade(v, *_SSIM_GRADES)
     return f"Structural similarity {v:.3f} of 1: the image structure is {grade}."
 
 
@@ -280,10 +288,7 @@ def _read_l2(v: float, k: float) -> str:
 def _read_spearman(v: float, k: float) -> str:
     if math.isnan(v):
         return "Rank correlation is undefined: one of the maps is flat."
-    grade = _grade(
-        v, [(0.8, "barely moved"), (0.5, "largely kept its order"), (0.2, "was partly reordered")],
-        "is essentially unrelated to the clean one",
-    )  # fmt: skip
+    grade = _grade(v, *_SPEARMAN_GRADES)
     return f"Rank correlation {v:.2f}: the attacked map's pixel ranking {grade}."
 
 
@@ -295,9 +300,7 @@ def _read_topk(v: float, k: float) -> str:
 
 
 def _read_map_ssim(v: float, k: float) -> str:
-    grade = _grade(
-        v, [(0.9, "look the same"), (0.6, "look alike"), (0.3, "differ visibly")], "look different"
-    )
+    grade = _grade(v, *_MAP_SSIM_GRADES)
     return f"Map SSIM {v:.2f} of 1: the two maps {grade}."
 
 

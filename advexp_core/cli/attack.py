@@ -14,17 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from advexp_core.cli.common import (
-    add_json_argument,
-    add_model_argument,
-    atomic_output_dir,
-    command_report,
-    load_model_or_usage_error,
-    parse_fraction,
-    read_image_for_model,
-    resolve_class,
-    usage_errors,
-)
+from advexp_core.cli import common
 from advexp_core.experiments import ATTACK_METHODS, AttackConfig, adversarial_example, norm_scale
 from advexp_core.geometry import NORMS
 from advexp_core.imaging import encode_png
@@ -37,10 +27,10 @@ FILES = {"adversarial": "adversarial.png", "result": "result.json"}
 def register(sub: Any) -> None:
     parser = sub.add_parser("attack", help="craft an adversarial example and save it as a PNG")
     parser.add_argument("image", help="image file (PNG, JPEG, WebP, BMP, TIFF, GIF)")
-    add_model_argument(parser)
+    common.add_model_argument(parser)
     add_attack_arguments(parser)
     parser.add_argument("--out", required=True, type=Path, help="output folder (replaced only on success)")
-    add_json_argument(parser)
+    common.add_json_argument(parser)
     parser.set_defaults(run=run, summary=summary)
 
 
@@ -76,12 +66,12 @@ def attack_config(args: argparse.Namespace, model: LoadedModel) -> AttackConfig:
 
     An explicit ``--eps`` is in [0,1] units of the norm; the config keeps budgets in 1/255 steps.
     """
-    target = None if args.target is None else resolve_class(args.target, model.class_names)
+    target = None if args.target is None else common.resolve_class(args.target, model.class_names)
     eps_255 = DEFAULT.eps_255
     if args.eps is not None:
-        eps_255 = parse_fraction(args.eps) * 255 / norm_scale(args.norm, model.input_size)
-    step_size = None if args.step_size is None else parse_fraction(args.step_size)
-    with usage_errors("--"):
+        eps_255 = common.parse_fraction(args.eps) * 255 / norm_scale(args.norm, model.input_size)
+    step_size = None if args.step_size is None else common.parse_fraction(args.step_size)
+    with common.usage_errors("--"):
         return AttackConfig(
             method=args.method, norm=args.norm, eps_255=eps_255, steps=args.steps, step_size=step_size,
             target=target, random_start=bool(args.random_start), seed=args.seed,
@@ -89,13 +79,13 @@ def attack_config(args: argparse.Namespace, model: LoadedModel) -> AttackConfig:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    model = load_model_or_usage_error(args.model)
-    image = read_image_for_model(args.image, model)
+    model = common.load_model_or_usage_error(args.model)
+    image = common.read_image_for_model(args.image, model)
     config = attack_config(args, model)
-    with usage_errors():
+    with common.usage_errors():
         result = adversarial_example(model, image, config)
-    report = command_report("attack", args, result.to_json(), FILES)
-    with atomic_output_dir(args.out) as tmp:
+    report = common.command_report("attack", args, result.to_json(), FILES)
+    with common.atomic_output_dir(args.out) as tmp:
         (tmp / FILES["adversarial"]).write_bytes(encode_png(result.adversarial))
         (tmp / FILES["result"]).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     return report
