@@ -248,16 +248,23 @@ def _grade(value: float, levels: list[tuple[float, str]], last: str) -> str:
 
 
 # The words of each grade, levels high to low, then the text below the last level.
-_PSNR_GRADES = ([(40, "practically invisible"), (30, "hard to see without zooming in")], "likely visible")
-_SSIM_GRADES = (
+Grades = tuple[list[tuple[float, str]], str]
+_PSNR_GRADES: Grades = (
+    [(40, "practically invisible"), (30, "hard to see without zooming in")],
+    "likely visible",
+)
+_SSIM_GRADES: Grades = (
     [(0.99, "practically identical"), (0.95, "very close"), (0.8, "noticeably changed")],
     "clearly different",
 )
-_SPEARMAN_GRADES = (
+_SPEARMAN_GRADES: Grades = (
     [(0.8, "barely moved"), (0.5, "largely kept its order"), (0.2, "was partly reordered")],
     "is essentially unrelated to the clean one",
 )
-_MAP_SSIM_GRADES = ([(0.9, "look the same"), (0.6, "look alike"), (0.3, "differ visibly")], "look different")
+_MAP_SSIM_GRADES: Grades = (
+    [(0.9, "look the same"), (0.6, "look alike"), (0.3, "differ visibly")],
+    "look different",
+)
 
 
 def _read_psnr(v: float, k: float) -> str:
