@@ -24,6 +24,7 @@ from advexp_core.zoo import ModelError
 MAX_ONNX_BYTES = MAX_CHECKPOINT_BYTES
 MAX_ONNX_NODES = 20_000
 MAX_RELATIVE_DIFFERENCE = 1e-3
+CONVERTIBLE_OPSET = 17  # the newest opset at which onnx2torch 1.5.15 converts the common operators
 STANDARD_DOMAINS = ("", "ai.onnx")
 
 
@@ -158,30 +159,41 @@ class FirstOutput(nn.Module):
         return self._run(x)
 
 
-def convert_onnx(graph: OnnxGraph, *, input_size: tuple[int, int], name: str) -> FirstOutput:
+def convert_onnx(
+    graph: OnnxGraph, *, input_size: tuple[int, int], name: str
+) -> tuple[FirstOutput, tuple[str, ...]]:
     """The checked graph as a differentiable module (onnx2torch), taking normalised images.
+
+    A graph of a newer opset than onnx2torch converts is first rewritten to `CONVERTIBLE_OPSET`
+    with ONNX's version converter when that helps.
+
+    Returns:
+        (the module, notes saying what was done to the graph).
 
     Raises:
         ModelError: operators onnx2torch cannot convert (all named), a failed conversion, or outputs
             that do not depend differentiably on the input.
     """
     from onnx2torch import convert
-    from onnx2torch.node_converters.registry import get_converter
 
-    version = next((o.version for o in graph.proto.opset_import if o.domain in STANDARD_DOMAINS), 0)
-    missing = set()
-    for node in _nodes(graph.proto.graph):
-        try:
-            get_converter(node.op_type, version, "")
-        except NotImplementedError:
-            missing.add(f"{node.op_type} (opset {version})")
-    if missing:
+    notes: list[str] = []
+    proto, missing = graph.proto, _unconvertible(graph.proto)
+    version = _opset(proto)
+    if missing and version > CONVERTIBLE_OPSET:
+        proto = _down_to_convertible_opset(proto)
+        if proto is not None and not _unconvertible(proto):
+            missing = set()
+            notes.append(
+                f"the graph was rewritten from opset {version} to {CONVERTIBLE_OPSET} for the conversion "
+                "(checked against ONNX Runtime on your file as it is)"
+            )
+    if missing or proto is None:
         raise ModelError(
             f"{name} uses operators that do not convert to PyTorch: {', '.join(sorted(missing))}. "
-            "See docs/own_models.md for the known ones and how to export around them."
+            f"Export with opset_version={CONVERTIBLE_OPSET}; docs/own_models.md lists the known ones."
         )
     try:
-        module = convert(_constants_as_initializers(graph.proto))
+        module = convert(_constants_as_initializers(proto))
     except Exception as exc:  # onnx2torch raises many types; each means "this graph did not convert"
         raise ModelError(f"{name} could not be converted to PyTorch: {type(exc).__name__}: {exc}") from exc
     module.eval()
@@ -200,7 +212,34 @@ def convert_onnx(graph: OnnxGraph, *, input_size: tuple[int, int], name: str) ->
             f"{name}'s outputs do not depend differentiably on its input (gradients are missing or "
             "not finite), so attacks and gradient explanations cannot run on it."
         )
-    return wrapped
+    return wrapped, tuple(notes)
+
+
+def _opset(proto: Any) -> int:
+    return int(next((o.version for o in proto.opset_import if o.domain in STANDARD_DOMAINS), 0))
+
+
+def _unconvertible(proto: Any) -> set[str]:
+    """'Op (opset N)' for every operator onnx2torch has no converter for at the graph's opset."""
+    from onnx2torch.node_converters.registry import get_converter
+
+    version, missing = _opset(proto), set()
+    for node in _nodes(proto.graph):
+        try:
+            get_converter(node.op_type, version, "")
+        except NotImplementedError:
+            missing.add(f"{node.op_type} (opset {version})")
+    return missing
+
+
+def _down_to_convertible_opset(proto: Any) -> Any | None:
+    """The graph rewritten to `CONVERTIBLE_OPSET` by ONNX's version converter; None when it cannot."""
+    import onnx
+
+    try:
+        return onnx.version_converter.convert_version(proto, CONVERTIBLE_OPSET)
+    except Exception:  # the converter asserts on operators it has no adapter for
+        return None
 
 
 def _constants_as_initializers(proto: Any) -> Any:

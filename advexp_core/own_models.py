@@ -365,7 +365,8 @@ def _build_onnx(path: Path, n_out: int, size: int | None) -> UserNetwork:
         raise ModelError(
             f"{path.name} returns {graph.outputs} outputs but {n_out} were expected from the class names."
         )
-    net = convert_onnx(graph, input_size=hw, name=path.name)
+    net, done = convert_onnx(graph, input_size=hw, name=path.name)
+    notes = list(done)
     diff = onnxruntime_difference(graph, net, input_size=hw)
     if diff > MAX_RELATIVE_DIFFERENCE:
         raise ModelError(
@@ -373,7 +374,7 @@ def _build_onnx(path: Path, n_out: int, size: int | None) -> UserNetwork:
             f"ONNX Runtime, above {MAX_RELATIVE_DIFFERENCE:.0e}; refused rather than explain another network."
         )
     config = DataConfig(hw, round(min(hw) * 256 / 224), "bilinear", IMAGENET_MEAN, IMAGENET_STD)
-    notes = [f"largest difference from ONNX Runtime on 3 random images: {diff:.1e} (relative)"]
+    notes.append(f"largest difference from ONNX Runtime on 3 random images: {diff:.1e} (relative)")
     if net.one_at_a_time:
         notes.append("the file fixes the batch at one image, so images go through one at a time")
     layer = last_spatial_operator(net, input_size=hw)

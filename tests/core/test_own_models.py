@@ -65,7 +65,7 @@ def save_tiny_vit(folder: Path) -> Path:
     return path
 
 
-def export_onnx(net: nn.Module, path: Path, size: int = 32, dynamic: bool = True) -> Path:
+def export_onnx(net: nn.Module, path: Path, size: int = 32, dynamic: bool = True, opset: int = 17) -> Path:
     axes = {"x": {0: "n"}, "logits": {0: "n"}} if dynamic else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter announces its deprecation
@@ -76,7 +76,7 @@ def export_onnx(net: nn.Module, path: Path, size: int = 32, dynamic: bool = True
             input_names=["x"],
             output_names=["logits"],
             dynamic_axes=axes,
-            opset_version=17,
+            opset_version=opset,
             dynamo=False,
         )
     return path
@@ -294,3 +294,13 @@ def test_truncated_oversized_and_disagreeing_onnx_are_refused(tmp_path: Path, mo
     monkeypatch.setattr(own_models, "onnxruntime_difference", lambda *a, **k: 0.02)
     with pytest.raises(ModelError, match="largest difference of 2.0e-02 .* above 1e-03"):
         load_user_model(None, path, CLASSES)
+
+
+def test_a_newer_opset_is_rewritten_when_it_can_be_and_named_when_not(tmp_path: Path) -> None:
+    cnn = export_onnx(tiny_net(TINY_CNN), tmp_path / "cnn20.onnx", opset=20)
+    model = load_user_model(None, cnn, CLASSES, device="cpu")
+    assert model.card is not None and model.card.onnx_max_difference < 1e-5
+    assert "rewritten from opset 20 to 17" in " ".join(model.card.notes)
+    vit = export_onnx(tiny_net(TINY_VIT), tmp_path / "vit20.onnx", opset=20)
+    with pytest.raises(ModelError, match=r"do not convert to PyTorch: .*\(opset 20\).* opset_version=17"):
+        load_user_model(None, vit, CLASSES)
