@@ -26,6 +26,7 @@ from advexp_core.own_models import unwrap_state_dict
 
 TINY_VIT = "advexp_test_vit"
 TINY_CNN = "advexp_test_cnn"
+TINY_SWIN = "advexp_test_swin"
 CLASSES = ("normal", "benign", "malignant")
 
 # Tiny architectures registered in timm's own registry, so they are names of timm.list_models()
@@ -36,6 +37,17 @@ if not timm.is_model(TINY_VIT):
     def advexp_test_vit(pretrained: bool = False, **kwargs):  # noqa: ANN201 - timm's factory form
         tiny = {"img_size": 32, "patch_size": 8, "depth": 2, "embed_dim": 32, "num_heads": 2}
         return timm.create_model("vit_tiny_patch16_224", pretrained=False, **{**tiny, **kwargs})
+
+    @register_model
+    def advexp_test_swin(pretrained: bool = False, **kwargs):  # noqa: ANN201 - timm's factory form
+        tiny = {
+            "img_size": 64,
+            "window_size": 2,
+            "embed_dim": 8,
+            "depths": (1, 1, 1, 1),
+            "num_heads": (1, 1, 1, 1),
+        }
+        return timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, **{**tiny, **kwargs})
 
     @register_model
     def advexp_test_cnn(pretrained: bool = False, **kwargs):  # noqa: ANN201 - timm's factory form
@@ -154,6 +166,19 @@ def test_tiny_vit_is_bit_identical_and_gets_a_token_grid_gradcam_layer(tmp_path:
     result = pgd(model.module, x.detach(), torch.tensor([0, 1, 2]), eps=4 / 255, step_size=1 / 255, steps=3)
     assert (result.delta.abs() <= 4 / 255 + 1e-6).all()
     assert all(not p.requires_grad for p in model.module.parameters()) and not model.module.training
+
+
+def test_swin_channels_last_stage_is_read_as_nchw(tmp_path: Path) -> None:
+    net = tiny_net(TINY_SWIN)
+    save_file(net.state_dict(), tmp_path / "swin.safetensors")
+    model = load_user_model(f"timm:{TINY_SWIN}", tmp_path / "swin.safetensors", CLASSES, device="cpu")
+    assert model.card is not None and model.card.gradcam_layer.endswith("layers.3.tap")
+    assert "2×2 channels-last map read as NCHW" in model.card.gradcam_how
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model.module(x), reference(net, x, model.card.mean, model.card.std))
+    cam = LayerGradCam(model.module, model.gradcam_layer).attribute(x.requires_grad_(), target=0)
+    assert cam.shape == (2, 1, 2, 2)
 
 
 def test_a_real_timm_vit_name_built_for_a_smaller_input(tmp_path: Path) -> None:
