@@ -173,13 +173,15 @@ class _ModelAction(argparse.Action):
             namespace.model = values
 
 
-def add_model_argument(parser: argparse.ArgumentParser) -> None:
-    """``--model ID`` with the offline default, or ``--model-file PATH`` with its companions."""
+def add_model_argument(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
+    """``--model ID`` (the offline default unless ``required``), or ``--model-file PATH`` with its
+    companions; with ``required``, one of the two must be given (`load_model_or_usage_error` says so)."""
+    default = f"default {DEFAULT_MODEL_ID}" if not required else "this or --model-file is required"
     parser.add_argument(
         "--model",
-        default=DEFAULT_MODEL_ID,
+        default=None if required else DEFAULT_MODEL_ID,
         action=_ModelAction,
-        help=f"model id (see `advexp models`) or an advexp .pt checkpoint; default {DEFAULT_MODEL_ID}",
+        help=f"model id (see `advexp models`) or an advexp .pt checkpoint; {default}",
     )
     group = parser.add_argument_group(
         "your own model", "instead of --model: your weights (or an .onnx file) and what they need"
@@ -208,9 +210,11 @@ def add_json_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 
-def load_model_or_usage_error(model_id: str) -> LoadedModel:
+def load_model_or_usage_error(model_id: str | None) -> LoadedModel:
     """``load_model``, or the user's own model when ``model_id`` is a `ModelFile` (its ModelError
     already exits with code 2)."""
+    if model_id is None:  # add_model_argument(required=True) and neither option given
+        raise UsageError("Give the model: --model ID (see `advexp models`) or --model-file PATH.")
     if not isinstance(model_id, ModelFile):
         return load_model(model_id)
     options = model_id.options

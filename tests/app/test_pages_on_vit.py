@@ -88,6 +88,8 @@ def test_every_explainer_and_the_sanity_check_on_the_vit(woods_dir, vit) -> None
     assert "sanity.png" in downloads(at)
 
 
-@pytest.mark.parametrize("script", ["pages/3_Robustness.py", "pages/6_Ground_truth.py"])
+@pytest.mark.parametrize(
+    "script", ["pages/3_Robustness.py", "pages/6_Ground_truth.py", "pages/7_Audit_a_shortcut.py"]
+)
 def test_the_other_pages_open_with_the_vit_chosen(woods_dir, vit, script: str) -> None:
     open_with(vit, script)

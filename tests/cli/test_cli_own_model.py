@@ -113,3 +113,17 @@ def test_bad_model_file_input_exits_2_with_a_message(capsys, files, tmp_path: Pa
     code, out, err = run(capsys, "classify", str(IMAGE), *argv)
     assert code == 2 and not out
     assert message in err and "Traceback" not in err, err
+
+
+def test_a_required_model_takes_either_option(capsys, files) -> None:
+    import argparse
+
+    from advexp_core.cli.common import UsageError, add_model_argument, load_model_or_usage_error
+
+    parser = argparse.ArgumentParser()
+    add_model_argument(parser, required=True)
+    with pytest.raises(UsageError, match="--model ID .* or --model-file PATH"):
+        load_model_or_usage_error(parser.parse_args([]).model)
+    argv = ["--classes", str(files["classes"]), "--model-file", str(files["onnx"])]
+    model = load_model_or_usage_error(parser.parse_args(argv).model)
+    assert model.class_names == ("normal", "benign", "malignant") and model.card is not None
