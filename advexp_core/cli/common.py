@@ -12,6 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from advexp_core.imaging import ImageError, decode_image, prepare_image
@@ -210,13 +211,15 @@ def add_json_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 
-def load_model_or_usage_error(model_id: str | None) -> LoadedModel:
+def load_model_or_usage_error(
+    model_id: str | None, *, device: str | torch.device | None = None
+) -> LoadedModel:
     """``load_model``, or the user's own model when ``model_id`` is a `ModelFile` (its ModelError
     already exits with code 2)."""
     if model_id is None:  # add_model_argument(required=True) and neither option given
         raise UsageError("Give the model: --model ID (see `advexp models`) or --model-file PATH.")
     if not isinstance(model_id, ModelFile):
-        return load_model(model_id)
+        return load_model(model_id, device=device)
     options = model_id.options
     if model_id.explicit_model is not None:
         raise UsageError("Give either --model or --model-file, not both.")
@@ -238,6 +241,7 @@ def load_model_or_usage_error(model_id: str | None) -> LoadedModel:
         std=_triplet(options.get("std"), "--std"),
         input_size=_input_size(options.get("input_size")),
         single_logit=bool(options.get("single_logit")),
+        device=device,
     )
 
 
