@@ -1,10 +1,11 @@
-"""Does the adversarial explanation draw the ruler? Train and validate the ruler probe, read the three
+"""Does the adversarial explanation draw the ruler? Train and validate the ruler probe, read the four
 lesions networks' explanations toward "malignant" of ruler-free benign images, and ship the probe.
 
 1. The ruler probe (``advexp_core.shortcut_probe``), trained with ``ProbeConfig()`` and the seed given,
    validated on fresh twins: accuracy, P(ruler) under white noise of RMS ρ, under the ruler's own
    change scaled to RMS ρ (what a δ that draws the ruler gives) and under that change phase-scrambled.
-2. For lesions-clean (the control, never saw a ruler), lesions-standard and lesions-robust: the AE of
+2. For lesions-unbiased (the control: rulers in half of each class, so a ruler says nothing to it),
+   lesions-clean (never saw a ruler, but one sways it), lesions-standard and lesions-robust: the AE of
    the first N benign images of the ruler-free test split, read by the probe, by its band and edge
    energy, and by the causal band/centre split, each against δ's phase-scrambled null; then each
    reading's separation of each ruler network from the control (paired bootstrap).
@@ -53,8 +54,12 @@ from advexp_core.shortcut_probe import (  # noqa: E402
     validate_probe,
 )
 
-CONTROL = "lesions-clean"
-RULER_NETS = ("lesions-standard", "lesions-robust")
+CONTROL = "lesions-unbiased"
+RULER_NETS = (
+    "lesions-clean",
+    "lesions-standard",
+    "lesions-robust",
+)  # each reacts to a ruler (docs/method.md §7)
 NETWORKS = (CONTROL, *RULER_NETS)
 VALIDATION_SEED = 4001  # fresh twins, never seen in training (training uses the probe's seed)
 READ_SEED = 5001  # the null δ and white-noise draws

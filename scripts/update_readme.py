@@ -20,6 +20,7 @@ from scripts.readme_blocks import replace_block, write_or_check  # noqa: E402
 START, END = "<!-- cli:start -->", "<!-- cli:end -->"
 FINDINGS = ("<!-- findings:start -->", "<!-- findings:end -->")
 PROBE = ("<!-- probe:start -->", "<!-- probe:end -->")
+OWN_MODEL_FLAGS = "[--model-file PATH] [--arch NAME] [--classes FILE] [--input-size N] [--mean R,G,B] [--std R,G,B] [--single-logit]"
 
 
 def cli_reference() -> str:
@@ -29,8 +30,9 @@ def cli_reference() -> str:
     lines = ["| command | what it does |", "|---|---|"]
     for name, command in sub.choices.items():
         usage = " ".join(command.format_usage().split())
-        usage = usage.removeprefix("usage: ").replace("|", "\\|")
+        usage = usage.removeprefix("usage: ").replace(OWN_MODEL_FLAGS, "[OWN MODEL]").replace("|", "\\|")
         lines.append(f"| `{usage}` | {helps.get(name, '')} |")
+    lines += ["", f"`[OWN MODEL]` stands for `{OWN_MODEL_FLAGS}` (your own network, below)."]
     return "\n".join(lines)
 
 

@@ -16,11 +16,17 @@ import sys
 from typing import Any
 
 from advexp_core.ara import BoundaryNotReachedError, ara_figure
-from advexp_core.cli.common import UsageError, add_json_argument, atomic_output_dir, usage_errors
+from advexp_core.cli.common import (
+    UsageError,
+    add_json_argument,
+    add_model_argument,
+    atomic_output_dir,
+    load_model_or_usage_error,
+    usage_errors,
+)
 from advexp_core.datasets import DATASET_NAMES, load_dataset
 from advexp_core.distributed import DistContext, process_group
 from advexp_core.experiments.ara import ARAConfig, RobustnessResult, robustness_experiment
-from advexp_core.models import load_model
 from advexp_core.shipped import rho_record
 
 _DEFAULT = ARAConfig()
@@ -30,9 +36,7 @@ def register(sub: Any) -> None:
     parser = sub.add_parser(
         "ara", help="Accuracy-Robustness Area (Attack and BTR) of a network on a test set"
     )
-    parser.add_argument(
-        "--model", required=True, help="model id (see `advexp models`) or an advexp .pt checkpoint"
-    )
+    add_model_argument(parser, required=True)
     parser.add_argument("--dataset", required=True, help=f"one of {', '.join(DATASET_NAMES)}")
     parser.add_argument("--out", required=True, help="output folder (curve.png, result.json, rho.json)")
     parser.add_argument("--split", default=_DEFAULT.split, help=f"dataset split (default {_DEFAULT.split})")
@@ -92,7 +96,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace, config: ARAConfig, ctx: DistContext) -> dict[str, Any]:
-    model = load_model(args.model, device=ctx.device)
+    model = load_model_or_usage_error(args.model, device=ctx.device)
     with usage_errors():
         dataset = load_dataset(args.dataset, config.split, root=args.data_root)
         if config.n_images is not None and config.n_images > len(dataset):

@@ -38,6 +38,7 @@ from advexp_core.audit_report import audit_html, summary_reading
 from advexp_core.cli.common import (
     UsageError,
     add_json_argument,
+    add_model_argument,
     atomic_output_dir,
     load_model_or_usage_error,
     resolve_class,
@@ -57,9 +58,7 @@ def register(sub: Any) -> None:
     parser = sub.add_parser(
         "audit", help="shortcut audit: remove / paste a marked artifact, grade the explainers"
     )
-    parser.add_argument(
-        "--model", required=True, help="model id (see `advexp models`) or an advexp .pt checkpoint"
-    )
+    add_model_argument(parser, required=True)
     parser.add_argument("--images", required=True, type=Path, help="folder of images")
     parser.add_argument("--masks", required=True, type=Path, help="folder of mask PNGs named like the images")
     parser.add_argument("--labels", type=Path, help="CSV of name,class lines (optional)")

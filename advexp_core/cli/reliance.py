@@ -18,6 +18,7 @@ from typing import Any
 from advexp_core.cli.common import (
     UsageError,
     add_json_argument,
+    add_model_argument,
     atomic_output_dir,
     load_model_or_usage_error,
     versions,
@@ -42,9 +43,7 @@ def register(sub: Any) -> None:
     parser = sub.add_parser(
         "reliance", help="ground truth: how often the decision changes when the ruler is removed or added"
     )
-    parser.add_argument(
-        "--model", required=True, help="model id (see `advexp models`) or an advexp .pt checkpoint"
-    )
+    add_model_argument(parser, required=True)
     parser.add_argument(
         "--dataset",
         required=True,

@@ -58,11 +58,10 @@ def register(sub: Any) -> None:
     parser = sub.add_parser(
         "scorecard", help="ground truth: does each explainer point at the evidence or at the shortcut?"
     )
-    for flag, text in (
-        ("--model", "model id (see `advexp models`) or an advexp .pt checkpoint"),
-        ("--dataset", "a dataset with ground-truth masks: lesions or blockdigits"),
-    ):
-        parser.add_argument(flag, required=True, help=text)
+    common.add_model_argument(parser, required=True)
+    parser.add_argument(
+        "--dataset", required=True, help="a dataset with ground-truth masks: lesions or blockdigits"
+    )
     parser.add_argument(
         "--split", default=DEFAULT.split, help=f"split (default {DEFAULT.split}; lesions also test-unbiased)"
     )

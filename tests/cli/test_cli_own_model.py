@@ -36,7 +36,18 @@ def test_every_command_with_model_also_takes_model_file() -> None:
     subparsers = next(a for a in parser._actions if a.dest == "command").choices
     with_model = {name for name, sub in subparsers.items() if "--model" in sub._option_string_actions}
     with_file = {name for name, sub in subparsers.items() if "--model-file" in sub._option_string_actions}
-    assert {"classify", "attack", "compare", "explain", "sanity"} <= with_file <= with_model
+    assert {
+        "classify",
+        "attack",
+        "compare",
+        "explain",
+        "sanity",
+        "scorecard",
+        "reliance",
+        "audit",
+        "ara",
+    } <= with_file
+    assert with_file == with_model
 
 
 def test_classify_a_timm_vit_and_an_onnx_file(capsys, files) -> None:
@@ -127,3 +138,22 @@ def test_a_required_model_takes_either_option(capsys, files) -> None:
     argv = ["--classes", str(files["classes"]), "--model-file", str(files["onnx"])]
     model = load_model_or_usage_error(parser.parse_args(argv).model)
     assert model.class_names == ("normal", "benign", "malignant") and model.card is not None
+
+
+def test_audit_an_onnx_file_on_images_with_a_marked_artifact(capsys, files, tmp_path: Path) -> None:
+    from PIL import Image
+
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir(), masks.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.open(IMAGE).convert("RGB").resize((48, 48)).save(images / name)
+        mask = Image.new("L", (48, 48))
+        mask.paste(255, (4, 36, 44, 44))  # a strip along the bottom
+        mask.save(masks / name)
+    argv = ["--model-file", str(files["onnx"]), "--classes", str(files["classes"])]
+    argv += ["--images", str(images), "--masks", str(masks), "--methods", "gradient", "--no-adversarial"]
+    code, out, err = run(capsys, "audit", *argv, "--out", str(tmp_path / "out"), "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["model"] == "user:cnn" and report["n_images"] == 2
+    assert set(report["explainers"]) == {"gradient"} and len(report["images"]) == 2
