@@ -124,6 +124,18 @@ GROUNDTRUTH_TITLES = {
 }
 
 
+def _shipped(
+    model_id: str, group: str, title: str, dataset: str | None, *, robust: bool = False
+) -> ModelSpec:
+    """A network this project trained, in ``checkpoints/{model_id}.pt``: a digits network (``dataset``
+    None) or a ground-truth one trained on ``dataset``; any advexp checkpoint loads with build_digits."""
+    filename = f"{model_id}.pt"
+    source = (
+        DIGITS_SOURCE.format(filename) if dataset is None else GROUNDTRUTH_SOURCE.format(dataset, filename)
+    )
+    return ModelSpec(model_id, group, title, source, robust, (filename,), build_digits)
+
+
 def _registry() -> dict[str, ModelSpec]:
     specs = [
         ModelSpec(
@@ -150,72 +162,42 @@ def _registry() -> dict[str, ModelSpec]:
                 build_woods,
             )
         )
+    digits, groundtruth = "This project's digits networks", "This project's ground-truth networks"
     for recipe in ("standard", "adv-train", "robust", "all"):
-        filename = f"digits-{recipe}.pt"
         specs.append(
-            ModelSpec(
+            _shipped(
                 f"digits-{recipe}",
-                "This project's digits networks",
+                digits,
                 f"Digits ResNet, recipe '{recipe}'",
-                DIGITS_SOURCE.format(filename),
-                recipe in ("robust", "all"),
-                (filename,),
-                build_digits,
+                None,
+                robust=recipe in ("robust", "all"),
             )
         )
     specs.append(  # the data-randomisation control of the sanity checks (docs/method.md §5)
-        ModelSpec(
+        _shipped(
             "digits-random-labels",
-            "This project's digits networks",
+            digits,
             "Digits ResNet, recipe 'standard' on permuted labels (sanity-check control)",
-            DIGITS_SOURCE.format("digits-random-labels.pt"),
-            False,
-            ("digits-random-labels.pt",),
-            build_digits,
+            None,
         )
     )
     for dataset, what in GROUNDTRUTH_TITLES.items():
         for recipe in ("standard", "robust"):
-            filename = f"{dataset}-{recipe}.pt"
+            title = f"{what}, recipe '{recipe}'"
             specs.append(
-                ModelSpec(
-                    f"{dataset}-{recipe}",
-                    "This project's ground-truth networks",
-                    f"{what}, recipe '{recipe}'",
-                    GROUNDTRUTH_SOURCE.format(dataset, filename),
-                    recipe == "robust",
-                    (filename,),
-                    build_digits,  # any advexp checkpoint in checkpoints/, not only digits
-                )
+                _shipped(f"{dataset}-{recipe}", groundtruth, title, dataset, robust=recipe == "robust")
             )
-    specs.append(  # PGD adversarial training, the robust networks of Shah, Jain & Netrapalli 2021
-        ModelSpec(
-            "blockdigits-adv-train",
-            "This project's ground-truth networks",
-            f"{GROUNDTRUTH_TITLES['blockdigits']}, recipe 'adv-train'",
-            GROUNDTRUTH_SOURCE.format("blockdigits", "blockdigits-adv-train.pt"),
-            False,
-            ("blockdigits-adv-train.pt",),
-            build_digits,
-        )
-    )
+    # PGD adversarial training, the robust networks of Shah, Jain & Netrapalli 2021
+    title = f"{GROUNDTRUTH_TITLES['blockdigits']}, recipe 'adv-train'"
+    specs.append(_shipped("blockdigits-adv-train", groundtruth, title, "blockdigits"))
     # The controls of the lesions reliance measure (docs/method.md): lesions-standard's config trained
     # with no ruler at all, and with rulers that say nothing about the class.
     for model_id, data, how in (
         ("lesions-clean", "lesions-no-ruler", "without the ruler"),
         ("lesions-unbiased", "lesions-unbiased", "with rulers independent of the class"),
     ):
-        specs.append(
-            ModelSpec(
-                model_id,
-                "This project's ground-truth networks",
-                f"{GROUNDTRUTH_TITLES['lesions']}, recipe 'standard' trained {how} (control)",
-                GROUNDTRUTH_SOURCE.format(data, f"{model_id}.pt"),
-                False,
-                (f"{model_id}.pt",),
-                build_digits,
-            )
-        )
+        title = f"{GROUNDTRUTH_TITLES['lesions']}, recipe 'standard' trained {how} (control)"
+        specs.append(_shipped(model_id, groundtruth, title, data))
     for arch in TORCHVISION_ARCHS:
         url = torchvision_weights(arch).url
         specs.append(

@@ -33,7 +33,7 @@ from advexp_core.onnx_models import (
     read_onnx,
 )
 from advexp_core.token_grid import install_token_tap
-from advexp_core.zoo import IMAGENET_MEAN, IMAGENET_STD, ModelError
+from advexp_core.zoo import IMAGENET_MEAN, IMAGENET_STD, ModelError, describe_mismatch
 
 TIMM_PREFIX = "timm:"
 USER_ARCHS = (
@@ -138,28 +138,6 @@ def _tensors(state: Mapping[str, Any]) -> dict[str, Tensor]:
 
 def _matches(tensors: Mapping[str, Tensor], expected: set[str], prefix: str) -> int:
     return sum(1 for k in tensors if k.startswith(prefix) and k.removeprefix(prefix) in expected)
-
-
-def describe_mismatch(net: nn.Module, state: Mapping[str, Tensor], name: str) -> str | None:
-    """A sentence naming the first missing and unexpected names and wrong shapes; None when it fits."""
-    own = net.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [
-        f"{k} is {tuple(state[k].shape)} in the file but {tuple(v.shape)} in the network"
-        for k, v in own.items()
-        if k in state and tuple(state[k].shape) != tuple(v.shape)
-    ]
-    if not (missing or unexpected or shapes):
-        return None
-    parts = []
-    if shapes:
-        parts.append(f"{len(shapes)} tensor(s) of another shape, first {shapes[0]}")
-    if missing:
-        parts.append(f"{len(missing)} missing, first {missing[0]}")
-    if unexpected:
-        parts.append(f"{len(unexpected)} unexpected, first {unexpected[0]}")
-    return f"{name} does not match the architecture: " + "; ".join(parts) + "."
 
 
 # --- timm ---------------------------------------------------------------------------------------

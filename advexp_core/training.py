@@ -332,14 +332,20 @@ def _payload(state: _State, config: TrainConfig, meta: dict[str, Any], *, with_o
     return payload
 
 
-def _resume(state: _State, path: Path, config: TrainConfig) -> None:
-    """Load weights, optimiser, ψ and history from ``path`` into ``state`` (TrainingError on mismatch)."""
+def _training_checkpoint(path: Path) -> dict[str, Any]:
+    """The payload of an advexp training checkpoint (TrainingError for any other file)."""
     try:
         payload = load_checkpoint(path)
     except CheckpointError as exc:
         raise TrainingError(str(exc)) from exc
     if payload.get("format") != CHECKPOINT_FORMAT:
         raise TrainingError(f"{path} is not an advexp training checkpoint")
+    return payload
+
+
+def _resume(state: _State, path: Path, config: TrainConfig) -> None:
+    """Load weights, optimiser, ψ and history from ``path`` into ``state`` (TrainingError on mismatch)."""
+    payload = _training_checkpoint(path)
     saved = payload.get("config", {})
     differ = sorted(k for k, v in config.as_dict().items() if saved.get(k) != v)
     if differ:
@@ -387,12 +393,7 @@ def _warm_start(state: _State, path: Path, config: TrainConfig, class_names: Seq
     mean what they meant; the optimiser and the epoch count start afresh. Returns the provenance
     recorded in the new checkpoint.
     """
-    try:
-        payload = load_checkpoint(path)
-    except CheckpointError as exc:
-        raise TrainingError(str(exc)) from exc
-    if payload.get("format") != CHECKPOINT_FORMAT:
-        raise TrainingError(f"{path} is not an advexp training checkpoint")
+    payload = _training_checkpoint(path)
     if list(payload.get("class_names", [])) != list(class_names):
         raise TrainingError(
             f"{path} was trained on classes {payload.get('class_names')}, this dataset has {list(class_names)}"

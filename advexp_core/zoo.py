@@ -10,9 +10,10 @@ Grad-CAM layer when the architecture fixes one, else None: ``models`` then finds
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -270,26 +271,29 @@ def build_digits(spec: ModelSpec) -> Built:
 
 
 def load_strict(net: nn.Module, state: dict, name: str) -> None:
-    missing, unexpected, shapes = _compare_state(net, state)
-    if missing or unexpected or shapes:
-        parts = []
-        if shapes:
-            parts.append(f"wrong shapes for {len(shapes)} tensor(s), e.g. {shapes[0]}")
-        if missing:
-            parts.append(f"{len(missing)} missing, e.g. {missing[0]}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected, e.g. {unexpected[0]}")
-        raise ModelError(f"{name} does not match the architecture: " + "; ".join(parts) + ".")
+    problem = describe_mismatch(net, state, name)
+    if problem is not None:
+        raise ModelError(problem)
     net.load_state_dict(state, strict=True)
 
 
-def _compare_state(net: nn.Module, state: dict) -> tuple[list[str], list[str], list[str]]:
+def describe_mismatch(net: nn.Module, state: Mapping[str, Any], name: str) -> str | None:
+    """A sentence naming the first missing and unexpected names and wrong shapes; None when it fits."""
     own = net.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     shapes = [
-        f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        f"{k} is {tuple(state[k].shape)} in the file but {tuple(v.shape)} in the network"
         for k, v in own.items()
         if k in state and isinstance(state[k], Tensor) and tuple(state[k].shape) != tuple(v.shape)
     ]
-    return missing, unexpected, shapes
+    if not (missing or unexpected or shapes):
+        return None
+    parts = []
+    if shapes:
+        parts.append(f"{len(shapes)} tensor(s) of another shape, first {shapes[0]}")
+    if missing:
+        parts.append(f"{len(missing)} missing, first {missing[0]}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected, first {unexpected[0]}")
+    return f"{name} does not match the architecture: " + "; ".join(parts) + "."

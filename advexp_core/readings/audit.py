@@ -13,21 +13,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from advexp_core.readings import Reading, near
-from advexp_core.readings.groundtruth import TIE
+from advexp_core.readings.groundtruth import decision, near_tie
 
 MOST = 0.5
 """Removing the artifact changes more than this share of decisions: the network decides by it."""
 MAP_NEAR = 0.1  # a map's share within 10 % of the artifact's area is flagged (as for the ruler)
-
-
-def _decision(probabilities: Sequence[float], names: Sequence[str]) -> tuple[int, str]:
-    k = max(range(len(probabilities)), key=lambda i: probabilities[i])
-    return k, f"{names[k]} ({probabilities[k]:.0%})"
-
-
-def _tie(probabilities: Sequence[float]) -> bool:
-    top = sorted(probabilities, reverse=True)
-    return len(top) > 1 and top[0] - top[1] < TIE
 
 
 def intervention(
@@ -42,15 +32,15 @@ def intervention(
 
     Outcomes: "follows-artifact", "ignores-artifact", "not-measured".
     """
-    k, now = _decision(before, names)
+    k, now = decision(before, names)
     if after is None or intervention == "none":
         return Reading(
             "not-measured",
             f"The network says {now}. No artifact is marked here and none was pasted, so nothing was measured.",
         )
-    other, other_text = _decision(after, names)
+    other, other_text = decision(after, names)
     what = "removing the marked artifact" if intervention == "removed" else "pasting the artifact on"
-    close = _tie(before) or _tie(after)
+    close = near_tie(before) or near_tie(after)
     if other != k:
         return Reading(
             "follows-artifact",

@@ -16,12 +16,14 @@ TIE = 0.02
 """A decision whose top two probabilities are closer than this is a near tie (either side is noise)."""
 
 
-def _decision(probabilities: Sequence[float], names: Sequence[str]) -> tuple[int, str]:
+def decision(probabilities: Sequence[float], names: Sequence[str]) -> tuple[int, str]:
+    """The decision as (class index, "name (probability)")."""
     k = max(range(len(probabilities)), key=lambda i: probabilities[i])
     return k, f"{names[k]} ({probabilities[k]:.0%})"
 
 
-def _tie(probabilities: Sequence[float]) -> bool:
+def near_tie(probabilities: Sequence[float]) -> bool:
+    """The top two probabilities are closer than `TIE`."""
     top = sorted(probabilities, reverse=True)
     return len(top) > 1 and top[0] - top[1] < TIE
 
@@ -46,9 +48,9 @@ def intervention(
 
     Outcomes: "reads-ruler" (the decision changes with the ruler), "ignores-ruler" (it does not).
     """
-    k, now = _decision(as_is, names)
-    other, other_text = _decision(removed if has_ruler else added, names)
-    close = _tie(as_is) or _tie(removed if has_ruler else added)
+    k, now = decision(as_is, names)
+    other, other_text = decision(removed if has_ruler else added, names)
+    close = near_tie(as_is) or near_tie(removed if has_ruler else added)
     what = "removing the ruler" if has_ruler else "drawing a ruler on it"
     if other != k:
         return Reading(
