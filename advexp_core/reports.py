@@ -111,21 +111,33 @@ def readings(
         k: the top-k share of pixels the map metrics used.
         side: the longer image side in pixels (a map's centre shift is judged against it).
     """
-    out: dict[str, Any] = {"perturbation": {}, "maps": {}}
-    for name, value in perturbation.items():
-        if value is None and name == "psnr":
-            value = math.inf  # written as null in JSON: the image did not change
-        out["perturbation"][name] = None if value is None else metrics.reading(name, value)
+    out: dict[str, Any] = {"perturbation": perturbation_sentences(perturbation), "maps": {}}
     if perturbation:
         out["visibility"] = attack_readings.visibility(perturbation).to_json()
     for method, values in maps.items():
-        out["maps"][method] = {
-            name: metrics.reading("map_ssim" if name == "ssim" else name, math.nan if v is None else v, k=k)
-            for name, v in values.items()
-        }
+        out["maps"][method] = map_sentences(values, k=k)
         verdict = attack_readings.map_change(values, k=k, side=side)
         out["maps"][method].update(verdict=verdict.text, outcome=verdict.outcome)
     return out
+
+
+def perturbation_sentences(perturbation: dict[str, float | None]) -> dict[str, str | None]:
+    """One plain sentence per size of δ (`metrics.reading`; None for a null number but PSNR, whose
+    null means no change)."""
+    out: dict[str, str | None] = {}
+    for name, value in perturbation.items():
+        if value is None and name == "psnr":
+            value = math.inf  # written as null in JSON: the image did not change
+        out[name] = None if value is None else metrics.reading(name, value)
+    return out
+
+
+def map_sentences(values: dict[str, float | None], *, k: float) -> dict[str, str]:
+    """One plain sentence per map similarity number (`metrics.reading`; k = the top-k share)."""
+    return {
+        name: metrics.reading("map_ssim" if name == "ssim" else name, math.nan if v is None else v, k=k)
+        for name, v in values.items()
+    }
 
 
 def decision_readings(report: dict[str, Any]) -> dict[str, Any]:

@@ -3,9 +3,9 @@ decision and move the map (Dombrowski et al. 2019)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from advexp_core import reports
 from advexp_core.experiments import (
@@ -19,10 +19,13 @@ from advexp_core.experiments import (
     saliency_under_attack,
     under_attack_figure,
 )
+from advexp_core.experiments.move_map import MoveTheMapResult
 from advexp_core.experiments.under_attack import MapPair, UnderAttackPart
-from advexp_core.figures import figure_png
+from advexp_core.figures import METHOD_TITLES, figure_png
 from advexp_core.imaging import decode_image, encode_png
 from advexp_core.models import LoadedModel
+from advexp_core.readings import Reading
+from advexp_core.readings import attack as attack_readings
 from advexp_core.saliency import colour_scales
 from advexp_ui import images
 from advexp_ui.jobs.common import Later, OnStep, Outcome, cached_result, header, model_image, settings_of
@@ -30,7 +33,11 @@ from advexp_ui.jobs.common import Later, OnStep, Outcome, cached_result, header,
 __all__ = [
     "REGIONS",
     "AttackConfig",
+    "AttackOutcome",
     "AttackPart",
+    "DecisionPart",
+    "ManipulationOutcome",
+    "MapPart",
     "ManipulationConfig",
     "SaliencyConfig",
     "attack",
@@ -39,67 +46,154 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class AttackPart:
-    """One finished block of the attack page while the rest still runs.
+class DecisionReadings:
+    """The readings of the attack itself (`advexp_core.readings.attack`), as the report writes them.
 
     Attributes:
-        block: "decision" (the attack: verdict, images, predictions, visibility) or a map method.
-        report: the report's entries this block shows (the same values the final report holds).
-        panels: the block's pictures (the same bytes the final Outcome holds).
+        decision: did the decision flip, at x + δ and at the saved PNG.
+        visibility: how visible δ is.
+        perturbation: one sentence per size of δ (`Perturbation`'s names; None where undefined).
     """
 
-    block: str
-    report: dict[str, Any] = field(default_factory=dict)
+    decision: Reading
+    visibility: Reading
+    perturbation: dict[str, str | None]
+
+
+@dataclass(frozen=True)
+class MapReadings:
+    """The readings of one method's pair of maps, as the report writes them.
+
+    Attributes:
+        sentences: one sentence per map similarity number (`MapPair.metrics`' names).
+        verdict: how far the map moved (`readings.attack.map_change`).
+    """
+
+    sentences: dict[str, str]
+    verdict: Reading
+
+
+@dataclass(frozen=True)
+class DecisionPart:
+    """The attack's block of the page (verdict, images, predictions, visibility), shown while the
+    maps still run and again with the whole result.
+
+    Attributes:
+        example: the attacked image, its predictions and the size of δ.
+        readings: its readings.
+        panels: ``clean``, ``attacked`` and ``delta`` (the bytes the final Outcome holds).
+    """
+
+    example: AdversarialExampleResult
+    readings: DecisionReadings
     panels: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def block(self) -> str:
+        return "decision"
+
+
+@dataclass(frozen=True)
+class MapPart:
+    """One method's block of the page: its clean and attacked maps and how far the map moved.
+
+    Attributes:
+        pair: the method's maps, metrics and extras.
+        readings: its readings.
+        panels: ``<method>-clean`` and ``<method>-attacked`` (the bytes the final Outcome holds).
+    """
+
+    pair: MapPair
+    readings: MapReadings
+    panels: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def block(self) -> str:
+        return self.pair.method
+
+
+AttackPart = DecisionPart | MapPart
+"""One finished block of the attack page while the rest still runs: the decision, then each map."""
+
+
+@dataclass(frozen=True)
+class AttackOutcome(Outcome):
+    """The attack's `Outcome` (the report and files for download) with what the page shows.
+
+    Attributes:
+        decision: the attack's block.
+        maps: method -> its block, in the config's order.
+        overall: one verdict over every map (`readings.attack.maps_overall`).
+    """
+
+    decision: DecisionPart = field(kw_only=True)
+    maps: dict[str, MapPart] = field(kw_only=True)
+    overall: Reading = field(kw_only=True)
+
+
+@dataclass(frozen=True)
+class ManipulationOutcome(Outcome):
+    """Keep-the-label-move-the-map's `Outcome` (the report and files for download) with the result
+    the page shows (its reading and similarities)."""
+
+    result: MoveTheMapResult = field(kw_only=True)
 
 
 class _Parts:
-    """Turns the experiment's partial results into page blocks, keeping each picture for the end."""
+    """Turns the experiment's partial results into page blocks, keeping each block for the end."""
 
     def __init__(self, topk: float, send: Callable[[AttackPart], None] | None) -> None:
         self.topk, self.send = topk, send
-        self.panels: dict[str, bytes] = {}
-        self.example: AdversarialExampleResult | None = None
+        self.decision: DecisionPart | None = None
+        self.maps: dict[str, MapPart] = {}
 
     def __call__(self, value: UnderAttackPart) -> None:
+        part: AttackPart
         if isinstance(value, AdversarialExampleResult):
-            self.example = value
-            part = _decision_part(value, self.topk)
+            part = self.decision = _decision_part(value)
         else:
-            assert self.example is not None  # the attack always comes first
-            part = _map_part(self.example, value, self.topk)
-        self.panels.update(part.panels)
+            assert self.decision is not None  # the attack always comes first
+            part = self.maps[value.method] = _map_part(self.decision.example, value, self.topk)
         if self.send is not None:
             self.send(part)
 
+    @property
+    def panels(self) -> dict[str, bytes]:
+        """Every block's pictures."""
+        assert self.decision is not None
+        blocks: list[AttackPart] = [self.decision, *self.maps.values()]
+        return {k: v for part in blocks for k, v in part.panels.items()}
 
-def _decision_part(example: AdversarialExampleResult, topk: float) -> AttackPart:
-    keys = ("predictions_before", "predictions_after", "png_predictions_after", "success", "png_success")
-    everything = example.to_json()
-    report: dict[str, Any] = {k: everything[k] for k in (*keys, "perturbation")}
-    side = max(example.image.shape[-2:])
-    report["readings"] = {
-        **reports.readings(report["perturbation"], {}, k=topk, side=side),
-        "decision": reports.decision_readings(report),
-    }
+
+def _decision_part(example: AdversarialExampleResult) -> DecisionPart:
+    size = dataclasses.asdict(example.perturbation)
+    decision = attack_readings.decision(
+        example.predictions_before,
+        example.predictions_after,
+        example.png_predictions_after,
+        success=example.success,
+        png_success=example.png_success,
+    )
+    readings = DecisionReadings(
+        decision, attack_readings.visibility(size), reports.perturbation_sentences(size)
+    )
     panels = {
         "clean": images.display_png(example.image),
         "attacked": images.display_png(example.adversarial),
         "delta": images.delta_png(example.delta),
     }
-    return AttackPart("decision", report, panels)
+    return DecisionPart(example, readings, panels)
 
 
-def _map_part(example: AdversarialExampleResult, pair: MapPair, topk: float) -> AttackPart:
+def _map_part(example: AdversarialExampleResult, pair: MapPair, topk: float) -> MapPart:
     m = pair.method
     clean, attacked = pair.extras.colour_scales
     panels = {
         f"{m}-clean": images.overlay_png(example.image, pair.clean, clean[1]),
         f"{m}-attacked": images.overlay_png(example.adversarial, pair.attacked, attacked[1]),
     }
-    readings = reports.readings({}, {m: pair.metrics}, k=topk, side=max(example.image.shape[-2:]))
-    report = {"maps": {m: pair.metrics}, "readings": readings, "saliency": {m: pair.extras.to_json()}}
-    return AttackPart(m, report, panels)
+    verdict = attack_readings.map_change(pair.metrics, k=topk, side=max(example.image.shape[-2:]))
+    return MapPart(pair, MapReadings(reports.map_sentences(pair.metrics, k=topk), verdict), panels)
 
 
 def compute_attack(
@@ -109,7 +203,7 @@ def compute_attack(
     model: LoadedModel,
     on_step: OnStep | None = None,
     on_part: Callable[[AttackPart], None] | None = None,
-) -> Outcome:
+) -> AttackOutcome:
     """Attack the image, explain the clean and the attacked image alike, measure how the maps moved.
 
     ``on_part`` gets each block as soon as the experiment has it (the decision, then each map);
@@ -132,7 +226,13 @@ def compute_attack(
         "adversarial.png": encode_png(example.adversarial),
         "figure.png": Later(_figure_png, (result,)),
     }
-    return Outcome(report, parts.panels, files)
+    assert parts.decision is not None
+    overall = attack_readings.maps_overall(
+        {m: p.readings.verdict for m, p in parts.maps.items()}, METHOD_TITLES
+    )
+    return AttackOutcome(
+        report, parts.panels, files, decision=parts.decision, maps=dict(parts.maps), overall=overall
+    )
 
 
 def _figure_png(result: SaliencyUnderAttackResult) -> bytes:
@@ -149,7 +249,7 @@ def attack(
     _model: LoadedModel,
     _on_step: OnStep | None = None,
     _on_part: Callable[[AttackPart], None] | None = None,
-) -> Outcome:
+) -> AttackOutcome:
     """``compute_attack``, cached by (image bytes, model id, configs); parts only when it runs."""
     return compute_attack(image_bytes, attack_config, saliency, _model, _on_step, _on_part)
 
@@ -160,7 +260,7 @@ def compute_manipulation(
     model: LoadedModel,
     goal_bytes: bytes | None = None,
     on_step: OnStep | None = None,
-) -> Outcome:
+) -> ManipulationOutcome:
     """Move the chosen map toward the goal while the logits stay put (docs/method.md §4 step 5)."""
     goal = None if goal_bytes is None else decode_image(goal_bytes)
     result = move_the_map(model, model_image(image_bytes, model), config, goal_image=goal, on_step=on_step)
@@ -175,7 +275,9 @@ def compute_manipulation(
         "map-attacked": images.overlay_png(result.adversarial, result.manipulated_map, vmax),
         "map-goal": images.overlay_png(result.image, result.goal_map, float(result.goal_map.max())),
     }
-    return Outcome(report, panels, {"manipulated.png": encode_png(result.adversarial)})
+    return ManipulationOutcome(
+        report, panels, {"manipulated.png": encode_png(result.adversarial)}, result=result
+    )
 
 
 @cached_result
@@ -186,6 +288,6 @@ def manipulate(
     goal_bytes: bytes | None,
     _model: LoadedModel,
     _on_step: OnStep | None = None,
-) -> Outcome:
+) -> ManipulationOutcome:
     """``compute_manipulation``, cached by (image bytes, model id, config, goal image)."""
     return compute_manipulation(image_bytes, config, _model, goal_bytes, _on_step)

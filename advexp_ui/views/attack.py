@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
 
 import streamlit as st
 
@@ -10,8 +10,7 @@ from advexp_core.experiments import AttackConfig
 from advexp_core.figures import METHOD_TITLES
 from advexp_core.models import LoadedModel
 from advexp_ui import render
-from advexp_ui.jobs.attack import AttackPart
-from advexp_ui.jobs.common import Outcome
+from advexp_ui.jobs.attack import AttackOutcome, AttackPart, DecisionPart, ManipulationOutcome, MapPart
 from advexp_ui.state import ImageChoice
 
 PERTURBATION_NAMES = {
@@ -38,13 +37,6 @@ def budget_text(config: AttackConfig, model: LoadedModel) -> str:
     return f"Budget: {unit} ε = {eps:.5g} in [0,1] pixel units ({config.eps_255:g}/255 per value, at {model.input_size[0]}×{model.input_size[1]} px)."
 
 
-def _verdict(report: dict[str, Any]) -> None:
-    """The decision verdict computed from this run's predictions (`readings.attack.decision`)."""
-    reading = report["readings"]["decision"]
-    show = st.warning if reading["outcome"] == "not-flipped" else st.success
-    show(reading["verdict"])
-
-
 class AttackSlots:
     """The places of the attack page's blocks, laid out before the run so that each block can be
     drawn as soon as it is computed and drawn again, in place, with the whole result."""
@@ -56,39 +48,39 @@ class AttackSlots:
 
     def show_part(self, part: AttackPart) -> None:
         """Draw one finished block (the decision, or one method's maps) in its place."""
-        if part.block == "decision":
+        if isinstance(part, DecisionPart):
             with self.decision.container():
-                _decision_block(part.report, part.panels)
+                _decision_block(part)
         elif part.block in self.maps:
             with self.maps[part.block].container():
-                _map_block(part.block, part.report, part.panels)
+                _map_block(part)
 
 
-def show_attack(outcome: Outcome, choice: ImageChoice, slots: AttackSlots | None = None) -> None:
+def show_attack(outcome: AttackOutcome, choice: ImageChoice, slots: AttackSlots | None = None) -> None:
     """The full result of the decision-flipping attack (in ``slots`` when they were laid out)."""
-    report, panels = outcome.report, outcome.panels
-    slots = slots or AttackSlots(tuple(report["maps"]))
+    slots = slots or AttackSlots(tuple(outcome.maps))
     with slots.decision.container():
-        _decision_block(report, panels)
+        _decision_block(outcome.decision)
     for method, slot in slots.maps.items():
         with slot.container():
-            if method in report["maps"]:
-                _map_block(method, report, panels)
+            if method in outcome.maps:
+                _map_block(outcome.maps[method])
     with slots.rest.container():
-        if report["maps"]:
+        if outcome.maps:
             render.look_at("attack-maps")
-            overall = report["readings"].get("overall")
-            if overall:
-                st.markdown(f"**In all:** {overall['verdict']}")
+            st.markdown(f"**In all:** {outcome.overall.text}")
         render.figure_on_request(
             outcome, "figure.png", label="Show the whole figure (as downloaded)", key="figure-attack"
         )
         render.downloads_row(outcome, choice, stem="saliency-under-attack", key="dl-attack")
 
 
-def _decision_block(report: dict[str, Any], panels: dict[str, bytes]) -> None:
-    """The verdict, the three pictures, the predictions and how visible the change is."""
-    _verdict(report)
+def _decision_block(part: DecisionPart) -> None:
+    """The verdict (`readings.attack.decision`), the three pictures, the predictions and how
+    visible the change is."""
+    example, readings, panels = part.example, part.readings, part.panels
+    show = st.warning if readings.decision.outcome == "not-flipped" else st.success
+    show(readings.decision.text)
     render.pictures(
         [
             ("clean", panels["clean"]),
@@ -98,25 +90,24 @@ def _decision_block(report: dict[str, Any], panels: dict[str, bytes]) -> None:
     )
     c1, c2, c3 = st.columns(3)
     with c1:
-        render.predictions("Before", report["predictions_before"])
+        render.predictions("Before", example.predictions_before)
     with c2:
-        render.predictions("After the attack", report["predictions_after"])
+        render.predictions("After the attack", example.predictions_after)
     with c3:
-        render.predictions("After saving as PNG", report["png_predictions_after"])
+        render.predictions("After saving as PNG", example.png_predictions_after)
     render.look_at("attack-decision")
     st.subheader("How visible is the change?")
+    size = dataclasses.asdict(example.perturbation)
     for name, label in PERTURBATION_NAMES.items():
-        value = report["perturbation"].get(name)
-        render.reading(label, render.fmt(value, 4), report["readings"]["perturbation"].get(name))
-    visibility = report["readings"].get("visibility")
-    if visibility:
-        st.markdown(f"**Verdict:** {visibility['verdict']}")
+        render.reading(label, render.fmt(size[name], 4), readings.perturbation.get(name))
+    st.markdown(f"**Verdict:** {readings.visibility.text}")
     render.look_at("attack-visibility")
 
 
-def _map_block(method: str, report: dict[str, Any], panels: dict[str, bytes]) -> None:
+def _map_block(part: MapPart) -> None:
     """One method's clean and attacked maps on one colour scale, and how far the map moved."""
-    title = METHOD_TITLES.get(method, method)
+    pair, readings, panels = part.pair, part.readings, part.panels
+    method, title = pair.method, METHOD_TITLES.get(pair.method, pair.method)
     st.subheader(f"{title}: clean vs attacked (one colour scale)")
     render.pictures(
         [
@@ -125,27 +116,23 @@ def _map_block(method: str, report: dict[str, Any], panels: dict[str, bytes]) ->
         ],
         columns=3,
     )
-    values = report["maps"][method]
-    verdict = report["readings"]["maps"][method].get("verdict")
-    if verdict:
-        st.markdown(f"**Verdict:** {verdict}")
+    st.markdown(f"**Verdict:** {readings.verdict.text}")
     for name, label in MAP_NAMES.items():
-        if name in values:
-            render.reading(label, render.fmt(values[name]), report["readings"]["maps"][method].get(name))
-    gap = report.get("saliency", {}).get(method, {}).get("convergence_delta")
+        if name in pair.metrics:
+            render.reading(label, render.fmt(pair.metrics[name]), readings.sentences.get(name))
+    gap = pair.extras.convergence_delta
     if gap is not None:
         st.caption(
             f"Completeness error (sum of attributions minus the logit's change from the baseline): "
-            f"clean {gap['clean']:.3g}, attacked {gap['attacked']:.3g}; closer to 0 is a more "
+            f"clean {gap[0]:.3g}, attacked {gap[1]:.3g}; closer to 0 is a more "
             "exact integral (more steps shrink it)."
         )
 
 
-def show_manipulation(outcome: Outcome, choice: ImageChoice) -> None:
+def show_manipulation(outcome: ManipulationOutcome, choice: ImageChoice) -> None:
     """The result of keep-the-label, move-the-map."""
-    report, panels = outcome.report, outcome.panels
-    reading = report["reading"]
-    (st.success if reading["outcome"] == "moved-kept" else st.warning)(reading["verdict"])
+    result, panels = outcome.result, outcome.panels
+    (st.success if result.reading.outcome == "moved-kept" else st.warning)(result.reading.text)
     render.pictures(
         [("clean", panels["clean"]), ("manipulated", panels["attacked"]), ("δ amplified", panels["delta"])]
     )
@@ -157,7 +144,7 @@ def show_manipulation(outcome: Outcome, choice: ImageChoice) -> None:
         ]
     )
     render.look_at("manipulation")
-    sim = report["similarity"]
+    sim = result.similarity
     rows = [
         {"comparison": label, **{k: render.fmt(v) for k, v in sim[key].items()}}
         for key, label in (

@@ -39,7 +39,7 @@ def test_the_decision_is_drawn_before_the_maps_and_nothing_is_recomputed(open_pa
     submit(at, "attack-form", "Run the attack")
     assert_clean(at)
     assert [p.block for p in parts] == ["decision", "gradcam", "ig"]
-    assert "attacked" in parts[0].panels and not parts[0].report.get("maps")
+    assert "attacked" in parts[0].panels and isinstance(parts[0], attack_job.DecisionPart)
     assert len(runs) == 1 and len(panels) == 4  # two overlays per method, made once
     verdicts = [m.value for m in [*at.success, *at.warning] if "The decision" in m.value]
     assert len(verdicts) == 1  # drawn early, then drawn again in the same place: once on screen
@@ -58,17 +58,26 @@ def test_the_parts_are_the_final_result(woods_dir) -> None:
     config, saliency = AttackConfig(steps=2), SaliencyConfig(ig_steps=4)
     got: list[attack_job.AttackPart] = []
     outcome = attack_job.compute_attack(image, config, saliency, model, on_part=got.append)
+    readings = outcome.report["readings"]
     for part in got:
         assert all(outcome.panels[k] == v for k, v in part.panels.items())
-        for key, value in part.report.items():
-            if key == "readings":
-                for group, entries in value.items():
-                    for name, sentence in entries.items():
-                        assert outcome.report["readings"][group][name] == sentence
-            elif isinstance(value, dict) and key in ("maps", "saliency"):
-                assert all(outcome.report[key][m] == v for m, v in value.items())
-            else:
-                assert outcome.report[key] == value
+        if isinstance(part, attack_job.DecisionPart):
+            assert part is outcome.decision
+            assert part.readings.decision.to_json() == readings["decision"]
+            assert part.readings.visibility.to_json() == readings["visibility"]
+            assert part.readings.perturbation == readings["perturbation"]
+        else:
+            verdict = part.readings.verdict
+            assert (
+                part is outcome.maps[part.block] and part.pair.metrics == outcome.report["maps"][part.block]
+            )
+            assert readings["maps"][part.block] == {
+                **part.readings.sentences,
+                "verdict": verdict.text,
+                "outcome": verdict.outcome,
+            }
+    assert [p.block for p in got] == ["decision", *outcome.maps]
+    assert outcome.overall.to_json() == readings["overall"]
 
 
 def test_a_waiting_run_reads_its_place_from_the_networks_lock_and_leaves_when_cancelled() -> None:
