@@ -4,21 +4,30 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from advexp_core.experiments import ExplainersConfig, compare_explainers
-from advexp_core.experiments.explainers import ExplainersPart, MethodMap
+from advexp_core.experiments.explainers import CompareExplainersResult, Curves, ExplainersPart, MethodMap
 from advexp_core.figures import METHOD_TITLES, figure_png
 from advexp_core.models import LoadedModel
+from advexp_core.readings import Reading
+from advexp_core.readings.agreement import every_measure
 from advexp_core.saliency import colour_scales
 from advexp_ui import images
 from advexp_ui.jobs.common import Later, OnStep, Outcome, cached_result, header, model_image
 
-__all__ = ["ExplainerPart", "compute_explainers", "explainers"]
+__all__ = ["ExplainedClass", "ExplainerPart", "ExplainersOutcome", "compute_explainers", "explainers"]
+
+
+@dataclass(frozen=True)
+class ExplainedClass:
+    """The class the maps explain: its index and name."""
+
+    index: int
+    label: str
 
 
 @dataclass(frozen=True)
@@ -29,16 +38,29 @@ class ExplainerPart:
 
     Attributes:
         block: the method.
-        report: the report's entries this block shows (the same values the final report holds):
-            its ``method_details``, then also its ``faithfulness``; the first map's block also
-            ``explained_class`` and ``explained_label``.
+        curves: its deletion/insertion curves once measured (the final result's own), else None.
+        explained: on the first map's block, the explained class; else None.
         panels: the block's pictures (the same bytes the final Outcome holds): the method's map
             over the image; the first map's block also the ``input`` image.
     """
 
     block: str
-    report: dict[str, Any] = field(default_factory=dict)
+    curves: Curves | None = None
+    explained: ExplainedClass | None = None
     panels: dict[str, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExplainersOutcome(Outcome):
+    """The comparison's `Outcome` (the report and files for download) with what the page shows.
+
+    Attributes:
+        result: the maps, their agreement and faithfulness.
+        readings: measure -> whether the explainers agree by it (`readings.agreement`).
+    """
+
+    result: CompareExplainersResult = field(kw_only=True)
+    readings: dict[str, Reading] = field(kw_only=True)
 
 
 class _Parts:
@@ -49,28 +71,22 @@ class _Parts:
     ) -> None:
         self.image, self.class_names, self.send = image, class_names, send
         self.panels: dict[str, bytes] = {}
-        self.details: dict[str, dict[str, Any]] = {}  # method -> its details, as the JSON writes them
 
     def __call__(self, value: ExplainersPart) -> None:
         name = value.method
         if isinstance(value, MethodMap):
-            report: dict[str, Any] = {"method_details": {name: dict(value.details)}}
             panels: dict[str, bytes] = {}
+            explained = None
             if not self.panels:  # the first map: the image and the explained class come with it
                 panels["input"] = images.display_png(self.image)
-                report["explained_class"] = value.target
-                report["explained_label"] = self.class_names[value.target]
+                explained = ExplainedClass(value.target, self.class_names[value.target])
             panels[name] = _map_png(self.image, value.map)
-            self.details[name] = dict(value.details)
             self.panels.update(panels)
+            part = ExplainerPart(name, explained=explained, panels=panels)
         else:
-            report = {
-                "method_details": {name: self.details[name]},
-                "faithfulness": {name: value.curves.to_json()},
-            }
-            panels = {name: self.panels[name]}
+            part = ExplainerPart(name, curves=value.curves, panels={name: self.panels[name]})
         if self.send is not None:
-            self.send(ExplainerPart(name, report, panels))
+            self.send(part)
 
 
 def _map_png(image: torch.Tensor, m: torch.Tensor) -> bytes:
@@ -85,7 +101,7 @@ def compute_explainers(
     model: LoadedModel,
     on_step: OnStep | None = None,
     on_part: Callable[[ExplainerPart], None] | None = None,
-) -> Outcome:
+) -> ExplainersOutcome:
     """Every chosen map for one class, their pairwise agreement and faithfulness.
 
     ``on_part`` gets each method's block as soon as the experiment has its map, and again with
@@ -97,7 +113,9 @@ def compute_explainers(
     result = compare_explainers(model, x, config, on_step=on_step, on_partial=parts)
     body = {k: v for k, v in result.to_json().items() if k != "settings"}
     report = {**header(model, config, "compare explainers"), **body}
-    return Outcome(report, parts.panels, {"explainers.png": Later(_figure_png, (result.image, result.maps))})
+    files: dict[str, bytes | Later] = {"explainers.png": Later(_figure_png, (result.image, result.maps))}
+    readings = every_measure(result.agreement, [METHOD_TITLES.get(m, m) for m in result.maps])
+    return ExplainersOutcome(report, parts.panels, files, result=result, readings=readings)
 
 
 def _figure_png(image: torch.Tensor, maps: dict[str, torch.Tensor]) -> bytes:
@@ -125,6 +143,6 @@ def explainers(
     _model: LoadedModel,
     _on_step: OnStep | None = None,
     _on_part: Callable[[ExplainerPart], None] | None = None,
-) -> Outcome:
+) -> ExplainersOutcome:
     """``compute_explainers``, cached by (image bytes, model id, config); parts only when it runs."""
     return compute_explainers(image_bytes, config, _model, _on_step, _on_part)

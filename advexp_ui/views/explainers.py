@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import streamlit as st
 
 from advexp_core.agreement_figures import AGREEMENT_TITLES, agreement_csv, agreement_figure
 from advexp_core.experiments import SanityConfig, SanityPlan
+from advexp_core.experiments.explainers import Curves
 from advexp_core.figures import METHOD_TITLES, figure_png
 from advexp_core.models import LoadedModel
 from advexp_core.perturbation import LIME_SAMPLES, LIME_SEGMENTS, occlusion_window
+from advexp_core.readings import Reading
 from advexp_ui import render
 from advexp_ui.jobs.common import Outcome
-from advexp_ui.jobs.explainers import ExplainerPart
+from advexp_ui.jobs.explainers import ExplainedClass, ExplainerPart, ExplainersOutcome
 from advexp_ui.state import ImageChoice
 
 AGREEMENT_FILE = "agreement.csv"
@@ -46,39 +47,39 @@ class ExplainerSlots:
 
     def show_part(self, part: ExplainerPart) -> None:
         """Draw one method's finished block in its place (with the image and class, on the first)."""
-        if "input" in part.panels:
-            self.show_input(part.report, part.panels)
+        if part.explained is not None:
+            self.show_input(part.explained, part.panels)
         if part.block in self.maps:
             with self.maps[part.block].container():
-                _map_block(part.block, part.report, part.panels)
+                _map_block(part.block, part.curves, part.panels)
 
-    def show_input(self, report: dict[str, Any], panels: dict[str, bytes]) -> None:
+    def show_input(self, explained: ExplainedClass, panels: dict[str, bytes]) -> None:
         """Draw the explained class and the image in their places."""
-        self.explained.markdown(
-            f"Explaining class **{report['explained_label']}** ({report['explained_class']})."
-        )
+        self.explained.markdown(f"Explaining class **{explained.label}** ({explained.index}).")
         self.input.image(panels["input"], caption="image", width="stretch")
 
 
-def show_explainers(outcome: Outcome, choice: ImageChoice, slots: ExplainerSlots | None = None) -> None:
+def show_explainers(
+    outcome: ExplainersOutcome, choice: ImageChoice, slots: ExplainerSlots | None = None
+) -> None:
     """The maps, their agreement and faithfulness, and the downloads (in ``slots`` when they were
     laid out)."""
-    report, panels = outcome.report, outcome.panels
-    methods = report["methods"]
+    result, panels = outcome.result, outcome.panels
+    methods = list(result.maps)
     titles = [METHOD_TITLES.get(m, m) for m in methods]
     slots = slots or ExplainerSlots(tuple(methods))
-    slots.show_input(report, panels)
+    slots.show_input(ExplainedClass(result.target, result.label), panels)
     for method, slot in slots.maps.items():
         with slot.container():
-            _map_block(method, report, panels)
+            _map_block(method, result.curves.get(method), panels)
     with slots.rest.container():
         render.look_at("explainers-maps")
         st.subheader("Do the explainers agree?")
-        _agreement(report["agreement"], titles, report["readings"])
+        _agreement(result.agreement, titles, outcome.readings)
         st.subheader("Are they faithful to the network?")
-        _faithfulness(report["faithfulness"], titles, methods)
+        _faithfulness(result.curves, titles, methods)
         render.look_at("explainers-faithfulness")
-        csv = agreement_csv(report["agreement"], titles).encode()
+        csv = agreement_csv(result.agreement, titles).encode()
         render.downloads_row(
             dataclasses.replace(outcome, files={**outcome.files, AGREEMENT_FILE: csv}),
             choice,
@@ -87,20 +88,19 @@ def show_explainers(outcome: Outcome, choice: ImageChoice, slots: ExplainerSlots
         )
 
 
-def _map_block(method: str, report: dict[str, Any], panels: dict[str, bytes]) -> None:
+def _map_block(method: str, curves: Curves | None, panels: dict[str, bytes]) -> None:
     """One method's map over the image under its title, with its deletion/insertion areas once
     measured (docs/method.md §4)."""
     st.image(panels[method], caption=METHOD_TITLES.get(method, method), width="stretch")
-    curves = report.get("faithfulness", {}).get(method)
     if curves is not None:
         st.caption(
-            f"deletion area {render.fmt(curves['deletion_auc'])} · "
-            f"insertion area {render.fmt(curves['insertion_auc'])}"
+            f"deletion area {render.fmt(curves.deletion_auc)} · "
+            f"insertion area {render.fmt(curves.insertion_auc)}"
         )
 
 
 def _agreement(
-    agreement: dict[str, list[list[float]]], titles: list[str], readings: dict[str, dict[str, Any]]
+    agreement: dict[str, list[list[float]]], titles: list[str], readings: dict[str, Reading]
 ) -> None:
     """The chosen measure's matrix as a heat map on its fixed scale; the numbers folded below."""
     measure = st.radio(
@@ -114,7 +114,7 @@ def _agreement(
     png = agreement_png(tuple(tuple(row) for row in matrix), tuple(titles), measure)
     st.image(png, caption=READING[measure], width=120 + 90 * len(titles))
     reading = readings[measure]
-    (st.success if reading["outcome"] == "agree" else st.warning)(reading["verdict"])
+    (st.success if reading.outcome == "agree" else st.warning)(reading.text)
     render.look_at("explainers-agreement")
     with st.expander(f"The numbers (all three measures in {AGREEMENT_FILE}, with the downloads)"):
         render.table(
@@ -127,7 +127,7 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-def _faithfulness(faith: dict[str, Any], titles: list[str], methods: list[str]) -> None:
+def _faithfulness(curves: dict[str, Curves], titles: list[str], methods: list[str]) -> None:
     st.markdown(
         "**Deletion**: remove the pixels a map calls most important first; a faithful map makes the "
         "probability fall fast (small area). **Insertion**: add them first to a blurred image; a faithful "
@@ -135,15 +135,16 @@ def _faithfulness(faith: dict[str, Any], titles: list[str], methods: list[str]) 
     )
     c1, c2 = st.columns(2)
     for col, curve in ((c1, "deletion"), (c2, "insertion")):
-        data = {"share of pixels": faith[methods[0]]["fractions"]}
-        data.update({t: faith[m][curve] for t, m in zip(titles, methods, strict=True)})
+        data = {"share of pixels": list(curves[methods[0]].fractions)}
+        for t, m in zip(titles, methods, strict=True):
+            data[t] = list(curves[m].deletion if curve == "deletion" else curves[m].insertion)
         col.markdown(f"**{curve.capitalize()}**")
         col.line_chart(data, x="share of pixels", y=titles, height=260)
     rows = [
         {
             "method": t,
-            "deletion area (lower is better)": round(faith[m]["deletion_auc"], 4),
-            "insertion area (higher is better)": round(faith[m]["insertion_auc"], 4),
+            "deletion area (lower is better)": round(curves[m].deletion_auc, 4),
+            "insertion area (higher is better)": round(curves[m].insertion_auc, 4),
         }
         for t, m in zip(titles, methods, strict=True)
     ]

@@ -54,14 +54,16 @@ def test_the_parts_are_the_final_result(woods_dir) -> None:
     outcome = explainers_job.compute_explainers(image, config, model, on_part=got.append)
     assert [p.block for p in got] == [*METHODS, *METHODS]
     assert "input" in got[0].panels and not any("input" in p.panels for p in got[1:])
-    assert got[0].report["explained_label"] == outcome.report["explained_label"]
+    report = outcome.report
+    explained = explainers_job.ExplainedClass(report["explained_class"], report["explained_label"])
+    assert got[0].explained == explained and not any(p.explained for p in got[1:])
+    assert [p.curves is None for p in got] == [True] * len(METHODS) + [False] * len(METHODS)
     for part in got:
         assert all(outcome.panels[k] == v for k, v in part.panels.items())
-        for key, value in part.report.items():
-            if key in ("method_details", "faithfulness"):
-                assert all(outcome.report[key][m] == v for m, v in value.items())
-            else:
-                assert outcome.report[key] == value
+        if part.curves is not None:
+            assert part.curves is outcome.result.curves[part.block]
+            assert part.curves.to_json() == report["faithfulness"][part.block]
+    assert {k: r.to_json() for k, r in outcome.readings.items()} == report["readings"]
     assert set(outcome.panels) == {"input", *METHODS}
     assert isinstance(outcome.files["explainers.png"], Later)  # drawn when asked for
     assert file_bytes(outcome.files["explainers.png"]).startswith(b"\x89PNG")
