@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from torch import Tensor
 
@@ -16,11 +15,15 @@ from advexp_core.experiments import (
     contrast_explanations,
 )
 from advexp_core.experiments.explanations import ExplainedTarget
+from advexp_core.experiments.under_attack import Predictions
 from advexp_core.explanation_figures import contrast_figure, explanation_figure
-from advexp_core.explanations import ContrastResult, ExplanationResult, delta_display_scale
+from advexp_core.explanations import ContrastResult, ExplanationResult, TargetExplanation, delta_display_scale
 from advexp_core.figures import figure_png
 from advexp_core.imaging import decode_image, encode_png
 from advexp_core.models import LoadedModel
+from advexp_core.readings import Reading
+from advexp_core.readings import explanations as readings
+from advexp_core.reports import JsonObject
 from advexp_ui import gallery, images
 from advexp_ui.jobs.common import Later, OnStep, Outcome, cached_result, header, model_image
 from advexp_ui.jobs.groundtruth import test_split
@@ -120,14 +123,29 @@ def dataset_image(dataset: str, index: int = 0) -> ImageChoice:
 
 
 @dataclass(frozen=True)
+class Network:
+    """The network a row of the page explains on, as its heading shows it.
+
+    Attributes:
+        title, robust: the network (`LoadedModel`'s).
+        predictions: its top classes at x.
+    """
+
+    title: str
+    robust: bool
+    predictions: Predictions
+
+
+@dataclass(frozen=True)
 class ExplainPart:
     """One finished target of the explanations page while the others still run.
 
     Attributes:
         model: the network's row (0 on one network; in the contrast, the order given).
         position: the target's place in the network's grid.
-        report: what the block shows, with the final report's values: the network's ``title``,
-            ``robust``, ``predictions`` and ``steps``, and the ``target``'s entry.
+        network: the network's heading.
+        target: x+δ, δ and the target's numbers (the values the final result holds).
+        steps: S, the steps of the search.
         panels: ``x`` (x+δ) and ``d`` (δ on its own scale, ``scale``), and for the first
             target ``input`` (x as the network sees it): the bytes the final Outcome holds
             (δ there only when its own scale is the shared one).
@@ -136,9 +154,53 @@ class ExplainPart:
 
     model: int
     position: int
-    report: dict[str, Any] = field(default_factory=dict)
+    network: Network
+    target: TargetExplanation
+    steps: int
     panels: dict[str, bytes] = field(default_factory=dict)
     scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class NetworkRow:
+    """One network's row of the page: its heading, its explanations and their readings
+    (`advexp_core.readings.explanations`).
+
+    Attributes:
+        network: the heading.
+        result: the network's explanations.
+        success: how many explanations succeeded.
+        structure: how structured δ is.
+    """
+
+    network: Network
+    result: AdversarialExplanationsResult
+    success: Reading
+    structure: Reading
+
+
+@dataclass(frozen=True)
+class ExplanationsOutcome(Outcome):
+    """The explanations' `Outcome` (the report and files for download) with what the page shows:
+    one row per network."""
+
+    rows: tuple[NetworkRow, ...] = field(kw_only=True)
+
+
+@dataclass(frozen=True)
+class ContrastOutcome(ExplanationsOutcome):
+    """The standard-vs-robust `Outcome`: the rows, whether the run shows the contrast, and the
+    |δ| that every δ panel shows at full contrast."""
+
+    reading: Reading = field(kw_only=True)
+    delta_scale: float = field(kw_only=True)
+
+
+def _row(network: Network, result: AdversarialExplanationsResult) -> NetworkRow:
+    """A network's row with its readings."""
+    success = readings.success(result.targets, steps=result.explanations.steps)
+    structure = readings.structure(result.targets, noise_share=result.structure_noise)
+    return NetworkRow(network, result, success, structure)
 
 
 class _Parts:
@@ -170,14 +232,8 @@ class _Parts:
         self.deltas[f"{prefix}d-{k}"] = (t.delta, scale)
         if self.send is not None:
             model = self.models[value.model]
-            report = {
-                "title": model.title,
-                "robust": model.robust,
-                "predictions": value.predictions,
-                "steps": self.steps,
-                "target": value.entry,
-            }
-            self.send(ExplainPart(value.model, k, report, panels, scale))
+            network = Network(model.title, model.robust, value.predictions)
+            self.send(ExplainPart(value.model, k, network, t, self.steps, panels, scale))
 
     def final(self, scale: float) -> dict[str, bytes]:
         """Every panel, δ on the shared ``scale`` (those already drawn on it are kept)."""
@@ -200,7 +256,7 @@ def compute_explanations(
     model: LoadedModel,
     on_step: OnStep | None = None,
     on_part: Callable[[ExplainPart], None] | None = None,
-) -> Outcome:
+) -> ExplanationsOutcome:
     """The adversarial explanation of each target, with the contact-sheet figure (drawn on request).
 
     ``on_part`` gets each target's block as soon as the experiment has it; the pictures made for
@@ -209,13 +265,14 @@ def compute_explanations(
     parts = _Parts([model], [""], config.steps, on_part)
     image = model_image(image_bytes, model)
     result = adversarial_explanations(model, image, config, on_step=on_step, on_partial=parts)
-    summary: dict[str, Any] = result.to_json()
+    summary: JsonObject = result.to_json()
     del summary["model"]  # the header describes the model in full
     report = {**header(model, config, "adversarial explanations"), **summary}
     scale = delta_display_scale([result.explanations.deltas])
     files = _files(result)
     files["figure.png"] = Later(_figure_png, (result.explanations, scale))
-    return Outcome(report, parts.final(scale), files)
+    row = _row(Network(model.title, model.robust, result.predictions), result)
+    return ExplanationsOutcome(report, parts.final(scale), files, rows=(row,))
 
 
 def _figure_png(result: ExplanationResult, scale: float) -> bytes:
@@ -231,7 +288,7 @@ def explanations(
     _model: LoadedModel,
     _on_step: OnStep | None = None,
     _on_part: Callable[[ExplainPart], None] | None = None,
-) -> Outcome:
+) -> ExplanationsOutcome:
     """``compute_explanations``, cached by (image bytes, model id, config); parts only when it runs."""
     return compute_explanations(image_bytes, config, _model, _on_step, _on_part)
 
@@ -242,7 +299,7 @@ def compute_contrast(
     models: Sequence[LoadedModel],
     on_step: OnStep | None = None,
     on_part: Callable[[ExplainPart], None] | None = None,
-) -> Outcome:
+) -> ContrastOutcome:
     """The same image and targets on several networks, δ on one shared scale (docs/method.md §2).
 
     ``on_part`` gets each model's targets as they finish, as in `compute_explanations`.
@@ -251,11 +308,14 @@ def compute_contrast(
     res = contrast_explanations(
         list(models), decode_image(image_bytes), config, on_step=on_step, on_partial=parts
     )
-    report: dict[str, Any] = {**header(models[0], config, "standard vs robust"), **res.to_json()}
+    report: JsonObject = {**header(models[0], config, "standard vs robust"), **res.to_json()}
     del report["model"]  # each entry of "models" describes its network
     titles = tuple(m.title for m in models)
     files: dict[str, bytes | Later] = {"contrast.png": Later(_contrast_png, (res.contrast, titles))}
-    return Outcome(report, parts.final(res.contrast.delta_scale), files)
+    rows = tuple(_row(Network(n.title, n.robust, n.result.predictions), n.result) for n in res.networks)
+    scale = res.contrast.delta_scale
+    reading = readings.contrast_of(report["models"])  # read from the networks' entries, as the core does
+    return ContrastOutcome(report, parts.final(scale), files, rows=rows, reading=reading, delta_scale=scale)
 
 
 def _contrast_png(contrast: ContrastResult, titles: tuple[str, ...]) -> bytes:
@@ -271,6 +331,6 @@ def contrast_run(
     _models: Sequence[LoadedModel],
     _on_step: OnStep | None = None,
     _on_part: Callable[[ExplainPart], None] | None = None,
-) -> Outcome:
+) -> ContrastOutcome:
     """``compute_contrast``, cached by (image bytes, model ids, config); parts only when it runs."""
     return compute_contrast(image_bytes, config, _models, _on_step, _on_part)

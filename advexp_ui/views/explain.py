@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import streamlit as st
 
+from advexp_core.experiments.under_attack import Predictions
+from advexp_core.explanations import TargetExplanation
 from advexp_ui import render, state
-from advexp_ui.jobs.common import Outcome
-from advexp_ui.jobs.explain import ExplainPart, PairChoice, dataset_image
+from advexp_ui.jobs.explain import (
+    ContrastOutcome,
+    ExplainPart,
+    ExplanationsOutcome,
+    Network,
+    NetworkRow,
+    PairChoice,
+    dataset_image,
+)
 from advexp_ui.state import ImageChoice
 
 COLUMNS = 5
-READING_LABELS = {"success": "Explanations", "structure": "Structure of δ"}
 OWN_SCALE = "δ on its own scale until all targets are done"
 FAILED_MEANING = (
     "The search toward class t takes S steps of decreasing size and must spend its budget "
@@ -23,20 +29,21 @@ FAILED_MEANING = (
 )
 
 
-def failure_badge(target: dict[str, Any], steps: int) -> tuple[str, str]:
-    """The short badge of a failed explanation and its tooltip, from the report's numbers.
+def failure_badge(reached_step: int, steps: int) -> tuple[str, str]:
+    """The short badge of a failed explanation and its tooltip, from the target's numbers.
 
-    A failure means RMS(δ) < ρ at step S/2 (`budget_reached_by_half` false); `reached_step` is
+    A failure means RMS(δ) < ρ at step S/2 (`budget_reached_by_half` false); ``reached_step`` is
     the step at which RMS(δ) first reached ρ, or −1 when it never did.
     """
-    reached = int(target["reached_step"])
-    later = f"RMS(δ) reached ρ only at step {reached}." if reached >= 0 else "RMS(δ) never reached ρ."
+    later = (
+        f"RMS(δ) reached ρ only at step {reached_step}." if reached_step >= 0 else "RMS(δ) never reached ρ."
+    )
     return f"failed: budget not reached by step {steps // 2} of {steps}", later
 
 
-def _caption(t: dict[str, Any]) -> str:
-    rms = f" · RMS {t['rms']:.3f}" if t["budget_reached_by_half"] else ""
-    return f"{t['index']}: {t['label']} · p {t['probability_before']:.3f} → {t['probability_after_display']:.3f}{rms}"
+def _caption(t: TargetExplanation) -> str:
+    rms = f" · RMS {t.rms:.3f}" if t.budget_reached_by_half else ""
+    return f"{t.index}: {t.label} · p {t.probability_before:.3f} → {t.probability_after_display:.3f}{rms}"
 
 
 class _Row:
@@ -51,17 +58,17 @@ class _Row:
             self.cells += [col.empty() for col in cols[: targets - start]]
         self.foot = st.empty()
 
-    def draw(self, entry: dict[str, Any], panels: dict[str, bytes], prefix: str) -> None:
-        """Every target of a network's report ``entry`` on the shared δ scale, the network's readings
+    def draw(self, row: NetworkRow, panels: dict[str, bytes], prefix: str) -> None:
+        """Every target of a network's ``row`` on the shared δ scale, the network's readings
         (how many succeeded, how structured δ is) and (folded) what failed means when one failed."""
-        targets, steps = entry["targets"], entry["steps"]
+        targets, steps = row.result.explanations.targets, row.result.explanations.steps
         for k, t in enumerate(targets):
             with self.cells[k].container():
                 _cell(t, panels[f"{prefix}x-{k}"], panels[f"{prefix}d-{k}"], "δ (grey = no change)", steps)
-        failed = sum(not t["budget_reached_by_half"] for t in targets)
+        failed = sum(not t.budget_reached_by_half for t in targets)
         with self.foot.container():
-            for key, label in READING_LABELS.items():
-                st.markdown(f"**{label}:** {entry['readings'][key]['verdict']}")
+            st.markdown(f"**Explanations:** {row.success.text}")
+            st.markdown(f"**Structure of δ:** {row.structure.text}")
             if failed:
                 with st.expander(f"What “failed” means ({failed} of {len(targets)} explanations here)"):
                     st.markdown(FAILED_MEANING)
@@ -83,18 +90,18 @@ class ExplainSlots:
     def show_part(self, part: ExplainPart) -> None:
         """Draw one finished target in its place (the network's heading with its first target);
         δ is on its own scale until all targets are done."""
-        row, report = self.rows[part.model], part.report
+        row = self.rows[part.model]
         if part.position == 0:
             with row.head.container():
                 if self.contrast:
-                    _heading(report)
+                    _heading(part.network)
                 else:
-                    _input_block(part.panels["input"], report["predictions"])
+                    _input_block(part.panels["input"], part.network.predictions)
         with row.cells[part.position].container():
-            _cell(report["target"], part.panels["x"], part.panels["d"], OWN_SCALE, report["steps"])
+            _cell(part.target, part.panels["x"], part.panels["d"], OWN_SCALE, part.steps)
 
 
-def _input_block(image: bytes, predictions: list[dict[str, Any]]) -> None:
+def _input_block(image: bytes, predictions: Predictions) -> None:
     """The input as the network sees it, beside its top classes."""
     c1, c2 = st.columns([1, 2])
     c1.image(image, caption="the image as the network sees it", width="stretch")
@@ -102,56 +109,57 @@ def _input_block(image: bytes, predictions: list[dict[str, Any]]) -> None:
         render.predictions("The network's top classes", predictions)
 
 
-def _heading(entry: dict[str, Any]) -> None:
+def _heading(network: Network) -> None:
     """A contrast row's title: the network, its kind and what it sees."""
-    kind = "robust" if entry["robust"] else "standard"
-    top = entry["predictions"][0]
-    st.markdown(f"**{entry['title']}** ({kind}) — sees *{top['label']}* ({top['probability']:.1%})")
+    kind = "robust" if network.robust else "standard"
+    top = network.predictions[0]
+    st.markdown(f"**{network.title}** ({kind}) — sees *{top['label']}* ({top['probability']:.1%})")
 
 
-def _cell(t: dict[str, Any], x: bytes, d: bytes, d_caption: str, steps: int) -> None:
+def _cell(t: TargetExplanation, x: bytes, d: bytes, d_caption: str, steps: int) -> None:
     """One target: x+δ above δ; a failed one carries a badge."""
     st.image(x, caption=_caption(t), width="stretch")
     st.image(d, caption=d_caption, width="stretch")
-    if not t["budget_reached_by_half"]:
-        label, detail = failure_badge(t, steps)
+    if not t.budget_reached_by_half:
+        label, detail = failure_badge(t.reached_step, steps)
         st.badge(label, icon=":material/error:", color="red", help=detail)
 
 
-def show_explanations(outcome: Outcome, choice: ImageChoice, slots: ExplainSlots | None = None) -> None:
+def show_explanations(
+    outcome: ExplanationsOutcome, choice: ImageChoice, slots: ExplainSlots | None = None
+) -> None:
     """The grid of one network's explanations, with its predictions and the downloads (in
     ``slots`` when they were laid out)."""
-    report, panels = outcome.report, outcome.panels
-    slots = slots or ExplainSlots(len(report["targets"]))
+    (entry,) = outcome.rows
+    explanations = entry.result.explanations
+    slots = slots or ExplainSlots(len(explanations.targets))
     row = slots.rows[0]
     with row.head.container():
-        _input_block(panels["input"], report["predictions"])
-    row.draw(report, panels, prefix="")
+        _input_block(outcome.panels["input"], entry.network.predictions)
+    row.draw(entry, outcome.panels, prefix="")
     with slots.rest.container():
         render.look_at("explanations-grid")
         st.caption(
-            f"ρ = {report['rho']:g} (RMS, [0,1] pixel units), S = {report['steps']}, overshoot {report['overshoot']:g}. "
+            f"ρ = {explanations.rho:g} (RMS, [0,1] pixel units), S = {explanations.steps}, overshoot {explanations.overshoot:g}. "
             "Each x+δ answers: within this budget, what would the image look like if it were as much this class as possible?"
         )
         render.downloads_row(outcome, choice, stem="adversarial-explanations", key="dl-explain")
 
 
-def show_contrast(outcome: Outcome, choice: ImageChoice, slots: ExplainSlots | None = None) -> None:
+def show_contrast(outcome: ContrastOutcome, choice: ImageChoice, slots: ExplainSlots | None = None) -> None:
     """One row pair per network, δ on one shared scale (in ``slots`` when they were laid out)."""
-    report, panels = outcome.report, outcome.panels
-    entries = report["models"]
-    most = max(len(entry["targets"]) for entry in entries)
-    slots = slots or ExplainSlots(most, networks=len(entries), contrast=True)
-    for k, (entry, row) in enumerate(zip(entries, slots.rows, strict=True)):
+    most = max(len(entry.result.explanations.targets) for entry in outcome.rows)
+    slots = slots or ExplainSlots(most, networks=len(outcome.rows), contrast=True)
+    for k, (entry, row) in enumerate(zip(outcome.rows, slots.rows, strict=True)):
         with row.head.container():
-            _heading(entry)
-        row.draw(entry, panels, prefix=f"m{k}-")
+            _heading(entry.network)
+        row.draw(entry, outcome.panels, prefix=f"m{k}-")
     with slots.rest.container():
-        reading = report["reading"]
-        (st.success if reading["outcome"] == "contrast" else st.warning)(reading["verdict"])
+        reading = outcome.reading
+        (st.success if reading.outcome == "contrast" else st.warning)(reading.text)
         render.look_at("explanations-contrast")
         st.caption(
-            f"δ is amplified on one shared scale (0.5 + δ/(2·{report['delta_scale']:.3f})) so the rows compare by eye."
+            f"δ is amplified on one shared scale (0.5 + δ/(2·{outcome.delta_scale:.3f})) so the rows compare by eye."
         )
         render.downloads_row(outcome, choice, stem="standard-vs-robust", key="dl-contrast")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import advexp_ui.jobs.explain as explain_job
 from advexp_core.experiments import ExplanationConfig
 from advexp_ui import loaders
-from advexp_ui.jobs.common import Later, Outcome, file_bytes
+from advexp_ui.jobs.common import Later, file_bytes
 from advexp_ui.views import explain as explain_view
 from tests.app.conftest import CIFAR_ROBUST, CIFAR_STANDARD, assert_clean, by_label, downloads, submit
 from tests.app.test_attack_page import counting
@@ -17,18 +17,25 @@ PAGE = "pages/2_Adversarial_explanations.py"
 
 
 def assert_parts_are_final(
-    parts: list[explain_job.ExplainPart], outcome: Outcome, prefixes: list[str]
+    parts: list[explain_job.ExplainPart], outcome: explain_job.ExplanationsOutcome, prefixes: list[str]
 ) -> None:
-    """Each part's pictures and numbers are the final ones; δ too where its scale is the shared one."""
+    """Each part's pictures and numbers are the final ones; δ too where its scale is the shared one;
+    the rows' readings are the report's."""
     report = outcome.report
     entries = report["models"] if "models" in report else [report]
     scale = max(p.scale for p in parts)  # the shared scale: the largest |δ| of all
     assert report.get("delta_scale", scale) == scale
+    for row, entry in zip(outcome.rows, entries, strict=True):
+        assert row.success.to_json() == entry["readings"]["success"]
+        assert row.structure.to_json() == entry["readings"]["structure"]
     shared = 0
     for part in parts:
         prefix, k = prefixes[part.model], part.position
-        assert part.report["target"] == entries[part.model]["targets"][k]
-        assert part.report["predictions"] == entries[part.model]["predictions"]
+        row = outcome.rows[part.model]
+        assert part.target is row.result.explanations.targets[k]
+        assert part.target.label == entries[part.model]["targets"][k]["label"]
+        assert part.network == row.network and part.network.predictions == entries[part.model]["predictions"]
+        assert part.steps == entries[part.model]["steps"]
         assert part.panels["x"] == outcome.panels[f"{prefix}x-{k}"]
         assert ("input" in part.panels) == (k == 0)
         if k == 0:
@@ -54,8 +61,9 @@ def test_the_parts_are_the_final_result_and_figures_are_drawn_on_request(woods_d
     got.clear()
     both = explain_job.compute_contrast(image, config, models, on_part=got.append)
     assert [(p.model, p.position) for p in got] == [(m, k) for m in (0, 1) for k in range(3)]
-    assert [p.report["title"] for p in got[::3]] == [m.title for m in models]
+    assert [p.network.title for p in got[::3]] == [m.title for m in models]
     assert_parts_are_final(got, both, ["m0-", "m1-"])
+    assert both.reading.to_json() == both.report["reading"] and both.delta_scale == both.report["delta_scale"]
     contrast = both.files["contrast.png"]
     assert isinstance(contrast, Later) and file_bytes(contrast).startswith(b"\x89PNG")
 

@@ -55,11 +55,11 @@ def reports(monkeypatch) -> list[dict[str, Any]]:
 
 
 def test_the_badge_is_derived_from_the_reports_numbers() -> None:
-    assert failure_badge({"reached_step": 24}, 35) == (
+    assert failure_badge(24, 35) == (
         "failed: budget not reached by step 17 of 35",
         "RMS(δ) reached ρ only at step 24.",
     )
-    assert failure_badge({"reached_step": -1}, 8)[1] == "RMS(δ) never reached ρ."
+    assert failure_badge(-1, 8)[1] == "RMS(δ) never reached ρ."
 
 
 def test_a_failed_explanation_shows_a_badge_and_one_folded_explanation_per_grid(
