@@ -190,14 +190,15 @@ def _registry() -> dict[str, ModelSpec]:
     # PGD adversarial training, the robust networks of Shah, Jain & Netrapalli 2021
     title = f"{GROUNDTRUTH_TITLES['blockdigits']}, recipe 'adv-train'"
     specs.append(_shipped("blockdigits-adv-train", groundtruth, title, "blockdigits"))
-    # The controls of the lesions reliance measure (docs/method.md): lesions-standard's config trained
-    # with no ruler at all, and with rulers that say nothing about the class.
-    for model_id, data, how in (
-        ("lesions-clean", "lesions-no-ruler", "without the ruler"),
-        ("lesions-unbiased", "lesions-unbiased", "with rulers independent of the class"),
+    # The controls of the lesions reliance measure (docs/method.md §7): lesions-standard's config (and
+    # lesions-robust's) trained with no ruler at all, or with rulers that say nothing about the class.
+    for model_id, data, recipe, how in (
+        ("lesions-clean", "lesions-no-ruler", "standard", "without the ruler"),
+        ("lesions-unbiased", "lesions-unbiased", "standard", "with rulers independent of the class"),
+        ("lesions-robust-unbiased", "lesions-unbiased", "robust", "with rulers independent of the class"),
     ):
-        title = f"{GROUNDTRUTH_TITLES['lesions']}, recipe 'standard' trained {how} (control)"
-        specs.append(_shipped(model_id, groundtruth, title, data))
+        title = f"{GROUNDTRUTH_TITLES['lesions']}, recipe '{recipe}' trained {how} (control)"
+        specs.append(_shipped(model_id, groundtruth, title, data, robust=recipe == "robust"))
     for arch in TORCHVISION_ARCHS:
         url = torchvision_weights(arch).url
         specs.append(

@@ -39,11 +39,19 @@ from advexp_core.checkpoints import load_checkpoint, sha256_file  # noqa: E402
 from advexp_core.models import load_model  # noqa: E402
 from advexp_core.reliance import shortcut_reliance  # noqa: E402
 
-TEMPLATE = "lesions-standard"
-# control id -> (training dataset, what it saw of the ruler)
+# control id -> (the network whose recorded config it repeats, training dataset, what it saw of the ruler)
 CONTROLS = {
-    "lesions-clean": ("lesions-no-ruler", "trained without the ruler"),
-    "lesions-unbiased": ("lesions-unbiased", "trained with rulers independent of the class"),
+    "lesions-clean": ("lesions-standard", "lesions-no-ruler", "trained without the ruler"),
+    "lesions-unbiased": (
+        "lesions-standard",
+        "lesions-unbiased",
+        "trained with rulers independent of the class",
+    ),
+    "lesions-robust-unbiased": (
+        "lesions-robust",
+        "lesions-unbiased",
+        "trained with rulers independent of the class",
+    ),
 }
 ABOUT = (
     "reliance (lesions networks): the network's decisions on the first n_images test images as drawn, "
@@ -102,14 +110,14 @@ def _check_same_recipe(control: str, template: dict[str, Any], config: dict[str,
         if k != "dataset" and config.get(k) != template["config"].get(k)
     )
     if differ:
-        raise SystemExit(f"{control}'s config differs from {TEMPLATE}'s in {', '.join(differ)}")
+        raise SystemExit(f"{control}'s config differs from {template['id']}'s in {', '.join(differ)}")
 
 
 def ship_control(folder: Path, control: str, threads: int, retrain: bool) -> None:
     """Train one control when asked or missing, and record its manifest entry."""
     manifest = json.loads((folder / "manifest.json").read_text())
-    template = next(e for e in manifest["groundtruth"] if e["id"] == TEMPLATE)
-    dataset, how = CONTROLS[control]
+    template_id, dataset, how = CONTROLS[control]
+    template = next(e for e in manifest["groundtruth"] if e["id"] == template_id)
     path = folder / f"{control}.pt"
     shown = f"checkpoints/{path.name}"
     argv = control_argv(template, dataset, shown)
@@ -128,8 +136,8 @@ def ship_control(folder: Path, control: str, threads: int, retrain: bool) -> Non
     test = shortcut_reliance(model, split="test", n_images=1000).accuracy()
     unbiased = shortcut_reliance(model, split="test-unbiased", n_images=1000).accuracy()
     fields = {
-        "dataset": dataset, "role": f"control for {TEMPLATE}: its config {how}",
-        "file": shown, "sha256": sha256_file(path), "recipe": payload["recipe"], "robust_additions": False,
+        "dataset": dataset, "role": f"control for {template_id}: its config {how}",
+        "file": shown, "sha256": sha256_file(path), "recipe": payload["recipe"], "robust_additions": payload["robust"],
         "seed": payload["seed"], "epochs": payload["config"]["epochs"], "config": payload["config"],
         "arch": payload["arch"], "command": f"OMP_NUM_THREADS={threads} python -m advexp_core " + shlex.join(argv),
         "test_no_shortcut_accuracy": test["shortcut_removed"], "test_accuracy": test["as_is"],
@@ -173,7 +181,7 @@ def ship_reliance(folder: Path, model_id: str, n_images: int, work: Path, thread
 def lesions_networks(folder: Path) -> list[str]:
     """The ids of the manifest's lesions networks (trained on lesions or its shortcut-free twin)."""
     entries = json.loads((folder / "manifest.json").read_text()).get("groundtruth", [])
-    datasets = {"lesions", *(d for d, _ in CONTROLS.values())}
+    datasets = {"lesions", *(d for _, d, _ in CONTROLS.values())}
     return [e["id"] for e in entries if e.get("dataset") in datasets]
 
 

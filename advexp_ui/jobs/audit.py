@@ -49,7 +49,7 @@ __all__ = [
     "run",
 ]
 
-LESION_MODELS = ("lesions-standard", "lesions-robust", "lesions-unbiased")  # the shipped lesion networks
+LESION_MODELS = ("lesions-standard", "lesions-robust", "lesions-unbiased", "lesions-robust-unbiased")
 LESION_IMAGES = 8  # the first test images offered with one click (rulers on some, not all)
 
 

@@ -241,7 +241,13 @@ def test_a_model_of_other_classes_is_refused() -> None:
 
 # --- the shipped lesions networks ---------------------------------------------------------------
 
-LESIONS_NETWORKS = ("lesions-standard", "lesions-robust", "lesions-clean", "lesions-unbiased")
+LESIONS_NETWORKS = (
+    "lesions-standard",
+    "lesions-robust",
+    "lesions-clean",
+    "lesions-unbiased",
+    "lesions-robust-unbiased",
+)
 
 
 def test_the_manifest_reliance_is_what_the_shipped_files_give() -> None:
@@ -263,6 +269,10 @@ def test_the_manifest_reliance_is_what_the_shipped_files_give() -> None:
         assert shortcut["mean_margin_effect"] == pytest.approx(
             stored["shortcut"]["mean_margin_effect"], abs=1e-3
         )
-    for control in ("lesions-clean", "lesions-unbiased"):
-        config, template = entries[control]["config"], entries["lesions-standard"]["config"]
+    for control, template_id in (
+        ("lesions-clean", "lesions-standard"),
+        ("lesions-unbiased", "lesions-standard"),
+        ("lesions-robust-unbiased", "lesions-robust"),
+    ):
+        config, template = entries[control]["config"], entries[template_id]["config"]
         assert {k for k in config if config[k] != template[k]} == {"dataset"}
