@@ -20,6 +20,8 @@ from scripts.readme_blocks import replace_block, write_or_check  # noqa: E402
 START, END = "<!-- cli:start -->", "<!-- cli:end -->"
 FINDINGS = ("<!-- findings:start -->", "<!-- findings:end -->")
 PROBE = ("<!-- probe:start -->", "<!-- probe:end -->")
+ATTEMPTS = ("<!-- attempts:start -->", "<!-- attempts:end -->")
+LESION_USERS = ("<!-- lesion-users:start -->", "<!-- lesion-users:end -->")
 OWN_MODEL_FLAGS = "[--model-file PATH] [--arch NAME] [--classes FILE] [--input-size N] [--mean R,G,B] [--std R,G,B] [--single-logit]"
 
 
@@ -74,6 +76,65 @@ def probe_table() -> str:
     return "\n".join(lines)
 
 
+def attempts_table() -> str:
+    """Each attempt at a robust lesions network (checkpoints/robust-attempts.json), as measured."""
+    import json
+
+    data = json.loads((ROOT / "checkpoints" / "robust-attempts.json").read_text())
+    attempts = data["attempts"]
+    n = {a["n_images"] for a in attempts.values()}
+    lines = [
+        "Accuracy on the whole `test` split (1,000 images) as drawn, with every ruler removed, and on "
+        f"`test-unbiased`; on the first {'/'.join(map(str, sorted(n)))} test images, the decisions that change "
+        "when the ruler is removed or drawn on, and the correct decisions an L∞ 2/255 PGD attack flips "
+        "(`scripts/robust_lesion_attempts.py`; each command in `checkpoints/robust-attempts.json`):",
+        "",
+        "| attempt | what was tried | test | rulers removed | test-unbiased | ruler removed: changed | ruler drawn on: changed | PGD: flipped / correct | shipped as |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for label, a in attempts.items():
+        acc = a["test_accuracy"]
+        lines.append(
+            f"| {label} | {a['what']} | {acc['as_is']:.3f} | {acc['shortcut_removed']:.3f} | "
+            f"{a['test_unbiased_accuracy']:.3f} | {a['changed_when_removed']}/{a['images_with_ruler']} | "
+            f"{a['changed_when_added']}/{a['images_without_ruler']} | {a['pgd_flipped']}/{a['pgd_correct']} | "
+            f"{'`' + a['shipped_as'] + '`' if a['shipped_as'] else '—'} |"
+        )
+    return "\n".join(lines)
+
+
+def lesion_users_table() -> str:
+    """Standard vs robust, both deciding by the lesion (docs/scorecard-lesion-users.json)."""
+    import json
+
+    from advexp_core.saliency import EXPLAINERS
+
+    data = json.loads((ROOT / "docs" / "scorecard-lesion-users.json").read_text())
+    (standard, s), (robust, r) = data["networks"].items()
+    chance = s["chance"]["evidence"]
+    lines = [
+        f"On the first {data['n_images']} `{data['split']}` images (`scripts/lesion_users_scorecard.py`), each "
+        f"explainer's map of the true class: its share on the lesion (chance: the lesion's area, {chance:.2f}) "
+        "and the share of images whose map peaks on it; *attacked*: the same for the new class of the "
+        f"decisions an L∞ {s['attack']['eps_255']:g}/255 PGD attack flipped ({s['attack']['flipped']}/"
+        f"{s['attack']['correct']} on {standard}, {r['attack']['flipped']}/{r['attack']['correct']} on {robust}).",
+        "",
+        f"| explainer | on the lesion: {standard} | {robust} | peak on the lesion: {standard} | {robust} "
+        f"| attacked, on the lesion: {standard} | {robust} |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for method, a in s["explainers"].items():
+        b = r["explainers"][method]
+        name = EXPLAINERS[method].title if method in EXPLAINERS else method
+        cells = [
+            a["clean"]["evidence_share"], b["clean"]["evidence_share"],
+            a["clean"]["pointing_game"], b["clean"]["pointing_game"],
+            a["attacked"]["evidence_share"], b["attacked"]["evidence_share"],
+        ]  # fmt: skip
+        lines.append(f"| {name} | " + " | ".join("—" if c is None else f"{c:.2f}" for c in cells) + " |")
+    return "\n".join(lines)
+
+
 def _validation_text(validation: dict) -> str:
     """The probe's validation as one line: mean P(ruler) on each kind of fresh image."""
     names = {
@@ -97,6 +158,8 @@ def render(text: str) -> str:
         ((START, END), cli_reference()),
         (FINDINGS, findings()),
         (PROBE, probe_table()),
+        (ATTEMPTS, attempts_table()),
+        (LESION_USERS, lesion_users_table()),
     ):
         replaced = replace_block(text, start, end, block)
         if replaced is None:

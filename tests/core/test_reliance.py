@@ -276,3 +276,22 @@ def test_the_manifest_reliance_is_what_the_shipped_files_give() -> None:
     ):
         config, template = entries[control]["config"], entries[template_id]["config"]
         assert {k for k in config if config[k] != template[k]} == {"dataset"}
+
+
+def test_the_robust_attempts_agree_with_the_manifest() -> None:
+    """The attempts table's shipped networks are the manifest's files, with the same measured reliance."""
+    attempts = json.loads((CHECKPOINTS_DIR / "robust-attempts.json").read_text())["attempts"]
+    entries = {e["id"]: e for e in json.loads((CHECKPOINTS_DIR / "manifest.json").read_text())["groundtruth"]}
+    shipped = {a["shipped_as"]: a for a in attempts.values() if a["shipped_as"]}
+    assert {"lesions-robust", "lesions-robust-unbiased"} <= set(shipped)
+    for model_id, attempt in shipped.items():
+        entry = entries[model_id]
+        assert attempt["sha256"] == entry["sha256"] == sha256_file(CHECKPOINTS_DIR / f"{model_id}.pt")
+        assert attempt["n_images"] == entry["reliance"]["n_images"]
+        assert attempt["changed_when_removed"] == entry["reliance"]["shortcut"]["n_changed_when_removed"]
+        assert attempt["changed_when_added"] == entry["reliance"]["shortcut"]["n_changed_when_added"]
+    for label, attempt in attempts.items():
+        assert attempt["command"].endswith(f"--out {label}.pt --release")
+        if attempt["warm_start"]:  # names the attempt it started from, by its file
+            earlier = next(k for k, a in attempts.items() if a["sha256"] == attempt["warm_start"]["sha256"])
+            assert f"--warm-start {earlier}.pt" in attempt["command"]
