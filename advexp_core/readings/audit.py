@@ -13,11 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from advexp_core.readings import Reading, near
-from advexp_core.readings.groundtruth import decision, near_tie
+from advexp_core.readings.groundtruth import decision, map_verdict, near_tie
 
 MOST = 0.5
 """Removing the artifact changes more than this share of decisions: the network decides by it."""
-MAP_NEAR = 0.1  # a map's share within 10 % of the artifact's area is flagged (as for the ruler)
 
 
 def intervention(
@@ -78,31 +77,7 @@ def map_against_reliance(
                 "on changes the decision.",
             )
         return Reading("nothing-to-show", f"{method}: no artifact in this image to show.")
-    if share is None:
-        return Reading("empty", f"{method}: the map is empty, so it says nothing either way.")
-    shows = share >= area
-    numbers = f"{share:.0%} of its mass on the artifact, which covers {area:.0%} of the image"
-    close = near(share, area, margin=MAP_NEAR)
-    if relies and shows:
-        return Reading("warned", f"{method} warns you: {numbers}, and the decision does rest on it.", close)
-    if relies:
-        return Reading(
-            "misleading",
-            f"{method} is misleading here: {numbers} (less than an even spread), yet removing the "
-            "artifact changes the decision.",
-            close,
-        )
-    if shows:
-        return Reading(
-            "false-alarm",
-            f"{method} raises a false alarm: {numbers}, but removing the artifact does not change the decision.",
-            close,
-        )
-    return Reading(
-        "consistent",
-        f"{method} agrees with the measurement: {numbers}, and removing the artifact does not change the decision.",
-        close,
-    )
+    return map_verdict(method, share=share, area=area, relies=relies, noun="artifact")
 
 
 def summary(

@@ -14,6 +14,7 @@ from advexp_core.readings import Reading, near
 
 TIE = 0.02
 """A decision whose top two probabilities are closer than this is a near tie (either side is noise)."""
+MAP_NEAR = 0.1  # a map's share within 10 % of the ruler's (artifact's) area is flagged as near
 
 
 def decision(probabilities: Sequence[float], names: Sequence[str]) -> tuple[int, str]:
@@ -92,29 +93,39 @@ def map_against_reliance(
                 "changes this network's decision.",
             )
         return Reading("nothing-to-show", f"{method}: no ruler here, and drawing one changes nothing.")
-    if ruler_share is None:
+    return map_verdict(method, share=ruler_share, area=ruler_area, relies=relies, noun="ruler")
+
+
+def map_verdict(method: str, *, share: float | None, area: float, relies: bool | None, noun: str) -> Reading:
+    """The verdict on a map of an image that carries the ``noun`` ("ruler", "artifact"), against
+    whether removing it changed the decision: a map "shows" it when its share of the map's mass is at
+    least its share of the image (what a map spread evenly would put there).
+
+    Outcomes: "warned", "misleading", "false-alarm", "consistent"; "empty" (an empty map).
+    """
+    if share is None:
         return Reading("empty", f"{method}: the map is empty, so it says nothing either way.")
-    shows = ruler_share >= ruler_area
-    numbers = f"{ruler_share:.0%} of its mass on the ruler, which covers {ruler_area:.0%} of the image"
-    close = near(ruler_share, ruler_area, margin=0.1)
+    shows = share >= area
+    numbers = f"{share:.0%} of its mass on the {noun}, which covers {area:.0%} of the image"
+    close = near(share, area, margin=MAP_NEAR)
     if relies and shows:
         return Reading("warned", f"{method} warns you: {numbers}, and the decision does rest on it.", close)
     if relies:
         return Reading(
             "misleading",
-            f"{method} is misleading here: {numbers} (less than an even spread), yet removing the ruler "
+            f"{method} is misleading here: {numbers} (less than an even spread), yet removing the {noun} "
             "changes the decision.",
             close,
         )
     if shows:
         return Reading(
             "false-alarm",
-            f"{method} raises a false alarm: {numbers}, but removing the ruler does not change the decision.",
+            f"{method} raises a false alarm: {numbers}, but removing the {noun} does not change the decision.",
             close,
         )
     return Reading(
         "consistent",
-        f"{method} agrees with the measurement: {numbers}, and removing the ruler does not change the decision.",
+        f"{method} agrees with the measurement: {numbers}, and removing the {noun} does not change the decision.",
         close,
     )
 
