@@ -21,6 +21,8 @@ from advexp_core.readings import Reading
 from advexp_core.shipped import read_manifest
 
 SCORECARD = Path(__file__).resolve().parents[2] / "docs" / "scorecard.json"
+LESION_USERS = SCORECARD.with_name("scorecard-lesion-users.json")
+"""The standard and the robust network that both decide by the lesion (scripts/lesion_users_scorecard.py)."""
 
 SHARE_DIFFERENCE = 0.10
 """Difference of two shares (pointing game, evidence share) from which one is read as higher: each
@@ -134,17 +136,20 @@ def fooled(scorecard: Mapping[str, Any], manifest: Mapping[str, Any]) -> Reading
 
 def robust_explains(scorecard: Mapping[str, Any], manifest: Mapping[str, Any]) -> Reading:
     """Does a robust network's explanation point at the true evidence more? From the scorecard:
-    each explainer's evidence share on the robust network against its standard twin (same dataset),
-    the adversarial explanation first; a shortcut the robust network decides by is named."""
+    each explainer's evidence share on the robust network against its standard twin (trained on the
+    same data, scored on the same dataset); a shortcut the robust network decides by is named."""
     robust = _robust_ids(manifest)
     standard = {e["id"] for e in _entries(manifest) if e.get("recipe") == "standard"}  # not adv-train
+    trained_on = {e["id"]: e["dataset"] for e in _entries(manifest)}  # twins: the same training data
     reports = {r["model"]: r for r in scorecard.get("reports", [])}
     pairs = [
         (std, rob)
         for rob in reports.values()
         if rob["model"] in robust
         for std in reports.values()
-        if std["dataset"] == rob["dataset"] and std["model"] in standard
+        if std["dataset"] == rob["dataset"]
+        and std["model"] in standard
+        and trained_on.get(std["model"], std["dataset"]) == trained_on.get(rob["model"], rob["dataset"])
     ]
     if not pairs:
         return Reading(
@@ -204,16 +209,21 @@ def measured(manifest: Mapping[str, Any]) -> Reading:
     return Reading("measured-shortcut", sentence)
 
 
-def headlines(scorecard: Mapping[str, Any], manifest: Mapping[str, Any]) -> tuple[Headline, ...]:
-    """The three claims with their readings, from the scorecard's and the manifest's content."""
+def headlines(
+    scorecard: Mapping[str, Any], manifest: Mapping[str, Any], more: Sequence[Mapping[str, Any]] = ()
+) -> tuple[Headline, ...]:
+    """The three claims with their readings, from the scorecard's and the manifest's content; ``more``:
+    further scorecard reports of evidence shares alone (`lesion_users_reports`), read by the second."""
     card, man = "docs/scorecard.json", "checkpoints/manifest.json"
+    shares = {**scorecard, "reports": [*scorecard.get("reports", []), *more]}
+    sources = (card, *sorted({str(r["source"]) for r in more if "source" in r}), man)
     return (
         Headline("fooled", "Heat maps can be fooled.", fooled(scorecard, manifest), (card, man)),
         Headline(
             "robust-explains",
             "A robust network explains itself better.",
-            robust_explains(scorecard, manifest),
-            (card, man),
+            robust_explains(shares, manifest),
+            sources,
         ),
         Headline("measured", "Robustness can be measured.", measured(manifest), (man,)),
     )
@@ -222,7 +232,26 @@ def headlines(scorecard: Mapping[str, Any], manifest: Mapping[str, Any]) -> tupl
 def read_headlines(scorecard_path: Path = SCORECARD, checkpoints: Path | None = None) -> tuple[Headline, ...]:
     """`headlines` from the shipped files (a missing file reads as no data)."""
     scorecard = json.loads(scorecard_path.read_text()) if scorecard_path.is_file() else {}
-    return headlines(scorecard, read_manifest(checkpoints))
+    users = scorecard_path.with_name(LESION_USERS.name)
+    more = lesion_users_reports(users) if scorecard and users.is_file() else []
+    return headlines(scorecard, read_manifest(checkpoints), more)
+
+
+def lesion_users_reports(path: Path = LESION_USERS) -> list[dict[str, Any]]:
+    """The lesion users' scorecard as reports of the shipped scorecard's shape (the clean evidence
+    shares, for `robust_explains`)."""
+    data = json.loads(path.read_text())
+    return [
+        {
+            "model": model_id,
+            "dataset": "lesions",
+            "source": "docs/scorecard-lesion-users.json",
+            "explainers": {
+                m: {"evidence_share": e["clean"]["evidence_share"]} for m, e in network["explainers"].items()
+            },
+        }
+        for model_id, network in data["networks"].items()
+    ]
 
 
 __all__: Sequence[str] = (

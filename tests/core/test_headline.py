@@ -149,6 +149,23 @@ def test_the_shipped_tables_give_sentences_with_their_own_numbers() -> None:
             assert count in found["measured"].reading.text and count in found["robust-explains"].reading.text
 
 
+def test_robust_networks_are_read_against_the_standard_twin_trained_on_their_data() -> None:
+    users = json.loads(headline.LESION_USERS.read_text())["networks"]
+    text = next(h for h in read_headlines() if h.key == "robust-explains").reading.text
+    standard, robust = users
+    share = users[robust]["explainers"]["adversarial"]["clean"]["evidence_share"]
+    twin = users[standard]["explainers"]["adversarial"]["clean"]["evidence_share"]
+    assert f"{share:.2f} on {robust} against {twin:.2f} on {standard}" in text
+    assert (
+        f"on {robust} against" in text and text.count(f"on {robust} against") == 1
+    )  # not vs lesions-standard
+    assert "on lesions-robust against" in text and "on lesions-standard" in text  # the first pair stays
+    card = json.loads(headline.SCORECARD.read_text())
+    manifest = json.loads((ROOT / "checkpoints" / "manifest.json").read_text())
+    alone = headline.robust_explains(card, manifest).text
+    assert robust not in alone  # the extra reports come only from the lesion users' file
+
+
 def test_missing_files_read_as_no_data(tmp_path: Path) -> None:
     found = read_headlines(tmp_path / "absent.json", tmp_path)
     assert [h.reading.outcome for h in found] == ["no-data"] * 3
