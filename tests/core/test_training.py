@@ -347,6 +347,9 @@ _WORKER = textwrap.dedent(
         state = {{k: v.tolist() for k, v in result.model.state_dict().items()}}
         json.dump({{"state": state, "psi": result.payload["psi_state"], "rho": ara.rho_star_attack.tolist(),
                    "btr": ara.rho_star_btr.tolist()}}, open(sys.argv[1], "w"))
+    if dist.is_initialized():  # both ranks leave together: a rank that exits first can abort gloo's other
+        dist.barrier()
+        dist.destroy_process_group()
     """
 )
 
