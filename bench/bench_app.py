@@ -204,29 +204,47 @@ def pages_bench(
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     context.set_default_timeout(RUN_TIMEOUT_MS)
     page = context.new_page()
-    print(f"{'page':8} {'first s':>8} {'whole s':>8} {'floor s':>8} {'first/PGD':>10} {'whole/floor':>12}")
-    ratios: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+    print(
+        f"{'page':8} {'first s':>8} {'whole s':>8} {'floor s':>8} {'first/PGD':>10} {'whole/floor':>12}"
+        f" {'fastest floor s':>16} {'first/PGD':>10} {'whole/floor':>12}   (floor: as the server runs; "
+        "fastest: torch's default threads, fastest batch)"
+    )
+    ratios: dict[str, dict[str, list[tuple[float, float]]]] = {
+        p: {name: [] for name in names} for p in POLICIES
+    }
     try:
         for repeat in range(repeats):
             for name in names:
                 t_first, t_done = run_page(page, server.url, name, repeat)
                 quiet(server)
-                floor = floors_apart(name)
-                first_ratio = t_first / floor["first"] if "first" in floor else math.nan
-                ratios[name].append((first_ratio, t_done / floor["total"]))
-                print(
-                    f"{name:8} {t_first:8.1f} {t_done:8.1f} {floor['total']:8.1f} "
-                    f"{_ratio(first_ratio):>10} {ratios[name][-1][1]:12.2f}   floor parts: "
-                    + ", ".join(f"{k} {v:.1f}" for k, v in floor.items() if k != "total")
-                )
+                row = f"{name:8} {t_first:8.1f} {t_done:8.1f}"
+                parts = []
+                for policy in POLICIES:
+                    floor = floors_apart(name, policy)
+                    first_ratio = t_first / floor["first"] if "first" in floor else math.nan
+                    ratios[policy][name].append((first_ratio, t_done / floor["total"]))
+                    width = 8 if policy == "server" else 16
+                    row += f" {floor['total']:{width}.1f} {_ratio(first_ratio):>10} {t_done / floor['total']:12.2f}"
+                    parts.append(
+                        f"{policy} ({floor.get('threads')} threads): "
+                        + ", ".join(
+                            f"{k} {v:.2f}" for k, v in floor.items() if isinstance(v, float) and k != "total"
+                        )
+                    )
+                    if floor.get("batches"):
+                        parts.append(
+                            "batches timed: " + ", ".join(f"{k} {v:g}" for k, v in floor["batches"].items())
+                        )
+                print(row + "\n    " + "\n    ".join(parts))
     finally:
         context.close()
-    for name, values in ratios.items():
-        firsts, wholes = zip(*values, strict=True)
-        print(
-            f"{name:8} median of {len(values)}: first/PGD {_ratio(statistics.median(firsts))}, "
-            f"whole/floor {statistics.median(wholes):.2f} (range {min(wholes):.2f}-{max(wholes):.2f})"
-        )
+    for policy in POLICIES:
+        for name, values in ratios[policy].items():
+            firsts, wholes = zip(*values, strict=True)
+            print(
+                f"{name:8} {policy} floor, median of {len(values)}: first/PGD {_ratio(statistics.median(firsts))}, "
+                f"whole/floor {statistics.median(wholes):.2f} (range {min(wholes):.2f}-{max(wholes):.2f})"
+            )
 
 
 def _ratio(value: float) -> str:
@@ -281,7 +299,15 @@ def _pass_s(model_id: str, batch: int, count: int, *, backward: bool = True) -> 
     return min(timed() for _ in range(FLOOR_ROUNDS))
 
 
-def floors(name: str) -> dict[str, Any]:
+POLICIES = ("server", "fastest")
+"""How a floor is timed. "server": as the server runs the passes (its thread count per operation,
+`advexp_ui.loaders.intra_op_threads`, and the saliency methods' CPU batch). "fastest": the fastest
+way to do the same passes on this machine: torch's default thread count and, for the batched
+methods, the batch size measured fastest here (`BATCH_CANDIDATES`; the timings are printed)."""
+BATCH_CANDIDATES = (1, 2, 4, 8, 16, 32, 64)
+
+
+def floors(name: str, policy: str = "server") -> dict[str, Any]:
     """The bare passes a page's defaults need, timed now: parts, ``first`` and ``total`` seconds.
 
     attack: PGD steps on 1 image, Grad-CAM on 2, IG 2 x steps images (in CPU_IG_IMAGES batches on
@@ -298,8 +324,9 @@ def floors(name: str) -> dict[str, Any]:
     from advexp_core.saliency import CPU_IG_IMAGES
     from advexp_ui.loaders import contrast_pair, intra_op_threads
 
-    torch.set_num_threads(intra_op_threads())  # as the server does
-    m = DEFAULT_MODEL_ID
+    if policy == "server":
+        torch.set_num_threads(intra_op_threads())  # as the server does
+    m = DEFAULT_MODEL_ID  # "fastest": this fresh process keeps torch's default thread count
     if name == "device":  # what the server and the floor run on
         device = _model(m).device
         return {
@@ -308,8 +335,17 @@ def floors(name: str) -> dict[str, Any]:
             else str(device)
         }
 
+    measured: dict[str, float] = {}
+
     def batched(images: int) -> float:
-        """``images`` fwd+bwd as the saliency methods send them: CPU_IG_IMAGES per pass on a CPU."""
+        """``images`` fwd+bwd as the saliency methods send them (CPU_IG_IMAGES per pass on a CPU), or
+        with the fastest "fastest": each candidate batch timed for all the images, the least kept."""
+        if policy == "fastest":
+            times = {b: _pass_s(m, b, -(-images // b)) for b in BATCH_CANDIDATES if b <= images}
+            best = min(times, key=times.__getitem__)
+            measured.update({f"{images} images in batches of {b}": t for b, t in times.items()})
+            measured[f"fastest batch for {images} images"] = best
+            return times[best]
         batch = CPU_IG_IMAGES if _model(m).device.type == "cpu" else images
         return _pass_s(m, min(batch, images), -(-images // batch))
 
@@ -320,14 +356,20 @@ def floors(name: str) -> dict[str, Any]:
             "Grad-CAM": _pass_s(m, 2, 1),
             "IG": batched(2 * sal.ig_steps),
         }
-        return {**parts, "first": parts["PGD"], "total": sum(parts.values())}
+        return {
+            **parts,
+            "first": parts["PGD"],
+            "total": sum(parts.values()),
+            "threads": torch.get_num_threads(),
+            "batches": measured,
+        }
     if name == "explain":
         config = ex.ExplanationConfig()
         targets = len(config.targets)
         parts = {m: _pass_s(m, targets, config.steps)}
         for other in contrast_pair(m):
             parts[other] = _pass_s(other, targets, config.steps)
-        return {**parts, "first": parts[m], "total": sum(parts.values())}
+        return {**parts, "first": parts[m], "total": sum(parts.values()), "threads": torch.get_num_threads()}
     cmp = ex.ExplainersConfig()
     sal, n_curves = cmp.saliency, 2 * len(cmp.saliency.methods)
 
@@ -337,7 +379,7 @@ def floors(name: str) -> dict[str, Any]:
         "SmoothGrad": batched(sal.smoothgrad_samples),
         "curves": _pass_s(m, cmp.faithfulness_steps + 1, n_curves, backward=False),
     }
-    return {**parts, "total": sum(parts.values())}
+    return {**parts, "total": sum(parts.values()), "threads": torch.get_num_threads(), "batches": measured}
 
 
 def _cpu_s(pid: int) -> float:
@@ -360,11 +402,11 @@ def quiet(server: Server, idle_s: float = 1.0, limit_s: float = 20.0) -> None:
             return
 
 
-def floors_apart(name: str) -> dict[str, Any]:
+def floors_apart(name: str, policy: str = "server") -> dict[str, Any]:
     """`floors` in a fresh process: torch never runs in this one, whose Playwright drives the
     browser while the server works (with torch imported here, the attack page took 1.5-1.7x its
     floor in 3 runs instead of 1.1-1.3x)."""
-    command = [sys.executable, __file__, "--floor", name]
+    command = [sys.executable, __file__, "--floor", name, "--floor-policy", policy]
     done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -545,12 +587,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs of each page (median ratios)")
     parser.add_argument("--prime", action="store_true", help="run app.py once at start (script health check)")
     parser.add_argument("--floor", choices=[*PAGES, "device"], help=argparse.SUPPRESS)  # floors_apart's child
+    parser.add_argument("--floor-policy", choices=POLICIES, default="server", help=argparse.SUPPRESS)
     args = parser.parse_args()
     # A SIGTERM (`kill`, `timeout`) unwinds like Ctrl-C, so the server and the browser are stopped
     # too: a server left running keeps working through its sessions' queued runs.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if args.floor:
-        print(json.dumps(floors(args.floor)))
+        print(json.dumps(floors(args.floor, args.floor_policy)))
         return
     names = [n for n in args.pages.split(",") if n]
     if unknown := set(names) - set(PAGES):
