@@ -4,9 +4,11 @@ against the forward+backward floor the page's defaults need, measured in the sam
 Starts `streamlit run app.py` on a free port of 127.0.0.1 (offline), drives Debian's Chromium
 (/usr/bin/chromium, never a Playwright download) through the home page, the attack, the
 explanations and the compare page with their defaults on the gallery cat, and prints per page:
-seconds to the first result, seconds to the whole result, the floor (the model's bare passes that
+seconds to the first result, seconds to the whole result, two floors (the model's bare passes that
 the defaults need, timed in a separate process right after the page, once the server has gone
-quiet) and the ratios. The home page's top-5 is set against a bare Streamlit page of the same shape
+quiet): as the server runs them, and the fastest way on this machine (torch's default thread count,
+the batch size measured fastest, every candidate printed), with the ratios to each. The
+explanations page's floor includes the standard-vs-robust pair when the page runs it. The home page's top-5 is set against a bare Streamlit page of the same shape
 served and drawn on the same machine (the frontend's own floor). ``--sessions N`` instead runs N
 browser sessions on one server that each upload their own image (a crop of a gallery photo, so no
 result comes from another's cache) and press Run on the attack page at once, plus one more session
@@ -124,11 +126,26 @@ VARIED = {
 }
 
 
-def run_page(page, base: str, name: str, repeat: int = 0) -> tuple[float, float]:
-    """Open a page, press its run button, return seconds to the first and to the whole result.
+SIDE_BY_SIDE = "Also: the same image on a standard and a robust network, side by side"
+ONE_NETWORK_DONE = r"Explaining on (?!both networks).*: done in"
+
+
+def side_by_side(page) -> bool:
+    """The explanations page will also run the standard-vs-robust pair (its box is ticked: it is by
+    default when a pair for the image's kind loads, e.g. the paper's networks for a photo)."""
+    box = page.get_by_label(SIDE_BY_SIDE)
+    return box.count() > 0 and box.is_checked()
+
+
+def run_page(page, base: str, name: str, repeat: int = 0) -> tuple[float, float, bool]:
+    """Open a page, press its run button, return seconds to the first and to the whole result, and
+    whether the explanations page ran its standard-vs-robust pair too (its floor then includes it).
     Repeat k > 0 changes one setting that keeps the work (so no result comes from the cache)."""
     path, heading, button, first, done = PAGES[name]
     open_page(page, base, path, heading)
+    pair = name == "explain" and side_by_side(page)
+    if name == "explain" and not pair:
+        done = ONE_NETWORK_DONE
     if repeat:
         label, value = VARIED[name]
         set_number(page, label, value(repeat))
@@ -138,7 +155,7 @@ def run_page(page, base: str, name: str, repeat: int = 0) -> tuple[float, float]
     page.wait_for_function("window.__seen.done !== undefined", timeout=RUN_TIMEOUT_MS)
     settled(page, RUN_TIMEOUT_MS)
     times = seen(page)
-    return times["first"], times["done"]
+    return times["first"], times["done"], pair
 
 
 def home_seconds(browser, base: str) -> float:
@@ -215,12 +232,12 @@ def pages_bench(
     try:
         for repeat in range(repeats):
             for name in names:
-                t_first, t_done = run_page(page, server.url, name, repeat)
+                t_first, t_done, pair = run_page(page, server.url, name, repeat)
                 quiet(server)
                 row = f"{name:8} {t_first:8.1f} {t_done:8.1f}"
                 parts = []
                 for policy in POLICIES:
-                    floor = floors_apart(name, policy)
+                    floor = floors_apart(name, policy, pair)
                     first_ratio = t_first / floor["first"] if "first" in floor else math.nan
                     ratios[policy][name].append((first_ratio, t_done / floor["total"]))
                     width = 8 if policy == "server" else 16
@@ -307,7 +324,7 @@ methods, the batch size measured fastest here (`BATCH_CANDIDATES`; the timings a
 BATCH_CANDIDATES = (1, 2, 4, 8, 16, 32, 64)
 
 
-def floors(name: str, policy: str = "server") -> dict[str, Any]:
+def floors(name: str, policy: str = "server", *, pair: bool = True) -> dict[str, Any]:
     """The bare passes a page's defaults need, timed now: parts, ``first`` and ``total`` seconds.
 
     attack: PGD steps on 1 image, Grad-CAM on 2, IG 2 x steps images (in CPU_IG_IMAGES batches on
@@ -367,7 +384,7 @@ def floors(name: str, policy: str = "server") -> dict[str, Any]:
         config = ex.ExplanationConfig()
         targets = len(config.targets)
         parts = {m: _pass_s(m, targets, config.steps)}
-        for other in contrast_pair(m):
+        for other in contrast_pair(m) if pair else ():
             parts[other] = _pass_s(other, targets, config.steps)
         return {**parts, "first": parts[m], "total": sum(parts.values()), "threads": torch.get_num_threads()}
     cmp = ex.ExplainersConfig()
@@ -402,11 +419,12 @@ def quiet(server: Server, idle_s: float = 1.0, limit_s: float = 20.0) -> None:
             return
 
 
-def floors_apart(name: str, policy: str = "server") -> dict[str, Any]:
+def floors_apart(name: str, policy: str = "server", pair: bool = True) -> dict[str, Any]:
     """`floors` in a fresh process: torch never runs in this one, whose Playwright drives the
     browser while the server works (with torch imported here, the attack page took 1.5-1.7x its
     floor in 3 runs instead of 1.1-1.3x)."""
     command = [sys.executable, __file__, "--floor", name, "--floor-policy", policy]
+    command += [] if pair else ["--floor-no-pair"]
     done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -588,12 +606,13 @@ def main() -> None:
     parser.add_argument("--prime", action="store_true", help="run app.py once at start (script health check)")
     parser.add_argument("--floor", choices=[*PAGES, "device"], help=argparse.SUPPRESS)  # floors_apart's child
     parser.add_argument("--floor-policy", choices=POLICIES, default="server", help=argparse.SUPPRESS)
+    parser.add_argument("--floor-no-pair", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     # A SIGTERM (`kill`, `timeout`) unwinds like Ctrl-C, so the server and the browser are stopped
     # too: a server left running keeps working through its sessions' queued runs.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if args.floor:
-        print(json.dumps(floors(args.floor, args.floor_policy)))
+        print(json.dumps(floors(args.floor, args.floor_policy, pair=not args.floor_no_pair)))
         return
     names = [n for n in args.pages.split(",") if n]
     if unknown := set(names) - set(PAGES):
