@@ -140,14 +140,6 @@ def map_sentences(values: dict[str, float | None], *, k: float) -> dict[str, str
     }
 
 
-def decision_readings(report: dict[str, Any]) -> dict[str, Any]:
-    """The decision verdict (`readings.attack.decision`) of an attack report's predictions."""
-    return attack_readings.decision(
-        report["predictions_before"], report["predictions_after"], report["png_predictions_after"],
-        success=report["success"], png_success=report["png_success"],
-    ).to_json()  # fmt: skip
-
-
 def safe_label(label: str) -> str:
     """A class name as a file-name part: lower case, runs of other characters become '-'."""
     cleaned = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:60].strip("-")

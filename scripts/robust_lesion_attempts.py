@@ -39,6 +39,7 @@ from advexp_core.checkpoints import CheckpointError, load_checkpoint, sha256_fil
 from advexp_core.experiments.scorecard import ScorecardConfig  # noqa: E402
 from advexp_core.models import ModelError, load_model  # noqa: E402
 from advexp_core.reliance import RelianceError, lesion_twins, shortcut_reliance  # noqa: E402
+from scripts.ship_groundtruth import train_argv  # noqa: E402
 
 RECORD = ROOT / "checkpoints" / "robust-attempts.json"
 ABOUT = (
@@ -53,20 +54,11 @@ ABOUT = (
 
 def train_command(payload: dict[str, Any], label: str, attempts: dict[str, Any]) -> str:
     """The ``advexp train`` command that makes the checkpoint (the warm start named by its attempt)."""
-    c = payload["config"]
-    argv = [
-        "train", "--dataset", c["dataset"], "--recipe", c["recipe"], "--epochs", str(c["epochs"]),
-        "--batch-size", str(c["batch_size"]), "--lr", f"{c['lr']:g}",
-        "--num-blocks", ",".join(map(str, c["num_blocks"])), "--widths", ",".join(map(str, c["widths"])),
-        "--seed", str(c["seed"]),
-    ]  # fmt: skip
-    if c.get("l_target") is not None:
-        argv += ["--l-target", f"{c['l_target']:g}"]
-    start = payload.get("warm_start")
+    start, warm = payload.get("warm_start"), None
     if start:
         earlier = next((k for k, a in attempts.items() if a["sha256"] == start["sha256"]), None)
-        argv += ["--warm-start", f"{earlier}.pt" if earlier else Path(start["file"]).name]
-    argv += ["--out", f"{label}.pt", "--release"]
+        warm = f"{earlier}.pt" if earlier else Path(start["file"]).name
+    argv = train_argv(payload["config"], f"{label}.pt", warm_start=warm)
     return "OMP_NUM_THREADS=1 python -m advexp_core " + shlex.join(argv)
 
 

@@ -33,14 +33,20 @@ from advexp_core.experiments.scorecard import split_accuracy  # noqa: E402
 from advexp_core.models import load_model  # noqa: E402
 
 
-def train_argv(config: dict[str, Any], out: str) -> list[str]:
-    """``advexp train`` arguments that reproduce a recorded training config."""
-    return [
+def train_argv(config: dict[str, Any], out: str, *, warm_start: str | None = None) -> list[str]:
+    """``advexp train`` arguments that reproduce a recorded training config (its ψ target when one
+    was set, and the checkpoint it started from when it was warm-started)."""
+    argv = [
         "train", "--dataset", config["dataset"], "--recipe", config["recipe"], "--epochs", str(config["epochs"]),
         "--batch-size", str(config["batch_size"]), "--lr", f"{config['lr']:g}",
         "--num-blocks", ",".join(map(str, config["num_blocks"])), "--widths", ",".join(map(str, config["widths"])),
-        "--seed", str(config["seed"]), "--out", out, "--release",
+        "--seed", str(config["seed"]),
     ]  # fmt: skip
+    if config.get("l_target") is not None:
+        argv += ["--l-target", f"{config['l_target']:g}"]
+    if warm_start is not None:
+        argv += ["--warm-start", warm_start]
+    return [*argv, "--out", out, "--release"]
 
 
 def entry_fields(folder: Path, model_id: str, manifest: dict[str, Any]) -> dict[str, Any]:

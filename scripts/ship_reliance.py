@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 from advexp_core.checkpoints import load_checkpoint, sha256_file  # noqa: E402
 from advexp_core.models import load_model  # noqa: E402
 from advexp_core.reliance import shortcut_reliance  # noqa: E402
+from scripts.ship_groundtruth import train_argv  # noqa: E402
 
 # control id -> (the network whose recorded config it repeats, training dataset, what it saw of the ruler)
 CONTROLS = {
@@ -93,13 +94,7 @@ def _env(threads: int) -> dict[str, str]:
 
 def control_argv(template: dict[str, Any], dataset: str, out: str) -> list[str]:
     """``advexp train`` arguments: the template network's recorded config on another dataset."""
-    c = template["config"]
-    return [
-        "train", "--dataset", dataset, "--recipe", c["recipe"], "--epochs", str(c["epochs"]),
-        "--batch-size", str(c["batch_size"]), "--lr", f"{c['lr']:g}",
-        "--num-blocks", ",".join(map(str, c["num_blocks"])), "--widths", ",".join(map(str, c["widths"])),
-        "--seed", str(c["seed"]), "--out", out, "--release",
-    ]  # fmt: skip
+    return train_argv({**template["config"], "dataset": dataset}, out)
 
 
 def _check_same_recipe(control: str, template: dict[str, Any], config: dict[str, Any]) -> None:

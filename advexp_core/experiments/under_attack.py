@@ -20,8 +20,9 @@ from advexp_core.experiments.maps import check_class, fit_image, gradcam_layer_f
 from advexp_core.experiments.progress import stage, tick
 from advexp_core.figures import METHOD_TITLES, compare_figure
 from advexp_core.models import LoadedModel
+from advexp_core.readings import Reading
 from advexp_core.readings import attack as attack_readings
-from advexp_core.reports import JsonObject, config_dict, decision_readings, json_number, predictions, readings
+from advexp_core.reports import JsonObject, config_dict, json_number, predictions, readings
 from advexp_core.runtime import OnStep
 from advexp_core.saliency import SaliencyMap, colour_scales, make_map
 
@@ -183,7 +184,7 @@ class SaliencyUnderAttackResult:
         k, side = self.saliency.topk, max(self.example.image.shape[-2:])
         out["readings"] = {
             **readings(out["perturbation"], numbers, k=k, side=side),
-            "decision": decision_readings(out),
+            "decision": decision_reading(self.example).to_json(),
             "overall": overall_reading(numbers, k=k, side=side),
         }
         return out
@@ -257,6 +258,17 @@ def saliency_under_attack(
             if on_partial is not None:
                 on_partial(pairs[method])
     return SaliencyUnderAttackResult(example, saliency, pairs)
+
+
+def decision_reading(example: AdversarialExampleResult) -> Reading:
+    """Did the decision flip, at x + δ and at the saved PNG (`readings.attack.decision`)."""
+    return attack_readings.decision(
+        example.predictions_before,
+        example.predictions_after,
+        example.png_predictions_after,
+        success=example.success,
+        png_success=example.png_success,
+    )
 
 
 def overall_reading(maps: dict[str, dict[str, float | None]], *, k: float, side: int) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from advexp_core.experiments import (
     under_attack_figure,
 )
 from advexp_core.experiments.move_map import MoveTheMapResult
-from advexp_core.experiments.under_attack import MapPair, UnderAttackPart
+from advexp_core.experiments.under_attack import MapPair, UnderAttackPart, decision_reading
 from advexp_core.figures import METHOD_TITLES, figure_png
 from advexp_core.imaging import decode_image, encode_png
 from advexp_core.models import LoadedModel
@@ -167,15 +167,8 @@ class _Parts:
 
 def _decision_part(example: AdversarialExampleResult) -> DecisionPart:
     size = dataclasses.asdict(example.perturbation)
-    decision = attack_readings.decision(
-        example.predictions_before,
-        example.predictions_after,
-        example.png_predictions_after,
-        success=example.success,
-        png_success=example.png_success,
-    )
     readings = DecisionReadings(
-        decision, attack_readings.visibility(size), reports.perturbation_sentences(size)
+        decision_reading(example), attack_readings.visibility(size), reports.perturbation_sentences(size)
     )
     panels = {
         "clean": images.display_png(example.image),
