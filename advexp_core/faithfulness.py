@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from advexp_core.runtime import OnStep, device_of
+from advexp_core.runtime import OnStep, device_of, in_order
 from advexp_core.saliency import SaliencyMap, blurred_baseline
 
 
@@ -98,11 +98,15 @@ def _probabilities(
     Shapes: (M, 3, H, W) -> (M,) on the CPU.
     """
     out = []
-    total = (images.shape[0] + batch_size - 1) // batch_size
-    with torch.no_grad():
-        for i, start in enumerate(range(0, images.shape[0], batch_size), start=1):
-            logits = module(images[start : start + batch_size])
-            out.append(torch.softmax(logits.float(), dim=1)[:, target].cpu())
+    starts = range(0, images.shape[0], batch_size)
+
+    def one_pass(start: int) -> Tensor:
+        logits = module(images[start : start + batch_size])
+        return torch.softmax(logits.float(), dim=1)[:, target].cpu()
+
+    with torch.no_grad():  # the passes run side by side on a CPU (`in_order`), the same numbers
+        for i, probs in enumerate(in_order(one_pass, starts, images.device), start=1):
+            out.append(probs)
             if on_step is not None:
-                on_step(i, total)
+                on_step(i, len(starts))
     return torch.cat(out)

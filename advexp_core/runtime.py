@@ -8,13 +8,18 @@ from the module, never from a literal (docs/method.md, "Conventions").
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import torch
 from torch import nn
 
 OnStep = Callable[[int, int], None]
 """Progress callback: ``on_step(done, total)`` after each unit of work (a step, a batch, an image)."""
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def device_of(module: nn.Module, fallback: torch.device | str = "cpu") -> torch.device:
@@ -76,3 +81,68 @@ def use_compute_threads() -> int:
     threads = compute_threads()
     torch.set_num_threads(threads)
     return threads
+
+
+def machine_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, so `taskset` and cpusets count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no affinity call on this platform
+        return max(1, os.cpu_count() or 1)
+
+
+def pass_workers() -> int:
+    """How many independent passes this process runs at once on the CPU (`in_order`): the cores it
+    may use divided by the threads per operation, so the passes of one run fill the machine."""
+    return max(1, machine_cores() // compute_threads())
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+_in_pool = threading.local()
+
+
+def _shared_pool() -> ThreadPoolExecutor:
+    """The process's one pool of `pass_workers` threads, shared by every run: two runs on two
+    networks queue their passes in it instead of taking twice the cores."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(pass_workers(), thread_name_prefix="advexp-pass")
+        return _pool
+
+
+def in_order(work: Callable[[T], R], items: Iterable[T], device: torch.device | str = "cpu") -> Iterator[R]:
+    """``work(item)`` for each item, yielded in the items' order, run side by side on the CPU.
+
+    The numbers do not change: each pass runs exactly as it would alone (same batch, same threads
+    per operation; docs/method.md, "Thread count"), and the caller combines the results in order.
+    What changes is the wall time: on a 2-core machine with one thread per operation, two passes
+    at once take about as long as one. Serial where it cannot help: off the CPU (one pass fills a
+    GPU), with one worker, one item, or inside a pass (a pass never waits for the pool it runs in).
+    The grad mode of the calling thread holds in the workers (it is per thread in PyTorch).
+
+    Shapes: whatever ``work`` returns.
+    """
+    items = list(items)
+    parallel = torch.device(device).type == "cpu" and pass_workers() > 1 and len(items) > 1
+    if not parallel or getattr(_in_pool, "active", False):
+        yield from (work(item) for item in items)
+        return
+    grad = torch.is_grad_enabled()
+
+    def task(item: T) -> R:
+        _in_pool.active = True
+        try:
+            with torch.set_grad_enabled(grad):
+                return work(item)
+        finally:
+            _in_pool.active = False
+
+    futures = [_shared_pool().submit(task, item) for item in items]
+    try:
+        for future in futures:
+            yield future.result()
+    finally:
+        for future in futures:  # a failed or abandoned caller leaves no queued pass behind
+            future.cancel()

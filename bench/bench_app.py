@@ -6,10 +6,12 @@ Starts `streamlit run app.py` on a free port of 127.0.0.1 (offline), drives Debi
 explanations and the compare page with their defaults on the gallery cat, and prints per page:
 seconds to the first result, seconds to the whole result, two floors (the model's bare passes that
 the defaults need, timed in a separate process right after the page, once the server has gone
-quiet): as the server runs them, and the fastest way on this machine (torch's default thread count,
-the batch size measured fastest, every candidate printed), with the ratios to each. The
-explanations page's floor includes the standard-vs-robust pair when the page runs it. The home page's top-5 is set against a bare Streamlit page of the same shape
-served and drawn on the same machine (the frontend's own floor). ``--sessions N`` instead runs N
+quiet): as the server runs them, and the fastest way on this machine (torch's default thread count
+with the passes one after another, or one thread per operation with independent passes side by side
+on the cores, each batch size for the batched methods: every way timed and printed, the least kept),
+with the ratios to each. The explanations page's floor includes the standard-vs-robust pair when the
+page runs it. The home page's top-5 is set against a bare Streamlit page of the same shape served
+and drawn on the same machine (the frontend's own floor). ``--sessions N`` instead runs N
 browser sessions on one server that each upload their own image (a crop of a gallery photo, so no
 result comes from another's cache) and press Run on the attack page at once, plus one more session
 that presses Cancel while it waits in line; it prints p50/p95 waiting and running times (against
@@ -224,7 +226,7 @@ def pages_bench(
     print(
         f"{'page':8} {'first s':>8} {'whole s':>8} {'floor s':>8} {'first/PGD':>10} {'whole/floor':>12}"
         f" {'fastest floor s':>16} {'first/PGD':>10} {'whole/floor':>12}   (floor: as the server runs; "
-        "fastest: torch's default threads, fastest batch)"
+        "fastest: the fastest way measured)"
     )
     ratios: dict[str, dict[str, list[tuple[float, float]]]] = {
         p: {name: [] for name in names} for p in POLICIES
@@ -243,14 +245,18 @@ def pages_bench(
                     width = 8 if policy == "server" else 16
                     row += f" {floor['total']:{width}.1f} {_ratio(first_ratio):>10} {t_done / floor['total']:12.2f}"
                     parts.append(
-                        f"{policy} ({floor.get('threads')} threads): "
+                        f"{policy}: "
                         + ", ".join(
                             f"{k} {v:.2f}" for k, v in floor.items() if isinstance(v, float) and k != "total"
                         )
                     )
                     if floor.get("batches"):
                         parts.append(
-                            "batches timed: " + ", ".join(f"{k} {v:g}" for k, v in floor["batches"].items())
+                            "ways timed: "
+                            + "; ".join(
+                                f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
+                                for k, v in floor["batches"].items()
+                            )
                         )
                 print(row + "\n    " + "\n    ".join(parts))
     finally:
@@ -283,16 +289,21 @@ def _model(model_id: str):
 FLOOR_ROUNDS = 2  # the floor is the faster of this many timings (other load only ever adds time)
 
 
-def _pass_s(model_id: str, batch: int, count: int, *, backward: bool = True) -> float:
-    """Seconds for ``count`` bare passes of ``batch`` images, after one warm-up pass: the fastest
-    of `FLOOR_ROUNDS` rounds (all passes timed: on a shared machine the load moves too much to time
-    a few and scale; in one process the same parts varied by up to 25 % from page to page)."""
+def _pass_s(model_id: str, sizes: list[int], *, backward: bool = True, side_by_side: bool = False) -> float:
+    """Seconds for bare passes of ``sizes`` images each, after one warm-up pass: the fastest of
+    `FLOOR_ROUNDS` rounds (all passes timed: on a shared machine the load moves too much to time a
+    few and scale; in one process the same parts varied by up to 25 % from page to page).
+    ``side_by_side``: the passes go through `advexp_core.runtime.in_order`, as the server sends
+    independent passes (one per core at one thread per operation)."""
     import torch
 
-    model = _model(model_id)
-    x = torch.rand(batch, 3, *model.input_size, device=model.device)
+    from advexp_core.runtime import in_order
 
-    def one() -> None:
+    model = _model(model_id)
+    inputs = {b: torch.rand(b, 3, *model.input_size, device=model.device) for b in set(sizes)}
+
+    def one(batch: int) -> None:
+        x = inputs[batch]
         if backward:
             xx = x.clone().requires_grad_(True)
             torch.autograd.grad(model.module(xx)[:, 0].sum(), xx)
@@ -306,21 +317,33 @@ def _pass_s(model_id: str, batch: int, count: int, *, backward: bool = True) -> 
 
     def timed() -> float:
         start = time.perf_counter()
-        for _ in range(count):
-            one()
+        if side_by_side:
+            for _ in in_order(one, sizes, model.device):
+                pass
+        else:
+            for batch in sizes:
+                one(batch)
         sync()
         return time.perf_counter() - start
 
-    one()
+    one(max(sizes))
     sync()
     return min(timed() for _ in range(FLOOR_ROUNDS))
 
 
+def _split(images: int, batch: int) -> list[int]:
+    """``images`` as passes of ``batch`` (the last one smaller)."""
+    return [min(batch, images - start) for start in range(0, images, batch)]
+
+
 POLICIES = ("server", "fastest")
 """How a floor is timed. "server": as the server runs the passes (its thread count per operation,
-`advexp_ui.loaders.intra_op_threads`, and the saliency methods' CPU batch). "fastest": the fastest
-way to do the same passes on this machine: torch's default thread count and, for the batched
-methods, the batch size measured fastest here (`BATCH_CANDIDATES`; the timings are printed)."""
+`advexp_ui.loaders.intra_op_threads`, the saliency methods' CPU batch, and independent passes side
+by side on the cores, `advexp_core.runtime.in_order`). "fastest": the fastest way to do the same
+passes on this machine, whichever it is: every way below is timed and the least kept (the timings
+are printed): torch's default thread count with the passes one after another, and one thread per
+operation with the passes side by side on the cores; for the batched methods, each batch size of
+`BATCH_CANDIDATES` in both."""
 BATCH_CANDIDATES = (1, 2, 4, 8, 16, 32, 64)
 
 
@@ -329,10 +352,11 @@ def floors(name: str, policy: str = "server", *, pair: bool = True) -> dict[str,
 
     attack: PGD steps on 1 image, Grad-CAM on 2, IG 2 x steps images (in CPU_IG_IMAGES batches on
     a CPU, one batch on a GPU).
-    explain: S steps on the T targets of each network (the chosen one, then the contrast pair).
+    explain: S steps on the T targets of each network (the chosen one, then the contrast pair):
+    on a CPU each target alone, the targets side by side; elsewhere one batch of T.
     compare: Grad-CAM, gradient (1 image), IG (steps images) and SmoothGrad (samples), both in
     CPU_IG_IMAGES batches on a CPU and one batch on a GPU, and the deletion/insertion curves
-    (forward only, faithfulness_steps + 1 images per curve).
+    (forward only, 2 x (faithfulness_steps + 1) images per method in passes of 16).
     """
     import torch
 
@@ -341,9 +365,8 @@ def floors(name: str, policy: str = "server", *, pair: bool = True) -> dict[str,
     from advexp_core.saliency import CPU_IG_IMAGES
     from advexp_ui.loaders import contrast_pair, intra_op_threads
 
-    if policy == "server":
-        torch.set_num_threads(intra_op_threads())  # as the server does
-    m = DEFAULT_MODEL_ID  # "fastest": this fresh process keeps torch's default thread count
+    default_threads = torch.get_num_threads()  # this fresh process: torch's own default
+    m = DEFAULT_MODEL_ID
     if name == "device":  # what the server and the floor run on
         device = _model(m).device
         return {
@@ -351,52 +374,77 @@ def floors(name: str, policy: str = "server", *, pair: bool = True) -> dict[str,
             if device.type == "cuda"
             else str(device)
         }
-
+    cpu = _model(m).device.type == "cpu"
     measured: dict[str, float] = {}
+    ways = [(default_threads, False)] + ([(1, True)] if cpu and default_threads > 1 else [])
 
-    def batched(images: int) -> float:
-        """``images`` fwd+bwd as the saliency methods send them (CPU_IG_IMAGES per pass on a CPU), or
-        with the fastest "fastest": each candidate batch timed for all the images, the least kept."""
-        if policy == "fastest":
-            times = {b: _pass_s(m, b, -(-images // b)) for b in BATCH_CANDIDATES if b <= images}
-            best = min(times, key=times.__getitem__)
-            measured.update({f"{images} images in batches of {b}": t for b, t in times.items()})
-            measured[f"fastest batch for {images} images"] = best
-            return times[best]
-        batch = CPU_IG_IMAGES if _model(m).device.type == "cpu" else images
-        return _pass_s(m, min(batch, images), -(-images // batch))
+    def timed(
+        label: str,
+        model_id: str,
+        server: list[int],
+        *,
+        backward: bool = True,
+        options: dict[str, list[int]] | None = None,
+        side: bool = True,
+        chain: bool = False,
+    ) -> float:
+        """``server``: the pass sizes as the server sends them (side by side when ``side`` and on a
+        CPU). "fastest": every way of `ways` for each of ``options`` (name -> pass sizes; default
+        the server's), the least kept. ``chain``: the passes depend on each other (PGD's steps),
+        so they never run side by side."""
+        if policy == "server":
+            torch.set_num_threads(intra_op_threads())
+            return _pass_s(model_id, server, backward=backward, side_by_side=side and cpu and not chain)
+        times: dict[str, float] = {}
+        for threads, side_by_side in ways:
+            if side_by_side and chain:
+                continue
+            torch.set_num_threads(threads)
+            for option, sizes in (options or {"as the server": server}).items():
+                key = f"{label}: {option}, {threads} thread(s){', side by side' if side_by_side else ''}"
+                times[key] = _pass_s(model_id, sizes, backward=backward, side_by_side=side_by_side)
+        measured.update(times)
+        best = min(times, key=times.__getitem__)
+        measured[f"{label}: fastest"] = best  # type: ignore[assignment]
+        return times[best]
+
+    def batches(images: int) -> dict[str, list[int]]:
+        return {f"batches of {b}": _split(images, b) for b in BATCH_CANDIDATES if b <= images}
+
+    def saliency_passes(images: int) -> list[int]:
+        return _split(images, CPU_IG_IMAGES if cpu else images)
 
     if name == "attack":
         attack, sal = ex.AttackConfig(), ex.SaliencyConfig()
         parts = {
-            "PGD": _pass_s(m, 1, attack.steps),
-            "Grad-CAM": _pass_s(m, 2, 1),
-            "IG": batched(2 * sal.ig_steps),
+            "PGD": timed("PGD", m, [1] * attack.steps, chain=True),
+            "Grad-CAM": timed("Grad-CAM", m, [2], side=False),
+            "IG": timed("IG", m, saliency_passes(2 * sal.ig_steps), options=batches(2 * sal.ig_steps)),
         }
-        return {
-            **parts,
-            "first": parts["PGD"],
-            "total": sum(parts.values()),
-            "threads": torch.get_num_threads(),
-            "batches": measured,
-        }
+        return {**parts, "first": parts["PGD"], "total": sum(parts.values()), "batches": measured}
     if name == "explain":
         config = ex.ExplanationConfig()
         targets = len(config.targets)
-        parts = {m: _pass_s(m, targets, config.steps)}
-        for other in contrast_pair(m) if pair else ():
-            parts[other] = _pass_s(other, targets, config.steps)
-        return {**parts, "first": parts[m], "total": sum(parts.values()), "threads": torch.get_num_threads()}
+        alone = [1] * (targets * config.steps)  # each target alone, the targets side by side
+        options = {"each target alone": alone, f"one batch of {targets}": [targets] * config.steps}
+        parts = {}
+        for model_id in [m, *(contrast_pair(m) if pair else ())]:
+            server = alone if cpu else [targets] * config.steps
+            parts[model_id] = timed(model_id, model_id, server, options=options)
+        return {**parts, "first": parts[m], "total": sum(parts.values()), "batches": measured}
     cmp = ex.ExplainersConfig()
-    sal, n_curves = cmp.saliency, 2 * len(cmp.saliency.methods)
-
+    sal, methods = cmp.saliency, len(cmp.saliency.methods)
+    curve = 2 * (cmp.faithfulness_steps + 1)  # deleted and inserted images of one map
     parts = {
-        "Grad-CAM+gradient": _pass_s(m, 1, 2),
-        "IG": batched(sal.ig_steps),
-        "SmoothGrad": batched(sal.smoothgrad_samples),
-        "curves": _pass_s(m, cmp.faithfulness_steps + 1, n_curves, backward=False),
+        "Grad-CAM+gradient": timed("Grad-CAM+gradient", m, [1, 1], side=False),
+        "IG": timed("IG", m, saliency_passes(sal.ig_steps), options=batches(sal.ig_steps)),
+        "SmoothGrad": timed(
+            "SmoothGrad", m, saliency_passes(sal.smoothgrad_samples), options=batches(sal.smoothgrad_samples)
+        ),
+        "curves": methods
+        * timed("curves of one map", m, _split(curve, 16), backward=False, options=batches(curve)),
     }
-    return {**parts, "total": sum(parts.values()), "threads": torch.get_num_threads(), "batches": measured}
+    return {**parts, "total": sum(parts.values()), "batches": measured}
 
 
 def _cpu_s(pid: int) -> float:

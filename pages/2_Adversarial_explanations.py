@@ -83,8 +83,8 @@ key = (sel.image.digest, model.model_id, config, compare and (standard, robust))
 if not targets:
     st.warning("Choose at least one target.")
 elif flow.requested(PAGE, submitted=submitted, key=key):
-    # Each target shows as soon as it is done (on a CPU they run one at a time); the status box
-    # sits above the blocks, whose places are laid out beforehand.
+    # Each target shows as soon as it and those before it are done (on a CPU they run side by side,
+    # each alone); the status box sits above the blocks, whose places are laid out beforehand.
     where, slots = st.container(), view.ExplainSlots(room)
     outcome = flow.run(
         PAGE,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +29,7 @@ from advexp_core.imaging import png_roundtrip
 from advexp_core.models import LoadedModel
 from advexp_core.readings import explanations as readings
 from advexp_core.reports import JsonObject, explanation_file, predictions
-from advexp_core.runtime import OnStep
+from advexp_core.runtime import OnStep, in_order
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,8 @@ def adversarial_explanations(
 ) -> AdversarialExplanationsResult:
     """Explain the image toward each target class within RMS ρ (docs/method.md §2).
 
-    On a CPU the targets run one at a time, on other devices as one batch (`target_batches`).
+    On a CPU each target runs alone, side by side on the cores; on other devices as one batch
+    (`target_batches`).
 
     Args:
         model: the network; its lock is held once for the whole run.
@@ -222,14 +224,13 @@ def contrast_explanations(
 
 
 def target_batches(targets: tuple[int, ...], device: torch.device) -> list[tuple[int, ...]]:
-    """How the targets of one image are optimised: one at a time on a CPU, one batch elsewhere.
+    """How the targets of one image are optimised: each alone on a CPU, one batch elsewhere.
 
     On a CPU a batch saves little (EfficientNet-Lite0 at 224 px, 1 torch thread: one forward +
     backward costs 79 ms per image at batch 1, 76 at 2 and 4, 84 at 8: at most ~4 %), so each
-    target runs alone and can be shown as soon as it is done (whole runs, with their final checks,
-    cost more: `bench/bench_batching.py` measured one PGD on 2 images at 0.90x two single runs);
-    on a GPU one batch is expected to be much faster (not measured here), and all targets then
-    finish together. Each example's steps depend on it alone (eval-mode
+    target runs alone, the targets run side by side on the cores (`runtime.in_order`), and each is
+    shown as soon as it and those before it are done; on a GPU one batch is expected to be much
+    faster (not measured here), and all targets then finish together. Each example's steps depend on it alone (eval-mode
     BatchNorm, a per-example loss, unit-RMS direction and budget test: `attacks.step_schedule`),
     so both give the same result up to float rounding (docs/method.md §2).
     """
@@ -259,18 +260,22 @@ def _explain(
     overall = stage(on_step, 0, config.steps, config.steps)  # every batch's steps as one count of S
     parts: list[ExplanationResult] = []
     entries: list[dict[str, Any]] = []
-    for b, batch in enumerate(batches):
-        part = adversarial_explanation(
+    shares = _batch_shares(overall, len(batches))
+
+    def one_batch(b: int) -> ExplanationResult:
+        return adversarial_explanation(
             model.module,
             x,
-            list(batch),
+            list(batches[b]),
             rho=config.rho,
             steps=config.steps,
             overshoot=config.overshoot,
             class_names=model.class_names,
             model_id=model.model_id,
-            on_step=_batch_share(overall, b, len(batches)),
+            on_step=shares[b],
         )
+
+    for part in in_order(one_batch, range(len(batches)), model.device):  # side by side on a CPU
         for t, entry in zip(part.targets, _entries(model, part), strict=True):
             entries.append(entry)
             if on_partial is not None:
@@ -284,16 +289,23 @@ def _explain(
     return AdversarialExplanationsResult(_merge(parts), files, config, tuple(entries), size, top, noise)
 
 
-def _batch_share(on_step: OnStep | None, index: int, count: int) -> OnStep | None:
-    """Progress of batch ``index`` of ``count`` equal batches, each reporting (step, S), as one
-    count over all of them: (index·S + step, count·S)."""
+def _batch_shares(on_step: OnStep | None, count: int) -> list[OnStep | None]:
+    """One progress callback per batch of ``count`` equal batches, each reporting (step, S), that
+    together report one count over all of them: (the sum of each batch's last step, count·S). The
+    batches may run side by side (`runtime.in_order`), so the count is kept under a lock."""
     if on_step is None:
-        return None
+        return [None] * count
+    done, lock = [0] * count, threading.Lock()
 
-    def report(step: int, steps: int) -> None:
-        on_step(index * steps + step, count * steps)
+    def share(index: int) -> OnStep:
+        def report(step: int, steps: int) -> None:
+            with lock:  # in order, so the count never goes back
+                done[index] = step
+                on_step(sum(done), count * steps)
 
-    return report
+        return report
+
+    return [share(index) for index in range(count)]
 
 
 def _merge(parts: Sequence[ExplanationResult]) -> ExplanationResult:

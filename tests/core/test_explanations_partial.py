@@ -97,11 +97,12 @@ def test_each_target_is_handed_out_once_in_order_with_the_final_values(image: to
         assert part.entry == entry and part.predictions == report["predictions"]
         assert part.target is target and torch.equal(part.image, result.explanations.image)
     # one progress count 0..S across the targets, and target k is out once its share of it is done
+    # (and maybe more: on a CPU the targets run side by side)
     assert {t for _, t in steps} == {CONFIG.steps} and steps[-1][0] == CONFIG.steps
     assert [d for d, _ in steps] == sorted(d for d, _ in steps)
     for k in range(len(CLASSES)):
         before = [d for d, _ in events[: events.index(parts[k])] if isinstance(d, int)]
-        assert before[-1] == (k + 1) * CONFIG.steps // len(CLASSES)
+        assert before[-1] >= (k + 1) * CONFIG.steps // len(CLASSES)
     assert ex.adversarial_explanations(model, image, CONFIG).to_json() == report  # the same without parts
 
 

@@ -7,6 +7,7 @@ import torch
 from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam
 from torch import nn
 
+from advexp_core import runtime
 from advexp_core import saliency as S
 from tests.models import TinyConv, frozen, hook_count, linear_model
 
@@ -81,6 +82,54 @@ def test_integrated_gradients_matches_captum_for_any_internal_batch(
     for ibs in (None, 3, 7):
         ours = S.integrated_gradients(tiny, images, targets, n_steps=16, internal_batch_size=ibs)
         torch.testing.assert_close(ours.maps, ref.abs().sum(dim=1), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("ibs", [3, 6, 7])
+def test_integrated_gradients_side_by_side_is_bit_for_bit_captums_batching(
+    tiny: nn.Module, images: torch.Tensor, ibs: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Passes run side by side (`runtime.in_order`) add up exactly as captum's own internal batching."""
+    targets = torch.tensor([0, 3, 2])
+    zeros = torch.zeros_like(images)
+    ref, ref_delta = IntegratedGradients(tiny).attribute(
+        images, zeros, target=targets, n_steps=16, internal_batch_size=ibs, return_convergence_delta=True
+    )
+    monkeypatch.setattr(runtime, "pass_workers", lambda: 2)
+    side = S.integrated_gradients(tiny, images, targets, n_steps=16, internal_batch_size=ibs)
+    monkeypatch.setattr(runtime, "pass_workers", lambda: 1)
+    alone = S.integrated_gradients(tiny, images, targets, n_steps=16, internal_batch_size=ibs)
+    for ours in (side, alone):
+        assert torch.equal(ours.maps, ref.abs().sum(dim=1))
+        assert torch.equal(ours.extra["convergence_delta"], ref_delta)
+
+
+def test_smoothgrad_side_by_side_equals_one_pass_after_another(
+    tiny: nn.Module, images: torch.Tensor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def run(workers: int) -> torch.Tensor:
+        monkeypatch.setattr(runtime, "pass_workers", lambda: workers)
+        gen = torch.Generator().manual_seed(3)
+        return S.smoothgrad(tiny, images, 0, n_samples=7, generator=gen, internal_batch_size=6).maps
+
+    assert torch.equal(run(2), run(1))
+
+
+def test_in_order_keeps_the_order_the_grad_mode_and_the_first_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runtime, "pass_workers", lambda: 2)
+    with torch.no_grad():
+        modes = list(runtime.in_order(lambda k: (k, torch.is_grad_enabled()), range(6)))
+    assert modes == [(k, False) for k in range(6)]
+    assert list(runtime.in_order(lambda k: sum(runtime.in_order(abs, [-k, k])), range(4))) == [0, 2, 4, 6]
+
+    def fails(k: int) -> int:
+        if k == 2:
+            raise ValueError("pass 2")
+        return k
+
+    seen = []
+    with pytest.raises(ValueError, match="pass 2"):
+        seen.extend(runtime.in_order(fails, range(5)))
+    assert seen == [0, 1]
 
 
 def test_blur_baseline_is_smooth_and_keeps_the_mean(tiny: nn.Module, images: torch.Tensor) -> None:
