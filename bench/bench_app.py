@@ -397,8 +397,8 @@ def floors(name: str, policy: str = "server", *, pair: bool = True) -> dict[str,
             return _pass_s(model_id, server, backward=backward, side_by_side=side and cpu and not chain)
         times: dict[str, float] = {}
         for threads, side_by_side in ways:
-            if side_by_side and chain:
-                continue
+            if side_by_side and chain:  # a chain runs one pass after another: at one thread instead
+                side_by_side = False
             torch.set_num_threads(threads)
             for option, sizes in (options or {"as the server": server}).items():
                 key = f"{label}: {option}, {threads} thread(s){', side by side' if side_by_side else ''}"
