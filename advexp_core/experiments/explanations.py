@@ -230,8 +230,8 @@ def target_batches(targets: tuple[int, ...], device: torch.device) -> list[tuple
     backward costs 79 ms per image at batch 1, 76 at 2 and 4, 84 at 8: at most ~4 %), so each
     target runs alone, the targets run side by side on the cores (`runtime.in_order`), and each is
     shown as soon as it and those before it are done; on a GPU one batch is expected to be much
-    faster (not measured here), and all targets then finish together. Each example's steps depend on it alone (eval-mode
-    BatchNorm, a per-example loss, unit-RMS direction and budget test: `attacks.step_schedule`),
+    faster (not measured here), and all targets then finish together. Each example's steps depend
+    on it alone (eval-mode BatchNorm, a per-example loss, unit-RMS direction and budget test: `attacks.step_schedule`),
     so both give the same result up to float rounding (docs/method.md §2).
     """
     if device.type == "cpu":
