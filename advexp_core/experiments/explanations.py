@@ -231,8 +231,8 @@ def target_batches(targets: tuple[int, ...], device: torch.device) -> list[tuple
     target runs alone, the targets run side by side on the cores (`runtime.in_order`), and each is
     shown as soon as it and those before it are done; on a GPU one batch is expected to be much
     faster (not measured here), and all targets then finish together. Each example's steps depend
-    on it alone (eval-mode BatchNorm, a per-example loss, unit-RMS direction and budget test: `attacks.step_schedule`),
-    so both give the same result up to float rounding (docs/method.md §2).
+    on it alone (eval-mode BatchNorm, a per-example loss, unit-RMS direction and budget test:
+    `attacks.step_schedule`), so both give the same result up to float rounding (docs/method.md §2).
     """
     if device.type == "cpu":
         return [(t,) for t in targets]
