@@ -17,6 +17,15 @@ from advexp_core.runtime import OnStep, device_of, in_order
 from advexp_core.saliency import SaliencyMap, blurred_baseline
 
 
+CPU_PASS_IMAGES = 4
+"""Images per forward pass on a CPU: one thread per operation (`runtime.use_compute_threads`) is
+fastest with small passes that stay in the cache, and the passes of one curve run side by side on
+the cores. EfficientNet-Lite0's 42 images of one 20-step curve pair took 0.60 s on a 2-core CPU in
+passes of 4, 0.59 s in passes of 2, 0.96 s in passes of 16 and 3.1 s in one pass."""
+DEVICE_PASS_IMAGES = 16
+"""Images per forward pass on an accelerator (bounds its memory)."""
+
+
 @dataclass(frozen=True)
 class FaithfulnessCurves:
     """Class probability against the share of pixels deleted / inserted, with the curves' areas.
@@ -39,7 +48,7 @@ def deletion_insertion(
     *,
     steps: int = 20,
     baseline: str = "blur",
-    batch_size: int = 16,
+    batch_size: int | None = None,
     on_step: OnStep | None = None,
 ) -> FaithfulnessCurves:
     """Deletion and insertion curves of one saliency map for one class.
@@ -51,7 +60,9 @@ def deletion_insertion(
         target: the explained class.
         steps: number of equal shares of pixels (the curve has steps + 1 points), >= 1.
         baseline: "blur" (a blurred copy of the image) or "black".
-        batch_size: images per forward pass (bounds memory).
+        batch_size: images per forward pass; None: `CPU_PASS_IMAGES` on a CPU, else
+            `DEVICE_PASS_IMAGES`. It changes the probabilities in the last float digits only
+            (a convolution's rounding depends on the batch).
         on_step: called as on_step(done, total) after each batch.
 
     Returns:
@@ -79,6 +90,10 @@ def deletion_insertion(
     masks = (ranks[None, :] < counts[:, None]).view(steps + 1, 1, *x.shape[1:]).float()
     deleted = x * (1 - masks) + base * masks
     inserted = base * (1 - masks) + x * masks
+    if batch_size is None:
+        batch_size = CPU_PASS_IMAGES if device.type == "cpu" else DEVICE_PASS_IMAGES
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
     probs = _probabilities(module, torch.cat([deleted, inserted]), target, batch_size, on_step)
     deletion, insertion = probs[: steps + 1], probs[steps + 1 :]
     return FaithfulnessCurves(

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from advexp_core.faithfulness import deletion_insertion
+from advexp_core.faithfulness import CPU_PASS_IMAGES, deletion_insertion
 
 
 class OnePixel(nn.Module):
@@ -40,3 +40,23 @@ def test_a_faithful_map_beats_an_unfaithful_one() -> None:
 def test_rejects_mismatched_maps() -> None:
     with pytest.raises(ValueError):
         deletion_insertion(OnePixel(), torch.zeros(3, 8, 8), torch.zeros(4, 4), 1)
+
+
+def test_pass_size_changes_only_the_rounding() -> None:
+    """The CPU default (small passes, side by side) gives the curves of one big pass up to float
+    rounding, and exactly those of an explicit `CPU_PASS_IMAGES`."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3)
+    ).eval()
+    image = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(1))
+    saliency = torch.rand(16, 16, generator=torch.Generator().manual_seed(2))
+    default = deletion_insertion(model, image, saliency, 2, steps=10)
+    explicit = deletion_insertion(model, image, saliency, 2, steps=10, batch_size=CPU_PASS_IMAGES)
+    one_pass = deletion_insertion(model, image, saliency, 2, steps=10, batch_size=22)
+    assert torch.equal(default.deletion, explicit.deletion) and torch.equal(default.insertion, explicit.insertion)
+    assert torch.allclose(default.deletion, one_pass.deletion, atol=1e-6)
+    assert torch.allclose(default.insertion, one_pass.insertion, atol=1e-6)
+    assert default.deletion_auc == pytest.approx(one_pass.deletion_auc, abs=1e-6)
+    with pytest.raises(ValueError, match="batch_size"):
+        deletion_insertion(model, image, saliency, 2, batch_size=0)
