@@ -16,7 +16,6 @@ from torch import Tensor, nn
 from advexp_core.runtime import OnStep, device_of, in_order
 from advexp_core.saliency import SaliencyMap, blurred_baseline
 
-
 CPU_PASS_IMAGES = 4
 """Images per forward pass on a CPU: one thread per operation (`runtime.use_compute_threads`) is
 fastest with small passes that stay in the cache, and the passes of one curve run side by side on

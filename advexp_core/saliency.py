@@ -38,10 +38,24 @@ from advexp_core.maps import SaliencyMap
 from advexp_core.perturbation import lime, occlusion
 from advexp_core.runtime import device_of
 
-# Images per forward pass of Integrated Gradients and SmoothGrad on a CPU: bigger batches cost
-# more per image there (EfficientNet-Lite0 at 224 px: 110 ms per image fwd+bwd at 1 or 8 images,
-# 177 ms at 32) and SmoothGrad's 16 copies in one pass took the compare page's peak memory to 3.7 GB.
+# Images per forward pass of Integrated Gradients and SmoothGrad on a CPU: at most CPU_IG_IMAGES, and
+# at most CPU_PASS_PIXELS pixels. One thread per operation (`runtime.use_compute_threads`) is fastest
+# with passes that stay in the cache, and the passes run side by side on the cores: EfficientNet-Lite0
+# at 224 px, 64 images forward+backward on a 2-core CPU took 2.0 s in passes of 4, 2.1 s in passes
+# of 1 or 2, 2.8 s in passes of 8 and 3.3 s in passes of 16; SmoothGrad's 16 copies in one pass took
+# the compare page's peak memory to 3.7 GB. Small inputs (32 and 64 px) go 8 at a time.
 CPU_IG_IMAGES = 8
+CPU_PASS_PIXELS = 4 * 224 * 224
+
+
+def cpu_pass_images(entry: Explainer, height: int, width: int) -> int | None:
+    """Images per pass of ``entry`` on a CPU for inputs of ``height`` x ``width`` pixels (None: the
+    explainer batches on its own)."""
+    if entry.cpu_images is None:
+        return None
+    return max(1, min(entry.cpu_images, CPU_PASS_PIXELS // max(1, height * width)))
+
+
 Options = dict[str, Any]  # an explainer's keyword arguments, as its ``make`` takes them
 
 
@@ -76,7 +90,8 @@ class Explainer:
         options: (settings, images per pass or None) -> ``make``'s keyword arguments.
         needs_gradients: backward passes through the network (False: forward-only).
         uses_layer: takes the model's Grad-CAM layer.
-        cpu_images: images per pass on a CPU (None: one pass, or its own pixel budget, anywhere).
+        cpu_images: at most this many images per pass on a CPU (`cpu_pass_images`; None: one pass,
+            or its own pixel budget, anywhere).
         saliency: a saliency map of `METHODS` (False: a map made by another experiment's algorithm).
     """
 
@@ -164,17 +179,22 @@ def explainer(method: str) -> Explainer:
 
 
 def map_options(
-    method: str, settings: object | None, module: nn.Module, *, layer: nn.Module | None = None
+    method: str,
+    settings: object | None,
+    module: nn.Module,
+    size: Sequence[int],
+    *,
+    layer: nn.Module | None = None,
 ) -> tuple[Explainer, Options]:
     """An explainer and the keyword arguments its ``make`` takes for these settings (None: its
-    defaults), batched by where the module lives: on a CPU, `Explainer.cpu_images` images per pass
-    (the same map up to float rounding, faster there). Build them once for a run of several calls:
-    SmoothGrad's noise then goes on from one call to the next."""
+    defaults), batched by where the module lives: on a CPU, `cpu_pass_images` images of ``size``
+    (height, width) per pass (the same map up to float rounding, faster there). Build them once
+    for a run of several calls: SmoothGrad's noise then goes on from one call to the next."""
     entry = explainer(method)
     chosen = entry.settings() if settings is None else settings
     if not isinstance(chosen, entry.settings):
         raise TypeError(f"{method} takes {entry.settings.__name__}, got {type(chosen).__name__}")
-    per_pass = entry.cpu_images if device_of(module).type == "cpu" else None
+    per_pass = cpu_pass_images(entry, size[0], size[1]) if device_of(module).type == "cpu" else None
     kwargs = entry.options(chosen, per_pass)
     if entry.uses_layer:
         kwargs["layer"] = layer
@@ -202,7 +222,7 @@ def make_map(
 
     Shapes: images (N, 3, H, W) -> maps (N, H, W)
     """
-    entry, kwargs = map_options(method, settings, module, layer=layer)
+    entry, kwargs = map_options(method, settings, module, images.shape[-2:], layer=layer)
     return entry.make(module, images, targets, **kwargs)
 
 
@@ -271,6 +291,7 @@ def colour_scales(
 
 __all__ = [
     "CPU_IG_IMAGES",
+    "CPU_PASS_PIXELS",
     "EXPLAINERS",
     "GRADIENT_METHODS",
     "IG_BASELINES",
@@ -286,6 +307,7 @@ __all__ = [
     "SmoothGradSettings",
     "blurred_baseline",
     "colour_scales",
+    "cpu_pass_images",
     "explain",
     "explainer",
     "find_last_conv_block",

@@ -350,19 +350,21 @@ BATCH_CANDIDATES = (1, 2, 4, 8, 16, 32, 64)
 def floors(name: str, policy: str = "server", *, pair: bool = True) -> dict[str, Any]:
     """The bare passes a page's defaults need, timed now: parts, ``first`` and ``total`` seconds.
 
-    attack: PGD steps on 1 image, Grad-CAM on 2, IG 2 x steps images (in CPU_IG_IMAGES batches on
-    a CPU, one batch on a GPU).
+    attack: PGD steps on 1 image, Grad-CAM on 2, IG 2 x steps images (in `cpu_pass_images` batches
+    on a CPU, one batch on a GPU).
     explain: S steps on the T targets of each network (the chosen one, then the contrast pair):
     on a CPU each target alone, the targets side by side; elsewhere one batch of T.
     compare: Grad-CAM, gradient (1 image), IG (steps images) and SmoothGrad (samples), both in
-    CPU_IG_IMAGES batches on a CPU and one batch on a GPU, and the deletion/insertion curves
-    (forward only, 2 x (faithfulness_steps + 1) images per method in passes of 16).
+    `cpu_pass_images` batches on a CPU and one batch on a GPU, and the deletion/insertion curves
+    (forward only, 2 x (faithfulness_steps + 1) images per method in the passes of
+    `faithfulness.deletion_insertion`).
     """
     import torch
 
     from advexp_core import experiments as ex
+    from advexp_core.faithfulness import CPU_PASS_IMAGES, DEVICE_PASS_IMAGES
     from advexp_core.models import DEFAULT_MODEL_ID
-    from advexp_core.saliency import CPU_IG_IMAGES
+    from advexp_core.saliency import cpu_pass_images, explainer
     from advexp_ui.loaders import contrast_pair, intra_op_threads
 
     default_threads = torch.get_num_threads()  # this fresh process: torch's own default
@@ -411,8 +413,9 @@ def floors(name: str, policy: str = "server", *, pair: bool = True) -> dict[str,
     def batches(images: int) -> dict[str, list[int]]:
         return {f"batches of {b}": _split(images, b) for b in BATCH_CANDIDATES if b <= images}
 
-    def saliency_passes(images: int) -> list[int]:
-        return _split(images, CPU_IG_IMAGES if cpu else images)
+    def saliency_passes(images: int, method: str = "ig") -> list[int]:
+        size = _model(m).input_size
+        return _split(images, cpu_pass_images(explainer(method), *size) or images if cpu else images)
 
     if name == "attack":
         attack, sal = ex.AttackConfig(), ex.SaliencyConfig()
@@ -439,10 +442,19 @@ def floors(name: str, policy: str = "server", *, pair: bool = True) -> dict[str,
         "Grad-CAM+gradient": timed("Grad-CAM+gradient", m, [1, 1], side=False),
         "IG": timed("IG", m, saliency_passes(sal.ig_steps), options=batches(sal.ig_steps)),
         "SmoothGrad": timed(
-            "SmoothGrad", m, saliency_passes(sal.smoothgrad_samples), options=batches(sal.smoothgrad_samples)
+            "SmoothGrad",
+            m,
+            saliency_passes(sal.smoothgrad_samples, "smoothgrad"),
+            options=batches(sal.smoothgrad_samples),
         ),
         "curves": methods
-        * timed("curves of one map", m, _split(curve, 16), backward=False, options=batches(curve)),
+        * timed(
+            "curves of one map",
+            m,
+            _split(curve, CPU_PASS_IMAGES if cpu else DEVICE_PASS_IMAGES),
+            backward=False,
+            options=batches(curve),
+        ),
     }
     return {**parts, "total": sum(parts.values()), "batches": measured}
 

@@ -63,7 +63,7 @@ def _maps(model, method: str, images: torch.Tensor, targets: torch.Tensor, confi
         images,
         targets,
         method=method,
-        **method_kwargs(method, config, None, device=model.device),
+        **method_kwargs(method, config, None, images.shape[-2:], device=model.device),
     )
     return result, time.perf_counter() - start
 

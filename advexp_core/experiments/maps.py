@@ -4,6 +4,7 @@ settings are the same from one experiment to the next."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -13,7 +14,14 @@ from advexp_core.experiments.configs import SaliencyConfig
 from advexp_core.imaging import prepare_image
 from advexp_core.models import LoadedModel
 from advexp_core.reports import predictions
-from advexp_core.saliency import CPU_IG_IMAGES, Options, explainer, find_last_conv_block, map_options
+from advexp_core.saliency import (
+    CPU_IG_IMAGES,
+    Options,
+    cpu_pass_images,
+    explainer,
+    find_last_conv_block,
+    map_options,
+)
 
 
 def fit_image(image: Tensor, model: LoadedModel) -> Tensor:
@@ -71,7 +79,7 @@ def method_maps(
     """
     if layer is None:
         layer = gradcam_layer_for(model, (method,))
-    entry, kwargs = map_options(method, settings, model.module, layer=layer)
+    entry, kwargs = map_options(method, settings, model.module, images.shape[-2:], layer=layer)
     step = batch_size or max(1, len(images))
     out = []
     for start in range(0, len(images), step):
@@ -84,17 +92,22 @@ def method_kwargs(
     method: str,
     saliency: SaliencyConfig,
     layer: nn.Module | None,
+    size: Sequence[int],
     *,
     device: torch.device | None = None,
 ) -> Options:
-    """The keyword arguments of one method for `advexp_core.saliency.explain`, as `make_map` builds
-    them (for callers of ``explain``; the experiments call `make_map` itself).
+    """The keyword arguments of one method for `advexp_core.saliency.explain` on images of ``size``
+    (height, width), as `make_map` builds them (for callers of ``explain``; the experiments call
+    `make_map` itself).
 
-    On a CPU ``device``, the explainers with `Explainer.cpu_images` send that many images per pass.
+    On a CPU ``device``, the explainers with `Explainer.cpu_images` send `cpu_pass_images` images per
+    pass.
     """
     entry = explainer(method)
     small = device is not None and device.type == "cpu"
-    kwargs = entry.options(saliency.settings(method), entry.cpu_images if small else None)
+    kwargs = entry.options(
+        saliency.settings(method), cpu_pass_images(entry, size[0], size[1]) if small else None
+    )
     if entry.uses_layer:
         kwargs["layer"] = layer
     return kwargs

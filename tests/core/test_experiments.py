@@ -251,6 +251,9 @@ def test_saliency_under_attack_hands_out_parts_in_order_without_changing_the_res
 
 def test_integrated_gradients_on_a_cpu_is_sent_in_small_batches() -> None:
     saliency = ex.SaliencyConfig(ig_steps=32)
-    cpu = ex.maps.method_kwargs("ig", saliency, None, device=torch.device("cpu"))
-    other = ex.maps.method_kwargs("ig", saliency, None)
+    cpu = ex.maps.method_kwargs("ig", saliency, None, (32, 32), device=torch.device("cpu"))
+    photo = ex.maps.method_kwargs("ig", saliency, None, (224, 224), device=torch.device("cpu"))
+    big = ex.maps.method_kwargs("ig", saliency, None, (1024, 1024), device=torch.device("cpu"))
+    other = ex.maps.method_kwargs("ig", saliency, None, (224, 224))
     assert cpu["internal_batch_size"] == ex.maps.CPU_IG_IMAGES and other["internal_batch_size"] is None
+    assert photo["internal_batch_size"] == 4 and big["internal_batch_size"] == 1  # the pixel budget

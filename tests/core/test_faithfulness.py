@@ -54,7 +54,9 @@ def test_pass_size_changes_only_the_rounding() -> None:
     default = deletion_insertion(model, image, saliency, 2, steps=10)
     explicit = deletion_insertion(model, image, saliency, 2, steps=10, batch_size=CPU_PASS_IMAGES)
     one_pass = deletion_insertion(model, image, saliency, 2, steps=10, batch_size=22)
-    assert torch.equal(default.deletion, explicit.deletion) and torch.equal(default.insertion, explicit.insertion)
+    assert torch.equal(default.deletion, explicit.deletion) and torch.equal(
+        default.insertion, explicit.insertion
+    )
     assert torch.allclose(default.deletion, one_pass.deletion, atol=1e-6)
     assert torch.allclose(default.insertion, one_pass.insertion, atol=1e-6)
     assert default.deletion_auc == pytest.approx(one_pass.deletion_auc, abs=1e-6)

@@ -293,10 +293,11 @@ def test_make_map_batches_on_a_cpu_and_equals_explain(
     settings = (
         S.IntegratedGradientsSettings(n_steps=4) if method == "ig" else S.SmoothGradSettings(n_samples=2)
     )
-    entry, options = S.map_options(method, settings, tiny)
+    size = images.shape[-2:]
+    entry, options = S.map_options(method, settings, tiny, size)
     assert options["internal_batch_size"] == S.CPU_IG_IMAGES == entry.cpu_images  # the tiny net is on the CPU
     made = S.make_map(tiny, images, 1, method=method, settings=settings)
-    direct = S.explain(tiny, images, 1, method=method, **S.map_options(method, settings, tiny)[1])
+    direct = S.explain(tiny, images, 1, method=method, **S.map_options(method, settings, tiny, size)[1])
     torch.testing.assert_close(made.maps, direct.maps, rtol=0, atol=0)
     with pytest.raises(TypeError, match="takes"):
         S.make_map(tiny, images, 1, method=method, settings=S.NoSettings())
