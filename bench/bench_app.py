@@ -139,10 +139,13 @@ def side_by_side(page) -> bool:
     return box.count() > 0 and box.is_checked()
 
 
-def run_page(page, base: str, name: str, repeat: int = 0) -> tuple[float, float, bool]:
+def run_page(
+    page, base: str, name: str, repeat: int = 0, before_click: Callable[[], None] | None = None
+) -> tuple[float, float, bool]:
     """Open a page, press its run button, return seconds to the first and to the whole result, and
     whether the explanations page ran its standard-vs-robust pair too (its floor then includes it).
-    Repeat k > 0 changes one setting that keeps the work (so no result comes from the cache)."""
+    Repeat k > 0 changes one setting that keeps the work (so no result comes from the cache).
+    ``before_click`` runs just before the button is pressed (a profiler starts there)."""
     path, heading, button, first, done = PAGES[name]
     open_page(page, base, path, heading)
     pair = name == "explain" and side_by_side(page)
@@ -153,6 +156,8 @@ def run_page(page, base: str, name: str, repeat: int = 0) -> tuple[float, float,
         set_number(page, label, value(repeat))
         settled(page)
     watch(page, {"first": first, "done": done})
+    if before_click is not None:
+        before_click()
     page.get_by_role("button", name=button, exact=True).click()
     page.wait_for_function("window.__seen.done !== undefined", timeout=RUN_TIMEOUT_MS)
     settled(page, RUN_TIMEOUT_MS)
@@ -389,22 +394,25 @@ def floors(name: str, policy: str = "server", *, pair: bool = True) -> dict[str,
         options: dict[str, list[int]] | None = None,
         side: bool = True,
         chain: bool = False,
+        chained: frozenset[str] = frozenset(),
     ) -> float:
         """``server``: the pass sizes as the server sends them (side by side when ``side`` and on a
         CPU). "fastest": every way of `ways` for each of ``options`` (name -> pass sizes; default
         the server's), the least kept. ``chain``: the passes depend on each other (PGD's steps),
-        so they never run side by side."""
+        so they never run side by side; ``chained``: the options of which that holds (a batch of
+        every target takes the explanation's steps one after another)."""
         if policy == "server":
             torch.set_num_threads(intra_op_threads())
             return _pass_s(model_id, server, backward=backward, side_by_side=side and cpu and not chain)
         times: dict[str, float] = {}
         for threads, side_by_side in ways:
-            if side_by_side and chain:  # a chain runs one pass after another: at one thread instead
-                side_by_side = False
             torch.set_num_threads(threads)
             for option, sizes in (options or {"as the server": server}).items():
-                key = f"{label}: {option}, {threads} thread(s){', side by side' if side_by_side else ''}"
-                times[key] = _pass_s(model_id, sizes, backward=backward, side_by_side=side_by_side)
+                # a chain runs one pass after another: at one thread instead of side by side
+                apart = side_by_side and not (chain or option in chained)
+                key = f"{label}: {option}, {threads} thread(s){', side by side' if apart else ''}"
+                if key not in times:
+                    times[key] = _pass_s(model_id, sizes, backward=backward, side_by_side=apart)
         measured.update(times)
         best = min(times, key=times.__getitem__)
         measured[f"{label}: fastest"] = best  # type: ignore[assignment]
@@ -429,11 +437,12 @@ def floors(name: str, policy: str = "server", *, pair: bool = True) -> dict[str,
         config = ex.ExplanationConfig()
         targets = len(config.targets)
         alone = [1] * (targets * config.steps)  # each target alone, the targets side by side
-        options = {"each target alone": alone, f"one batch of {targets}": [targets] * config.steps}
+        batch = f"one batch of {targets}"  # every target in one pass per step: the steps are a chain
+        options = {"each target alone": alone, batch: [targets] * config.steps}
         parts = {}
         for model_id in [m, *(contrast_pair(m) if pair else ())]:
             server = alone if cpu else [targets] * config.steps
-            parts[model_id] = timed(model_id, model_id, server, options=options)
+            parts[model_id] = timed(model_id, model_id, server, options=options, chained=frozenset({batch}))
         return {**parts, "first": parts[m], "total": sum(parts.values()), "batches": measured}
     cmp = ex.ExplainersConfig()
     sal, methods = cmp.saliency, len(cmp.saliency.methods)
