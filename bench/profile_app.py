@@ -10,11 +10,13 @@ give the browser page's main-thread seconds (its scripts, style, layout and the 
 Prints per page the seconds from the click to the first and to the whole result, the server's CPU
 seconds by what they were spent on (the attack, each map, the curves, metrics, image decode and
 resize, PNG encoding and decoding, figures, Streamlit's messages and reruns, the web server, imports)
-and by thread, and the browser's main-thread seconds.
+and by thread, the browser's main-thread seconds and its processes' CPU seconds, and the messages
+the page received over its websocket.
 
 CPU seconds are summed over threads: passes that run side by side on the two cores count twice
 their wall time. Each stack goes to the first category in `CATEGORIES` that any of its frames
-matches (so a network's forward pass counts for the method that called it).
+matches (so a network's forward pass counts for the method that called it, and an adversarial
+explanation's steps count for it, not for the attack code it calls).
 
 Needs py-spy (in requirements.txt; it reads another process's memory, so run as root or with
 ptrace allowed). Run: .venv/bin/python bench/profile_app.py [--pages attack,explain,compare] [--rate 100]
@@ -46,8 +48,8 @@ print = functools.partial(print, flush=True)  # noqa: A001
 Rule = Callable[[str], bool]
 CATEGORIES: list[tuple[str, Rule]] = [
     ("imports", lambda f: "importlib._bootstrap" in f),
-    ("PGD attack", lambda f: "advexp_core/attacks.py" in f),
     ("adversarial explanation", lambda f: "advexp_core/explanations.py" in f),
+    ("PGD attack", lambda f: "advexp_core/attacks.py" in f),
     ("deletion/insertion curves", lambda f: "advexp_core/faithfulness.py" in f),
     ("Grad-CAM", lambda f: f.startswith("grad_cam ") and "advexp_core/" in f),
     ("Integrated Gradients", lambda f: f.startswith(("integrated_gradients ", "_ig_in_passes")) and "advexp_core/" in f),
@@ -92,10 +94,17 @@ def read_raw(path: Path, rate: int) -> tuple[collections.Counter[str], collectio
             continue
         stack, count = line.rsplit(" ", 1)
         thread, *frames = stack.split(";")
-        seconds = int(count) / rate
-        by_category[category(frames)] += seconds
-        by_thread[thread_group(thread.split(":", 1)[-1])] += seconds
-    return by_category, by_thread
+        by_category[category(frames)] += int(count)
+        by_thread[thread_group(thread.split(":", 1)[-1])] += int(count)
+    seconds = [collections.Counter({k: n / rate for k, n in c.items()}) for c in (by_category, by_thread)]
+    return seconds[0], seconds[1]
+
+
+def timeline(seconds: list[float], bin_s: float = 0.5) -> str:
+    """Counts per ``bin_s`` of time, e.g. "0.0: 41, 0.5: 2, 1.0: 2": when the page's messages came
+    (the rerun after the click, the progress ticks of the run, its results)."""
+    counts = collections.Counter(max(0, int(t // bin_s)) for t in seconds)
+    return ", ".join(f"{k * bin_s:.1f}: {counts[k]}" for k in range(max(counts, default=-1) + 1))
 
 
 def browser_counters(cdp) -> dict[str, float]:
@@ -210,6 +219,13 @@ def main() -> None:
                 page = context.new_page()
                 cdp = context.new_cdp_session(page)
                 cdp.send("Performance.enable")
+                frames: list[tuple[float, int]] = []  # when each websocket message came, its bytes
+                page.on(
+                    "websocket",
+                    lambda ws: ws.on(
+                        "framereceived", lambda data: frames.append((time.perf_counter(), len(data)))
+                    ),
+                )
                 for name in names:
                     run_page(page, server.url, name, 0)  # unmeasured: what later visitors no longer pay
                     quiet(server)
@@ -220,14 +236,20 @@ def main() -> None:
                     def start(profiler: Profiler = profiler, before: dict[str, float] = before) -> None:
                         profiler.start()
                         before.update(browser_counters(cdp))
+                        before["frames"], before["clicked"] = len(frames), time.perf_counter()
 
                     try:
                         first, whole, _ = run_page(page, server.url, name, 1, before_click=start)
                         after = browser_counters(cdp)
                     finally:
                         own = profiler.stop()
-                    browser_s = {k: after[k] - before[k] for k in after}
-                    report(name, first, whole, out, args.rate, browser_s, own)
+                    report(name, first, whole, out, args.rate, {k: after[k] - before[k] for k in after}, own)
+                    received = frames[int(before["frames"]) :]
+                    print(
+                        f"  messages to the page: {len(received)}, {sum(n for _, n in received) / 1e3:.0f} kB "
+                        "(pictures go as files); per half second after the click: "
+                        + timeline([t - before["clicked"] for t, _ in received])
+                    )
                     quiet(server)
             finally:
                 browser.close()
