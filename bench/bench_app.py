@@ -411,8 +411,7 @@ def floors(name: str, policy: str = "server", *, pair: bool = True) -> dict[str,
                 # a chain runs one pass after another: at one thread instead of side by side
                 apart = side_by_side and not (chain or option in chained)
                 key = f"{label}: {option}, {threads} thread(s){', side by side' if apart else ''}"
-                if key not in times:
-                    times[key] = _pass_s(model_id, sizes, backward=backward, side_by_side=apart)
+                times[key] = _pass_s(model_id, sizes, backward=backward, side_by_side=apart)
         measured.update(times)
         best = min(times, key=times.__getitem__)
         measured[f"{label}: fastest"] = best  # type: ignore[assignment]
