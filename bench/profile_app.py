@@ -41,6 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_app  # noqa: E402
 from bench_app import CHROMIUM, CHROMIUM_ARGS, PAGES, RUN_TIMEOUT_MS, Server, quiet, run_page  # noqa: E402
 
 print = functools.partial(print, flush=True)  # noqa: A001
@@ -96,8 +97,11 @@ def read_raw(path: Path, rate: int) -> tuple[collections.Counter[str], collectio
         thread, *frames = stack.split(";")
         by_category[category(frames)] += int(count)
         by_thread[thread_group(thread.split(":", 1)[-1])] += int(count)
-    seconds = [collections.Counter({k: n / rate for k, n in c.items()}) for c in (by_category, by_thread)]
-    return seconds[0], seconds[1]
+
+    def seconds(samples: collections.Counter[str]) -> collections.Counter[str]:
+        return collections.Counter({key: n / rate for key, n in samples.items()})
+
+    return seconds(by_category), seconds(by_thread)
 
 
 def timeline(seconds: list[float], bin_s: float = 0.5) -> str:
@@ -113,7 +117,7 @@ def browser_counters(cdp) -> dict[str, float]:
     the only Chromium running)."""
     metrics = cdp.send("Performance.getMetrics")["metrics"]
     counters = {m["name"]: m["value"] for m in metrics if m["name"] in BROWSER_COUNTERS}
-    chromium = [p.parent for p in Path("/proc").glob("[0-9]*/comm") if _comm(p) == "chromium"]
+    chromium = [int(p.parent.name) for p in Path("/proc").glob("[0-9]*/comm") if _comm(p) == "chromium"]
     return {**counters, "all Chromium processes, CPU": sum(_cpu_s(p) for p in chromium)}
 
 
@@ -124,13 +128,12 @@ def _comm(path: Path) -> str:
         return ""
 
 
-def _cpu_s(proc: Path) -> float:
-    """CPU seconds (user + system) of a process so far; 0 once it has ended."""
+def _cpu_s(pid: int) -> float:
+    """`bench_app._cpu_s`, 0 once the process has ended."""
     try:
-        fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        return bench_app._cpu_s(pid)
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Profiler:
@@ -154,7 +157,7 @@ class Profiler:
         """Stop sampling; the profiler's own CPU seconds (what it took from the server's cores)."""
         if self.process is None or self.process.poll() is not None:
             return 0.0
-        own = _cpu_s(Path(f"/proc/{self.process.pid}"))
+        own = _cpu_s(self.process.pid)
         self.process.send_signal(signal.SIGINT)
         self.process.wait(timeout=60)
         return own
