@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
 from collections.abc import Sequence
 
 from advexp_core.checkpoints import CheckpointError
-from advexp_core.cli.common import UsageError
+from advexp_core.cli.common import UsageError, json_text, terminal_text
+from advexp_core.cli.output import check_output_folder
 from advexp_core.imaging import ImageError
 from advexp_core.models import ModelError
 from advexp_core.runtime import use_compute_threads
@@ -56,18 +56,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     use_compute_threads()  # the app's thread count too, so both give the same numbers
     try:
+        if hasattr(args, "into_existing"):  # every command that writes an --out folder
+            check_output_folder(args)
         result = args.run(args)
     except (UsageError, ImageError, ModelError, CheckpointError) as exc:
-        sys.stderr.write(f"advexp {args.command}: error: {exc}\n")
+        sys.stderr.write(terminal_text(f"advexp {args.command}: error: {exc}") + "\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write(f"advexp {args.command}: interrupted; nothing was written.\n")
         return 130
     if getattr(args, "json", False):
-        sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+        sys.stdout.write(json_text(result) + "\n")
     else:
         summary = getattr(args, "summary", None)
-        sys.stdout.write(
-            (summary(result) if summary else json.dumps(result, indent=2, ensure_ascii=False)) + "\n"
-        )
+        sys.stdout.write(terminal_text(summary(result) if summary else json_text(result, indent=2)) + "\n")
     return 0

@@ -20,10 +20,11 @@ from advexp_core.cli.common import (
     UsageError,
     add_json_argument,
     add_model_argument,
-    atomic_output_dir,
+    json_text,
     load_model_or_usage_error,
     usage_errors,
 )
+from advexp_core.cli.output import add_out_argument, output_folder
 from advexp_core.datasets import DATASET_NAMES, load_dataset
 from advexp_core.distributed import DistContext, process_group
 from advexp_core.experiments.ara import ARAConfig, RobustnessResult, robustness_experiment
@@ -38,7 +39,7 @@ def register(sub: Any) -> None:
     )
     add_model_argument(parser, required=True)
     parser.add_argument("--dataset", required=True, help=f"one of {', '.join(DATASET_NAMES)}")
-    parser.add_argument("--out", required=True, help="output folder (curve.png, result.json, rho.json)")
+    add_out_argument(parser, "curve.png, result.json, rho.json")
     parser.add_argument("--split", default=_DEFAULT.split, help=f"dataset split (default {_DEFAULT.split})")
     parser.add_argument("--n-images", type=int, default=_DEFAULT.n_images, help="use N images (default all)")
     parser.add_argument(
@@ -113,8 +114,8 @@ def _run(args: argparse.Namespace, config: ARAConfig, ctx: DistContext) -> dict[
         sys.stderr.write(f"warning: {warning}\n")
     data = _result_json(args, result)
     if ctx.rank == 0:
-        with atomic_output_dir(args.out) as tmp:
-            (tmp / "result.json").write_text(json.dumps(data, indent=2))
+        with output_folder(args) as tmp:
+            (tmp / "result.json").write_text(json_text(data, indent=2))
             rho = rho_record(
                 result.ara,
                 model_id=model.model_id,

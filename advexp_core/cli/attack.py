@@ -10,11 +10,10 @@ whether the decision still flips once the PNG is read back, since that file is w
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 from typing import Any
 
 from advexp_core.cli import common
+from advexp_core.cli.output import add_out_argument, output_folder
 from advexp_core.experiments import ATTACK_METHODS, AttackConfig, adversarial_example, norm_scale
 from advexp_core.geometry import NORMS
 from advexp_core.imaging import encode_png
@@ -29,7 +28,7 @@ def register(sub: Any) -> None:
     parser.add_argument("image", help="image file (PNG, JPEG, WebP, BMP, TIFF, GIF)")
     common.add_model_argument(parser)
     add_attack_arguments(parser)
-    parser.add_argument("--out", required=True, type=Path, help="output folder (replaced only on success)")
+    add_out_argument(parser, "adversarial.png, result.json")
     common.add_json_argument(parser)
     parser.set_defaults(run=run, summary=summary)
 
@@ -85,9 +84,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with common.usage_errors():
         result = adversarial_example(model, image, config)
     report = common.command_report("attack", args, result.to_json(), FILES)
-    with common.atomic_output_dir(args.out) as tmp:
+    with output_folder(args) as tmp:
         (tmp / FILES["adversarial"]).write_bytes(encode_png(result.adversarial))
-        (tmp / FILES["result"]).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        (tmp / FILES["result"]).write_text(common.json_text(report, indent=2) + "\n")
     return report
 
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +40,24 @@ from advexp_core.cli.common import (
     UsageError,
     add_json_argument,
     add_model_argument,
-    atomic_output_dir,
+    csv_safe,
+    folder_files,
+    json_text,
     load_model_or_usage_error,
+    read_file,
     resolve_class,
+    terminal_text,
     usage_errors,
     versions,
 )
-from advexp_core.imaging import ACCEPTED_EXTENSIONS, ImageError, decode_image
+from advexp_core.cli.output import add_out_argument, output_folder
+from advexp_core.imaging import (
+    ACCEPTED_EXTENSIONS,
+    MAX_IMAGE_BYTES,
+    MAX_IMAGE_PIXELS,
+    ImageError,
+    decode_image,
+)
 from advexp_core.reports import format_number
 from advexp_core.saliency import METHODS
 
@@ -73,36 +85,52 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("--toward", help="class of the adversarial explanations (default: the runner-up)")
     parser.add_argument("--no-adversarial", action="store_true", help="skip the adversarial explanations")
-    parser.add_argument("--out", required=True, type=Path, help="output folder (replaced only on success)")
+    add_out_argument(parser, "result.json, images.csv, report.html")
     add_json_argument(parser)
     parser.set_defaults(run=run, summary=summary)
 
 
-def read_mask(path: Path) -> Tensor:
+def read_mask(path: Path, *, flag: str = "--masks", within: Path | None = None) -> Tensor:
     """A mask PNG as (H, W) bool: True where any channel is non-zero."""
+    data = read_file(path, flag=flag, limit=MAX_IMAGE_BYTES, within=within)
     try:
-        with Image.open(path) as img:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.width * img.height > MAX_IMAGE_PIXELS:
+                raise UsageError(
+                    f"{path.name}: a mask of {img.width}×{img.height} pixels; the limit is "
+                    f"{MAX_IMAGE_PIXELS / 1e6:.0f} million pixels."
+                )
             array = np.array(img.convert("RGBA" if img.mode in ("RGBA", "LA", "P") else "RGB"))
-    except (OSError, UnidentifiedImageError) as exc:
+    except Image.DecompressionBombError as exc:  # PIL refuses far too large images on opening
+        raise UsageError(
+            f"{path.name}: a mask of far more than {MAX_IMAGE_PIXELS / 1e6:.0f} million pixels, the limit."
+        ) from exc
+    except (OSError, ValueError, UnidentifiedImageError) as exc:
         raise UsageError(f"{path.name}: not a readable mask image ({exc}).") from exc
     if array.shape[-1] == 4:  # a transparent background counts as unmarked
         array = array[..., :3] * (array[..., 3:] > 0)
     return torch.from_numpy(array.any(-1))
 
 
-def _image(path: Path) -> Tensor:
+def _image(path: Path, *, flag: str, within: Path | None = None) -> Tensor:
     try:
-        return decode_image(path.read_bytes())
+        return decode_image(read_file(path, flag=flag, limit=MAX_IMAGE_BYTES, within=within))
     except ImageError as exc:
         raise UsageError(f"{path.name}: {exc}") from exc
 
 
 def read_labels(path: Path, names: list[str], class_names: tuple[str, ...]) -> list[int | None]:
     """name,class lines -> one label per image (None for an image not listed)."""
-    if not path.is_file():
-        raise UsageError(f"--labels {path}: no such file.")
+    try:
+        text = read_file(path, flag="--labels", limit=1 << 20).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"--labels {path}: not a UTF-8 text file.") from exc
     found: dict[str, int] = {}
-    for row in csv.reader(io.StringIO(path.read_text(encoding="utf-8"))):
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:
+        raise UsageError(f"--labels {path}: not a CSV of name,class lines ({exc}).") from exc
+    for row in rows:
         if not row or row[0].startswith("#") or row[0].strip().lower() == "name":
             continue
         if len(row) < 2:
@@ -111,22 +139,38 @@ def read_labels(path: Path, names: list[str], class_names: tuple[str, ...]) -> l
     return [found.get(Path(n).stem) for n in names]
 
 
-def load_inputs(args: argparse.Namespace) -> tuple[list[str], list[Tensor], list[Tensor | None]]:
+@dataclass(frozen=True)
+class Inputs:
+    """The audit's files as read: names, decoded images, their masks (None: no artifact), and what
+    was left out (entries skipped, masks that match no image), each said in words."""
+
+    names: list[str]
+    images: list[Tensor]
+    masks: list[Tensor | None]
+    warnings: list[str]
+
+
+def load_inputs(args: argparse.Namespace) -> Inputs:
     """The image files, decoded, with their masks (None where the masks folder has none)."""
-    for flag, folder in (("--images", args.images), ("--masks", args.masks)):
-        if not folder.is_dir():
-            raise UsageError(f"{flag} {folder}: no such folder.")
-    paths = sorted(p for p in args.images.iterdir() if p.suffix.lower().lstrip(".") in ACCEPTED_EXTENSIONS)
+    paths, skipped = folder_files(args.images, "--images", ACCEPTED_EXTENSIONS)
+    mask_paths, skipped_masks = folder_files(args.masks, "--masks", ("png",))
     if not paths:
         raise UsageError(f"--images {args.images}: no images ({', '.join(ACCEPTED_EXTENSIONS)}) in it.")
     if len(paths) > MAX_IMAGES:
         raise UsageError(f"--images: {len(paths)} images; at most {MAX_IMAGES} per audit.")
-    masks = {p.stem: p for p in args.masks.iterdir() if p.suffix.lower() == ".png"}
-    images = [_image(p) for p in paths]
-    return (
+    masks = {p.stem: p for p in mask_paths}
+    stems = {p.stem for p in paths}
+    warnings = [f"--images: skipped {', '.join(skipped)}."] if skipped else []
+    if skipped_masks:
+        warnings.append(f"--masks: skipped {', '.join(skipped_masks)}.")
+    unmatched = sorted(p.name for p in mask_paths if p.stem not in stems)
+    if unmatched:
+        warnings.append(f"--masks: {', '.join(unmatched)} match(es) no image in --images and were not used.")
+    return Inputs(
         [p.name for p in paths],
-        images,
-        [read_mask(masks[p.stem]) if p.stem in masks else None for p in paths],
+        [_image(p, flag="--images", within=args.images) for p in paths],
+        [read_mask(masks[p.stem], within=args.masks) if p.stem in masks else None for p in paths],
+        warnings,
     )
 
 
@@ -140,7 +184,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             border=args.border,
             adversarial=not args.no_adversarial,
         )
-    names, raw, raw_masks = load_inputs(args)
+    inputs = load_inputs(args)
+    names, raw, raw_masks = inputs.names, inputs.images, inputs.masks
+    for warning in inputs.warnings:
+        sys.stderr.write(terminal_text(f"warning: {warning}") + "\n")
     model = load_model_or_usage_error(args.model)
     labels = None if args.labels is None else read_labels(args.labels, names, model.class_names)
     if args.toward is not None:
@@ -150,7 +197,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         fitted = [fit_to_model(i, m, model) for i, m in zip(raw, raw_masks, strict=True)]
         artifact = None
         if args.add_from is not None:
-            source, source_mask = _image(args.add_from), read_mask(args.add_mask)
+            source = _image(args.add_from, flag="--add-from")
+            source_mask = read_mask(args.add_mask, flag="--add-mask")
             if tuple(source_mask.shape) != tuple(source.shape[-2:]):
                 raise UsageError(
                     f"--add-mask is {source_mask.shape[1]}×{source_mask.shape[0]} but --add-from is "
@@ -168,10 +216,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError(f"{FLAGS.get(exc.setting, exc.setting)}: {exc}") from exc
     verdict = summary_reading(result)
     report = {
-        **result.to_json(), "verdict": verdict.to_json(), "versions": versions(), "files": FILES, "out": str(args.out),
+        **result.to_json(), "verdict": verdict.to_json(), "warnings": inputs.warnings, "versions": versions(),
+        "files": FILES, "out": str(args.out),
     }  # fmt: skip
-    with atomic_output_dir(args.out) as tmp:
-        (tmp / FILES["result"]).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    with output_folder(args) as tmp:
+        (tmp / FILES["result"]).write_text(json_text(report, indent=2) + "\n")
         (tmp / FILES["images"]).write_text(images_csv(report["images"]))
         (tmp / FILES["report"]).write_text(audit_html(result, generated_by="advexp audit"), encoding="utf-8")
     return report
@@ -182,7 +231,7 @@ def images_csv(rows: list[dict[str, Any]]) -> str:
     buffer = io.StringIO()
     flat = [
         {
-            **{k: v for k, v in r.items() if k not in ("artifact_shares", "adversarial")},
+            **{k: csv_safe(v) for k, v in r.items() if k not in ("artifact_shares", "adversarial")},
             **{f"share_{m}": s for m, s in r["artifact_shares"].items()},
         }
         for r in rows
@@ -195,6 +244,7 @@ def images_csv(rows: list[dict[str, Any]]) -> str:
 
 def summary(result: dict[str, Any]) -> str:
     lines = [f"{result['model']} on {result['n_images']} images", result["verdict"]["verdict"]]
+    lines += [f"warning: {w}" for w in result.get("warnings", [])]
     for name in ("removed", "added"):
         s = result[name]
         if s["n_images"]:

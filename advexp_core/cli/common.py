@@ -1,12 +1,13 @@
-"""What only the CLI needs: its error, atomic output folders, argument helpers, reading image files."""
+"""What only the CLI needs: its error, argument helpers, reading image files (output folders: `output`)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
-import shutil
-import tempfile
-from collections.abc import Iterator, Sequence
+import os
+import stat
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from advexp_core.imaging import ImageError, decode_image, prepare_image
+from advexp_core.imaging import MAX_IMAGE_BYTES, ImageError, decode_image, prepare_image
 from advexp_core.models import DEFAULT_MODEL_ID, LoadedModel, load_model, load_user_model
 from advexp_core.reports import versions
 
@@ -24,15 +25,22 @@ __all__ = [
     "UsageError",
     "add_json_argument",
     "add_model_argument",
-    "atomic_output_dir",
     "command_report",
+    "csv_safe",
+    "folder_files",
+    "json_text",
     "load_model_or_usage_error",
     "parse_fraction",
+    "read_file",
     "read_image_for_model",
     "resolve_class",
+    "terminal_text",
     "usage_errors",
     "versions",  # re-exported: `advexp ara` imports it from here
 ]
+
+
+MAX_INPUT_SIZE = 1024
 
 
 class UsageError(ValueError):
@@ -50,29 +58,65 @@ def usage_errors(prefix: str = "") -> Iterator[None]:
         raise UsageError(f"{prefix}{exc}") from exc
 
 
-@contextmanager
-def atomic_output_dir(out: str | Path) -> Iterator[Path]:
-    """Yield a fresh temporary folder beside ``out``; it becomes ``out`` only if the block succeeds.
+def read_file(path: str | Path, *, flag: str, limit: int, within: Path | None = None) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes, or a UsageError that names it.
 
-    On any error the temporary folder is removed and an existing ``out`` is left untouched.
+    FIFOs, devices and folders are refused before they are read (a FIFO would block, /dev/zero never
+    ends); with ``within``, a symlink must resolve to a file inside that folder.
     """
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a folder.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    path = Path(path)
+    label = f"{flag} {path}" if within is None else f"{path.name}"
     try:
-        yield tmp
-        if out.exists():
-            backup = out.with_name(f".{out.name}.old")
-            shutil.rmtree(backup, ignore_errors=True)
-            out.rename(backup)
-            tmp.rename(out)
-            shutil.rmtree(backup, ignore_errors=True)
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        raise UsageError(f"{label}: no such file.") from None
+    if within is not None and not real.is_relative_to(within.resolve()):
+        raise UsageError(f"{label}: a link to a file outside {within}; copy the file into the folder.")
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then tells what was opened.
+        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise UsageError(f"{label}: cannot be read ({exc.strerror or exc}).") from exc
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            raise UsageError(f"{label}: {kind}; give a file.")
+        if info.st_size > limit:
+            raise UsageError(f"{label}: {info.st_size / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB.")
+        data = handle.read(limit + 1)
+    if len(data) > limit:  # the file grew while it was read
+        raise UsageError(f"{label}: larger than {limit / 1e6:.0f} MB.")
+    return data
+
+
+def folder_files(folder: Path, flag: str, suffixes: Collection[str]) -> tuple[list[Path], list[str]]:
+    """The regular files in ``folder`` whose suffix is one of ``suffixes`` (sorted), and the entries
+    with such a suffix that are skipped, each as "name (why)": folders, FIFOs, devices, links out of it."""
+    if not folder.is_dir():
+        raise UsageError(f"{flag} {folder}: no such folder.")
+    inside = folder.resolve()
+    files, skipped = [], []
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as exc:
+        raise UsageError(f"{flag} {folder}: cannot be read ({exc.strerror or exc}).") from exc
+    for path in entries:
+        if path.suffix.lower().lstrip(".") not in suffixes:
+            continue
+        try:
+            real = path.resolve(strict=True)
+            regular = stat.S_ISREG(real.stat().st_mode)
+        except (OSError, RuntimeError):
+            skipped.append(f"{path.name} (a broken link)")
+            continue
+        if not real.is_relative_to(inside):
+            skipped.append(f"{path.name} (a link to a file outside {folder})")
+        elif not regular:
+            skipped.append(f"{path.name} ({'a folder' if real.is_dir() else 'not a regular file'})")
         else:
-            tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            files.append(path)
+    return files, skipped
 
 
 def read_image_for_model(path: str | Path, model: LoadedModel) -> Tensor:
@@ -81,13 +125,21 @@ def read_image_for_model(path: str | Path, model: LoadedModel) -> Tensor:
     Shapes: -> (3, h, w).
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise UsageError(f"Image not found: {path}")
     try:
-        image = decode_image(path.read_bytes())
+        image = decode_image(read_file(path, flag="image", limit=MAX_IMAGE_BYTES))
     except ImageError as exc:
         raise UsageError(f"{path.name}: {exc}") from exc
     return prepare_image(image, model).to(model.device)
+
+
+def csv_safe(value: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula (=, +, -, @, tab, CR first) is quoted with
+    a leading apostrophe; numbers and other text are kept as they are."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 def parse_fraction(text: str | float) -> float:
@@ -246,12 +298,9 @@ def load_model_or_usage_error(
 
 
 def _read_classes(path: Path) -> list[str]:
-    if not path.is_file():
-        raise UsageError(f"--classes {path} does not exist.")
-    if path.stat().st_size > 1 << 20:
-        raise UsageError(f"--classes {path} is larger than 1 MB; it should hold one class name a line.")
+    data = read_file(path, flag="--classes", limit=1 << 20)
     try:
-        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return [line.strip() for line in data.decode("utf-8").splitlines() if line.strip()]
     except UnicodeDecodeError as exc:
         raise UsageError(f"--classes {path} is not a UTF-8 text file.") from exc
 
@@ -273,9 +322,13 @@ def _triplet(text: str | None, flag: str) -> tuple[float, float, float] | None:
 def _input_size(text: str | None) -> int | None:
     if text is None:
         return None
-    if not text.strip().isdigit():
-        raise UsageError(f"--input-size takes a whole number of pixels, e.g. 224; got {text!r}.")
-    return int(text)
+    digits = text.strip()
+    # isdigit() alone admits superscripts and other scripts' digits, which int() refuses
+    if not (digits.isascii() and digits.isdigit()) or not 8 <= int(digits) <= MAX_INPUT_SIZE:
+        raise UsageError(
+            f"--input-size takes a whole number of pixels from 8 to {MAX_INPUT_SIZE}, e.g. 224; got {text!r}."
+        )
+    return int(digits)
 
 
 def command_report(
@@ -293,3 +346,31 @@ def command_report(
         "files": files,
         "out": str(args.out),
     }
+
+
+# C0 and C1 control characters but newline and tab: a class or file name must not drive the terminal.
+_CONTROL = dict.fromkeys([*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0)])
+_C1_ESCAPES = {c: f"\\u{c:04x}" for c in range(0x7F, 0xA0)}
+
+
+def terminal_text(text: str) -> str:
+    """``text`` without control characters (names from users' files are data, not escape codes)."""
+    return text.translate(_CONTROL)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float as None: JSON has no NaN, and a reader must not choke."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def json_text(result: Any, indent: int | None = None) -> str:
+    """Strict JSON (no NaN) with C1 control characters escaped; json already escapes C0 ones."""
+    return json.dumps(_finite(result), ensure_ascii=False, allow_nan=False, indent=indent).translate(
+        _C1_ESCAPES
+    )

@@ -9,8 +9,6 @@ each map moved and how much of |δ|² lies where the clean map points. Writes ``
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 from typing import Any
 
 from advexp_core.cli.attack import add_attack_arguments, attack_config
@@ -18,13 +16,14 @@ from advexp_core.cli.common import (
     UsageError,
     add_json_argument,
     add_model_argument,
-    atomic_output_dir,
     command_report,
+    json_text,
     load_model_or_usage_error,
     parse_fraction,
     read_image_for_model,
     usage_errors,
 )
+from advexp_core.cli.output import add_out_argument, output_folder
 from advexp_core.experiments import SaliencyConfig, saliency_under_attack, under_attack_figure
 from advexp_core.figures import figure_png
 from advexp_core.imaging import encode_png
@@ -63,7 +62,7 @@ def register(sub: Any) -> None:
         "--smoothgrad-sigma", default=str(DEFAULT.smoothgrad_sigma), help="SmoothGrad noise, [0,1] units"
     )
     parser.add_argument("--per-map-scale", action="store_true", help="one colour scale per map in the figure")
-    parser.add_argument("--out", required=True, type=Path, help="output folder (replaced only on success)")
+    add_out_argument(parser, "adversarial.png, figure.png, result.json")
     add_json_argument(parser)
     parser.set_defaults(run=run, summary=summary)
 
@@ -100,10 +99,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with usage_errors():  # e.g. Grad-CAM on a network without a convolutional layer
         result = saliency_under_attack(model, image, attack, saliency)
     report = command_report("compare", args, result.to_json(), FILES)
-    with atomic_output_dir(args.out) as tmp:
+    with output_folder(args) as tmp:
         (tmp / FILES["adversarial"]).write_bytes(encode_png(result.example.adversarial))
         (tmp / FILES["figure"]).write_bytes(figure_png(under_attack_figure(result)))
-        (tmp / FILES["result"]).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        (tmp / FILES["result"]).write_text(json_text(report, indent=2) + "\n")
     return report
 
 

@@ -10,20 +10,19 @@ An explanation whose RMS(δ) did not reach ρ by step S/2 is written but flagged
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 from typing import Any
 
 from advexp_core.cli.common import (
     add_json_argument,
     add_model_argument,
-    atomic_output_dir,
+    json_text,
     load_model_or_usage_error,
     parse_fraction,
     read_image_for_model,
     usage_errors,
     versions,
 )
+from advexp_core.cli.output import add_out_argument, output_folder
 from advexp_core.experiments import ExplanationConfig, adversarial_explanations
 from advexp_core.explanation_figures import explanation_figure
 from advexp_core.figures import figure_png
@@ -53,7 +52,7 @@ def register(sub: Any) -> None:
         default=f"{DEFAULT.overshoot:g}",
         help=f"total step length as a multiple of ρ (default {DEFAULT.overshoot:g})",
     )
-    parser.add_argument("--out", required=True, type=Path, help="output folder (replaced only on success)")
+    add_out_argument(parser, "one PNG a target, figure.png, result.json")
     add_json_argument(parser)
     parser.set_defaults(run=run, summary=summary)
 
@@ -88,11 +87,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "figure": "figure.png",
         "out": str(args.out),
     }
-    with atomic_output_dir(args.out) as tmp:
+    with output_folder(args) as tmp:
         for file, t in zip(result.files, result.explanations.targets, strict=True):
             (tmp / file).write_bytes(encode_png(t.explanation))
         (tmp / "figure.png").write_bytes(figure_png(explanation_figure(result.explanations)))
-        (tmp / "result.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        (tmp / "result.json").write_text(json_text(report, indent=2) + "\n")
     return report
 
 

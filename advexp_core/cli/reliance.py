@@ -11,18 +11,17 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
-from pathlib import Path
 from typing import Any
 
 from advexp_core.cli.common import (
     UsageError,
     add_json_argument,
     add_model_argument,
-    atomic_output_dir,
+    json_text,
     load_model_or_usage_error,
     versions,
 )
+from advexp_core.cli.output import add_out_argument, output_folder
 from advexp_core.datasets import LESIONS_SIZES
 from advexp_core.reliance import (
     DEFAULT_BATCH_SIZE,
@@ -64,7 +63,7 @@ def register(sub: Any) -> None:
         default=DEFAULT_BATCH_SIZE,
         help=f"images per forward pass (default {DEFAULT_BATCH_SIZE})",
     )
-    parser.add_argument("--out", required=True, type=Path, help="output folder (replaced only on success)")
+    add_out_argument(parser, "result.json, images.csv")
     add_json_argument(parser)
     parser.set_defaults(run=run, summary=summary)
 
@@ -94,8 +93,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     except RelianceError as exc:
         raise UsageError(f"{FLAGS.get(exc.setting, exc.setting)}: {exc}") from exc
     report = {**result.to_json(), "versions": versions(), "files": FILES, "out": str(args.out)}
-    with atomic_output_dir(args.out) as tmp:
-        (tmp / FILES["result"]).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    with output_folder(args) as tmp:
+        (tmp / FILES["result"]).write_text(json_text(report, indent=2) + "\n")
         (tmp / FILES["images"]).write_text(images_csv(result.images()))
     return report
 

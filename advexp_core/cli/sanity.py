@@ -14,21 +14,20 @@ network (EfficientNet-Lite0 has 21 layers to randomise), ``--max-layers all`` me
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 from typing import Any
 
 from advexp_core.cli.common import (
     UsageError,
     add_json_argument,
     add_model_argument,
-    atomic_output_dir,
+    json_text,
     load_model_or_usage_error,
     read_image_for_model,
     usage_errors,
     versions,
 )
 from advexp_core.cli.compare import parse_methods
+from advexp_core.cli.output import add_out_argument, output_folder
 from advexp_core.experiments import SanityConfig, sanity_checks, sanity_plan
 from advexp_core.figures import figure_png
 from advexp_core.reports import format_number
@@ -63,7 +62,7 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--no-data", action="store_true", help="skip the data-randomisation check (digits-standard)"
     )
-    parser.add_argument("--out", required=True, type=Path, help="output folder (replaced only on success)")
+    add_out_argument(parser, "sanity.json, sanity.png")
     add_json_argument(parser)
     parser.set_defaults(run=run, summary=summary)
 
@@ -97,9 +96,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "files": FILES,
         "out": str(args.out),
     }
-    with atomic_output_dir(args.out) as tmp:
+    with output_folder(args) as tmp:
         (tmp / FILES["figure"]).write_bytes(figure_png(sanity_figure(result.cascade, result.image)))
-        (tmp / FILES["result"]).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        (tmp / FILES["result"]).write_text(json_text(report, indent=2) + "\n")
     return report
 
 

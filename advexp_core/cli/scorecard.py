@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from advexp_core.cli import common
-from advexp_core.cli.common import UsageError, load_model_or_usage_error, usage_errors
+from advexp_core.cli.common import UsageError, json_text, load_model_or_usage_error, usage_errors
+from advexp_core.cli.output import add_out_argument, output_folder
 from advexp_core.experiments import scorecard as experiment
 from advexp_core.experiments.catalogue import grades_control
 from advexp_core.experiments.scorecard import ScorecardConfig, ScorecardResult
@@ -82,7 +81,7 @@ def register(sub: Any) -> None:
         help="comma-separated k of the top-k evidence, in %% of the image's pixels "
         f"(default {','.join(f'{k:g}' for k in DEFAULT.top_k)})",
     )
-    parser.add_argument("--out", required=True, type=Path, help="output folder (replaced only on success)")
+    add_out_argument(parser, "result.json, scorecard.png")
     common.add_json_argument(parser)
     parser.set_defaults(run=run, summary=summary)
 
@@ -122,9 +121,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if not result.explainers:
         raise UsageError("no explainer to score.")
     report = {**result.to_json(), "versions": common.versions(), "files": FILES, "out": str(args.out)}
-    with common.atomic_output_dir(args.out) as tmp:
+    with output_folder(args) as tmp:
         (tmp / FILES["figure"]).write_bytes(figure_png(scorecard_figure([result])))
-        (tmp / FILES["result"]).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        (tmp / FILES["result"]).write_text(json_text(report, indent=2) + "\n")
     return report
 
 

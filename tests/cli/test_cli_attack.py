@@ -36,7 +36,7 @@ def test_attack_writes_the_png_and_a_complete_report(cat_png: Path, tmp_path: Pa
 
     out = tmp_path / "run"
     assert _attack(cat_png, out) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["adversarial.png", "result.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".advexp-run.json", "adversarial.png", "result.json"]
     report = json.loads((out / "result.json").read_text())
     assert KEYS <= set(report)
     settings = report["settings"]

@@ -39,12 +39,12 @@ def compare_run(woods_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tu
 
 def test_compare_writes_the_three_files(compare_run: tuple[Path, dict, dict]) -> None:
     out, result, _ = compare_run
-    assert sorted(p.name for p in out.iterdir()) == ["adversarial.png", "figure.png", "result.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".advexp-run.json", "adversarial.png", "figure.png", "result.json"]
     adv = decode_image((out / "adversarial.png").read_bytes())
     assert adv.shape == (3, 32, 32)
     figure = decode_image((out / "figure.png").read_bytes())
     assert figure.shape[1] > 200 and figure.shape[2] > 200
-    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temporary folders left
+    assert not [p for p in out.iterdir() if p.name.startswith(".advexp-partial")]  # no scratch folders left
 
 
 def test_result_holds_everything_attack_writes_plus_maps(compare_run: tuple[Path, dict, dict]) -> None:

@@ -50,7 +50,7 @@ def test_explain_writes_one_png_per_target_a_figure_and_a_report(ship_png: Path,
     report = json.loads((out / "result.json").read_text())
     files = [t["file"] for t in report["targets"]]
     assert files[0] == "explanation_8_ship.png" and len(files) == 2
-    assert sorted(p.name for p in out.iterdir()) == sorted([*files, "figure.png", "result.json"])
+    assert sorted(p.name for p in out.iterdir()) == sorted([*files, ".advexp-run.json", "figure.png", "result.json"])
     assert report["settings"]["rho"] == 0.1 and report["settings"]["steps"] == 8
     assert report["settings"]["targets_requested"] == ["ship", "runner-up"]
     assert {"torch", "advexp"} <= set(report["versions"]) and report["predictions"][0]["label"]

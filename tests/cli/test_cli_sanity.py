@@ -31,7 +31,7 @@ def sanity_run(digit: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
 
 def test_sanity_writes_the_json_and_the_figure(sanity_run: tuple[Path, dict, dict]) -> None:
     out, result, _ = sanity_run
-    assert sorted(p.name for p in out.iterdir()) == ["sanity.json", "sanity.png"]
+    assert sorted(p.name for p in out.iterdir()) == [".advexp-run.json", "sanity.json", "sanity.png"]
     assert (out / "sanity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert {"model", "image", "methods", "seed"} <= set(result)
     assert result["model"] == MODEL and result["seed"] == 2 and result["image"].endswith("digit_3.png")
