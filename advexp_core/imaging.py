@@ -10,6 +10,7 @@ before decoding and in pixels before their pixel data is read (decompression bom
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +23,10 @@ from torch import Tensor
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as tvf
 
-MAX_IMAGE_BYTES = 20 * 1024 * 1024
+# One image limit, in the unit Streamlit's uploader states its own ("Limit 20MB per file"; its browser
+# counts MB as 10^6 bytes, as 2^20 on Windows), so every uploader and every refusal gives one number.
+MAX_IMAGE_MB = 20
+MAX_IMAGE_BYTES = MAX_IMAGE_MB * 1_000_000
 MAX_IMAGE_PIXELS = 40_000_000
 ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF", "MPO")
 ACCEPTED_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif")
@@ -57,11 +61,7 @@ def decode_image(
         raise ImageError(
             "The file is empty. Please choose an image file (PNG, JPEG, WebP, BMP, TIFF or GIF)."
         )
-    if len(data) > max_bytes:
-        raise ImageError(
-            f"The file is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB. "
-            "Please upload a smaller image."
-        )
+    check_image_bytes(len(data), max_bytes=max_bytes)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # PIL warns about damaged metadata it skips; not for users
@@ -82,6 +82,20 @@ def decode_image(
             "The image file is damaged or incomplete (it may have been cut off while copying). "
             "Please export or download it again."
         ) from exc
+
+
+def check_image_bytes(n_bytes: int, *, max_bytes: int = MAX_IMAGE_BYTES) -> None:
+    """Refuse a file by its length alone, before it is read or decoded.
+
+    Raises:
+        ImageError: over ``max_bytes``; sizes in MB = 10^6 bytes, the file's rounded up so that it
+            never reads as equal to the limit.
+    """
+    if n_bytes > max_bytes:
+        raise ImageError(
+            f"The file is {math.ceil(n_bytes / 1e5) / 10:.1f} MB; the limit is {max_bytes / 1e6:g} MB. "
+            "Please upload a smaller image."
+        )
 
 
 def _too_many_pixels(max_pixels: int) -> ImageError:

@@ -1,17 +1,26 @@
 """Pictures for the page (no Streamlit here, so jobs can build them inside cached functions):
 images enlarged without blurring, heat-map overlays on one colour scale, amplified δ, and the
-image as a network reads it with its input reading."""
+image as a network reads it with its input reading; and the one check every image upload passes."""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 
 import numpy as np
 from matplotlib import colormaps
 from PIL import Image
 from torch import Tensor
 
-from advexp_core.imaging import Preprocess, decode_image, prepare_image, to_uint8
+from advexp_core.imaging import (
+    MAX_IMAGE_BYTES,
+    ImageError,
+    Preprocess,
+    check_image_bytes,
+    decode_image,
+    prepare_image,
+    to_uint8,
+)
 from advexp_core.readings import Reading
 from advexp_core.readings.inputs import input_reading
 
@@ -60,3 +69,24 @@ def network_view(data: bytes, policy: Preprocess) -> tuple[Reading, bytes]:
     image = decode_image(data)
     size = (int(image.shape[1]), int(image.shape[2]))
     return input_reading(size, policy), display_png(prepare_image(image, policy))
+
+
+def read_upload(name: str, size: int, read: Callable[[], bytes]) -> tuple[bytes, Tensor]:
+    """An uploaded image file's bytes and the image they decode to, its length checked before it is
+    read (a file over the limit is never decoded).
+
+    Args:
+        name: the file's name, for the message; size: its length in bytes; read: gives its bytes.
+
+    Returns:
+        The bytes, and the image as float32 in [0, 1]. Shapes: -> (3, H, W).
+
+    Raises:
+        ImageError: its message starts with the file's name, then says what is wrong and what to do.
+    """
+    try:
+        check_image_bytes(size, max_bytes=MAX_IMAGE_BYTES)
+        data = read()
+        return data, decode_image(data, max_bytes=MAX_IMAGE_BYTES)
+    except ImageError as exc:
+        raise ImageError(f"{name}: {exc}") from exc

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import streamlit as st
 import torch
 
-from advexp_core.imaging import ACCEPTED_EXTENSIONS, MAX_IMAGE_BYTES, ImageError, Preprocess, decode_image
+from advexp_core.imaging import ACCEPTED_EXTENSIONS, MAX_IMAGE_MB, ImageError, Preprocess, decode_image
 from advexp_core.models import DEFAULT_MODEL_ID, LoadedModel, ModelError
 from advexp_core.readings import Reading
 from advexp_ui import gallery, loaders, state
@@ -129,8 +129,8 @@ def _image_chooser() -> state.ImageChoice:
         "…or upload your own",
         type=list(ACCEPTED_EXTENSIONS),
         key=W_UPLOAD,
-        max_upload_size=MAX_IMAGE_BYTES // (1024 * 1024),
-        help=f"PNG, JPEG, WebP, BMP, TIFF or GIF up to {MAX_IMAGE_BYTES // (1024 * 1024)} MB.",
+        max_upload_size=MAX_IMAGE_MB,
+        help=f"PNG, JPEG, WebP, BMP, TIFF or GIF up to {MAX_IMAGE_MB} MB.",
     )
     if uploaded is not None and st.session_state.get(LAST_UPLOAD) != uploaded.file_id:
         st.session_state[LAST_UPLOAD] = uploaded.file_id
@@ -165,19 +165,14 @@ def _pick_gallery() -> None:
 def accept_upload(name: str, size: int, read: Callable[[], bytes]) -> bool:
     """Check an uploaded image and make it the session's image; on a problem keep the old image.
 
-    The size is checked before the bytes are read or decoded (advexp_core.imaging.MAX_IMAGE_BYTES).
+    The size is checked before the bytes are read or decoded (`advexp_ui.images.read_upload`).
     """
-    if size > MAX_IMAGE_BYTES:
-        st.session_state[UPLOAD_ERROR] = (
-            f"{name} is {size / 1e6:.1f} MB; the limit is {MAX_IMAGE_BYTES / 1e6:.0f} MB. "
-            "Please upload a smaller image."
-        )
-        return False
-    data = read()
+    from advexp_ui.images import read_upload
+
     try:
-        decode_image(data)
+        data, _ = read_upload(name, size, read)
     except ImageError as exc:
-        st.session_state[UPLOAD_ERROR] = f"{name}: {exc}"
+        st.session_state[UPLOAD_ERROR] = str(exc)
         return False
     st.session_state.pop(UPLOAD_ERROR, None)
     state.set_image(state.ImageChoice(name, data, "upload"))

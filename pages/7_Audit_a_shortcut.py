@@ -3,7 +3,7 @@
 import streamlit as st
 
 from advexp_core.audit import BORDERS, DEFAULT_METHODS, AuditConfig
-from advexp_core.imaging import ACCEPTED_EXTENSIONS
+from advexp_core.imaging import ACCEPTED_EXTENSIONS, MAX_IMAGE_MB
 from advexp_core.saliency import METHODS
 from advexp_ui import flow, loaders, render, setup
 from advexp_ui.jobs import audit as job
@@ -22,7 +22,6 @@ source = st.radio(
     horizontal=True,
     key="audit-source",
 )
-uploaded_masks: dict[str, bytes] = {}
 if source == "lesions":
     model_id = st.selectbox("Network", job.LESION_MODELS, key="audit-lesion-model")
     lesion_model = None
@@ -43,12 +42,12 @@ else:
         type=list(ACCEPTED_EXTENSIONS),
         accept_multiple_files=True,
         key="audit-files",
+        max_upload_size=MAX_IMAGE_MB,
     )
     mask_files = st.file_uploader(
         "Mask PNGs instead of drawing (optional; named like the images, non-zero = artifact)",
-        type=["png"], accept_multiple_files=True, key="audit-mask-files",
+        type=["png"], accept_multiple_files=True, key="audit-mask-files", max_upload_size=MAX_IMAGE_MB,
     )  # fmt: skip
-    uploaded_masks = {f.name.rsplit(".", 1)[0]: f.getvalue() for f in mask_files or []}
     if not files:
         st.info("Upload a few images, or choose the lesion test images above.")
         st.stop()
@@ -57,13 +56,16 @@ else:
             f"{len(files)} images: at most {MAX_IMAGES} on this page (the CLI `advexp audit` takes more)."
         )
         st.stop()
-    items = tuple(job.Item(f.name, f.getvalue()) for f in files)
+    items = view.take_uploads(files, mask_files or [])
+    if not items:
+        st.info("None of these files can be audited (see why above): upload others.")
+        st.stop()
 
 st.header("Mark the artifact")
 st.caption(
     "Drag a box over the artifact on each image that has one; leave an image unmarked when it has none."
 )
-marked = view.mark_all(items, uploaded_masks)
+marked = view.mark_all(items)
 
 st.header("Settings")
 with_mask = [i.name for i in marked if i.mask]
@@ -72,15 +74,17 @@ with st.expander("An artifact to paste onto the images without one (optional)"):
         "Artifact", [None, *with_mask, "upload"], key="audit-paste",
         format_func=lambda n: "none" if n is None else ("an uploaded image and mask" if n == "upload" else f"cut from {n}"),
     )  # fmt: skip
-    art_image = st.file_uploader("Artifact image", type=list(ACCEPTED_EXTENSIONS), key="audit-art-image")
-    art_mask = st.file_uploader("Its mask (PNG)", type=["png"], key="audit-art-mask")
+    art_image = st.file_uploader(
+        "Artifact image", type=list(ACCEPTED_EXTENSIONS), key="audit-art-image", max_upload_size=MAX_IMAGE_MB
+    )
+    art_mask = st.file_uploader(
+        "Its mask (PNG)", type=["png"], key="audit-art-mask", max_upload_size=MAX_IMAGE_MB
+    )
     where = st.radio("Where", ["same", "border"], horizontal=True, key="audit-where",
                      format_func={"same": "at the same place", "border": "along a border"}.get)  # fmt: skip
     border = st.selectbox("Border", BORDERS, key="audit-border")
-artifact = None
-if paste == "upload" and art_image is not None and art_mask is not None:
-    artifact = (art_image.getvalue(), art_mask.getvalue())
-elif paste not in (None, "upload"):
+    artifact = view.take_artifact(art_image, art_mask) if paste == "upload" else None
+if paste not in (None, "upload"):
     cut = next(i for i in marked if i.name == paste)
     artifact = (cut.data, cut.mask)
 with st.form("audit-form"):

@@ -95,13 +95,16 @@ def mask_png(mask: Tensor | np.ndarray) -> bytes:
 def read_mask(data: bytes) -> Tensor:
     """A mask PNG's bytes as (H, W) bool: True where any channel is non-zero (transparent: unmarked).
 
+    Uploaded masks pass `advexp_ui.images.read_upload` first (bounds in bytes and pixels); this only
+    reads them, and the app's own drawn masks.
+
     Raises:
         ValueError: not an image.
     """
     try:
         with Image.open(io.BytesIO(data)) as img:
             array = np.array(img.convert("RGBA"))
-    except OSError as exc:
+    except Exception as exc:  # PIL raises many types for a damaged file; all mean the same here
         raise ValueError(f"the mask is not a readable image ({exc}).") from exc
     return torch.from_numpy((array[..., :3] * (array[..., 3:] > 0)).any(-1))
 

@@ -1,20 +1,28 @@
-"""Showing a shortcut audit: marking the artifact on each image (a box dragged on the picture, with
-streamlit-image-coordinates; a mask PNG as the fallback), each image's block as soon as it is done,
-the summary verdict with its numbers, and the report for download."""
+"""Showing a shortcut audit: taking in the uploads (every file left out named with its reason),
+marking the artifact on each image (a box dragged on the picture, with streamlit-image-coordinates;
+a mask PNG as the fallback), each image's block as soon as it is done, the summary verdict with its
+numbers, and the report for download."""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import streamlit as st
 import torch
 from PIL import Image
+from streamlit.runtime.uploaded_file_manager import UploadedFile
 from streamlit_image_coordinates import streamlit_image_coordinates
+from torch import Tensor
 
+from advexp_core.audit import check_mask
 from advexp_core.audit_report import outlined, title
-from advexp_core.imaging import decode_image
+from advexp_core.imaging import ImageError, decode_image
+from advexp_core.interventions import size_text
 from advexp_ui import render
+from advexp_ui.images import read_upload
 from advexp_ui.jobs.audit import ImagePart, Item, mask_png, read_mask
 from advexp_ui.jobs.common import Outcome, file_bytes
 
@@ -81,19 +89,146 @@ def _box(value: Any, height: int, width: int) -> tuple[int, int, int, int] | Non
     return (top, left, bottom, right) if right > left and bottom > top else None
 
 
-def mark_all(items: tuple[Item, ...], uploaded_masks: dict[str, bytes]) -> tuple[Item, ...]:
-    """Every image in a grid, each with its mark (an uploaded mask PNG of the same name wins)."""
+def mark_all(items: tuple[Item, ...]) -> tuple[Item, ...]:
+    """Every image in a grid, each with its mark."""
     out = []
     for start in range(0, len(items), COLUMNS):
         for column, (k, item) in zip(
             st.columns(COLUMNS), enumerate(items[start : start + COLUMNS], start), strict=False
         ):
-            stem = item.name.rsplit(".", 1)[0]
-            if stem in uploaded_masks:
-                item = Item(item.name, item.data, uploaded_masks[stem], item.label)
             with column:
                 out.append(mark(item, k))
     return tuple(out)
+
+
+def _bullets(lines: Sequence[str]) -> str:
+    return "\n".join(f"- {line}" for line in lines)
+
+
+def unique_names(names: Sequence[str]) -> list[str]:
+    """The names with repeats told apart: a.png, a (2).png, a (3).png (the first keeps its name)."""
+    seen: set[str] = set()
+    out = []
+    for name in names:
+        stem, dot, ext = name.rpartition(".") if "." in name else (name, "", "")
+        new, k = name, 1
+        while new in seen:
+            k += 1
+            new = f"{stem} ({k}){dot}{ext}"
+        seen.add(new)
+        out.append(new)
+    return out
+
+
+def _stem(name: str) -> str:
+    return name.rsplit(".", 1)[0]
+
+
+def _one_size(read: list[tuple[str, bytes, Tensor]], left_out: list[str]) -> list[tuple[str, bytes, Tensor]]:
+    """The images of the most common size (a tie: the first uploaded's); the others go to ``left_out``."""
+    sizes = Counter(tuple(image.shape[-2:]) for _, _, image in read)
+    if len(sizes) < 2:
+        return read
+    common = sizes.most_common(1)[0][0]
+    kept = [r for r in read if tuple(r[2].shape[-2:]) == common]
+    left_out += [
+        f"{name}: {size_text(image)} px, unlike the other images ({size_text(kept[0][2])} px); an audit "
+        "compares images of one size. Resize it to match."
+        for name, _, image in read
+        if tuple(image.shape[-2:]) != common
+    ]
+    return kept
+
+
+def _masks(files: Sequence[UploadedFile], not_used: list[str]) -> dict[str, tuple[str, Tensor, bytes]]:
+    """The readable mask files by name stem: (file name, mask, bytes); the others go to ``not_used``."""
+    out: dict[str, tuple[str, Tensor, bytes]] = {}
+    for f in files:
+        if _stem(f.name) in out:
+            not_used.append(
+                f"{f.name}: a second mask for {out[_stem(f.name)][0]}'s image; the first is used."
+            )
+            continue
+        try:
+            data, _ = read_upload(f.name, f.size, f.getvalue)
+            out[_stem(f.name)] = (f.name, read_mask(data), data)
+        except ValueError as exc:
+            not_used.append(str(exc))
+    return out
+
+
+def _with_masks(
+    names: Sequence[str],
+    read: Sequence[tuple[str, bytes, Tensor]],
+    masks: Sequence[UploadedFile],
+    not_used: list[str],
+) -> list[Item]:
+    """Each image with the uploaded mask of its name when that mask fits it; the masks that do not
+    fit or match no image go to ``not_used``."""
+    by_stem = _masks(masks, not_used)
+    items = []
+    for name, (_, data, image) in zip(names, read, strict=True):
+        mask_name, mask, mask_data = by_stem.get(_stem(name), ("", None, b""))
+        if mask is not None:
+            try:
+                check_mask(mask, image, mask_name)
+            except ValueError as exc:
+                not_used.append(str(exc))
+                mask_data = b""
+        items.append(Item(name, data, mask_data))
+    stems = {_stem(name) for name in names}
+    not_used += [
+        f"{n}: no image of this name (the mask a.png goes with the image a.png or a.jpg)."
+        for s, (n, _, _) in by_stem.items()
+        if s not in stems
+    ]
+    return items
+
+
+def take_uploads(files: Sequence[UploadedFile], mask_files: Sequence[UploadedFile]) -> tuple[Item, ...]:
+    """The uploaded images an audit can use, each under a name of its own and with the uploaded mask
+    of its name when that mask fits it. Every file left out, renamed or not used is named, with why."""
+    left_out: list[str] = []
+    read: list[tuple[str, bytes, Tensor]] = []
+    for f in files:
+        try:
+            read.append((f.name, *read_upload(f.name, f.size, f.getvalue)))
+        except ImageError as exc:
+            left_out.append(str(exc))
+    read = _one_size(read, left_out)
+    names = unique_names([name for name, _, _ in read])
+    renamed = [f"{old} → {new}" for (old, _, _), new in zip(read, names, strict=True) if old != new]
+    not_used: list[str] = []
+    items = _with_masks(names, read, mask_files, not_used)
+    if left_out:
+        st.warning(
+            f"**Left out of the audit** ({len(left_out)} of {len(files)} images):\n{_bullets(left_out)}"
+        )
+    if renamed:
+        st.info(
+            f"**Files with the same name**, renamed so that each has its own result: {', '.join(renamed)}."
+        )
+    if not_used:
+        st.warning(
+            f"**Masks not used** (their images stay unmarked unless you drag a box):\n{_bullets(not_used)}"
+        )
+    return tuple(items)
+
+
+def take_artifact(image: UploadedFile | None, mask: UploadedFile | None) -> tuple[bytes, bytes] | None:
+    """An uploaded artifact to paste, (image bytes, mask bytes), when both files are given and fit;
+    otherwise None, with a message saying why."""
+    if image is None or mask is None:
+        st.info("Upload the artifact's image and its mask, or choose one cut from your images.")
+        return None
+    try:
+        data, picture = read_upload(image.name, image.size, image.getvalue)
+        mask_data, _ = read_upload(mask.name, mask.size, mask.getvalue)
+        check_mask(read_mask(mask_data), picture, mask.name)
+    except ValueError as exc:
+        st.error(f"No artifact is pasted: {exc}")
+        return None
+    return data, mask_data
 
 
 class AuditSlots:
@@ -158,4 +293,4 @@ def show_audit(outcome: Outcome, slots: AuditSlots | None = None) -> None:
                 _image_block(part["name"], part["lines"], part["outcome"], panels)
 
 
-__all__ = ["INTRO", "AuditSlots", "mark_all", "show_audit"]
+__all__ = ["INTRO", "AuditSlots", "mark_all", "show_audit", "take_artifact", "take_uploads", "unique_names"]
