@@ -4,7 +4,6 @@ marked, removed and pasted on, each decision read before and after, the maps gra
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -36,6 +35,7 @@ from advexp_core.audit_report import (
 from advexp_core.datasets import load_lesions
 from advexp_core.imaging import decode_image, to_uint8
 from advexp_core.models import LoadedModel
+from advexp_ui.downloads import report_bytes
 from advexp_ui.jobs.common import Later, OnStep, Outcome, cached_result, header
 
 __all__ = [
@@ -209,7 +209,7 @@ def compute(
     ]
     files: dict[str, bytes | Later] = {
         "audit-report.html": audit_html(result, generated_by="advexp, Audit a shortcut page").encode("utf-8"),
-        "audit.json": json.dumps({k: v for k, v in report.items() if k != "parts"}, indent=2).encode("utf-8"),
+        "audit.json": report_bytes({k: v for k, v in report.items() if k != "parts"}),
     }
     return Outcome(report, panels, files)
 
