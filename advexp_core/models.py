@@ -7,7 +7,9 @@ mode from load time on, so algorithms never need to touch either. Algorithms tak
 
 from __future__ import annotations
 
+import math
 import threading
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -342,6 +344,15 @@ def load_model(model_id: str, *, device: str | torch.device | None = None) -> Lo
     )
 
 
+MAX_CLASSES = 25_000
+"""Class names a user model may have: ImageNet-21k's 21,843 and some room. More would build a
+classifier head of gigabytes (2,048 × 200,000 weights for a ResNet-50) from a pasted list."""
+MAX_MEAN = 10.0  # |mean| in [0, 1] units; 123.7 is ImageNet's mean in 0-255 units, a common slip
+STD_RANGE = (1e-3, 10.0)  # in [0, 1] units: dividing by less (or more) drowns every image
+# Errors of these packages while a user's file is read, converted or probed are that file's problem.
+LIBRARIES = frozenset({"onnxruntime", "onnx", "onnx2torch", "safetensors", "timm", "torch", "torchvision"})
+
+
 def load_user_model(
     arch: str | None,
     weights: str | Path,
@@ -351,6 +362,7 @@ def load_user_model(
     std: Sequence[float] | None = None,
     input_size: int | None = None,
     single_logit: bool = False,
+    file_size_first: bool = False,
     device: str | torch.device | None = None,
 ) -> LoadedModel:
     """Load the user's own network: weights for a torchvision or timm architecture, or an ONNX file.
@@ -364,29 +376,89 @@ def load_user_model(
             or None for an ``.onnx`` file, which carries its own architecture.
         weights: ``.safetensors``, a ``.pt``/``.pth`` state_dict (read with ``weights_only=True``;
             ``state_dict``/``model`` entries and ``module.``/``model.`` prefixes are unwrapped), or ``.onnx``.
-        class_names: one name per output (two for a single-logit binary model: negative, positive).
-        mean, std: normalisation in [0, 1] units; default the architecture's.
+        class_names: one name per output (two for a single-logit binary model: negative, positive),
+            at most `MAX_CLASSES`.
+        mean, std: normalisation in [0, 1] units, three values each; default the architecture's.
+            Finite, |mean| ≤ `MAX_MEAN`, std within `STD_RANGE`.
         input_size: square input size in pixels; default the architecture's or the file's.
         single_logit: the network returns one logit z; it is adapted to (0, z).
+        file_size_first: an ONNX file that fixes its input size keeps it (the card says so);
+            ``input_size`` then applies only to files that leave it open.
 
     Raises:
-        ModelError: unknown architecture, unsafe or unreadable file, weights of another shape, an
-            ONNX graph that is refused or converts wrongly.
+        ModelError: unknown architecture, unsafe or unreadable file, weights of another shape or
+            too few for the architecture, an ONNX graph that is refused, too large or converts
+            wrongly, settings out of range, or NaN or infinite outputs; any error of the libraries
+            that read or run the file, with the file's name.
     """
     names = tuple(str(n).strip() for n in class_names if str(n).strip())
     if len(names) < 2:
         raise ModelError("Give at least two class names (one per line).")
+    if len(names) > MAX_CLASSES:
+        raise ModelError(f"{len(names):,} class names given; a model may have at most {MAX_CLASSES:,}.")
     if single_logit and len(names) != 2:
         raise ModelError("A single-logit (binary) model needs exactly two class names: negative, positive.")
-    if input_size is not None and not 16 <= int(input_size) <= 1024:
-        raise ModelError("The input size must be between 16 and 1024 pixels.")
+    size = _checked_size(input_size)
+    _check_normalisation(mean, std)
     path = Path(weights)
     n_out = 1 if single_logit else len(names)
     try:
-        built = build_user_network(arch, path, n_out, None if input_size is None else int(input_size))
+        built = build_user_network(arch, path, n_out, size, file_size_first=file_size_first)
+        return _finish_user(built, path, names, mean=mean, std=std, single_logit=single_logit, device=device)
     except CheckpointError as exc:
         raise ModelError(str(exc)) from exc
-    return _finish_user(built, path, names, mean=mean, std=std, single_logit=single_logit, device=device)
+    except ModelError:
+        raise
+    except MemoryError as exc:
+        raise ModelError(f"Not enough memory to load {path.name}.") from exc
+    except Exception as exc:
+        library = _library_of(exc)
+        if library is None:  # a fault of advexp itself: keep its traceback
+            raise
+        text = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise ModelError(
+            f"{path.name} could not be loaded: {library} raised {type(exc).__name__}: {text}"
+        ) from exc
+
+
+def _checked_size(input_size: int | None) -> int | None:
+    if input_size is None:
+        return None
+    try:
+        size = int(input_size)
+    except (TypeError, ValueError, OverflowError):  # NaN, inf, text
+        size = 0
+    if not 16 <= size <= 1024 or size != input_size:
+        raise ModelError("The input size must be a whole number between 16 and 1024 pixels.")
+    return size
+
+
+def _check_normalisation(mean: Sequence[float] | None, std: Sequence[float] | None) -> None:
+    """Refuse a mean or std that would turn images into NaN, infinities or one constant image."""
+    for label, values in (("mean", mean), ("std", std)):
+        if values is not None and len(values) != 3:
+            raise ModelError(f"The {label} must be three numbers (red, green, blue), got {len(values)}.")
+    if mean is not None and not all(math.isfinite(v) and abs(v) <= MAX_MEAN for v in map(float, mean)):
+        raise ModelError(
+            f"Every mean value must be a finite number between {-MAX_MEAN:g} and {MAX_MEAN:g} in "
+            "[0, 1] units (divide 0-255 values by 255), e.g. 0.485, 0.456, 0.406."
+        )
+    low, high = STD_RANGE
+    if std is not None and not all(math.isfinite(v) and low <= v <= high for v in map(float, std)):
+        raise ModelError(
+            f"Every std value must be a finite number between {low:g} and {high:g} in [0, 1] units "
+            "(divide 0-255 values by 255), e.g. 0.229, 0.224, 0.225."
+        )
+
+
+def _library_of(exc: BaseException) -> str | None:
+    """The package of `LIBRARIES` an exception came from: its type's, or that of a frame it passed."""
+    packages = [type(exc).__module__.split(".")[0]]
+    for frame in traceback.extract_tb(exc.__traceback__):
+        parts = Path(frame.filename).parts
+        found = [k + 1 for k, part in enumerate(parts[:-1]) if part in ("site-packages", "dist-packages")]
+        packages.extend(parts[k] for k in found[-1:])
+    return next((p for p in reversed(packages) if p in LIBRARIES), None)
 
 
 def _finish_user(
@@ -399,7 +471,7 @@ def _finish_user(
     single_logit: bool,
     device: str | torch.device | None,
 ) -> LoadedModel:
-    """Normalise, freeze and place a user network; write its card."""
+    """Normalise, freeze and place a user network; check its outputs are finite; write its card."""
     norm_mean = tuple(float(v) for v in (built.config.mean if mean is None else mean))
     norm_std = tuple(float(v) for v in (built.config.std if std is None else std))
     module = Classifier(built.net, norm_mean, norm_std, single_logit=single_logit)
@@ -414,6 +486,7 @@ def _finish_user(
         title=f"Your model ({built.architecture})",
         device=device,
     )
+    _refuse_non_finite(module, loaded.input_size, path.name)
     card = ModelCard(
         framework=built.framework,
         architecture=built.architecture,
@@ -431,3 +504,27 @@ def _finish_user(
         onnx_max_difference=built.onnx_max_difference,
     )
     return replace(loaded, card=card)
+
+
+def _refuse_non_finite(module: Classifier, input_size: tuple[int, int], name: str) -> None:
+    """Refuse a model whose logits are NaN or infinite on ordinary images, naming the cause: the
+    network itself (weights or graph), or a normalisation that scales images out of its range.
+
+    Every probability would be NaN otherwise (and NaN compares as no difference in later checks).
+    """
+    generator = torch.Generator().manual_seed(0)
+    images = torch.cat(
+        [torch.rand(2, 3, *input_size, generator=generator), torch.full((1, 3, *input_size), 0.5)]
+    )
+    normalised = torch.randn(2, 3, *input_size, generator=generator)  # a normalised image's scale
+    device = device_of(module)
+    with torch.no_grad():
+        if torch.isfinite(module(images.to(device))).all():  # then every softmax is finite too
+            return
+        network_fails = not torch.isfinite(module.net(normalised.to(device))).all()
+    cause = (
+        "the network itself computes them (its weights or graph overflow or produce NaN)"
+        if network_fails
+        else "the normalisation (mean, std) scales images beyond what the network handles"
+    )
+    raise ModelError(f"{name} gives NaN or infinite outputs on ordinary images: {cause}; refused.")

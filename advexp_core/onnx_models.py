@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -24,6 +25,9 @@ from advexp_core.zoo import ModelError
 MAX_ONNX_BYTES = MAX_CHECKPOINT_BYTES
 MAX_ONNX_NODES = 20_000
 MAX_RELATIVE_DIFFERENCE = 1e-3
+# Values of one tensor for one image: 256 MB in float32, 4x a ResNet stem's output at 1024 px. A
+# 300-byte graph can otherwise ask for gigabytes (a Resize by 400x) before any output is checked.
+MAX_TENSOR_ELEMENTS = 1 << 26
 CONVERTIBLE_OPSET = 17  # the newest opset at which onnx2torch 1.5.15 converts the common operators
 STANDARD_DOMAINS = ("", "ai.onnx")
 
@@ -45,7 +49,8 @@ def read_onnx(path: str | Path) -> OnnxGraph:
 
     Raises:
         ModelError: too large, unreadable or truncated, external data, non-standard operator
-            domains, too many nodes, a graph the ONNX checker rejects, or not one image input.
+            domains, too many nodes, a graph the ONNX checker rejects, or not one float32 image
+            input of shape (N, 3, H, W) with no empty dimension and a batch of 1 or open.
     """
     import onnx
     from google.protobuf.message import DecodeError
@@ -121,14 +126,30 @@ def _refuse_external_data(proto: Any, name: str) -> None:
 
 
 def _signature(proto: Any, name: str, nodes: int) -> OnnxGraph:
+    import onnx
+
     weights = {t.name for t in proto.graph.initializer}
     inputs = [i for i in proto.graph.input if i.name not in weights]
     if len(inputs) != 1:
         raise ModelError(f"{name} has {len(inputs)} inputs; advexp needs exactly one image input.")
-    dims = list(inputs[0].type.tensor_type.shape.dim)
+    tensor_type = inputs[0].type.tensor_type
+    dims = list(tensor_type.shape.dim)
     if len(dims) != 4:
         raise ModelError(f"{name}'s input has {len(dims)} dimensions; expected (N, 3, H, W).")
+    if tensor_type.elem_type != onnx.TensorProto.FLOAT:  # ONNX Runtime refuses float32 images otherwise
+        kinds = onnx.TensorProto.DataType
+        kind = kinds.Name(tensor_type.elem_type) if tensor_type.elem_type in kinds.values() else "unknown"
+        raise ModelError(
+            f"{name}'s input is of type {kind.lower()}; advexp gives networks float32 images, so export "
+            "the model with a float32 input."
+        )
     fixed = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+    if any(v is not None and v <= 0 for v in fixed):
+        raise ModelError(f"{name}'s input shape {_shape_text(fixed)} has an empty dimension; refused.")
+    if fixed[0] not in (None, 1):
+        raise ModelError(
+            f"{name} fixes the batch at {fixed[0]} images; export with a batch of 1 or a dynamic batch."
+        )
     if fixed[1] not in (None, 3):
         raise ModelError(f"{name}'s input has {fixed[1]} channels; expected 3 (RGB, N×3×H×W).")
     size = (fixed[2], fixed[3]) if fixed[2] and fixed[3] else None
@@ -136,6 +157,103 @@ def _signature(proto: Any, name: str, nodes: int) -> OnnxGraph:
     # (N, C) logits name their class count; other shapes are checked on the converted module's output
     outputs = out_dims[1].dim_value if len(out_dims) == 2 and out_dims[1].HasField("dim_value") else None
     return OnnxGraph(proto, inputs[0].name, size, fixed[0] == 1, outputs, nodes)
+
+
+def _shape_text(dims: list[int | None]) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
+
+
+def check_tensor_sizes(graph: OnnxGraph, *, input_size: tuple[int, int], name: str) -> None:
+    """Refuse a graph that would make a tensor of more than `MAX_TENSOR_ELEMENTS` values for one
+    image, before anything runs it.
+
+    Shapes come from ONNX shape inference on the graph with its input fixed at (1, 3, H, W); a
+    Resize or Upsample whose output shape inference leaves open is sized from its constant scales
+    or sizes. Only the top-level graph is checked (loop bodies may still grow at run time).
+
+    Raises:
+        ModelError: naming the operator and the shape it would make.
+    """
+    import onnx
+
+    proto = _shapes_only(graph, input_size)
+    try:
+        proto = onnx.shape_inference.infer_shapes(proto, data_prop=True)
+    except Exception:  # onnx's inference errors: the checks below use whatever shapes are known
+        pass
+    shapes = {
+        info.name: [d.dim_value if d.HasField("dim_value") else None for d in info.type.tensor_type.shape.dim]
+        for info in (*proto.graph.input, *proto.graph.value_info, *proto.graph.output)
+        if info.type.tensor_type.HasField("shape")
+    }
+    constants = _constants(proto.graph)
+    for node in proto.graph.node:
+        for out in node.output:
+            dims = shapes.get(out)
+            if node.op_type in ("Resize", "Upsample") and (dims is None or None in dims):
+                dims = _resized_shape(node, shapes, constants) or dims
+            known = [d for d in dims or () if d is not None]  # known dims bound the size from below
+            if known and int(np.prod(known, dtype=np.float64)) > MAX_TENSOR_ELEMENTS:
+                what = f"{node.op_type} '{node.name}'" if node.name else node.op_type
+                raise ModelError(
+                    f"{name}'s operator {what} would make a tensor of shape {_shape_text(dims or [])} "
+                    f"for one {input_size[0]}×{input_size[1]} px image, over {MAX_TENSOR_ELEMENTS:,} "
+                    "values; refused before running it."
+                )
+
+
+SMALL_CONSTANT = 64  # values: shape vectors, Resize scales and sizes; weights are larger
+
+
+def _shapes_only(graph: OnnxGraph, input_size: tuple[int, int]) -> Any:
+    """A copy of the graph for shape inference: its input fixed at (1, 3, H, W), and initializers
+    reduced to their shapes unless small (a 1 GB file is not copied twice for a few shape vectors)."""
+    import onnx
+
+    source = graph.proto
+    proto = onnx.ModelProto(ir_version=source.ir_version, opset_import=source.opset_import)
+    proto.graph.node.extend(source.graph.node)
+    proto.graph.input.extend(source.graph.input)
+    proto.graph.output.extend(source.graph.output)
+    for tensor in source.graph.initializer:
+        if int(np.prod(tensor.dims)) <= SMALL_CONSTANT:
+            proto.graph.initializer.append(tensor)
+        else:
+            proto.graph.initializer.add(name=tensor.name, dims=tensor.dims, data_type=tensor.data_type)
+    image = next(i for i in proto.graph.input if i.name == graph.input_name)
+    for dim, value in zip(image.type.tensor_type.shape.dim, (1, 3, *input_size), strict=True):
+        dim.Clear()
+        dim.dim_value = value
+    return proto
+
+
+def _constants(graph: Any) -> dict[str, np.ndarray]:
+    """The graph's small initializers and Constant nodes' values, by name."""
+    from onnx import numpy_helper
+
+    tensors = [(t.name, t) for t in graph.initializer]
+    for node in graph.node:
+        if node.op_type == "Constant" and len(node.attribute) == 1 and node.attribute[0].name == "value":
+            tensors.append((node.output[0], node.attribute[0].t))
+    return {name: numpy_helper.to_array(t) for name, t in tensors if int(np.prod(t.dims)) <= SMALL_CONSTANT}
+
+
+def _resized_shape(
+    node: Any, shapes: dict[str, list[int | None]], constants: dict[str, np.ndarray]
+) -> list[int | None] | None:
+    """A Resize's (or Upsample's) output shape from its constant sizes, or its input's shape times
+    its constant scales; None when neither is known."""
+    inputs = list(node.input)
+    sizes_at, scales_at = (3, 2) if node.op_type == "Resize" and len(inputs) > 2 else (None, 1)
+    if sizes_at is not None and len(inputs) > sizes_at and inputs[sizes_at] in constants:
+        sizes = constants[inputs[sizes_at]].reshape(-1)
+        if sizes.size:
+            return [int(v) for v in sizes]
+    scales = constants.get(inputs[scales_at]) if len(inputs) > scales_at else None
+    source = shapes.get(inputs[0])
+    if scales is None or source is None or scales.size != len(source):
+        return None
+    return [None if d is None else int(d * float(f)) for d, f in zip(source, scales.reshape(-1), strict=True)]
 
 
 class FirstOutput(nn.Module):
@@ -202,7 +320,15 @@ def convert_onnx(
     x = torch.rand(1, 3, *input_size, requires_grad=True)
     try:
         out = wrapped(x)
+        if not torch.isfinite(out).all():
+            raise ModelError(
+                f"{name} gives NaN or infinite outputs on a random image: its graph or weights "
+                "compute them (a square root or logarithm of a negative number, an overflow), so "
+                "no probability it gives could be trusted."
+            )
         (grad,) = torch.autograd.grad(out.reshape(out.shape[0], -1)[:, 0].sum(), x, allow_unused=True)
+    except ModelError:
+        raise
     except Exception as exc:  # a graph that runs in ONNX Runtime but not here is a conversion error
         raise ModelError(
             f"{name} converted, but the PyTorch module fails: {type(exc).__name__}: {exc}"
@@ -313,7 +439,13 @@ def _needs_one_at_a_time(module: nn.Module, input_size: tuple[int, int]) -> bool
 
 
 def onnxruntime_difference(
-    graph: OnnxGraph, module: nn.Module, *, input_size: tuple[int, int], samples: int = 3, seed: int = 0
+    graph: OnnxGraph,
+    module: nn.Module,
+    *,
+    input_size: tuple[int, int],
+    samples: int = 3,
+    seed: int = 0,
+    name: str = "The ONNX file",
 ) -> float:
     """Largest |torch − ONNX Runtime| over a few random images, relative to the largest |output|.
 
@@ -323,10 +455,14 @@ def onnxruntime_difference(
         input_size: (H, W) in pixels.
         samples: random images, one at a time (a file may fix the batch at 1).
         seed: of the images' generator.
+        name: the file's name, for messages.
+
+    Raises:
+        ModelError: either side gives NaN or infinite values (a difference of NaN would compare as
+            no difference at all), or the two shapes differ.
 
     Shapes: the images are (1, 3, H, W), standard-normal (a normalised image's scale).
     """
-    import numpy as np
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -346,6 +482,12 @@ def onnxruntime_difference(
             raise ModelError(
                 f"The converted module returns {got.shape}, ONNX Runtime {expected.shape}; refused."
             )
+        for side, values in (("ONNX Runtime", expected), ("The converted module", got)):
+            if not np.isfinite(values).all():
+                raise ModelError(
+                    f"{side} gives NaN or infinite outputs for {name} on a random normalised image: "
+                    "its graph or weights compute them, so no probability it gives could be trusted."
+                )
         worst = max(worst, float(np.abs(got - expected).max()))
         scale = max(scale, float(np.abs(expected).max()))
     return worst / max(scale, 1e-12)

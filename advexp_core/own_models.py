@@ -15,7 +15,7 @@ Nothing here downloads anything or unpickles code (weights come through `advexp_
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from advexp_core.checkpoints import check_finite, load_weights_file
 from advexp_core.imaging import Preprocess
 from advexp_core.onnx_models import (
     MAX_RELATIVE_DIFFERENCE,
+    check_tensor_sizes,
     convert_onnx,
     last_spatial_operator,
     onnxruntime_difference,
@@ -249,7 +250,9 @@ class UserNetwork:
     onnx_max_difference: float | None = None
 
 
-def build_user_network(arch: str | None, path: Path, n_out: int, size: int | None) -> UserNetwork:
+def build_user_network(
+    arch: str | None, path: Path, n_out: int, size: int | None, *, file_size_first: bool = False
+) -> UserNetwork:
     """The user's network with its weights, before normalisation (`models.load_user_model` adds it).
 
     Args:
@@ -257,6 +260,8 @@ def build_user_network(arch: str | None, path: Path, n_out: int, size: int | Non
         path: the weights or ``.onnx`` file.
         n_out: outputs the network must have.
         size: square input size that overrides the architecture's or the file's; None keeps it.
+        file_size_first: an ONNX file that fixes its input size keeps it and ``size`` applies only
+            to files that leave it open (else such a file is refused when ``size`` differs).
 
     Raises:
         ModelError, CheckpointError: see `models.load_user_model`.
@@ -264,7 +269,7 @@ def build_user_network(arch: str | None, path: Path, n_out: int, size: int | Non
     if path.suffix.lower() == ".onnx":
         if arch:
             raise ModelError("An ONNX file carries its own architecture; give no architecture name.")
-        return _build_onnx(path, n_out, size)
+        return _build_onnx(path, n_out, size, file_size_first=file_size_first)
     if not arch:
         raise ModelError("Name the architecture these weights belong to (torchvision, or timm:NAME).")
     if arch.startswith(TIMM_PREFIX):
@@ -272,17 +277,66 @@ def build_user_network(arch: str | None, path: Path, n_out: int, size: int | Non
     return _build_torchvision(arch, path, n_out, size)
 
 
-def _user_state(path: Path, net: nn.Module) -> tuple[dict[str, torch.Tensor], tuple[str, ...]]:
-    """The weights for ``net`` from a file, unwrapped, finite and of the right names and shapes."""
-    state, notes = unwrap_state_dict(load_weights_file(path), set(net.state_dict()))
+def _user_network(path: Path, make: Callable[[], nn.Module]) -> tuple[nn.Module, tuple[str, ...]]:
+    """The network ``make`` builds, with the weights of ``path``: unwrapped, finite, of the right
+    names and shapes.
+
+    The file is read first (bounded in bytes, never running code), then checked against a skeleton
+    of the network on the meta device (shapes, no memory) before the real network is built, so a
+    bogus file for a 600-million-parameter architecture (or a head for 25,000 classes) is refused
+    without allocating gigabytes first.
+    """
+    loaded = load_weights_file(path)
+    skeleton = _on_meta(make)
+    count = parameter_count(skeleton)
+    size = path.stat().st_size
+    if size < count:  # even float8 weights take a byte each
+        raise ModelError(
+            f"{path.name} holds {size:,} bytes, too few for the architecture's {count:,} parameters "
+            "(at least one byte each); it is not a full set of weights for this architecture."
+        )
+    state, notes = unwrap_state_dict(loaded, set(skeleton.state_dict()))
     if not state:
         raise ModelError(f"{path.name} holds no tensors; expected a state_dict (parameter name -> tensor).")
+    state = as_float32(state, path.name)
     check_finite(state, path.name)
-    problem = describe_mismatch(net, state, path.name)
+    problem = describe_mismatch(skeleton, state, path.name)
     if problem:
         raise ModelError(problem + (f" (Read it after: {'; '.join(notes)}.)" if notes else ""))
+    net = make()
     net.load_state_dict(state, strict=True)
-    return state, notes
+    return net, notes
+
+
+def _on_meta(make: Callable[[], nn.Module]) -> nn.Module:
+    """``make()`` with every tensor on the meta device: its parameter shapes, without their memory."""
+    with torch.device("meta"):
+        return make()
+
+
+def as_float32(state: Mapping[str, Tensor], name: str) -> dict[str, Tensor]:
+    """Weights with every floating tensor in float32, the network's own type, so their values can be
+    checked: float16, bfloat16 and float8 files are common, and NaN checks do not run on float8;
+    float64 values beyond float32's range would turn infinite when loaded.
+
+    Raises:
+        ModelError: complex or quantized tensors, or a floating type torch cannot convert (float4).
+    """
+    out: dict[str, Tensor] = {}
+    for key, value in state.items():
+        if value.is_complex() or value.is_quantized:
+            raise ModelError(f"{name} stores '{key}' as {value.dtype}; expected real-valued weights.")
+        if not value.is_floating_point() or value.dtype == torch.float32:
+            out[key] = value
+            continue
+        try:
+            out[key] = value.float()
+        except (NotImplementedError, RuntimeError) as exc:
+            raise ModelError(
+                f"{name} stores '{key}' as {value.dtype}, which cannot be read as float32; "
+                "save the weights as float32, float16 or bfloat16."
+            ) from exc
+    return out
 
 
 def _build_torchvision(arch: str, path: Path, n_out: int, size: int | None) -> UserNetwork:
@@ -294,8 +348,7 @@ def _build_torchvision(arch: str, path: Path, n_out: int, size: int | None) -> U
             f"Unknown architecture {arch!r}; choose a torchvision classification model such as "
             f"{', '.join(USER_ARCHS)}, or timm:NAME for a timm architecture."
         )
-    net = tvm.get_model(arch, weights=None, num_classes=n_out)
-    _, notes = _user_state(path, net)
+    net, notes = _user_network(path, lambda: tvm.get_model(arch, weights=None, num_classes=n_out))
     side = 224 if size is None else size
     config = DataConfig((side, side), round(side * 256 / 224), "bilinear", IMAGENET_MEAN, IMAGENET_STD)
     recipe = "torchvision's ImageNet recipe (224 px, resize 256/224, bilinear)"
@@ -311,14 +364,13 @@ def _build_torchvision(arch: str, path: Path, n_out: int, size: int | None) -> U
 
 
 def _build_timm(arch: str, path: Path, n_out: int, size: int | None) -> UserNetwork:
-    net = create_timm(arch, num_classes=n_out, input_size=size)
+    net, notes = _user_network(path, lambda: create_timm(arch, num_classes=n_out, input_size=size))
     config, origin, norm_origin = timm_data_config(net, arch)
     if size is not None:
         ratio = (config.resize or config.input_size[0]) / config.input_size[0]
         resize = round(size * ratio) if config.resize else None
         config = replace(config, input_size=(size, size), resize=resize)
         origin = f"your setting (resize and interpolation from {origin})"
-    _, notes = _user_state(path, net)
     tap = install_token_tap(net, input_size=config.input_size[0])
     if tap is None:
         return UserNetwork(net, config, origin, norm_origin, "timm", arch, notes=notes)
@@ -328,24 +380,25 @@ def _build_timm(arch: str, path: Path, n_out: int, size: int | None) -> UserNetw
     )
 
 
-def _build_onnx(path: Path, n_out: int, size: int | None) -> UserNetwork:
+def _build_onnx(path: Path, n_out: int, size: int | None, *, file_size_first: bool) -> UserNetwork:
     graph = read_onnx(path)
+    input_from = "the ONNX file's input shape"
     if size is not None and graph.input_size is not None and graph.input_size != (size, size):
         h, w = graph.input_size
-        raise ModelError(f"{path.name} fixes its input at {h}×{w} px; leave the input size to the file.")
+        if not file_size_first:
+            raise ModelError(f"{path.name} fixes its input at {h}×{w} px; leave the input size to the file.")
+        input_from += f" (the file fixes {h}×{w} px, so your {size} px was not used)"
     hw = graph.input_size or (size or 224, size or 224)
-    input_from = (
-        "the ONNX file's input shape"
-        if graph.input_size
-        else ("your setting" if size else "advexp's default (the file leaves the size open)")
-    )
+    if not graph.input_size:
+        input_from = "your setting" if size else "advexp's default (the file leaves the size open)"
     if graph.outputs not in (None, n_out):
         raise ModelError(
             f"{path.name} returns {graph.outputs} outputs but {n_out} were expected from the class names."
         )
+    check_tensor_sizes(graph, input_size=hw, name=path.name)  # before anything runs the graph
     net, done = convert_onnx(graph, input_size=hw, name=path.name)
     notes = list(done)
-    diff = onnxruntime_difference(graph, net, input_size=hw)
+    diff = onnxruntime_difference(graph, net, input_size=hw, name=path.name)
     if diff > MAX_RELATIVE_DIFFERENCE:
         raise ModelError(
             f"{path.name} converted to PyTorch with a largest difference of {diff:.1e} (relative) from "

@@ -16,6 +16,7 @@ from torch import Tensor
 import advexp_core
 from advexp_core import metrics, runtime
 from advexp_core.readings import attack as attack_readings
+from advexp_core.zoo import ModelError
 
 if TYPE_CHECKING:  # models imports the saliency registry, which reaches this module
     from advexp_core.models import LoadedModel
@@ -42,8 +43,16 @@ def predictions(logits: Tensor, class_names: Sequence[str], k: int = TOP_K) -> l
     """The top-``k`` classes of one logit vector, best first, as ``{"index", "label", "probability"}``.
 
     Shapes: (C,) -> list of length min(k, C).
+
+    Raises:
+        ModelError: the logits are NaN or infinite (JSON has no NaN, and a NaN probability is no answer).
     """
     probs = torch.softmax(logits.detach().float().reshape(-1), dim=0).cpu()
+    if not torch.isfinite(probs).all():
+        raise ModelError(
+            "The network gave NaN or infinite outputs for this image, so it has no probabilities; "
+            "its weights or its normalisation make its numbers overflow."
+        )
     values, indices = probs.topk(min(int(k), probs.numel()))
     return [
         {"index": int(i), "label": class_names[int(i)], "probability": float(v)}

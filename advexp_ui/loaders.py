@@ -145,7 +145,8 @@ class UserModelSpec:
     """Everything that defines the user's own model besides the file's bytes.
 
     ``arch`` is a torchvision name, ``timm:NAME``, or None for an ONNX file; ``mean``, ``std`` and
-    ``input_size`` are None to take the architecture's (or the file's).
+    ``input_size`` are None to take the architecture's (or the file's); with ``file_size_first`` an
+    ONNX file that fixes its input size keeps it (`advexp_core.models.load_user_model`).
     """
 
     arch: str | None
@@ -154,6 +155,7 @@ class UserModelSpec:
     std: tuple[float, float, float] | None = None
     input_size: int | None = None
     single_logit: bool = False
+    file_size_first: bool = False
 
 
 USER_SUFFIXES = (".safetensors", ".pt", ".pth", ".onnx")
@@ -186,9 +188,10 @@ def load_user_weights(file_name: str, data: bytes, spec: UserModelSpec) -> Loade
             "Upload a .safetensors file, a PyTorch state_dict saved as .pt or .pth, or an .onnx file."
         )
     digest = hashlib.sha256(data + repr(spec).encode()).hexdigest()[:12]
+    # The user's own file name, made safe as a path and as text that pages show as Markdown (the
+    # sidebar, titles), so that messages name the file they chose.
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(file_name).stem)[:80] or "weights"
     with tempfile.TemporaryDirectory(prefix="advexp-weights-") as folder:
-        # The user's own file name (made safe) so that messages name the file they chose.
-        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(file_name).stem)[:80] or "weights"
         path = Path(folder) / f"{stem}{suffix}"
         path.write_bytes(data)
         loaded = load_user_model(
@@ -199,13 +202,14 @@ def load_user_weights(file_name: str, data: bytes, spec: UserModelSpec) -> Loade
             std=spec.std,
             input_size=spec.input_size,
             single_logit=spec.single_logit,
+            file_size_first=spec.file_size_first,
         )
     what = spec.arch or "ONNX"
     return replace(
         loaded,
         model_id=f"{USER_PREFIX}{digest}",
-        title=f"Your model: {Path(file_name).stem[:40]} ({what})",
-        source=f"your upload {file_name} ({what}), kept in this browser session only",
+        title=f"Your model: {stem[:40]} ({what})",
+        source=f"your upload {stem}{suffix} ({what}), kept in this browser session only",
     )
 
 

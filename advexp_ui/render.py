@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -18,6 +19,15 @@ from advexp_ui.jobs.common import Later, Outcome, file_bytes
 from advexp_ui.state import ImageChoice
 
 EMPTY_CELL = "—"  # what a table shows where a number is undefined or does not apply
+# What Markdown, GitHub's tables and Streamlit's extensions (:red[…], :emoji:, $math$) read as syntax.
+MARKDOWN_SYNTAX = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$:&])")
+
+
+def escape_markdown(text: str) -> str:
+    """Text from a user (a class name, a file's tensor names) to show as itself in ``st.markdown``,
+    ``st.caption``, ``st.error``…: each syntax character is backslash-escaped and line breaks become
+    spaces, so ``![t](http://host/p.png)`` is shown, never fetched by the browser."""
+    return MARKDOWN_SYNTAX.sub(r"\\\1", " ".join(str(text).splitlines()))
 
 
 def titles(mapping: Mapping[str, str]) -> Callable[[str], str]:

@@ -1,5 +1,7 @@
 """Your own model: a torchvision or timm network with your weights, or an ONNX file, on every page."""
 
+import re
+
 import streamlit as st
 
 from advexp_core.checkpoints import MAX_CHECKPOINT_BYTES
@@ -20,25 +22,32 @@ def triplet_text(values: tuple[float, ...]) -> str:
     return ", ".join(f"{v:g}" for v in values)
 
 
+def code_or_text(name: str) -> str:
+    """A module name as inline code when it is a plain dotted name, else as escaped text (an ONNX
+    file names its operators, and a backtick or a pipe would end the code span or the table cell)."""
+    return f"`{name}`" if re.fullmatch(r"[\w./\-]+", name) else render.escape_markdown(name)
+
+
 def model_card(user: LoadedModel, card: ModelCard) -> None:
-    """What was loaded and where each setting came from."""
+    """What was loaded and where each setting came from. Class names and what was read from the
+    file are the user's text: escaped, so Markdown in them (an image link) is shown, not run."""
     h, w = card.input_size
     resize = f"short side to {card.resize} px, then" if card.resize else "scaled to"
+    classes = ", ".join(render.escape_markdown(name) for name in user.class_names[:20])
     rows = {
         "Architecture": f"{card.architecture} ({card.framework})",
         "Parameters": f"{card.parameters:,}",
         "Input": f"{resize} a {w}×{h} px centre crop, {card.interpolation} — from {card.input_from}",
         "Normalisation": f"mean ({triplet_text(card.mean)}), std ({triplet_text(card.std)}) — "
         f"from {card.normalisation_from}",
-        "Classes": f"{user.num_classes}: {', '.join(user.class_names[:20])}"
-        + (" …" if user.num_classes > 20 else ""),
-        "Grad-CAM layer": f"`{card.gradcam_layer}`: {card.gradcam_how}",
+        "Classes": f"{user.num_classes}: {classes}" + (" …" if user.num_classes > 20 else ""),
+        "Grad-CAM layer": f"{code_or_text(card.gradcam_layer)}: {card.gradcam_how}",
     }
     if card.onnx_max_difference is not None:
         rows["Check against ONNX Runtime"] = f"largest relative difference {card.onnx_max_difference:.1e}"
     st.markdown("\n".join(["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows.items())]))
     for note in card.notes:
-        st.caption(f"Reading the file: {note}.")
+        st.caption(f"Reading the file: {render.escape_markdown(note)}.")
 
 
 sel = setup.page("Your own model", "📦")
@@ -83,7 +92,8 @@ elif source == "timm":
 else:
     st.caption(
         "The input size comes from the file; ONNX does not record the normalisation, so set it "
-        "below if your export expects other than ImageNet's."
+        "below if your export expects other than ImageNet's. A file that fixes its input size keeps "
+        "it: your input size applies only to a file that leaves it open."
     )
 
 with st.form("own-model-form"):
@@ -120,36 +130,49 @@ with st.form("own-model-form"):
     )
     submitted = st.form_submit_button("Load my model", type="primary")
 
+
+def load(file_name: str, data: bytes) -> LoadedModel:
+    """The uploaded model with the form's settings (ModelError, a ValueError, on any problem)."""
+    if source != "onnx" and arch is None:
+        raise ValueError("Choose an architecture first.")
+    spec = loaders.UserModelSpec(
+        arch=arch,
+        class_names=loaders.parse_class_names(names_text),
+        mean=loaders.parse_triplet(mean, "mean") if own else None,
+        std=loaders.parse_triplet(std, "std") if own else None,
+        input_size=int(size) if own else None,
+        single_logit=single,
+        file_size_first=True,  # the checkbox sets the normalisation too: it must not refuse a fixed ONNX
+    )
+    with st.spinner("Checking and loading the model…"):
+        return loaders.load_user_weights(file_name, data, spec)
+
+
 if submitted:
     with flow.guard():
         if weights is None:
             raise ValueError("Choose a file first.")
-        if source != "onnx" and arch is None:
-            raise ValueError("Choose an architecture first.")
-        spec = loaders.UserModelSpec(
-            arch=arch,
-            class_names=loaders.parse_class_names(names_text),
-            mean=loaders.parse_triplet(mean, "mean") if own else None,
-            std=loaders.parse_triplet(std, "std") if own else None,
-            input_size=int(size) if own else None,
-            single_logit=single,
-        )
-        with st.spinner("Checking and loading the model…"):
-            loaded = loaders.load_user_weights(weights.name, weights.getvalue(), spec)
-        st.session_state[state.USER_MODEL_KEY] = loaded
-        state.set_model_id(loaded.model_id)
-        st.rerun()  # redraw the sidebar with the new model chosen
+        try:
+            loaded = load(weights.name, weights.getvalue())
+        except ValueError as exc:  # messages quote the file's tensor names: shown as text, not Markdown
+            st.error(render.escape_markdown(str(exc)))
+        else:
+            st.session_state[state.USER_MODEL_KEY] = loaded
+            state.set_model_id(loaded.model_id)
+            st.rerun()  # redraw the sidebar with the new model chosen
 
 user = st.session_state.get(state.USER_MODEL_KEY)
 if isinstance(user, LoadedModel):
+    h, w = user.input_size
     st.success(
-        f"Loaded **{user.title}**: {user.num_classes} classes, {user.input_size[0]}×{user.input_size[1]} px, "
+        f"Loaded **{render.escape_markdown(user.title)}**: {user.num_classes} classes, {h}×{w} px, "
         f"on {user.device}. It is now the network in the sidebar; every page uses it."
     )
     if user.card is not None:
         model_card(user, user.card)
     with flow.guard():
-        render.predictions(f"Top 5 on {sel.image.name}", classify(sel.image.data, user.model_id, user)[:5])
+        top = classify(sel.image.data, user.model_id, user)[:5]
+        render.predictions(f"Top 5 on {render.escape_markdown(sel.image.name)}", top)
         render.look_at("own-model")
     if st.button("Forget my model"):
         del st.session_state[state.USER_MODEL_KEY]
