@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import streamlit as st
 
-from advexp_ui import progress, state
+from advexp_ui import progress, render, state
 
 T = TypeVar("T")
 LOG = logging.getLogger("advexp_ui")
@@ -92,9 +92,10 @@ def guard() -> Iterator[None]:
     except progress.Cancelled:
         st.info("The run was cancelled.")
     except ValueError as exc:
-        st.error(str(exc) or type(exc).__name__)
+        st.error(render.defuse_markdown(str(exc) or type(exc).__name__))
     except MemoryError:
         st.error("Not enough memory for this run. Try a smaller image, fewer steps or fewer targets.")
     except Exception as exc:
         LOG.exception("unexpected error on a page")
-        st.error(f"Something went wrong ({type(exc).__name__}: {str(exc)[:300]}). Try other settings.")
+        detail = render.defuse_markdown(f"{type(exc).__name__}: {str(exc)[:300]}")
+        st.error(f"Something went wrong ({detail}). Try other settings.")

@@ -30,6 +30,13 @@ def escape_markdown(text: str) -> str:
     return MARKDOWN_SYNTAX.sub(r"\\\1", " ".join(str(text).splitlines()))
 
 
+def defuse_markdown(text: str) -> str:
+    """Our own sentence, which may quote a user's class or file name, with Markdown's images and
+    links made inert (``![…](…)`` would make the browser fetch the address) and its own bold and
+    italics kept: for texts where escaping every character would also escape our formatting."""
+    return str(text).replace("![", "!\\[").replace("](", "]\\(").replace(":red[", ":red\\[")
+
+
 def titles(mapping: Mapping[str, str]) -> Callable[[str], str]:
     """A widget's ``format_func`` from a mapping of option -> title (the option itself when absent)."""
     return lambda option: mapping.get(option, option)

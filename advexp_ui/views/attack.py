@@ -68,7 +68,7 @@ def show_attack(outcome: AttackOutcome, choice: ImageChoice, slots: AttackSlots 
     with slots.rest.container():
         if outcome.maps:
             render.look_at("attack-maps")
-            st.markdown(f"**In all:** {outcome.overall.text}")
+            st.markdown(f"**In all:** {render.defuse_markdown(outcome.overall.text)}")
         render.figure_on_request(
             outcome, "figure.png", label="Show the whole figure (as downloaded)", key="figure-attack"
         )
@@ -80,7 +80,7 @@ def _decision_block(part: DecisionPart) -> None:
     visible the change is."""
     example, readings, panels = part.example, part.readings, part.panels
     show = st.warning if readings.decision.outcome == "not-flipped" else st.success
-    show(readings.decision.text)
+    show(render.defuse_markdown(readings.decision.text))
     render.pictures(
         [
             ("clean", panels["clean"]),
@@ -100,7 +100,7 @@ def _decision_block(part: DecisionPart) -> None:
     size = dataclasses.asdict(example.perturbation)
     for name, label in PERTURBATION_NAMES.items():
         render.reading(label, render.fmt(size[name], 4), readings.perturbation.get(name))
-    st.markdown(f"**Verdict:** {readings.visibility.text}")
+    st.markdown(f"**Verdict:** {render.defuse_markdown(readings.visibility.text)}")
     render.look_at("attack-visibility")
 
 
@@ -116,7 +116,7 @@ def _map_block(part: MapPart) -> None:
         ],
         columns=3,
     )
-    st.markdown(f"**Verdict:** {readings.verdict.text}")
+    st.markdown(f"**Verdict:** {render.defuse_markdown(readings.verdict.text)}")
     for name, label in MAP_NAMES.items():
         if name in pair.metrics:
             render.reading(label, render.fmt(pair.metrics[name]), readings.sentences.get(name))
@@ -132,7 +132,9 @@ def _map_block(part: MapPart) -> None:
 def show_manipulation(outcome: ManipulationOutcome, choice: ImageChoice) -> None:
     """The result of keep-the-label, move-the-map."""
     result, panels = outcome.result, outcome.panels
-    (st.success if result.reading.outcome == "moved-kept" else st.warning)(result.reading.text)
+    (st.success if result.reading.outcome == "moved-kept" else st.warning)(
+        render.defuse_markdown(result.reading.text)
+    )
     render.pictures(
         [("clean", panels["clean"]), ("manipulated", panels["attacked"]), ("δ amplified", panels["delta"])]
     )

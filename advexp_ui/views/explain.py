@@ -67,8 +67,8 @@ class _Row:
                 _cell(t, panels[f"{prefix}x-{k}"], panels[f"{prefix}d-{k}"], "δ (grey = no change)", steps)
         failed = sum(not t.budget_reached_by_half for t in targets)
         with self.foot.container():
-            st.markdown(f"**Explanations:** {row.success.text}")
-            st.markdown(f"**Structure of δ:** {row.structure.text}")
+            st.markdown(f"**Explanations:** {render.defuse_markdown(row.success.text)}")
+            st.markdown(f"**Structure of δ:** {render.defuse_markdown(row.structure.text)}")
             if failed:
                 with st.expander(f"What “failed” means ({failed} of {len(targets)} explanations here)"):
                     st.markdown(FAILED_MEANING)
@@ -113,7 +113,10 @@ def _heading(network: Network) -> None:
     """A contrast row's title: the network, its kind and what it sees."""
     kind = "robust" if network.robust else "standard"
     top = network.predictions[0]
-    st.markdown(f"**{network.title}** ({kind}) — sees *{top['label']}* ({top['probability']:.1%})")
+    st.markdown(
+        f"**{render.escape_markdown(network.title)}** ({kind}) — sees "
+        f"*{render.escape_markdown(top['label'])}* ({top['probability']:.1%})"
+    )
 
 
 def _cell(t: TargetExplanation, x: bytes, d: bytes, d_caption: str, steps: int) -> None:
@@ -156,7 +159,7 @@ def show_contrast(outcome: ContrastOutcome, choice: ImageChoice, slots: ExplainS
         row.draw(entry, outcome.panels, prefix=f"m{k}-")
     with slots.rest.container():
         reading = outcome.reading
-        (st.success if reading.outcome == "contrast" else st.warning)(reading.text)
+        (st.success if reading.outcome == "contrast" else st.warning)(render.defuse_markdown(reading.text))
         render.look_at("explanations-contrast")
         st.caption(
             f"δ is amplified on one shared scale (0.5 + δ/(2·{outcome.delta_scale:.3f})) so the rows compare by eye."

@@ -55,7 +55,9 @@ class ExplainerSlots:
 
     def show_input(self, explained: ExplainedClass, panels: dict[str, bytes]) -> None:
         """Draw the explained class and the image in their places."""
-        self.explained.markdown(f"Explaining class **{explained.label}** ({explained.index}).")
+        self.explained.markdown(
+            f"Explaining class **{render.escape_markdown(explained.label)}** ({explained.index})."
+        )
         self.input.image(panels["input"], caption="image", width="stretch")
 
 
@@ -114,7 +116,7 @@ def _agreement(
     png = agreement_png(tuple(tuple(row) for row in matrix), tuple(titles), measure)
     st.image(png, caption=READING[measure], width=120 + 90 * len(titles))
     reading = readings[measure]
-    (st.success if reading.outcome == "agree" else st.warning)(reading.text)
+    (st.success if reading.outcome == "agree" else st.warning)(render.defuse_markdown(reading.text))
     render.look_at("explainers-agreement")
     with st.expander(f"The numbers (all three measures in {AGREEMENT_FILE}, with the downloads)"):
         render.table(

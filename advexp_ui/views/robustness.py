@@ -94,4 +94,4 @@ def show_live(outcome: Outcome, choice: ImageChoice) -> None:
 def _reading(reading: Reading | None) -> None:
     """The ratios of the table just above, computed from its numbers."""
     if reading is not None:
-        st.markdown(f"**Reading:** {reading.text}")
+        st.markdown(f"**Reading:** {render.defuse_markdown(reading.text)}")
