@@ -324,9 +324,9 @@ def _input_size(text: str | None) -> int | None:
         return None
     digits = text.strip()
     # isdigit() alone admits superscripts and other scripts' digits, which int() refuses
-    if not (digits.isascii() and digits.isdigit()) or not 8 <= int(digits) <= MAX_INPUT_SIZE:
+    if not (digits.isascii() and digits.isdigit()) or not 16 <= int(digits) <= MAX_INPUT_SIZE:
         raise UsageError(
-            f"--input-size takes a whole number of pixels from 8 to {MAX_INPUT_SIZE}, e.g. 224; got {text!r}."
+            f"--input-size takes a whole number of pixels from 16 to {MAX_INPUT_SIZE}, e.g. 224; got {text!r}."
         )
     return int(digits)
 
