@@ -53,6 +53,7 @@ from advexp_core.reliance_grades import (
 from advexp_core.reports import json_number
 from advexp_core.runtime import OnStep, device_of
 from advexp_core.saliency import METHODS
+from advexp_core.statistics import CONFIDENCE, TOLERANCE, paired_bootstrap_ci, wilson_interval
 
 DEFAULT_METHODS = ("gradient", "smoothgrad", "ig", "gradcam")  # the graded explainers' defaults
 MAX_MASK_SHARE = 0.5
@@ -72,8 +73,11 @@ class AuditConfig:
             itself): the runner-up, i.e. the other class of a two-class network.
         adversarial: compute the adversarial explanation of each image.
         rho, steps, overshoot: its settings (docs/method.md §2).
-        seed: SmoothGrad's noise.
+        seed: SmoothGrad's noise and the margin interval's bootstrap.
         batch_size: images per forward pass.
+        tolerance: a share of decisions below which reliance on the artifact counts as negligible:
+            the verdict reads the interval of the share removing it changed against this
+            (docs/method.md §9).
     """
 
     methods: tuple[str, ...] = DEFAULT_METHODS
@@ -86,6 +90,7 @@ class AuditConfig:
     overshoot: float = _EXPLANATION.overshoot
     seed: int = 0
     batch_size: int = 32
+    tolerance: float = TOLERANCE
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.methods if m not in METHODS]
@@ -99,6 +104,10 @@ class AuditConfig:
             raise ValueError(f"border must be one of {', '.join(BORDERS)}, got {self.border!r}.")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}.")
+        if not 0 < self.tolerance < 1:
+            raise ValueError(
+                f"tolerance must lie between 0 and 1 (a share of decisions), got {self.tolerance}."
+            )
         ExplanationConfig(rho=self.rho, steps=self.steps, overshoot=self.overshoot)  # checks them
 
 
@@ -306,6 +315,11 @@ class ImageAudit:
         }  # fmt: skip
 
 
+def _wilson(k: int, n: int) -> list[float] | None:
+    """The Wilson interval of k/n as JSON's [low, high] (None without images, like the rate)."""
+    return list(wilson_interval(k, n, CONFIDENCE)) if n else None
+
+
 @dataclass(frozen=True)
 class InterventionSummary:
     """What one intervention did over the images it applies to.
@@ -315,6 +329,12 @@ class InterventionSummary:
         decisions_changed: n_changed / n_images (None without images).
         mean_margin_effect: mean change of the reference class's margin.
         accuracy_before, accuracy_after: over those images with a label (None without labels).
+        n_labelled, n_correct_before, n_correct_after: the counts behind the accuracies.
+        mean_margin_effect_ci: the paired bootstrap's 95 % interval of the mean margin change
+            (`statistics.paired_bootstrap_ci`, seeded by the config's seed; None under two images).
+
+    Every share has a Wilson 95 % interval (`decisions_changed_ci`, `accuracy_before_ci`,
+    `accuracy_after_ci`; `statistics.wilson_interval`), written beside it in JSON as ``<name>_ci``.
     """
 
     name: str
@@ -324,12 +344,28 @@ class InterventionSummary:
     mean_margin_effect: float | None
     accuracy_before: float | None
     accuracy_after: float | None
+    n_labelled: int = 0
+    n_correct_before: int = 0
+    n_correct_after: int = 0
+    mean_margin_effect_ci: tuple[float, float] | None = None
+
+    @property
+    def decisions_changed_ci(self) -> tuple[float, float]:
+        """The Wilson interval of n_changed / n_images ((0, 1) without images)."""
+        return wilson_interval(self.n_changed, self.n_images, CONFIDENCE)
 
     def to_json(self) -> dict[str, Any]:
+        margin_ci = self.mean_margin_effect_ci
         return {
             "n_images": self.n_images, "n_changed": self.n_changed, "decisions_changed": self.decisions_changed,
-            "mean_margin_effect": self.mean_margin_effect, "accuracy_before": self.accuracy_before,
+            "decisions_changed_ci": _wilson(self.n_changed, self.n_images),
+            "mean_margin_effect": self.mean_margin_effect,
+            "mean_margin_effect_ci": None if margin_ci is None else [json_number(v) for v in margin_ci],
+            "n_labelled": self.n_labelled,
+            "accuracy_before": self.accuracy_before,
+            "accuracy_before_ci": _wilson(self.n_correct_before, self.n_labelled),
             "accuracy_after": self.accuracy_after,
+            "accuracy_after_ci": _wilson(self.n_correct_after, self.n_labelled),
         }  # fmt: skip
 
 
@@ -365,6 +401,7 @@ class AuditResult:
             "toward": None if c.toward is None else self.class_names[c.toward],
             "rho": c.rho, "steps": c.steps, "overshoot": c.overshoot, "seed": c.seed,
             "batch_size": c.batch_size, "artifact_source": self.artifact_source,
+            "tolerance": c.tolerance, "confidence": CONFIDENCE,
         }  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
@@ -383,11 +420,20 @@ class AuditResult:
         }
 
 
+def n_misleading(grades: ExplainerGrades) -> int:
+    """The graded maps that hid the artifact (the misleading rate is that count over ``n_images``)."""
+    rate = grades.misleading_rate
+    return 0 if rate is None else round(rate * grades.n_images)
+
+
 def explainer_json(grades: ExplainerGrades) -> dict[str, Any]:
-    """One explainer's grades under the audit's names (the artifact share is over the graded images)."""
+    """One explainer's grades under the audit's names (the artifact share is over the graded images),
+    the misleading rate with its Wilson interval."""
     return {
         "artifact_share": grades.mean_ruler_share,
         "misleading_rate": grades.misleading_rate,
+        "misleading_rate_ci": _wilson(n_misleading(grades), grades.n_images),
+        "n_misleading": n_misleading(grades),
         "effect_spearman": grades.effect_spearman,
         "effect_spearman_all": grades.effect_spearman_all,
         "n_graded": grades.n_images,
@@ -414,7 +460,15 @@ def _measure(model: LoadedModel, images: Tensor, reference: Tensor, batch_size: 
     return _Measured(torch.softmax(z, 1), logit_margins(z, reference))
 
 
-def _summary(name: str, rows: Sequence[ImageAudit]) -> InterventionSummary | None:
+def _margin_interval(rows: Sequence[ImageAudit], seed: int) -> tuple[float, float] | None:
+    """The paired bootstrap interval of the mean margin change (None under two images or non-finite margins)."""
+    pairs = [(r.margin_after, r.margin) for r in rows if r.margin_after is not None]
+    if len(pairs) < 2 or not all(math.isfinite(a) and math.isfinite(b) for a, b in pairs):
+        return None
+    return paired_bootstrap_ci([a for a, _ in pairs], [b for _, b in pairs], seed=seed)
+
+
+def _summary(name: str, rows: Sequence[ImageAudit], seed: int) -> InterventionSummary | None:
     if not rows:
         return None
     changed = sum(bool(r.changed) for r in rows)
@@ -427,6 +481,7 @@ def _summary(name: str, rows: Sequence[ImageAudit]) -> InterventionSummary | Non
         name, len(rows), changed, changed / len(rows),
         json_number(sum(effects) / len(effects)) if effects else None,
         before / n_lab if n_lab else None, after / n_lab if n_lab else None,
+        n_lab, before, after, _margin_interval(rows, seed),
     )  # fmt: skip
 
 
@@ -508,7 +563,8 @@ def audit(
     grades = _grades(removed, config.methods)
     return AuditResult(
         model.model_id, weights_sha256(model), tuple(model.class_names), config, tuple(rows),
-        _summary("removed", removed), _summary("added", [r for r in rows if r.intervention == "added"]),
+        _summary("removed", removed, config.seed),
+        _summary("added", [r for r in rows if r.intervention == "added"], config.seed),
         grades, artifact_source if artifact is not None else None,
     )  # fmt: skip
 
@@ -687,6 +743,7 @@ __all__ = [
     "check_mask",
     "explainer_json",
     "fit_to_model",
+    "n_misleading",
     "paste_artifact",
     "remove_artifact",
     "validate_inpainting",

@@ -19,12 +19,14 @@ from matplotlib import colormaps
 from PIL import Image
 from torch import Tensor
 
-from advexp_core.audit import AuditResult, ImageAudit, explainer_json
+from advexp_core.audit import AuditResult, ImageAudit, explainer_json, n_misleading
 from advexp_core.figures import METHOD_TITLES
 from advexp_core.imaging import to_uint8
 from advexp_core.readings import Reading
 from advexp_core.readings import audit as readings
+from advexp_core.readings.groundtruth import near_tie
 from advexp_core.reports import versions
+from advexp_core.statistics import CONFIDENCE
 
 SHOWN_PX = 192  # pictures are drawn at least this large (small images with visible pixels)
 OUTLINE = (255, 40, 255)  # the artifact's mask, in magenta
@@ -100,15 +102,21 @@ def image_readings(class_names: Sequence[str], row: ImageAudit) -> tuple[Reading
 
 
 def summary_reading(result: AuditResult) -> Reading:
-    """The audit's plain-words verdict with its numbers (`readings.audit.summary`)."""
+    """The audit's plain-words verdict with its numbers and intervals (`readings.audit.summary`),
+    read against the config's tolerance: outcome "relies", "does-not-rely" or "inconclusive"
+    ("added-only" or "nothing-measured" when nothing was removed)."""
     removed = None if result.removed is None else (result.removed.n_changed, result.removed.n_images)
     added = None if result.added is None else (result.added.n_changed, result.added.n_images)
-    hidden = []
-    for g in result.grades:
-        n = g.n_images
-        rate = g.misleading_rate
-        hidden.append((title(g.method), 0 if rate is None else round(rate * n), n))
-    return readings.summary(removed=removed, added=added, hidden=hidden)
+    hidden = [(title(g.method), n_misleading(g), g.n_images) for g in result.grades]
+    ties = sum(
+        near_tie(r.probabilities.tolist())
+        or (r.probabilities_after is not None and near_tie(r.probabilities_after.tolist()))
+        for r in result.images
+        if r.intervention == "removed"
+    )
+    return readings.summary(
+        removed=removed, added=added, hidden=hidden, ties=ties, tolerance=result.config.tolerance
+    )
 
 
 def _cell(value: Any) -> str:
@@ -117,6 +125,19 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3f}"
     return html.escape(str(value))
+
+
+def with_intervals(row: dict[str, Any]) -> dict[str, Any]:
+    """A row with each ``<name>_ci`` interval written beside its rate, "0.625 [0.306, 0.863]", in one cell."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if key.endswith("_ci") and key[: -len("_ci")] in row:
+            continue
+        interval = row.get(f"{key}_ci")
+        if isinstance(value, float) and interval is not None and None not in interval:
+            value = f"{value:.3f} [{interval[0]:.3f}, {interval[1]:.3f}]"
+        out[key] = value
+    return out
 
 
 def _table(rows: Sequence[dict[str, Any]]) -> str:
@@ -173,8 +194,8 @@ def audit_html(result: AuditResult, *, generated_by: str = "advexp") -> str:
             "classes": ", ".join(result.class_names),
         }
     ]
-    interventions = [{"intervention": name, **report[name]} for name in ("removed", "added")]
-    explainers = [{"explainer": title(g.method), **explainer_json(g)} for g in result.grades]
+    interventions = [with_intervals({"intervention": name, **report[name]}) for name in ("removed", "added")]
+    explainers = [with_intervals({"explainer": title(g.method), **explainer_json(g)}) for g in result.grades]
     settings = [{"setting": k, "value": json.dumps(v)} for k, v in report["settings"].items()]
     sections = "".join(_image_section(result, row) for row in result.images)
     raw = html.escape(json.dumps(report, indent=1, ensure_ascii=False))
@@ -192,7 +213,9 @@ def audit_html(result: AuditResult, *, generated_by: str = "advexp") -> str:
         f"<h2>The network</h2>{_table(model_rows)}"
         f"<h2>The interventions</h2><p>Removed: the marked pixels filled by {html.escape(report['settings']['inpainting'])} "
         "inpainting. Added: the artifact pasted onto the images without one. Shares are of the images each applies to; "
-        "the margin is the followed class's logit minus the largest other.</p>"
+        "the margin is the followed class's logit minus the largest other. Beside each share, in brackets, "
+        f"its {CONFIDENCE:.0%} Wilson interval (the margin's: a paired bootstrap, seeded); the verdict reads the "
+        f"interval of the decisions changed by removal against a tolerance of {result.config.tolerance:g}.</p>"
         f"{_table(interventions)}"
         f"<h2>The explainers against the measurement</h2>{_table(explainers)}"
         f"<h2>Settings</h2>{_table(settings)}"
@@ -211,4 +234,5 @@ __all__ = [
     "overlay",
     "png_bytes",
     "summary_reading",
+    "with_intervals",
 ]

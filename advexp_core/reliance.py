@@ -9,7 +9,9 @@ logit margin (its logit minus the largest other) moves when the ruler goes or co
 
 ``counterfactual_effect`` is the general part: any batch against any counterfactual batch of the
 same images (a later use: real images against their ruler-inpainted versions).
-``shortcut_reliance`` applies it to the first N images of a lesions split.
+``shortcut_reliance`` applies it to the first N images of a lesions split. Every share comes with its
+Wilson 95 % interval, the mean margin change with a seeded paired bootstrap interval, and the
+outcome reads the removal's interval against a tolerance (`advexp_core.statistics`).
 """
 
 from __future__ import annotations
@@ -25,16 +27,25 @@ from advexp_core.groundtruth import LESION_CLASS_NAMES
 from advexp_core.models import LoadedModel
 from advexp_core.reports import json_number
 from advexp_core.runtime import device_of
+from advexp_core.statistics import (
+    CONFIDENCE,
+    TOLERANCE,
+    Outcome,
+    paired_bootstrap_ci,
+    three_way,
+    wilson_interval,
+)
 
 RELIANCE_DATASET = "lesions"
 DEFAULT_SPLIT = "test"
 DEFAULT_N_IMAGES = 200
 DEFAULT_BATCH_SIZE = 100
+BOOTSTRAP_SEED = 0  # the mean margin change's bootstrap: fixed, so a report is reproducible
 
 
 class RelianceError(ValueError):
     """Settings that cannot be measured; ``setting`` names the one at fault ("split", "n_images",
-    "batch_size" or "model") so a caller can point at its own name for it."""
+    "batch_size", "tolerance" or "model") so a caller can point at its own name for it."""
 
     def __init__(self, setting: str, message: str) -> None:
         self.setting = setting
@@ -161,6 +172,19 @@ def _mean(values: Tensor) -> float | None:
     return json_number(values.mean()) if values.numel() else None
 
 
+def _wilson(flags: Tensor) -> list[float] | None:
+    """The Wilson interval of the share of True flags, as JSON's [low, high] (None without any)."""
+    return list(wilson_interval(int(flags.sum()), flags.numel(), CONFIDENCE)) if flags.numel() else None
+
+
+def _margin_interval(after: Tensor, before: Tensor) -> list[float] | None:
+    """The paired bootstrap interval of the mean margin change (None under two images or non-finite margins)."""
+    a, b = after.double().numpy(), before.double().numpy()
+    if len(a) < 2 or not (torch.isfinite(after).all() and torch.isfinite(before).all()):
+        return None
+    return list(paired_bootstrap_ci(a, b, seed=BOOTSTRAP_SEED))
+
+
 @dataclass(frozen=True)
 class RelianceResult:
     """A network's decisions on the first N images of a lesions split and on their two twins.
@@ -172,6 +196,8 @@ class RelianceResult:
         removal: as-is -> ruler removed (meaningful where ``has_ruler``; elsewhere nothing changes).
         addition: as-is -> ruler drawn on (meaningful where not ``has_ruler``).
         batch_size: images per forward pass.
+        tolerance: a share of decisions below which reliance on the ruler counts as negligible
+            (`outcome` reads the removal's interval against it).
 
     Shapes: labels, has_ruler (N,); the effects' tensors (N,).
     """
@@ -185,29 +211,51 @@ class RelianceResult:
     removal: CounterfactualEffect
     addition: CounterfactualEffect
     batch_size: int
+    tolerance: float = TOLERANCE
 
-    def accuracy(self) -> dict[str, float]:
-        """Top-1 accuracy as drawn, with every ruler removed and with a ruler on every image."""
+    def _correct(self) -> dict[str, Tensor]:
         as_is, removed, added = self.removal.before, self.removal.after, self.addition.after
         return {
-            name: int((d.predictions == self.labels).sum()) / max(len(self.labels), 1)
+            name: d.predictions == self.labels
             for name, d in (("as_is", as_is), ("shortcut_removed", removed), ("shortcut_added", added))
         }
 
+    def accuracy(self) -> dict[str, float]:
+        """Top-1 accuracy as drawn, with every ruler removed and with a ruler on every image."""
+        return {name: int(c.sum()) / max(len(self.labels), 1) for name, c in self._correct().items()}
+
+    def accuracy_ci(self) -> dict[str, list[float] | None]:
+        """The Wilson 95 % interval of each accuracy of `accuracy` (None without images)."""
+        return {name: _wilson(c) for name, c in self._correct().items()}
+
+    def outcome(self) -> Outcome:
+        """The removal's interval against the tolerance: "relies", "does-not-rely" or "inconclusive"
+        (`statistics.three_way`; no image with a ruler: "inconclusive")."""
+        changed = self.removal.changed[self.has_ruler]
+        low, high = wilson_interval(int(changed.sum()), changed.numel(), CONFIDENCE)
+        return three_way(low, high, self.tolerance)
+
     def shortcut(self) -> dict[str, Any]:
-        """The ruler's effect: decisions changed (shares, None without such images) and margin moves."""
+        """The ruler's effect: decisions changed (shares with their Wilson intervals, None without
+        such images), margin moves (the mean's paired bootstrap interval) and the three-way outcome."""
         has, without = self.has_ruler, ~self.has_ruler
         removed, added = self.removal.margin_effect[has], self.addition.margin_effect[without]
         return {
             "images_with": int(has.sum()),
             "images_without": int(without.sum()),
             "decisions_changed_when_removed": _share(self.removal.changed[has]),
+            "decisions_changed_when_removed_ci": _wilson(self.removal.changed[has]),
             "decisions_changed_when_added": _share(self.addition.changed[without]),
+            "decisions_changed_when_added_ci": _wilson(self.addition.changed[without]),
             "n_changed_when_removed": int(self.removal.changed[has].sum()),
             "n_changed_when_added": int(self.addition.changed[without].sum()),
             "mean_margin_effect": _mean(removed),
+            "mean_margin_effect_ci": _margin_interval(
+                self.removal.after.margins[has], self.removal.before.margins[has]
+            ),
             "mean_abs_margin_effect": _mean(removed.abs()),
             "mean_margin_effect_when_added": _mean(added),
+            "outcome": self.outcome(),
         }
 
     def images(self) -> list[RelianceImage]:
@@ -237,9 +285,13 @@ class RelianceResult:
             "n_images": len(self.image_indices),
             "image_indices": list(self.image_indices),
             "accuracy": self.accuracy(),
+            "accuracy_ci": self.accuracy_ci(),
             "shortcut": self.shortcut(),
-            "settings": {"batch_size": self.batch_size},
-        }
+            "settings": {
+                "batch_size": self.batch_size, "tolerance": self.tolerance, "confidence": CONFIDENCE,
+                "bootstrap_seed": BOOTSTRAP_SEED,
+            },
+        }  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -308,6 +360,7 @@ def shortcut_reliance(
     split: str = DEFAULT_SPLIT,
     n_images: int = DEFAULT_N_IMAGES,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    tolerance: float = TOLERANCE,
 ) -> RelianceResult:
     """Classify the first N lesion images as drawn, with the ruler removed, and with a ruler drawn on.
 
@@ -317,27 +370,38 @@ def shortcut_reliance(
         split: "train", "test" or "test-unbiased".
         n_images: the first N images of the split.
         batch_size: images per forward pass.
+        tolerance: a share of decisions below which reliance on the ruler counts as negligible, in (0, 1).
 
     Returns:
         ``RelianceResult``; ``to_json()`` gives {"model", "dataset", "split", "n_images",
-        "image_indices", "accuracy": {"as_is", "shortcut_removed", "shortcut_added"}, "shortcut":
-        {"images_with", "decisions_changed_when_removed" (share of the images with a ruler),
-        "decisions_changed_when_added" (share of those without), "mean_margin_effect" (mean true-class
-        margin change when the ruler is removed, on images with one), ...}, "settings"}.
+        "image_indices", "accuracy": {"as_is", "shortcut_removed", "shortcut_added"}, "accuracy_ci"
+        (their Wilson intervals), "shortcut": {"images_with", "decisions_changed_when_removed" (share
+        of the images with a ruler), "decisions_changed_when_added" (share of those without), each
+        with its "_ci", "mean_margin_effect" (mean true-class margin change when the ruler is
+        removed, on images with one) with its "_ci", "outcome", ...}, "settings"}.
 
     Raises:
-        RelianceError: unknown split, N out of range, batch_size < 1, a model that is not a lesions one.
+        RelianceError: unknown split, N out of range, batch_size < 1, tolerance outside (0, 1), a
+            model that is not a lesions one.
 
     Shapes: per-image tensors (N,).
     """
     if batch_size < 1:
         raise RelianceError("batch_size", f"batch_size must be at least 1, got {batch_size}.")
+    if not 0 < tolerance < 1:
+        raise RelianceError(
+            "tolerance", f"tolerance must lie between 0 and 1 (a share of decisions), got {tolerance}."
+        )
     check_lesions_model(model)
-    return twin_reliance(model, lesion_twins(split, n_images), batch_size=batch_size)
+    return twin_reliance(model, lesion_twins(split, n_images), batch_size=batch_size, tolerance=tolerance)
 
 
 def twin_reliance(
-    model: LoadedModel, twins: LesionTwins, *, batch_size: int = DEFAULT_BATCH_SIZE
+    model: LoadedModel,
+    twins: LesionTwins,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    tolerance: float = TOLERANCE,
 ) -> RelianceResult:
     """``shortcut_reliance`` on twins already drawn (several networks on the same images).
 
@@ -350,7 +414,7 @@ def twin_reliance(
     return RelianceResult(
         model=model.model_id, dataset=RELIANCE_DATASET, split=twins.split,
         image_indices=tuple(range(len(labels))), labels=labels, has_ruler=twins.has_ruler,
-        removal=removal, addition=addition, batch_size=batch_size,
+        removal=removal, addition=addition, batch_size=batch_size, tolerance=tolerance,
     )  # fmt: skip
 
 

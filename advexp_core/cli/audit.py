@@ -58,8 +58,10 @@ from advexp_core.imaging import (
     ImageError,
     decode_image,
 )
+from advexp_core.readings.audit import interval_text, number_with_interval
 from advexp_core.reports import format_number
 from advexp_core.saliency import METHODS
+from advexp_core.statistics import TOLERANCE
 
 FILES = {"result": "result.json", "images": "images.csv", "report": "report.html"}
 FLAGS = {"images": "--images", "masks": "--masks", "labels": "--labels", "artifact": "--add-from/--add-mask"}
@@ -85,6 +87,13 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("--toward", help="class of the adversarial explanations (default: the runner-up)")
     parser.add_argument("--no-adversarial", action="store_true", help="skip the adversarial explanations")
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=TOLERANCE,
+        help="share of decisions below which reliance on the artifact counts as negligible: the verdict "
+        f"reads the 95%% interval of the share removing it changed against it (default {TOLERANCE})",
+    )
     add_out_argument(parser, "result.json, images.csv, report.html")
     add_json_argument(parser)
     parser.set_defaults(run=run, summary=summary)
@@ -183,6 +192,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             where=args.where,
             border=args.border,
             adversarial=not args.no_adversarial,
+            tolerance=args.tolerance,
         )
     inputs = load_inputs(args)
     names, raw, raw_masks = inputs.names, inputs.images, inputs.masks
@@ -249,14 +259,17 @@ def summary(result: dict[str, Any]) -> str:
         s = result[name]
         if s["n_images"]:
             lines.append(
-                f"{name}: {s['n_changed']} of {s['n_images']} decisions changed; mean margin change "
-                f"{format_number(s['mean_margin_effect'])}; accuracy {format_number(s['accuracy_before'])} -> "
-                f"{format_number(s['accuracy_after'])}"
+                f"{name}: {s['n_changed']} of {s['n_images']} decisions changed "
+                f"({interval_text(*s['decisions_changed_ci'])}); mean margin change "
+                f"{number_with_interval(s['mean_margin_effect'], s['mean_margin_effect_ci'])}; accuracy "
+                f"{number_with_interval(s['accuracy_before'], s['accuracy_before_ci'])} -> "
+                f"{number_with_interval(s['accuracy_after'], s['accuracy_after_ci'])}"
             )
     for method, g in result["explainers"].items():
         lines.append(
             f"{method}: artifact share {format_number(g['artifact_share'])}, misleading rate "
-            f"{format_number(g['misleading_rate'])}, effect Spearman {format_number(g['effect_spearman'])}"
+            f"{number_with_interval(g['misleading_rate'], g['misleading_rate_ci'])}, effect Spearman "
+            f"{format_number(g['effect_spearman'])}"
         )
     lines.append(f"wrote {result['out']}/{FILES['result']}, {FILES['images']} and {FILES['report']}")
     return "\n".join(lines)

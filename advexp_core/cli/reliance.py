@@ -23,6 +23,7 @@ from advexp_core.cli.common import (
 )
 from advexp_core.cli.output import add_out_argument, output_folder
 from advexp_core.datasets import LESIONS_SIZES
+from advexp_core.readings.audit import interval_text, number_with_interval, tolerance_text
 from advexp_core.reliance import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_N_IMAGES,
@@ -33,9 +34,16 @@ from advexp_core.reliance import (
     shortcut_reliance,
 )
 from advexp_core.reports import format_number
+from advexp_core.statistics import TOLERANCE
 
 FILES = {"result": "result.json", "images": "images.csv"}
-FLAGS = {"split": "--split", "n_images": "--n-images", "batch_size": "--batch-size", "model": "--model"}
+FLAGS = {
+    "split": "--split",
+    "n_images": "--n-images",
+    "batch_size": "--batch-size",
+    "tolerance": "--tolerance",
+    "model": "--model",
+}
 
 
 def register(sub: Any) -> None:
@@ -63,6 +71,13 @@ def register(sub: Any) -> None:
         default=DEFAULT_BATCH_SIZE,
         help=f"images per forward pass (default {DEFAULT_BATCH_SIZE})",
     )
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=TOLERANCE,
+        help="share of decisions below which reliance on the ruler counts as negligible: the outcome "
+        f"reads the 95%% interval of the share removing it changed against it (default {TOLERANCE})",
+    )
     add_out_argument(parser, "result.json, images.csv")
     add_json_argument(parser)
     parser.set_defaults(run=run, summary=summary)
@@ -88,8 +103,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     model = load_model_or_usage_error(args.model)
     try:
         result = shortcut_reliance(
-            model, split=args.split, n_images=args.n_images, batch_size=args.batch_size
-        )
+            model, split=args.split, n_images=args.n_images, batch_size=args.batch_size,
+            tolerance=args.tolerance,
+        )  # fmt: skip
     except RelianceError as exc:
         raise UsageError(f"{FLAGS.get(exc.setting, exc.setting)}: {exc}") from exc
     report = {**result.to_json(), "versions": versions(), "files": FILES, "out": str(args.out)}
@@ -99,18 +115,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def _changed(s: dict[str, Any], when: str) -> str:
+    """The share of decisions changed with its interval: "(share 0.62; 95% interval 31% to 86%)"."""
+    share, interval = s[f"decisions_changed_when_{when}"], s[f"decisions_changed_when_{when}_ci"]
+    words = "" if interval is None else f"; {interval_text(*interval)}"
+    return f"(share {format_number(share)}{words})"
+
+
 def summary(result: dict[str, Any]) -> str:
-    acc, s = result["accuracy"], result["shortcut"]
+    acc, ci, s = result["accuracy"], result["accuracy_ci"], result["shortcut"]
+    tolerance = tolerance_text(result["settings"]["tolerance"])
     return "\n".join(
         [
             f"{result['model']} on {result['dataset']} {result['split']}, first {result['n_images']} images",
-            f"accuracy: as drawn {acc['as_is']:.3f}, rulers removed {acc['shortcut_removed']:.3f}, "
-            f"rulers on every image {acc['shortcut_added']:.3f}",
+            f"accuracy [{result['settings']['confidence']:.0%} interval]: as drawn {number_with_interval(acc['as_is'], ci['as_is'])}, rulers removed "
+            f"{number_with_interval(acc['shortcut_removed'], ci['shortcut_removed'])}, rulers on every image "
+            f"{number_with_interval(acc['shortcut_added'], ci['shortcut_added'])}",
             f"removing the ruler changed {s['n_changed_when_removed']} of {s['images_with']} decisions "
-            f"(share {format_number(s['decisions_changed_when_removed'])}); mean true-class margin change "
-            f"{format_number(s['mean_margin_effect'])}",
+            f"{_changed(s, 'removed')}; mean true-class margin change "
+            f"{number_with_interval(s['mean_margin_effect'], s['mean_margin_effect_ci'])}",
             f"adding a ruler changed {s['n_changed_when_added']} of {s['images_without']} decisions "
-            f"(share {format_number(s['decisions_changed_when_added'])})",
+            f"{_changed(s, 'added')}",
+            f"outcome at a {tolerance} tolerance: {s['outcome']}",
             f"wrote {result['out']}/{FILES['result']} and {FILES['images']}",
         ]
     )

@@ -18,6 +18,7 @@ from advexp_core.cli import audit as audit_cli
 from advexp_core.cli import main
 from advexp_core.datasets import load_lesions
 from advexp_core.imaging import encode_png
+from advexp_core.statistics import wilson_interval
 from tests.core.test_reliance import _band, _loaded
 
 N = 6
@@ -78,8 +79,15 @@ def test_writes_the_report_the_table_and_the_html(folders: dict[str, Path], caps
     # The network reads nothing but the ruler: removing it flips every decision, pasting it too.
     assert removed["decisions_changed"] == 1.0 and added["decisions_changed"] == 1.0
     assert {"decisions_changed", "mean_margin_effect", "accuracy_before", "accuracy_after"} <= set(removed)
-    assert set(stored["explainers"]["gradient"]) >= {"artifact_share", "misleading_rate", "effect_spearman"}
-    assert stored["verdict"]["outcome"] == "decides-by-artifact"
+    for summary in (removed, added):  # every rate with its Wilson interval beside it
+        n = summary["n_images"]
+        assert summary["decisions_changed_ci"] == list(wilson_interval(n, n))
+        assert {"accuracy_before_ci", "accuracy_after_ci", "mean_margin_effect_ci"} <= set(summary)
+    gradient = stored["explainers"]["gradient"]
+    assert set(gradient) >= {"artifact_share", "misleading_rate", "misleading_rate_ci", "effect_spearman"}
+    # Few images, every one changed: relies (the interval lies above 5%), "most" only if it lies above half.
+    assert stored["verdict"]["outcome"] == "relies" and "95% interval" in stored["verdict"]["verdict"]
+    assert stored["settings"]["tolerance"] == 0.05
     rows = list(csv.DictReader((f["out"] / "images.csv").open()))
     assert [r["name"] for r in rows] == [f"lesion{k}.png" for k in range(N)]
     html = (f["out"] / "report.html").read_text()
@@ -94,6 +102,22 @@ def test_summary_without_json(folders: dict[str, Path], capsys) -> None:
     )  # fmt: skip
     assert code == 0, err
     assert "Removing the artifact changed 100% of decisions" in stdout and "report.html" in stdout
+    assert "decisions changed (95% interval" in stdout
+
+
+def test_the_tolerance_option_decides_the_verdict(folders: dict[str, Path], capsys) -> None:
+    f = folders
+    base = ["audit", "--model", "x", "--images", str(f["images"]), "--masks", str(f["masks"])]
+    base += ["--methods", "--no-adversarial", "--json"]
+    code, stdout, err = run_cli(capsys, *base, "--tolerance", "0.9", "--out", str(f["out"]))
+    assert code == 0, err
+    result = json.loads(stdout)
+    n = result["removed"]["n_images"]
+    low = wilson_interval(n, n)[0]
+    assert result["settings"]["tolerance"] == 0.9
+    assert result["verdict"]["outcome"] == ("relies" if low > 0.9 else "inconclusive")
+    code, _, err = run_cli(capsys, *base, "--tolerance", "1.5", "--out", str(f["rulers"] / "other"))
+    assert code == 2 and "tolerance" in err
 
 
 def test_bad_input_exits_2_and_writes_nothing(folders: dict[str, Path], capsys, tmp_path: Path) -> None:

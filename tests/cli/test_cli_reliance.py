@@ -12,6 +12,7 @@ import pytest
 from advexp_core.cli import main
 from advexp_core.cli import reliance as reliance_cli
 from advexp_core.models import LoadedModel
+from advexp_core.statistics import wilson_interval
 from tests.core.test_reliance import CentreReader, RulerReader, _loaded
 
 
@@ -48,12 +49,31 @@ def test_writes_the_summary_and_one_csv_row_per_image(tmp_path: Path, capsys, mo
     assert (
         shortcut["decisions_changed_when_removed"] == 1.0 and shortcut["decisions_changed_when_added"] == 1.0
     )
+    n_with, n_without = shortcut["images_with"], shortcut["images_without"]
+    assert shortcut["decisions_changed_when_removed_ci"] == list(wilson_interval(n_with, n_with))
+    assert shortcut["decisions_changed_when_added_ci"] == list(wilson_interval(n_without, n_without))
+    assert set(stored["accuracy_ci"]) == set(stored["accuracy"])
+    assert shortcut["outcome"] == "relies" and stored["settings"]["tolerance"] == 0.05
     rows = list(csv.DictReader((out / "images.csv").open()))
     assert [int(r["index"]) for r in rows] == list(range(12))
     assert sum(r["has_ruler"] == "True" for r in rows) == shortcut["images_with"]
     assert all(r["prediction_added"] == "1" and r["prediction_removed"] == "0" for r in rows)
     code, stdout, _ = run_cli(capsys, *argv)
     assert code == 0 and f"of {shortcut['images_with']} decisions" in stdout and "wrote" in stdout
+    assert "95% interval" in stdout and "outcome at a 5% tolerance: relies" in stdout
+
+
+def test_no_change_on_a_few_images_reads_inconclusive(tmp_path: Path, capsys, monkeypatch) -> None:
+    _serve(monkeypatch, _loaded(CentreReader()))
+    argv = ["reliance", "--model", "x", "--dataset", "lesions", "--n-images", "12", "--json"]
+    code, stdout, err = run_cli(capsys, *argv, "--out", str(tmp_path / "a"))
+    assert code == 0, err
+    shortcut = json.loads(stdout)["shortcut"]
+    assert shortcut["n_changed_when_removed"] == 0 and shortcut["outcome"] == "inconclusive"
+    assert shortcut["decisions_changed_when_removed_ci"][1] > 0.05  # a few images cannot rule out 5%
+    code, stdout, err = run_cli(capsys, *argv, "--tolerance", "0.6", "--out", str(tmp_path / "b"))
+    assert code == 0, err
+    assert json.loads(stdout)["shortcut"]["outcome"] == "does-not-rely"  # under 60%: ruled out
 
 
 @pytest.mark.parametrize(
@@ -67,6 +87,7 @@ def test_writes_the_summary_and_one_csv_row_per_image(tmp_path: Path, capsys, mo
         ),
         (["--dataset", "lesions", "--n-images", "0"], "--n-images"),
         (["--dataset", "lesions", "--batch-size", "0"], "--batch-size"),
+        (["--dataset", "lesions", "--tolerance", "0"], "--tolerance: tolerance must lie between 0 and 1"),
     ],
 )
 def test_bad_arguments_exit_2_with_the_flag(tmp_path: Path, capsys, monkeypatch, extra, message) -> None:

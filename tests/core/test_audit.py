@@ -1,6 +1,7 @@
 """The shortcut audit: interventions on hand-made images, the exact effect on a hand-made network that
-reads one region, clear errors for bad input, the readings and the report, and the inpainting's
-agreement with the lesions' exact twins on a few images."""
+reads one region, every rate's Wilson interval and the three-way verdict on lesion images read by
+hand-made ruler readers, clear errors for bad input, the readings and the report, and the
+inpainting's agreement with the lesions' exact twins on a few images."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from advexp_core.audit import (
     Artifact,
     AuditConfig,
     AuditError,
+    AuditResult,
     audit,
     paste_artifact,
     remove_artifact,
@@ -25,6 +27,9 @@ from advexp_core.imaging import Preprocess
 from advexp_core.models import LoadedModel, ModelError, load_model
 from advexp_core.readings import audit as readings
 from advexp_core.reliance import lesion_twins
+from advexp_core.statistics import images_to_rule_out, wilson_interval
+from tests.core.test_reliance import CentreReader, RulerReader
+from tests.core.test_reliance import _loaded as _lesions_model
 from tests.models import frozen
 
 SIZE = 16
@@ -129,12 +134,17 @@ def test_a_network_that_reads_one_region_gives_the_exact_effect() -> None:
     assert first.shares["gradient"] == pytest.approx(1.0)
     grades = result.to_json()["explainers"]["gradient"]
     assert grades["misleading_rate"] == 0.0 and grades["artifact_share"] == pytest.approx(1.0)
+    assert grades["misleading_rate_ci"] == list(wilson_interval(0, 1))
     assert result.to_json()["settings"]["artifact_source"] == "image 1"
+    # One image: a change is real (the interval starts at 21 %, above 5 %), but not "most".
     verdict = summary_reading(result)
-    assert verdict.outcome == "decides-by-artifact" and "100% of decisions (1 of 1 images)" in verdict.text
+    assert verdict.outcome == "relies" and "most" not in verdict.text
+    assert "100% of decisions (1 of 1 images; 95% interval 21% to 100%)" in verdict.text
     page = audit_html(result)
     assert page.startswith("<!DOCTYPE html>") and page.count("data:image/png;base64,") >= 6
     assert result.weights_sha256 in page
+    low, high = wilson_interval(1, 1)
+    assert f"1.000 [{low:.3f}, {high:.3f}]" in page  # the removal's share, its interval beside it
 
 
 def test_the_adversarial_explanation_is_made_toward_the_other_class() -> None:
@@ -182,9 +192,36 @@ def test_readings_quote_their_numbers() -> None:
     r = readings.map_against_reliance("Gradient", share=0.05, area=0.2, relies=True, intervention="removed")
     assert r.outcome == "misleading" and "5%" in r.sentence and "20%" in r.sentence
     r = readings.summary(removed=(5, 8), added=None, hidden=[("Gradient", 4, 5)])
-    assert r.outcome == "decides-by-artifact" and "62%" in r.text and "80% of them (4 of 5)" in r.text
-    assert readings.summary(removed=(0, 3), added=(1, 2), hidden=[]).outcome == "not-by-artifact"
+    # 5 of 8: the interval 31% to 86% lies above 5%, but not above one half: no "most".
+    assert r.outcome == "relies" and "62%" in r.text and "95% interval 31% to 86%" in r.text
+    assert "most" not in r.text and "at least 31%" in r.text
+    assert "the Gradient map would have hidden it on 80% [38%, 96%] of 5 images" in r.text
+    r = readings.summary(removed=(0, 3), added=(1, 2), hidden=[])
+    assert r.outcome == "inconclusive" and "does not" not in r.text
+    assert "pasting it on changed 50% (1 of 2; 95% interval 9.5% to 91%)" in r.text
+    assert readings.summary(removed=None, added=(1, 2), hidden=[]).outcome == "added-only"
     assert readings.summary(removed=None, added=None, hidden=[]).outcome == "nothing-measured"
+
+
+def test_the_verdict_follows_the_interval_not_the_share() -> None:
+    # No change on 8 images: up to 32% is still possible, and 73 images would rule out 5%.
+    r = readings.summary(removed=(0, 8), added=None, hidden=[])
+    assert r.outcome == "inconclusive" and "0 of 8 images; 95% interval 0% to 32%" in r.text
+    assert "up to 32%" in r.text and f"no change on {images_to_rule_out(0.05)} images" in r.text
+    assert "73 images you could rule out more than 5%" in r.text
+    # No change on 73 images: ruled out. On 72: one image short.
+    assert readings.summary(removed=(0, 73), added=None, hidden=[]).outcome == "does-not-rely"
+    assert readings.summary(removed=(0, 72), added=None, hidden=[]).outcome == "inconclusive"
+    # 64 of 103: the interval (52% to 71%) lies above one half: "most".
+    r = readings.summary(removed=(64, 103), added=None, hidden=[])
+    assert r.outcome == "relies" and "most of these images (at least 52%)" in r.text
+    assert not readings.summary(removed=(64, 103), added=None, hidden=[], ties=1).near_threshold  # 63, 65 too
+    # 1 of 8: 2.2% to 47% straddles 5%; 2 of 8 would read "relies": flagged when a near tie could flip.
+    r = readings.summary(removed=(1, 8), added=None, hidden=[])
+    assert r.outcome == "inconclusive" and not r.near_threshold and "2.2%" in r.text
+    assert readings.summary(removed=(1, 8), added=None, hidden=[], ties=1).near_threshold
+    # A looser tolerance decides 0 of 8 (upper end 32% < 50%).
+    assert readings.summary(removed=(0, 8), added=None, hidden=[], tolerance=0.5).outcome == "does-not-rely"
 
 
 def test_inpainting_the_ruler_agrees_with_the_exact_twin_on_a_few_lesions() -> None:
@@ -197,6 +234,53 @@ def test_inpainting_the_ruler_agrees_with_the_exact_twin_on_a_few_lesions() -> N
     result = validate_inpainting(model, twins.images, twins.ruler_masks, twins.removed, would_be)
     assert result.n_images >= 5 and result.agreement >= 0.9
     assert result.changed_twin > 0  # the network does read the ruler here, so agreeing is not trivial
+
+
+def _lesion_audit(module: nn.Module, n: int = 8) -> AuditResult:
+    """The first n lesion test images with their rulers marked, each read by ``module``, labelled."""
+    data = load_lesions("test", with_masks=True)
+    rulers = data.masks["shortcut"][:n]
+    masks = [m if bool(m.any()) else None for m in rulers]
+    labels = [int(y) for y in data.labels[:n]]
+    config = AuditConfig(methods=(), adversarial=False)
+    return audit(_lesions_model(module), list(data.images[:n]), masks, labels=labels, config=config)
+
+
+def test_a_real_audit_reports_each_rate_with_its_wilson_interval() -> None:
+    result = _lesion_audit(RulerReader())
+    removed = result.removed
+    assert removed is not None and removed.n_images == 5  # the pinned split: 5 of the first 8 have a ruler
+    report = result.to_json()["removed"]
+    assert removed.n_changed == 5  # the network reads nothing but the ruler
+    assert report["decisions_changed_ci"] == list(wilson_interval(removed.n_changed, removed.n_images))
+    assert removed.decisions_changed_ci == wilson_interval(5, 5)
+    assert report["n_labelled"] == 5
+    assert report["accuracy_before_ci"] == list(wilson_interval(removed.n_correct_before, 5))
+    assert report["accuracy_after_ci"] == list(wilson_interval(removed.n_correct_after, 5))
+    low, high = report["mean_margin_effect_ci"]
+    assert low <= report["mean_margin_effect"] <= high
+    assert result.to_json()["added"]["decisions_changed_ci"] is None  # nothing pasted: no rate, no interval
+    assert result.to_json()["settings"]["tolerance"] == 0.05
+    verdict = summary_reading(result)
+    # 5 of 5: the interval (57% to 100%) lies above one half.
+    assert verdict.outcome == "relies" and "most of these images" in verdict.text
+
+
+def test_no_change_on_a_few_images_is_inconclusive_not_a_clean_bill() -> None:
+    result = _lesion_audit(CentreReader())  # blind to the band the rulers lie in
+    assert result.removed is not None and result.removed.n_changed == 0
+    n = result.removed.n_images
+    assert result.to_json()["removed"]["decisions_changed_ci"] == [0.0, wilson_interval(0, n)[1]]
+    verdict = summary_reading(result)
+    assert verdict.outcome == "inconclusive" and "does not decide" not in verdict.text
+    assert f"0 of {n} images" in verdict.text and "with no change on 73 images" in verdict.text
+
+
+def test_the_tolerance_is_a_checked_setting() -> None:
+    assert AuditConfig().tolerance == 0.05
+    for bad in (0.0, 1.0, -0.1):
+        with pytest.raises(ValueError, match="tolerance"):
+            AuditConfig(tolerance=bad)
 
 
 def test_nothing_marked_and_nothing_pasted_measures_nothing() -> None:
