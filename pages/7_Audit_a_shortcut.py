@@ -95,11 +95,18 @@ with st.form("audit-form"):
         format_func=lambda c: "the other class (runner-up)" if c is None else model.class_names[c],
     )  # fmt: skip
     adversarial = c2.checkbox("Adversarial explanation of each image", value=True)
+    tolerance = c1.number_input(
+        "Tolerance (% of decisions)", min_value=0.5, max_value=50.0, value=100 * AuditConfig.tolerance, step=0.5,
+        help="Reliance below this share counts as none. The verdict says 'relies' only when the 95 % interval "
+        "lies above it, 'does not rely' only when it lies below, and 'cannot tell' otherwise.",
+    )  # fmt: skip
+    st.caption(view.sample_size_note(sum(i.mask is not None for i in marked), tolerance / 100))
     submitted = st.form_submit_button("Run the audit", type="primary")
 
 config = AuditConfig(
-    methods=tuple(methods), where=str(where), border=str(border), toward=toward, adversarial=adversarial
-)
+    methods=tuple(methods), where=str(where), border=str(border), toward=toward, adversarial=adversarial,
+    tolerance=float(tolerance) / 100,
+)  # fmt: skip
 key = (marked, artifact, model.model_id, config)
 if flow.requested(PAGE, submitted=submitted, key=key):
     where_box, slots = st.container(), view.AuditSlots(tuple(i.name for i in marked))

@@ -18,9 +18,10 @@ from streamlit_image_coordinates import streamlit_image_coordinates
 from torch import Tensor
 
 from advexp_core.audit import check_mask
-from advexp_core.audit_report import outlined, title
+from advexp_core.audit_report import outlined, title, with_intervals
 from advexp_core.imaging import ImageError, decode_image
 from advexp_core.interventions import size_text
+from advexp_core.statistics import images_to_rule_out, wilson_interval
 from advexp_ui import render
 from advexp_ui.images import read_upload
 from advexp_ui.jobs.audit import ImagePart, Item, mask_png, read_mask
@@ -259,6 +260,19 @@ def _image_block(
         st.markdown("\n".join(f"- {line}" for line in rest))
 
 
+def sample_size_note(n_marked: int, tolerance: float) -> str:
+    """Before a run: what this many marked images can tell, and how many ruling out ``tolerance`` needs."""
+    needed = images_to_rule_out(tolerance)
+    if n_marked == 0:
+        return f"Mark the artifact on some images. Ruling out reliance above {tolerance:.1%} needs {needed} marked images with no change."
+    upper = wilson_interval(0, n_marked)[1]
+    more = "these are enough" if n_marked >= needed else f"{needed - n_marked} more would settle it"
+    return (
+        f"{n_marked} marked images: if no decision changed, the audit could rule out reliance above "
+        f"{upper:.0%} (95 % interval). Ruling out {tolerance:.1%} needs {needed} marked images; {more}."
+    )
+
+
 def show_audit(outcome: Outcome, slots: AuditSlots | None = None) -> None:
     """The whole audit: the summary verdict and tables, every image's block, the downloads."""
     report = outcome.report
@@ -266,10 +280,15 @@ def show_audit(outcome: Outcome, slots: AuditSlots | None = None) -> None:
     with slots.summary.container():
         st.header("What the audit measured")
         verdict = report["verdict"]
-        (st.warning if verdict["outcome"] == "decides-by-artifact" else st.success)(verdict["verdict"])
-        rows = [{"intervention": k, **report[k]} for k in ("removed", "added") if report[k]["n_images"]]
+        show = {"relies": st.warning, "does-not-rely": st.success}.get(verdict["outcome"], st.info)
+        show(render.defuse_markdown(verdict["verdict"]))
+        rows = [
+            with_intervals({"intervention": k, **report[k]})
+            for k in ("removed", "added")
+            if report[k]["n_images"]
+        ]
         render.table(rows, hide_index=True)
-        grades = [{"explainer": title(m), **g} for m, g in report["explainers"].items()]
+        grades = [with_intervals({"explainer": title(m), **g}) for m, g in report["explainers"].items()]
         if grades:
             st.markdown(
                 "**Each explainer against the measurement** (on the images whose decision changed when the artifact was removed)"

@@ -40,10 +40,16 @@ def test_lesion_images_audit_end_to_end(monkeypatch: pytest.MonkeyPatch) -> None
     assert "lesion-0.png: artifact marked" in captions
     by_label(at.multiselect, "Explainers").set_value(["gradient", "gradcam"])
     by_label(at.checkbox, "Adversarial explanation").uncheck()
+    by_label(at.number_input, "Tolerance").set_value(5.0)
     at = submit(at, "audit-form", "Run the audit")
     assert_clean(at)
+    captions = " ".join(c.value for c in at.caption)
+    assert "3 marked images" in captions and "needs 73 marked images; 70 more would settle it" in captions
     verdicts = " ".join(m.value for m in [*at.warning, *at.success, *at.info])
     assert "Removing the artifact changed" in verdicts and "of decisions" in verdicts
+    assert "95 % interval" in verdicts or "interval" in verdicts
+    cells = " ".join(str(v) for df in at.dataframe for v in df.value.astype(str).values.ravel())
+    assert "[" in cells and "]" in cells  # rates with their intervals in the tables
     assert "the marked artifact" in verdicts  # each image's measured reading
     text = " ".join(m.value for m in at.markdown)
     assert "of its mass on the artifact" in text  # each map's reading, with its numbers
