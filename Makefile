@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: app test chromium lint results-table screenshots
+.PHONY: app test chromium lint readme results-table screenshots
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ $(STAMP): requirements.txt pyproject.toml
 
 app: $(STAMP)
 	# The primer asks the server to run app.py once, so the default network loads before the first visitor.
-	$(PY) scripts/prime_app.py & $(VENV)/bin/streamlit run app.py --server.address 127.0.0.1 --browser.gatherUsageStats false
+	$(PY) -m scripts.prime_app & $(VENV)/bin/streamlit run app.py --server.address 127.0.0.1 --browser.gatherUsageStats false
 
 chromium:
 	@bash scripts/install_chromium.sh
@@ -31,8 +31,12 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+# Every generated block of README.md and research/README.md (findings, CLI reference, the lab's tables).
+readme: $(STAMP)
+	$(PY) -m scripts.update_readme
+
 results-table: $(STAMP)
-	$(PY) scripts/results_table.py
+	$(PY) -m scripts.results_table
 
 screenshots: $(STAMP) chromium
-	$(PY) scripts/screenshots.py
+	$(PY) -m scripts.screenshots

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from advexp_core.readings.headline import read_headlines
+from advexp_core.experiments.headline import read_headlines
 from advexp_ui import flow, loaders, render, setup
 from advexp_ui.jobs.common import classify
 

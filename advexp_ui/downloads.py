@@ -11,27 +11,16 @@ from typing import Any
 
 import streamlit as st
 
-from advexp_core.reports import json_number
+from advexp_core.base.jsonsafe import json_safe
 
 # A file's bytes, or a function that makes them when the download is asked for (Streamlit's deferred download).
 FileData = bytes | Callable[[], bytes]
 MIME = {".png": "image/png", ".json": "application/json", ".zip": "application/zip", ".csv": "text/csv"}
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe copy: NaN and infinities become null (JSON has neither)."""
-    if isinstance(value, float):
-        return json_number(value)
-    if isinstance(value, Mapping):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
-
-
 def report_bytes(report: Mapping[str, Any]) -> bytes:
     """The JSON report as UTF-8 bytes (settings, seed, versions, predictions, metrics)."""
-    return (json.dumps(_clean(report), indent=2, ensure_ascii=False) + "\n").encode()
+    return (json.dumps(json_safe(report), indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
 
 
 def zip_bytes(files: Mapping[str, FileData]) -> bytes:

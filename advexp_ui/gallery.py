@@ -63,8 +63,8 @@ def entry_bytes(key: str) -> bytes:
     entry = entries()[key]
     if entry.path is not None:
         return entry.path.read_bytes()
-    from advexp_core.datasets import load_dataset
-    from advexp_core.imaging import encode_png
+    from advexp_core.data.datasets import load_dataset
+    from advexp_core.data.imaging import encode_png
 
     image, _label = load_dataset("digits", "test")[entry.digit_index]
     return encode_png(image)

@@ -12,7 +12,7 @@ from matplotlib import colormaps
 from PIL import Image
 from torch import Tensor
 
-from advexp_core.imaging import (
+from advexp_core.data.imaging import (
     MAX_IMAGE_BYTES,
     ImageError,
     Preprocess,

@@ -20,15 +20,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from advexp_core import runtime
-from advexp_core.models import (
-    DEFAULT_MODEL_ID,
-    LoadedModel,
-    ModelError,
-    ModelInfo,
-    list_models,
-    load_model,
-)
+from advexp_core.base import runtime
+from advexp_core.networks.registry import DEFAULT_MODEL_ID, LoadedModel, ModelInfo, list_models, load_model
+from advexp_core.networks.zoo import ModelError
 from advexp_ui import gallery, state
 from advexp_ui.jobs.common import classify
 
@@ -71,7 +65,7 @@ def warm_start() -> threading.Thread:
     runs no project code before a first session (or its script health check) connects. The
     first forward pass through a network on the CPU also pays one-off costs (allocations,
     kernel choice) that a visitor should not wait for. The server's thread setting is made
-    here too, once (`advexp_core.runtime.use_compute_threads`).
+    here too, once (`advexp_core.base.runtime.use_compute_threads`).
     """
     runtime.use_compute_threads()
     thread = threading.Thread(target=_warm, args=(DEFAULT_MODEL_ID,), name="advexp-warm", daemon=True)
@@ -80,7 +74,7 @@ def warm_start() -> threading.Thread:
 
 
 PAGE_MODULES = tuple(
-    f"advexp_ui.views.{name}" for name in ("attack", "explain", "explainers", "groundtruth", "robustness")
+    f"advexp_ui.views.{name}" for name in ("attack", "explanations", "explainers", "groundtruth", "robustness")
 )
 
 
@@ -146,7 +140,7 @@ class UserModelSpec:
 
     ``arch`` is a torchvision name, ``timm:NAME``, or None for an ONNX file; ``mean``, ``std`` and
     ``input_size`` are None to take the architecture's (or the file's); with ``file_size_first`` an
-    ONNX file that fixes its input size keeps it (`advexp_core.models.load_user_model`).
+    ONNX file that fixes its input size keeps it (`advexp_core.networks.registry.load_user_model`).
     """
 
     arch: str | None
@@ -163,8 +157,8 @@ USER_SUFFIXES = (".safetensors", ".pt", ".pth", ".onnx")
 
 @st.cache_data(show_spinner=False)
 def timm_names(query: str) -> list[str]:
-    """timm's architecture names matching a search (`advexp_core.own_models.timm_names`)."""
-    from advexp_core.own_models import timm_names as names
+    """timm's architecture names matching a search (`advexp_core.networks.own_models.timm_names`)."""
+    from advexp_core.networks.own_models import timm_names as names
 
     return names(query)
 
@@ -180,7 +174,7 @@ def load_user_weights(file_name: str, data: bytes, spec: UserModelSpec) -> Loade
         ModelError: wrong suffix, unsafe or unreadable file, weights of another architecture, an
             ONNX graph that is refused or converts wrongly.
     """
-    from advexp_core.models import load_user_model
+    from advexp_core.networks.registry import load_user_model
 
     suffix = Path(file_name).suffix.lower()
     if suffix not in USER_SUFFIXES:

@@ -7,7 +7,7 @@ page's thread, in order, before the bar moves on). It also lets the page be inte
 (the Cancel button, another widget, leaving the page) makes Streamlit stop the page's thread at its
 next update (a new run of the page starts at once), and the worker then stops at its next step.
 
-A network runs one experiment at a time: its lock (`advexp_core.locks.NetworkLock`), which is also
+A network runs one experiment at a time: its lock (`advexp_core.base.locks.NetworkLock`), which is also
 its waiting line. The worker takes the locks under the run's name (a `Claimant`), so while it waits
 for a network, whichever experiment it runs, the bar shows its place in that network's line, who is
 running there and an estimate from the recent runs' times. A run cancelled while it waits leaves the
@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import streamlit as st
 
-from advexp_core.locks import Abandoned, Claimant, claimant
+from advexp_core.base.locks import Abandoned, Claimant, claimant
 
 T = TypeVar("T")
 OnStep = Callable[[int, int], None]

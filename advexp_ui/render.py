@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from advexp_core.models import LoadedModel
+from advexp_core.networks.registry import LoadedModel
 from advexp_ui import downloads
 from advexp_ui.captions import CAPTIONS, LEAD
 from advexp_ui.jobs.common import Later, Outcome, file_bytes

@@ -1,5 +1,5 @@
 """Every page starts here: page config and the shared sidebar (model and image choice, persisted
-across pages). Weights come from $ADVEXP_WEIGHTS_DIR, the cache or a download (advexp_core.zoo)."""
+across pages). Weights come from $ADVEXP_WEIGHTS_DIR, the cache or a download (advexp_core.networks.zoo)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from dataclasses import dataclass
 import streamlit as st
 import torch
 
-from advexp_core.imaging import ACCEPTED_EXTENSIONS, MAX_IMAGE_MB, ImageError, Preprocess, decode_image
-from advexp_core.models import DEFAULT_MODEL_ID, LoadedModel, ModelError
+from advexp_core.data.imaging import ACCEPTED_EXTENSIONS, MAX_IMAGE_MB, ImageError, Preprocess, decode_image
+from advexp_core.networks.registry import DEFAULT_MODEL_ID, LoadedModel
+from advexp_core.networks.zoo import ModelError
 from advexp_core.readings import Reading
 from advexp_ui import gallery, loaders, state
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from advexp_core.models import DEFAULT_MODEL_ID
+from advexp_core.networks.registry import DEFAULT_MODEL_ID
 
 MODEL_KEY = "advexp_model_id"
 IMAGE_KEY = "advexp_image"

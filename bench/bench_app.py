@@ -19,7 +19,7 @@ one session's run alone on the server before the room opens), health-endpoint la
 server's peak RSS.
 
 On a machine with a GPU the same command measures the GPU: the server and the floor both put the
-networks on CUDA when it is present (`advexp_core.models.default_device`).
+networks on CUDA when it is present (`advexp_core.networks.registry.default_device`).
 
 Streamlit runs no project code before a first session connects, so the first visitor of a fresh
 server pays the imports and the warm-up. ``--prime`` shows what a launcher that asks the server's
@@ -31,7 +31,7 @@ most of its cores. (A niceness does not hold: Chromium run as root sets its thre
 At the end each session counts as completed, failed (the page shows an error), or still running
 or waiting at the deadline.
 
-Run: .venv/bin/python bench/bench_app.py [--repeats 3] [--sessions N [--deadline-s S]] [--warm-s 30] [--prime]
+Run: .venv/bin/python -m bench.bench_app [--repeats 3] [--sessions N [--deadline-s S]] [--warm-s 30] [--prime]
 Every wait is bounded; the server and the browser are always stopped.
 """
 
@@ -54,12 +54,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, Server, health
+from tests.e2e.helpers import expect_text, open_page, set_number, settled, upload_image
+
 print = functools.partial(print, flush=True)  # noqa: A001  # lines as they come, also into a pipe
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, Server, health  # noqa: E402
-from tests.e2e.helpers import expect_text, open_page, set_number, settled, upload_image  # noqa: E402
 
 RUN_TIMEOUT_MS = 600_000
 # Records, in the page, when each pattern first appears in its text (polled; ms resolution ~poll).
@@ -284,7 +283,7 @@ _MODELS: dict[str, object] = {}
 
 
 def _model(model_id: str):
-    from advexp_core.models import load_model
+    from advexp_core.networks.registry import load_model
 
     if model_id not in _MODELS:
         _MODELS[model_id] = load_model(model_id)
@@ -298,11 +297,11 @@ def _pass_s(model_id: str, sizes: list[int], *, backward: bool = True, side_by_s
     """Seconds for bare passes of ``sizes`` images each, after one warm-up pass: the fastest of
     `FLOOR_ROUNDS` rounds (all passes timed: on a shared machine the load moves too much to time a
     few and scale; in one process the same parts varied by up to 25 % from page to page).
-    ``side_by_side``: the passes go through `advexp_core.runtime.in_order`, as the server sends
+    ``side_by_side``: the passes go through `advexp_core.base.runtime.in_order`, as the server sends
     independent passes (one per core at one thread per operation)."""
     import torch
 
-    from advexp_core.runtime import in_order
+    from advexp_core.base.runtime import in_order
 
     model = _model(model_id)
     inputs = {b: torch.rand(b, 3, *model.input_size, device=model.device) for b in set(sizes)}
@@ -344,7 +343,7 @@ def _split(images: int, batch: int) -> list[int]:
 POLICIES = ("server", "fastest")
 """How a floor is timed. "server": as the server runs the passes (its thread count per operation,
 `advexp_ui.loaders.intra_op_threads`, the saliency methods' CPU batch, and independent passes side
-by side on the cores, `advexp_core.runtime.in_order`). "fastest": the fastest way to do the same
+by side on the cores, `advexp_core.base.runtime.in_order`). "fastest": the fastest way to do the same
 passes on this machine, whichever it is: every way below is timed and the least kept (the timings
 are printed): torch's default thread count with the passes one after another, and one thread per
 operation with the passes side by side on the cores; for the batched methods, each batch size of
@@ -367,9 +366,9 @@ def floors(name: str, policy: str = "server", *, pair: bool = True) -> dict[str,
     import torch
 
     from advexp_core import experiments as ex
-    from advexp_core.faithfulness import CPU_PASS_IMAGES, DEVICE_PASS_IMAGES
-    from advexp_core.models import DEFAULT_MODEL_ID
-    from advexp_core.saliency import cpu_pass_images, explainer
+    from advexp_core.evaluation.faithfulness import CPU_PASS_IMAGES, DEVICE_PASS_IMAGES
+    from advexp_core.methods.saliency import cpu_pass_images, explainer
+    from advexp_core.networks.registry import DEFAULT_MODEL_ID
     from advexp_ui.loaders import contrast_pair, intra_op_threads
 
     default_threads = torch.get_num_threads()  # this fresh process: torch's own default
@@ -491,7 +490,7 @@ def floors_apart(name: str, policy: str = "server", pair: bool = True) -> dict[s
     """`floors` in a fresh process: torch never runs in this one, whose Playwright drives the
     browser while the server works (with torch imported here, the attack page took 1.5-1.7x its
     floor in 3 runs instead of 1.1-1.3x)."""
-    command = [sys.executable, __file__, "--floor", name, "--floor-policy", policy]
+    command = [sys.executable, "-m", "bench.bench_app", "--floor", name, "--floor-policy", policy]
     command += [] if pair else ["--floor-no-pair"]
     done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
     return json.loads(done.stdout.strip().splitlines()[-1])

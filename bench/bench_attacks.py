@@ -8,9 +8,9 @@ Our ``pgd`` call is timed whole: it also evaluates the final images, writes and 
 The "loop" rows time the same call minus that report (``_projected_attack`` internals are not
 exposed, so the report cost is measured separately and subtracted).
 
-    ADVEXP_WEIGHTS_DIR=<folder of the published networks> .venv/bin/python bench/bench_attacks.py
-    .venv/bin/python bench/bench_attacks.py --imagenet          # also EfficientNet-Lite0 at 224 px
-    .venv/bin/python bench/bench_attacks.py --gallery           # does L∞ 2/255 PGD flip every photo?
+    ADVEXP_WEIGHTS_DIR=<folder of the published networks> .venv/bin/python -m bench.bench_attacks
+    .venv/bin/python -m bench.bench_attacks --imagenet          # also EfficientNet-Lite0 at 224 px
+    .venv/bin/python -m bench.bench_attacks --gallery           # does L∞ 2/255 PGD flip every photo?
 
 Timings: the fastest of ``--repeats`` interleaved runs (other load on the machine only ever adds
 time, so the minimum is the least noisy estimate; timeit's advice); medians are printed beside them.
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,14 +28,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from advexp_core.data.imaging import decode_image, png_roundtrip, prepare_image
+from advexp_core.measures.metrics import psnr, ssim
+from advexp_core.methods.attacks import pgd
+from advexp_core.networks.registry import LoadedModel, load_model
+from bench.bench_compare import timed  # one timer for the benchmarks
 
-from advexp_core.attacks import pgd  # noqa: E402
-from advexp_core.imaging import decode_image, png_roundtrip, prepare_image  # noqa: E402
-from advexp_core.metrics import psnr, ssim  # noqa: E402
-from advexp_core.models import LoadedModel, load_model  # noqa: E402
-from bench.bench_compare import timed  # noqa: E402 - one timer for the benchmarks
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def bare_passes(model: nn.Module, images: Tensor, labels: Tensor, steps: int) -> None:

@@ -2,7 +2,7 @@
 explanation, on the default ImageNet network (EfficientNet-Lite0), against the bare forward+backward
 passes the audit needs, measured in the same run.
 
-    ADVEXP_THREADS=1 .venv/bin/python bench/bench_audit.py [--n-images 50]
+    ADVEXP_THREADS=1 .venv/bin/python -m bench.bench_audit [--n-images 50]
 
 The images are the gallery photos (cycled), each with a "ruler" strip marked along its bottom edge;
 half carry it, the other half receive it pasted. Progress goes to stderr. The reference counts, per
@@ -19,14 +19,14 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from advexp_core.base.runtime import use_compute_threads
+from advexp_core.data.imaging import decode_image, prepare_image
+from advexp_core.data.interventions import Artifact
+from advexp_core.experiments.audit import AuditConfig, audit
+from advexp_core.experiments.configs import SaliencyConfig
+from advexp_core.networks.registry import load_model
 
-from advexp_core.audit import Artifact, AuditConfig, audit  # noqa: E402
-from advexp_core.experiments.configs import SaliencyConfig  # noqa: E402
-from advexp_core.imaging import decode_image, prepare_image  # noqa: E402
-from advexp_core.models import load_model  # noqa: E402
-from advexp_core.runtime import use_compute_threads  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SAMPLE_PASSES = 20
 

@@ -6,7 +6,7 @@ device (CUDA when present, as the server), the seconds of B single-image PGD run
 PGD on the batch of B, and the bare forward+backward cost per image at each batch size, all in
 one run. A ratio under 1 means batching is faster.
 
-    .venv/bin/python bench/bench_batching.py [--batches 1,2,4,8] [--steps 20] [--repeats 3]
+    .venv/bin/python -m bench.bench_batching [--batches 1,2,4,8] [--steps 20] [--repeats 3]
 
 The server's thread setting is used (`advexp_ui.loaders.intra_op_threads`). Timings are the
 fastest of ``--repeats`` (other load on a shared machine only ever adds time).
@@ -15,20 +15,18 @@ fastest of ``--repeats`` (other load on a shared machine only ever adds time).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from advexp_core.data.imaging import decode_image, prepare_image
+from advexp_core.experiments import AttackConfig
+from advexp_core.methods.attacks import pgd
+from advexp_core.networks.registry import DEFAULT_MODEL_ID, load_model
+from advexp_ui.loaders import intra_op_threads
+from bench.bench_compare import timed
 
-from advexp_core.attacks import pgd  # noqa: E402
-from advexp_core.experiments import AttackConfig  # noqa: E402
-from advexp_core.imaging import decode_image, prepare_image  # noqa: E402
-from advexp_core.models import DEFAULT_MODEL_ID, load_model  # noqa: E402
-from advexp_ui.loaders import intra_op_threads  # noqa: E402
-from bench.bench_compare import timed  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:

@@ -13,9 +13,9 @@ Ratios measured in one run, medians over interleaved repeats:
        flips, 8-bit PNG flips, median Spearman clean vs attacked for IG and Grad-CAM, and the share
        of |δ|² outside Grad-CAM's top 20 %.
 
-    .venv/bin/python bench/bench_compare.py                    # c1, c2 on EfficientNet-Lite0 (224 px)
-    .venv/bin/python bench/bench_compare.py --model woods2019-cifar10-standard
-    .venv/bin/python bench/bench_compare.py --memory --gallery --skip-speed
+    .venv/bin/python -m bench.bench_compare                    # c1, c2 on EfficientNet-Lite0 (224 px)
+    .venv/bin/python -m bench.bench_compare --model woods2019-cifar10-standard
+    .venv/bin/python -m bench.bench_compare --memory --gallery --skip-speed
 """
 
 from __future__ import annotations
@@ -36,21 +36,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("ADVEXP_OFFLINE", "1")
 
-from advexp_core import metrics  # noqa: E402
-from advexp_core.experiments import (  # noqa: E402
-    AttackConfig,
-    SaliencyConfig,
-    saliency_under_attack,
+from advexp_core.data.imaging import decode_image, encode_png, prepare_image  # noqa: E402
+from advexp_core.experiments import AttackConfig, SaliencyConfig, saliency_under_attack
+from advexp_core.measures import metrics  # noqa: E402
+from advexp_core.methods.gradient_maps import _PIXEL_BUDGET  # noqa: E402
+from advexp_core.networks.registry import DEFAULT_MODEL_ID, LoadedModel, load_model  # noqa: E402
+from advexp_core.plots.figures import (
+    figure_png,  # noqa: E402
     under_attack_figure,
 )
-from advexp_core.figures import figure_png  # noqa: E402
-from advexp_core.gradient_maps import _PIXEL_BUDGET  # noqa: E402
-from advexp_core.imaging import decode_image, encode_png, prepare_image  # noqa: E402
-from advexp_core.models import DEFAULT_MODEL_ID, LoadedModel, load_model  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
 
 GALLERY = ROOT / "gallery"
 
@@ -195,7 +193,7 @@ def memory_worker(variant: str) -> None:
     """Run one IG variant on clean + attacked-sized input in this fresh process; print peak bytes."""
     from captum.attr import IntegratedGradients
 
-    from advexp_core.saliency import integrated_gradients
+    from advexp_core.methods.gradient_maps import integrated_gradients
 
     model = load_model(DEFAULT_MODEL_ID)
     device = model.device
@@ -221,7 +219,8 @@ def memory_worker(variant: str) -> None:
 def memory() -> None:
     for variant in ("ours", "captum-default"):
         done = subprocess.run(
-            [sys.executable, __file__, "--_memory-worker", variant],
+            [sys.executable, "-m", "bench.bench_compare", "--_memory-worker", variant],
+            cwd=ROOT,
             capture_output=True,
             text=True,
             check=True,

@@ -12,7 +12,7 @@ its own top-1 class), this prints per setting:
 
 A default may only get cheaper where these say the map stays as good (docs/method.md §4 step 1).
 
-    .venv/bin/python bench/bench_defaults.py [--ig-steps 8,16,32,64] [--sg-samples 4,8,16,32]
+    .venv/bin/python -m bench.bench_defaults [--ig-steps 8,16,32,64] [--sg-samples 4,8,16,32]
 
 The server's thread setting is used (`advexp_ui.loaders.intra_op_threads`); seconds are per call
 on clean + attacked together.
@@ -23,24 +23,22 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
 logging.getLogger("streamlit").setLevel(logging.ERROR)  # its caches warn that no app runs here
-from advexp_core import metrics  # noqa: E402
+from advexp_core.data.imaging import decode_image  # noqa: E402
 from advexp_core.experiments import AttackConfig, SaliencyConfig  # noqa: E402
 from advexp_core.experiments.maps import method_kwargs  # noqa: E402
 from advexp_core.experiments.under_attack import adversarial_example  # noqa: E402
-from advexp_core.imaging import decode_image  # noqa: E402
-from advexp_core.models import DEFAULT_MODEL_ID, load_model  # noqa: E402
-from advexp_core.saliency import explain  # noqa: E402
-from advexp_ui.loaders import intra_op_threads  # noqa: E402
+from advexp_core.measures import metrics  # noqa: E402
+from advexp_core.methods.saliency import explain  # noqa: E402
+from advexp_core.networks.registry import DEFAULT_MODEL_ID, load_model  # noqa: E402
+from advexp_ui.loaders import intra_op_threads  # noqa: E402 - after the logging setting above
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _pairs(model) -> list[tuple[str, torch.Tensor, torch.Tensor]]:

@@ -5,10 +5,10 @@
     (S passes plus the one forward that evaluates the result; target <= 1.10);
 (c) seconds per explanation on the default ImageNet model (EfficientNet-Lite0, 224 px), top-5.
 
-    ADVEXP_WEIGHTS_DIR=<folder of the published networks> .venv/bin/python bench/bench_explanations.py
-    .venv/bin/python bench/bench_explanations.py --skip-imagenet --repeats 7
-    .venv/bin/python bench/bench_explanations.py --table    # probabilities + structure, 4 paper nets
-    .venv/bin/python bench/bench_explanations.py --contrast /tmp/contrast   # standard vs robust figures
+    ADVEXP_WEIGHTS_DIR=<folder of the published networks> .venv/bin/python -m bench.bench_explanations
+    .venv/bin/python -m bench.bench_explanations --skip-imagenet --repeats 7
+    .venv/bin/python -m bench.bench_explanations --table    # probabilities + structure, 4 paper nets
+    .venv/bin/python -m bench.bench_explanations --contrast /tmp/contrast   # standard vs robust figures
 
 Timings are medians over ``--repeats`` runs, interleaved so that machine load hits every variant.
 The whole call of ``adversarial_explanation`` is timed: it also classifies the clean image to
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,12 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from advexp_core.data.imaging import decode_image, prepare_image
+from advexp_core.methods.explanations import TargetExplanation, adversarial_explanation
+from advexp_core.networks.registry import LoadedModel, load_model
 
-from advexp_core.explanations import TargetExplanation, adversarial_explanation  # noqa: E402
-from advexp_core.imaging import decode_image, prepare_image  # noqa: E402
-from advexp_core.models import LoadedModel, load_model  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 STEPS = 35
 
@@ -118,7 +116,7 @@ def paper_table() -> None:
     true-class δ and averaged over all ten classes. A '†' marks a failed explanation (budget not
     reached by step S/2).
     """
-    from advexp_core.explanations import noise_low_frequency_share
+    from advexp_core.methods.explanations import noise_low_frequency_share
 
     folder = Path(os.environ["ADVEXP_WEIGHTS_DIR"])
     print(
@@ -160,7 +158,8 @@ def contrast_sheets(model_ids: list[str], out_dir: Path) -> None:
     """Write contrast_<image>.png: each CIFAR test image's true-class and runner-up explanations
     on every network in `model_ids`, δ on one shared scale (docs/method.md §2's contrast)."""
     from advexp_core.experiments import ExplanationConfig, contrast_explanations
-    from advexp_core.explanation_figures import contrast_figure, figure_png
+    from advexp_core.plots.explanations import contrast_figure
+    from advexp_core.plots.figures import figure_png
 
     folder = Path(os.environ["ADVEXP_WEIGHTS_DIR"])
     models = [load_model(m, device="cpu") for m in model_ids]

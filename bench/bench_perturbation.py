@@ -5,8 +5,8 @@ For each explainer this times the whole call and the same number of images pushe
 model in the same number of batched, gradient-free forward calls, and prints the ratio
 (target: <= 1.2) and the seconds (target for LIME: about 10 s per 224-px image on 2 CPU cores).
 
-    .venv/bin/python bench/bench_perturbation.py
-    .venv/bin/python bench/bench_perturbation.py --repeats 5 --n-samples 64 --device cuda
+    .venv/bin/python -m bench.bench_perturbation
+    .venv/bin/python -m bench.bench_perturbation --repeats 5 --n-samples 64 --device cuda
 
 Timings are medians over ``--repeats`` runs, interleaved so that machine load hits every variant.
 CPU seconds (this process, all threads) are printed beside wall seconds: on a shared machine the
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,13 +24,12 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from advexp_core.data.imaging import decode_image, prepare_image
+from advexp_core.methods.maps import SaliencyMap
+from advexp_core.methods.perturbation import BATCH_SIZE, LIME_SAMPLES, lime, occlusion
+from advexp_core.networks.registry import load_model
 
-from advexp_core.imaging import decode_image, prepare_image  # noqa: E402
-from advexp_core.models import load_model  # noqa: E402
-from advexp_core.perturbation import BATCH_SIZE, LIME_SAMPLES, lime, occlusion  # noqa: E402
-from advexp_core.saliency import SaliencyMap  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def bare_forwards(module: nn.Module, image: Tensor, passes: int, images: int) -> None:

@@ -3,7 +3,7 @@
 Reports resident memory at the start (after warm-up), middle and end (target: growth < 5 %), and
 checks that no hooks, threads or temporary files are left behind.
 
-Run: TMPDIR=$(mktemp -d) ADVEXP_WEIGHTS_DIR=../shared/woods2019 .venv/bin/python bench/bench_soak.py [--cycles 200]
+Run: TMPDIR=$(mktemp -d) ADVEXP_WEIGHTS_DIR=../shared/woods2019 .venv/bin/python -m bench.bench_soak [--cycles 200]
 (a private TMPDIR, so other programs' temporary files are not counted as ours)
 """
 
@@ -12,21 +12,19 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import sys
 import tempfile
 import threading
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from advexp_core.data.imaging import decode_image, prepare_image
+from advexp_core.methods.attacks import pgd
+from advexp_core.methods.explanations import adversarial_explanation
+from advexp_core.methods.saliency import explain
+from advexp_core.networks.registry import load_model
 
-from advexp_core.attacks import pgd  # noqa: E402
-from advexp_core.explanations import adversarial_explanation  # noqa: E402
-from advexp_core.imaging import decode_image, prepare_image  # noqa: E402
-from advexp_core.models import load_model  # noqa: E402
-from advexp_core.saliency import explain  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def rss_mb() -> float:

@@ -5,7 +5,7 @@
 2. ARA search throughput: batched against a per-image loop (target ≥ 5×).
 3. DDP on gloo: one epoch with 2 processes against 1 process, same global batch.
 
-Run: .venv/bin/python bench/bench_training.py [--quick]
+Run: .venv/bin/python -m bench.bench_training [--quick]
 Every measurement uses one intra-op thread per process (2 processes = the 2 cores here).
 """
 
@@ -25,19 +25,18 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from advexp_core.ara import evaluate_ara, robustness_radii  # noqa: E402
-from advexp_core.architectures import WoodsResNet  # noqa: E402
-from advexp_core.datasets import load_dataset  # noqa: E402
-from advexp_core.robust import (  # noqa: E402
+from advexp_core.data.datasets import load_dataset
+from advexp_core.methods.ara import evaluate_ara, robustness_radii
+from advexp_core.networks.architectures import WoodsResNet
+from advexp_core.training.robust import (
     PsiState,
     adversarial_images,
     draw_penalty_choice,
     lipschitz_penalty,
     update_psi,
 )
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def best_of(fn: Callable[[], object], repeats: int) -> float:

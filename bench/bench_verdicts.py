@@ -11,10 +11,10 @@ number: a random start drawn with that seed), and prints:
   (photo, start) runs read a different outcome at another thread count, how many photos read a
   different outcome at another start, and how many runs flag a number near its threshold.
 
-    .venv/bin/python bench/bench_verdicts.py [--threads 1,2] [--seeds none,0,1] [--images cat,coffee]
+    .venv/bin/python -m bench.bench_verdicts [--threads 1,2] [--seeds none,0,1] [--images cat,coffee]
 
 Run on demand (minutes on a CPU), never in tests. The first thread count is also the reference
-that the app and the CLI use (`advexp_core.runtime.DEFAULT_THREADS` unless $ADVEXP_THREADS).
+that the app and the CLI use (`advexp_core.base.runtime.DEFAULT_THREADS` unless $ADVEXP_THREADS).
 """
 
 from __future__ import annotations
@@ -29,12 +29,11 @@ from typing import Any
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from advexp_core.data.imaging import decode_image
+from advexp_core.experiments import AttackConfig, SaliencyConfig, saliency_under_attack
+from advexp_core.networks.registry import DEFAULT_MODEL_ID, load_model
 
-from advexp_core.experiments import AttackConfig, SaliencyConfig, saliency_under_attack  # noqa: E402
-from advexp_core.imaging import decode_image  # noqa: E402
-from advexp_core.models import DEFAULT_MODEL_ID, load_model  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 Run = dict[str, Any]  # flat: "numbers" name -> value, "outcomes" reading -> (outcome, near)
 

@@ -19,7 +19,7 @@ matches (so a network's forward pass counts for the method that called it, and a
 explanation's steps count for it, not for the attack code it calls).
 
 Needs py-spy (in requirements.txt; it reads another process's memory, so run as root or with
-ptrace allowed). Run: .venv/bin/python bench/profile_app.py [--pages attack,explain,compare] [--rate 100]
+ptrace allowed). Run: .venv/bin/python -m bench.profile_app [--pages attack,explain,compare] [--rate 100]
 [--keep DIR] (the raw py-spy output, one stack and count per line, for a flame graph).
 """
 
@@ -40,25 +40,24 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_app  # noqa: E402
-from bench_app import CHROMIUM, CHROMIUM_ARGS, PAGES, RUN_TIMEOUT_MS, Server, quiet, run_page  # noqa: E402
+from bench import bench_app
+from bench.bench_app import CHROMIUM, CHROMIUM_ARGS, PAGES, RUN_TIMEOUT_MS, Server, quiet, run_page
 
 print = functools.partial(print, flush=True)  # noqa: A001
 
 Rule = Callable[[str], bool]
 CATEGORIES: list[tuple[str, Rule]] = [
     ("imports", lambda f: "importlib._bootstrap" in f),
-    ("adversarial explanation", lambda f: "advexp_core/explanations.py" in f),
-    ("PGD attack", lambda f: "advexp_core/attacks.py" in f),
-    ("deletion/insertion curves", lambda f: "advexp_core/faithfulness.py" in f),
+    ("adversarial explanation", lambda f: "advexp_core/methods/explanations.py" in f),
+    ("PGD attack", lambda f: "advexp_core/methods/attacks.py" in f),
+    ("deletion/insertion curves", lambda f: "advexp_core/evaluation/faithfulness.py" in f),
     ("Grad-CAM", lambda f: f.startswith("grad_cam ") and "advexp_core/" in f),
     ("Integrated Gradients", lambda f: f.startswith(("integrated_gradients ", "_ig_in_passes")) and "advexp_core/" in f),
     ("SmoothGrad", lambda f: f.startswith("smoothgrad") and "advexp_core/" in f),
-    ("SSIM, Spearman, other metrics", lambda f: "advexp_core/metrics.py" in f or "advexp_core/geometry.py" in f),
+    ("SSIM, Spearman, other metrics", lambda f: "advexp_core/measures/metrics.py" in f or "advexp_core/methods/geometry.py" in f),
     ("PNG encode", lambda f: "PIL/" in f and ("save" in f.lower() or "encode" in f.lower())),
     ("PNG decode", lambda f: "PIL/ImageFile.py" in f or "PIL/PngImagePlugin.py" in f),
-    ("image decode and resize", lambda f: "advexp_core/imaging.py" in f),
+    ("image decode and resize", lambda f: "advexp_core/data/imaging.py" in f),
     ("figures (matplotlib)", lambda f: "matplotlib/" in f),
     ("other network and map code", lambda f: "advexp_core/" in f),
     ("Streamlit messages and reruns", lambda f: "streamlit/" in f),

@@ -4,8 +4,8 @@ whether the classic explanations notice — or moves the map while the decision 
 import streamlit as st
 
 from advexp_core.experiments import ATTACK_METHODS, MAP_METHODS
-from advexp_core.geometry import NORMS
-from advexp_core.saliency import METHODS
+from advexp_core.methods.geometry import NORMS
+from advexp_core.methods.saliency import METHODS
 from advexp_ui import flow, gallery, loaders, render, setup
 from advexp_ui.jobs import attack as job
 from advexp_ui.views import attack as view

@@ -4,10 +4,10 @@ on the chosen network, and the same image on a standard and a robust network sid
 import streamlit as st
 
 from advexp_core.experiments import ExplanationConfig
-from advexp_core.zoo import offline
+from advexp_core.networks.zoo import offline
 from advexp_ui import flow, loaders, render, setup
-from advexp_ui.jobs import explain as job
-from advexp_ui.views import explain as view
+from advexp_ui.jobs import explanations as job
+from advexp_ui.views import explanations as view
 
 PAGE = "explain"
 DEFAULT = ExplanationConfig()

@@ -44,20 +44,20 @@ with st.form("ara-form"):
         "Search steps S",
         min_value=10,
         max_value=2000,
-        value=job.AraConfig.steps if small else 100,
-        help=f"The paper uses {job.AraConfig.steps}. Fewer steps are faster but coarser (ρ* is "
+        value=job.LiveAraConfig.steps if small else 100,
+        help=f"The paper uses {job.LiveAraConfig.steps}. Fewer steps are faster but coarser (ρ* is "
         "over-estimated); too few and some images never cross, or cross only after half the steps, "
         "which you will be told.",
     )
-    size = c2.number_input("Search size", min_value=0.1, max_value=100.0, value=job.AraConfig.size)
-    momentum = c3.number_input("Momentum", min_value=0.0, max_value=0.99, value=job.AraConfig.momentum)
+    size = c2.number_input("Search size", min_value=0.1, max_value=100.0, value=job.LiveAraConfig.size)
+    momentum = c3.number_input("Momentum", min_value=0.0, max_value=0.99, value=job.LiveAraConfig.momentum)
     submitted = st.form_submit_button("Measure ARA", type="primary")
 st.caption(
     "The search costs S forward and backward passes per image and boundary: seconds for the 32-px "
     "networks, minutes for a 224-px network on a laptop CPU. Start with a few images."
 )
 
-config = job.AraConfig(
+config = job.LiveAraConfig(
     dataset=str(dataset),
     n_images=int(n_images),
     steps=int(steps),

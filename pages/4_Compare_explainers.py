@@ -3,8 +3,7 @@
 import streamlit as st
 
 from advexp_core.experiments import ExplainersConfig, SaliencyConfig, SanityConfig, sanity_plan
-from advexp_core.figures import METHOD_TITLES
-from advexp_core.saliency import METHODS
+from advexp_core.methods.saliency import METHOD_TITLES, METHODS
 from advexp_ui import flow, render, setup
 from advexp_ui.jobs import explainers as job
 from advexp_ui.jobs import sanity as sanity_job

@@ -4,9 +4,10 @@ import re
 
 import streamlit as st
 
-from advexp_core.checkpoints import MAX_CHECKPOINT_BYTES
-from advexp_core.models import DEFAULT_MODEL_ID, IMAGENET_MEAN, IMAGENET_STD, USER_ARCHS, LoadedModel
-from advexp_core.own_models import TIMM_PREFIX, ModelCard, timm_default_config
+from advexp_core.networks.checkpoints import MAX_CHECKPOINT_BYTES
+from advexp_core.networks.own_models import TIMM_PREFIX, USER_ARCHS, ModelCard, timm_default_config
+from advexp_core.networks.registry import DEFAULT_MODEL_ID, LoadedModel
+from advexp_core.networks.zoo import IMAGENET_MEAN, IMAGENET_STD
 from advexp_ui import flow, loaders, render, setup, state
 from advexp_ui.jobs.common import classify
 

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from advexp_core.experiments.scorecard import ScorecardConfig
-from advexp_core.models import LoadedModel
+from advexp_core.experiments.scorecard_results import ScorecardConfig
+from advexp_core.networks.registry import LoadedModel
 from advexp_ui import flow, setup
 from advexp_ui.jobs import groundtruth as job
 from advexp_ui.views import groundtruth as view
@@ -65,7 +65,7 @@ with st.form("scorecard-form"):
     n_images = st.number_input("Test images (the first N)", min_value=2, max_value=200, value=12)
     st.caption(
         "Every explainer on N images, clean and after an L∞ 2/255 attack, on both networks: about "
-        "2 s per image and network on a laptop CPU. The README has the table for N = 100."
+        "2 s per image and network on a laptop CPU. research/README.md has the table for N = 100."
     )
     submitted = st.form_submit_button("Compute the scorecard", type="primary")
 score_config = ScorecardConfig(dataset=dataset, n_images=int(n_images))

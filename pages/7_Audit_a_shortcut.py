@@ -2,9 +2,10 @@
 
 import streamlit as st
 
-from advexp_core.audit import BORDERS, DEFAULT_METHODS, AuditConfig
-from advexp_core.imaging import ACCEPTED_EXTENSIONS, MAX_IMAGE_MB
-from advexp_core.saliency import METHODS
+from advexp_core.data.imaging import ACCEPTED_EXTENSIONS, MAX_IMAGE_MB
+from advexp_core.data.interventions import BORDERS
+from advexp_core.experiments.audit import DEFAULT_METHODS, AuditConfig
+from advexp_core.methods.saliency import METHODS
 from advexp_ui import flow, loaders, render, setup
 from advexp_ui.jobs import audit as job
 from advexp_ui.views import audit as view

@@ -1,6 +1,6 @@
 """Regenerate gallery/ from the real photos shipped inside scikit-image and scikit-learn.
 
-Run: .venv/bin/python scripts/make_gallery.py  (the files are committed; this documents their origin)
+Run: .venv/bin/python -m scripts.make_gallery  (the files are committed; this documents their origin)
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Streamlit runs no project code until a session (or its script health check) connects; one request
 to the script health check starts `advexp_ui.loaders.warm_start` at server start instead.
 Bounded: polls 127.0.0.1 for at most 120 s, then exits quietly.
-Run: python scripts/prime_app.py [--port 8501]   (`make app` starts it beside the server)
+Run: python -m scripts.prime_app [--port 8501]   (`make app` starts it beside the server)
 """
 
 from __future__ import annotations

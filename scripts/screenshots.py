@@ -1,6 +1,6 @@
 """Regenerate the README's small screenshots of the main pages (docs/screenshots/*.png).
 
-Run: make screenshots   (or .venv/bin/python scripts/screenshots.py)
+Run: make screenshots   (or, from the repository root, .venv/bin/python -m scripts.screenshots)
 
 Starts `streamlit run app.py` on a free local port, drives Debian's chromium with Playwright (the same
 helpers as the browser tests), runs each main page once and saves a downscaled PNG of its result.
@@ -16,11 +16,10 @@ from pathlib import Path
 
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from tests.e2e import helpers as h
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, Server
 
-from tests.e2e import helpers as h  # noqa: E402
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, Server  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 OUT = ROOT / "docs" / "screenshots"
 WIDTH = 900  # pixels of the committed PNGs
@@ -33,7 +32,7 @@ def save(page, name: str, anchor: str | None = None) -> None:
     if anchor:
         page.get_by_text(anchor).first.scroll_into_view_if_needed()
     shot = Image.open(io.BytesIO(page.screenshot()))
-    small = shot.resize((WIDTH, round(shot.height * WIDTH / shot.width)), Image.LANCZOS)
+    small = shot.resize((WIDTH, round(shot.height * WIDTH / shot.width)), Image.Resampling.LANCZOS)
     small = small.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
     small.save(OUT / f"{name}.png", optimize=True)
     print(f"wrote docs/screenshots/{name}.png")

@@ -1,27 +1,36 @@
-"""Regenerate the README's CLI reference from the argument parsers, and its findings from the shipped
-tables (docs/scorecard.json, checkpoints/manifest.json) as the home page reads them (never typed by hand).
+"""Regenerate every generated block of the user guide and of the lab's findings (never typed by hand).
 
-Run: .venv/bin/python scripts/update_readme.py          (rewrite README.md)
-     .venv/bin/python scripts/update_readme.py --check  (exit 1 when README.md is stale)
+Each block sits between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` in the file where it lives:
+- README.md: ``findings`` (the home page's three claims, read from the shipped tables as the home page
+  reads them) and ``cli`` (the argument parsers);
+- research/README.md: ``attempts`` (checkpoints/robust-attempts.json), ``lesion-users``
+  (checkpoints/scorecard-lesion-users.json) and ``probe`` (checkpoints/ruler-probe.json), rendered
+  here; ``scorecard`` (checkpoints/scorecard.json) and ``results-table`` (checkpoints/manifest.json),
+  rendered by research/scorecard_table.py and scripts/results_table.py, which this script runs.
+
+Run from the repository root:
+     .venv/bin/python -m scripts.update_readme          (rewrite every block; redraws docs/robustness-curves.png)
+     .venv/bin/python -m scripts.update_readme --check  (exit 1 when any block is stale; writes nothing)
+Options: --root DIR (the tree whose README.md, research/README.md and docs/ are rewritten or checked;
+         default this repository; the shipped tables are always read from this repository).
+Exit codes: 0 ok, 1 a block is stale (--check) or lacks its markers, 2 a stored table is missing or refused.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from advexp_core.cli import build_parser
+from research import scorecard_table
+from scripts import results_table
+from scripts.readme_blocks import replace_block, write_or_check
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from advexp_core.cli import build_parser  # noqa: E402
-from scripts.readme_blocks import replace_block, write_or_check  # noqa: E402
-
-START, END = "<!-- cli:start -->", "<!-- cli:end -->"
-FINDINGS = ("<!-- findings:start -->", "<!-- findings:end -->")
-PROBE = ("<!-- probe:start -->", "<!-- probe:end -->")
-ATTEMPTS = ("<!-- attempts:start -->", "<!-- attempts:end -->")
-LESION_USERS = ("<!-- lesion-users:start -->", "<!-- lesion-users:end -->")
+RESEARCH_README = Path("research") / "README.md"
+FIGURE = Path("docs") / "robustness-curves.png"
 OWN_MODEL_FLAGS = "[--model-file PATH] [--arch NAME] [--classes FILE] [--input-size N] [--mean R,G,B] [--std R,G,B] [--single-logit]"
 
 
@@ -40,7 +49,7 @@ def cli_reference() -> str:
 
 def findings() -> str:
     """The home page's three claims, each with what this project's shipped tables say about it."""
-    from advexp_core.readings.headline import read_headlines
+    from advexp_core.experiments.headline import read_headlines
 
     return "\n".join(
         f"{k}. **{h.claim}** {h.reading.text} (from {', '.join(f'`{s}`' for s in h.sources)})"
@@ -87,7 +96,7 @@ def attempts_table() -> str:
         "Accuracy on the whole `test` split (1,000 images) as drawn, with every ruler removed, and on "
         f"`test-unbiased`; on the first {'/'.join(map(str, sorted(n)))} test images, the decisions that change "
         "when the ruler is removed or drawn on, and the correct decisions an L∞ 2/255 PGD attack flips "
-        "(`scripts/robust_lesion_attempts.py`; each command in `checkpoints/robust-attempts.json`):",
+        "(`research/robust_lesion_attempts.py`; each command in `checkpoints/robust-attempts.json`):",
         "",
         "| attempt | what was tried | test | rulers removed | test-unbiased | ruler removed: changed | ruler drawn on: changed | PGD: flipped / correct | shipped as |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -104,16 +113,16 @@ def attempts_table() -> str:
 
 
 def lesion_users_table() -> str:
-    """Standard vs robust, both deciding by the lesion (docs/scorecard-lesion-users.json)."""
+    """Standard vs robust, both deciding by the lesion (checkpoints/scorecard-lesion-users.json)."""
     import json
 
-    from advexp_core.saliency import EXPLAINERS
+    from advexp_core.methods.saliency import EXPLAINERS
 
-    data = json.loads((ROOT / "docs" / "scorecard-lesion-users.json").read_text())
+    data = json.loads((ROOT / "checkpoints" / "scorecard-lesion-users.json").read_text())
     (standard, s), (robust, r) = data["networks"].items()
     chance = s["chance"]["evidence"]
     lines = [
-        f"On the first {data['n_images']} `{data['split']}` images (`scripts/lesion_users_scorecard.py`), each "
+        f"On the first {data['n_images']} `{data['split']}` images (`research/lesion_users_scorecard.py`), each "
         f"explainer's map of the true class: its share on the lesion (chance: the lesion's area, {chance:.2f}) "
         "and the share of images whose map peaks on it; *attacked*: the same for the new class of the "
         f"decisions an L∞ {s['attack']['eps_255']:g}/255 PGD attack flipped ({s['attack']['flipped']}/"
@@ -153,26 +162,53 @@ def _validation_text(validation: dict) -> str:
     )
 
 
-def render(text: str) -> str:
-    for (start, end), block in (
-        ((START, END), cli_reference()),
-        (FINDINGS, findings()),
-        (PROBE, probe_table()),
-        (ATTEMPTS, attempts_table()),
-        (LESION_USERS, lesion_users_table()),
-    ):
-        replaced = replace_block(text, start, end, block)
+Block = tuple[str, Callable[[], str]]
+BLOCKS: dict[Path, tuple[Block, ...]] = {
+    Path("README.md"): (("findings", findings), ("cli", cli_reference)),
+    RESEARCH_README: (
+        ("attempts", attempts_table),
+        ("lesion-users", lesion_users_table),
+        ("probe", probe_table),
+    ),
+}
+"""The blocks this script renders, by the file (relative to the root) they live in."""
+
+
+def render(text: str, blocks: Sequence[Block], file: Path) -> tuple[str, list[str]]:
+    """``text`` with each block rendered between its markers, and the names of the blocks that changed."""
+    changed = []
+    for name, make in blocks:
+        start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+        replaced = replace_block(text, start, end, make())
         if replaced is None:
-            raise SystemExit(f"README.md lacks the {start} ... {end} markers")
+            raise SystemExit(f"{file} lacks the {start} ... {end} markers")
+        if replaced != text:
+            changed.append(name)
         text = replaced
-    return text
+    return text, changed
 
 
-def main() -> int:
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    stale = "README.md CLI reference or findings are stale: run .venv/bin/python scripts/update_readme.py"
-    return write_or_check(readme, text, render(text), check="--check" in sys.argv, stale=stale)
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 when any block is stale; write nothing")
+    parser.add_argument(
+        "--root", type=Path, default=ROOT, help="the tree whose files are rewritten or checked"
+    )
+    args = parser.parse_args(argv)
+    codes = []
+    for file, blocks in BLOCKS.items():
+        path = args.root / file
+        text = path.read_text()
+        new, changed = render(text, blocks, file)
+        stale = (
+            f"{file}: the {', '.join(changed)} block is stale: run .venv/bin/python -m scripts.update_readme"
+        )
+        codes.append(write_or_check(path, text, new, check=args.check, stale=stale))
+    research = ["--readme", str(args.root / RESEARCH_README)]
+    codes.append(scorecard_table.main([*research, "--check" if args.check else "--render"]))
+    figure = ["--figure", str(args.root / FIGURE)]
+    codes.append(results_table.main([*research, *figure, *(["--check"] if args.check else [])]))
+    return max(codes)
 
 
 if __name__ == "__main__":

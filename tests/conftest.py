@@ -54,7 +54,7 @@ def woods_dir() -> Path:
 @pytest.fixture(scope="session")
 def cifar_images(woods_dir: Path) -> dict:
     """name -> (tensor (3, 32, 32) in [0, 1], CIFAR-10 label) for the five test images."""
-    from advexp_core.imaging import decode_image
+    from advexp_core.data.imaging import decode_image
 
     return {
         name: (decode_image((woods_dir / name).read_bytes()), label) for name, label in CIFAR_IMAGES.items()
@@ -69,6 +69,6 @@ def gallery_dir() -> Path:
 @pytest.fixture(scope="session")
 def default_model():
     """The offline default ImageNet model, loaded once per test run."""
-    from advexp_core.models import load_model
+    from advexp_core.networks.registry import load_model
 
     return load_model("efficientnet-lite0-imagenet", device="cpu")

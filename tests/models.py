@@ -1,6 +1,6 @@
 """Tiny networks the core tests share, each defined once (captum-style hand-made models).
 
-Every factory returns a frozen module in eval mode, the contract ``advexp_core.models`` gives
+Every factory returns a frozen module in eval mode, the contract ``advexp_core.networks.registry`` gives
 every loaded model.
 """
 

@@ -23,12 +23,12 @@ def profile_app():
 
 
 RAW = """\
-thread (101): advexp-pass_0;Thread.run (threading.py:982);one_pass (advexp_core/gradient_maps.py:256);_ig_in_passes.<locals>.one_pass (advexp_core/gradient_maps.py:256);forward (advexp_core/models.py:40);conv2d (torch/nn/functional.py:10) 150
-thread (102): advexp-pass_1;Thread.run (threading.py:982);deletion_insertion (advexp_core/faithfulness.py:90);forward (advexp_core/models.py:40) 50
-thread (103): advexp-cancel-attack-main;run (advexp_ui/progress.py:150);pgd (advexp_core/attacks.py:200);forward (advexp_core/models.py:40) 40
-thread (103): advexp-cancel-attack-main;run (advexp_ui/progress.py:150);step_schedule (advexp_core/attacks.py:90);_explain (advexp_core/explanations.py:270) 20
-thread (104): ScriptRunner.scriptThread;<module> (pages/1_attack.py:3);_find_and_load (<frozen importlib._bootstrap>:1176);<module> (advexp_core/imaging.py:22) 30
-thread (104): ScriptRunner.scriptThread;show (advexp_ui/render.py:10);encode_png (advexp_core/imaging.py:153);Image.save (PIL/Image.py:2712) 10
+thread (101): advexp-pass_0;Thread.run (threading.py:982);one_pass (advexp_core/methods/gradient_maps.py:256);_ig_in_passes.<locals>.one_pass (advexp_core/methods/gradient_maps.py:256);forward (advexp_core/networks/registry.py:40);conv2d (torch/nn/functional.py:10) 150
+thread (102): advexp-pass_1;Thread.run (threading.py:982);deletion_insertion (advexp_core/evaluation/faithfulness.py:90);forward (advexp_core/networks/registry.py:40) 50
+thread (103): advexp-cancel-attack-main;run (advexp_ui/progress.py:150);pgd (advexp_core/methods/attacks.py:200);forward (advexp_core/networks/registry.py:40) 40
+thread (103): advexp-cancel-attack-main;run (advexp_ui/progress.py:150);step_schedule (advexp_core/methods/attacks.py:90);_explain (advexp_core/methods/explanations.py:270) 20
+thread (104): ScriptRunner.scriptThread;<module> (pages/1_attack.py:3);_find_and_load (<frozen importlib._bootstrap>:1176);<module> (advexp_core/data/imaging.py:22) 30
+thread (104): ScriptRunner.scriptThread;show (advexp_ui/render.py:10);encode_png (advexp_core/data/imaging.py:153);Image.save (PIL/Image.py:2712) 10
 thread (105): MainThread;run_forever (asyncio/base_events.py:607);handle (streamlit/runtime/app_session.py:300) 8
 thread (106): Thread-7;select (selectors.py:468) 2
 

@@ -13,12 +13,12 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from advexp_core.checkpoints import CheckpointError
+from advexp_core.base.runtime import use_compute_threads
 from advexp_core.cli.common import UsageError, json_text, terminal_text
 from advexp_core.cli.output import check_output_folder
-from advexp_core.imaging import ImageError
-from advexp_core.models import ModelError
-from advexp_core.runtime import use_compute_threads
+from advexp_core.data.imaging import ImageError
+from advexp_core.networks.checkpoints import CheckpointError
+from advexp_core.networks.zoo import ModelError
 
 COMMANDS = (
     "models",

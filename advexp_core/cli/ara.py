@@ -3,7 +3,7 @@
 Writes ``DIR/result.json`` (both ARAs, clean accuracy, the dataset indices used, per-image ρ* and
 the step each was first found at, how many were found after step S/2, every setting),
 ``DIR/rho.json`` (just the per-image ρ* with the settings: the file kept beside a shipped checkpoint,
-``advexp_core.shipped``) and ``DIR/curve.png`` (A(ρ)); the folder appears only when everything succeeded. Under ``torchrun``
+``advexp_core.experiments.shipped``) and ``DIR/curve.png`` (A(ρ)); the folder appears only when everything succeeded. Under ``torchrun``
 the images are sharded over the processes (same result); process 0 writes.
 """
 
@@ -15,7 +15,7 @@ import os
 import sys
 from typing import Any
 
-from advexp_core.ara import BoundaryNotReachedError, ara_figure
+from advexp_core.base.distributed import DistContext, process_group
 from advexp_core.cli.common import (
     UsageError,
     add_json_argument,
@@ -25,10 +25,10 @@ from advexp_core.cli.common import (
     usage_errors,
 )
 from advexp_core.cli.output import add_out_argument, output_folder
-from advexp_core.datasets import DATASET_NAMES, load_dataset
-from advexp_core.distributed import DistContext, process_group
+from advexp_core.data.datasets import DATASET_NAMES, load_dataset
 from advexp_core.experiments.ara import ARAConfig, RobustnessResult, robustness_experiment
-from advexp_core.shipped import rho_record
+from advexp_core.experiments.shipped import rho_record
+from advexp_core.methods.ara import BoundaryNotReachedError, ara_figure
 
 _DEFAULT = ARAConfig()
 

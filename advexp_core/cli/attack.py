@@ -14,10 +14,10 @@ from typing import Any
 
 from advexp_core.cli import common
 from advexp_core.cli.output import add_out_argument, output_folder
+from advexp_core.data.imaging import encode_png
 from advexp_core.experiments import ATTACK_METHODS, AttackConfig, adversarial_example, norm_scale
-from advexp_core.geometry import NORMS
-from advexp_core.imaging import encode_png
-from advexp_core.models import LoadedModel
+from advexp_core.methods.geometry import NORMS
+from advexp_core.networks.registry import LoadedModel
 
 DEFAULT = AttackConfig()
 FILES = {"adversarial": "adversarial.png", "result": "result.json"}

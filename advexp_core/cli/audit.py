@@ -5,7 +5,7 @@ the artifact; an image without a mask has none). The artifact is removed by inpa
 with ``--add-from IMAGE --add-mask MASK``, pasted onto the images without one (``--where same`` at its
 own place, ``border`` along ``--border``); each decision is read before and after, the explainers
 are graded against the measured effect, and each image gets its adversarial explanation
-(`advexp_core.audit`, docs/audit.md). Writes ``result.json``, ``images.csv`` and ``report.html``
+(`advexp_core.experiments.audit`, docs/audit.md). Writes ``result.json``, ``images.csv`` and ``report.html``
 (one file with the pictures). Labels: a CSV of ``name,class`` lines (class index or name).
 """
 
@@ -24,18 +24,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from advexp_core.audit import (
-    BORDERS,
-    DEFAULT_METHODS,
-    WHERE,
-    Artifact,
-    AuditConfig,
-    AuditError,
-    audit,
-    check_inputs,
-    fit_to_model,
-)
-from advexp_core.audit_report import audit_html, summary_reading
+from advexp_core.base.jsonsafe import format_number
+from advexp_core.base.statistics import TOLERANCE
 from advexp_core.cli.common import (
     UsageError,
     add_json_argument,
@@ -48,20 +38,21 @@ from advexp_core.cli.common import (
     resolve_class,
     terminal_text,
     usage_errors,
-    versions,
 )
 from advexp_core.cli.output import add_out_argument, output_folder
-from advexp_core.imaging import (
+from advexp_core.data.imaging import (
     ACCEPTED_EXTENSIONS,
     MAX_IMAGE_BYTES,
     MAX_IMAGE_PIXELS,
     ImageError,
     decode_image,
 )
+from advexp_core.data.interventions import BORDERS, WHERE, Artifact, AuditError
+from advexp_core.experiments.audit import DEFAULT_METHODS, AuditConfig, audit, check_inputs, fit_to_model
+from advexp_core.experiments.report import versions
+from advexp_core.methods.saliency import METHODS
+from advexp_core.plots.audit_report import audit_html, summary_reading
 from advexp_core.readings.audit import interval_text, number_with_interval
-from advexp_core.reports import format_number
-from advexp_core.saliency import METHODS
-from advexp_core.statistics import TOLERANCE
 
 FILES = {"result": "result.json", "images": "images.csv", "report": "report.html"}
 FLAGS = {"images": "--images", "masks": "--masks", "labels": "--labels", "artifact": "--add-from/--add-mask"}

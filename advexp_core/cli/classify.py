@@ -13,7 +13,7 @@ from advexp_core.cli.common import (
     read_image_for_model,
 )
 from advexp_core.experiments import classify
-from advexp_core.reports import TOP_K
+from advexp_core.experiments.report import TOP_K
 
 
 def register(sub: Any) -> None:

@@ -16,9 +16,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from advexp_core.imaging import MAX_IMAGE_BYTES, ImageError, decode_image, prepare_image
-from advexp_core.models import DEFAULT_MODEL_ID, LoadedModel, load_model, load_user_model
-from advexp_core.reports import versions
+from advexp_core.base.jsonsafe import json_safe
+from advexp_core.data.imaging import MAX_IMAGE_BYTES, ImageError, decode_image, prepare_image
+from advexp_core.experiments.report import versions
+from advexp_core.networks.registry import DEFAULT_MODEL_ID, LoadedModel, load_model, load_user_model
 
 __all__ = [
     "ModelFile",
@@ -36,7 +37,6 @@ __all__ = [
     "resolve_class",
     "terminal_text",
     "usage_errors",
-    "versions",  # re-exported: `advexp ara` imports it from here
 ]
 
 
@@ -358,19 +358,8 @@ def terminal_text(text: str) -> str:
     return text.translate(_CONTROL)
 
 
-def _finite(value: Any) -> Any:
-    """``value`` with every NaN or infinite float as None: JSON has no NaN, and a reader must not choke."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 def json_text(result: Any, indent: int | None = None) -> str:
     """Strict JSON (no NaN) with C1 control characters escaped; json already escapes C0 ones."""
-    return json.dumps(_finite(result), ensure_ascii=False, allow_nan=False, indent=indent).translate(
+    return json.dumps(json_safe(result), ensure_ascii=False, allow_nan=False, indent=indent).translate(
         _C1_ESCAPES
     )

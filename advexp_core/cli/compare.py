@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from advexp_core.base.jsonsafe import format_number
 from advexp_core.cli.attack import add_attack_arguments, attack_config
 from advexp_core.cli.common import (
     UsageError,
@@ -24,12 +25,12 @@ from advexp_core.cli.common import (
     usage_errors,
 )
 from advexp_core.cli.output import add_out_argument, output_folder
-from advexp_core.experiments import SaliencyConfig, saliency_under_attack, under_attack_figure
-from advexp_core.figures import figure_png
-from advexp_core.imaging import encode_png
-from advexp_core.perturbation import LIME_SAMPLES
-from advexp_core.reports import format_number
-from advexp_core.saliency import IG_BASELINES, METHODS
+from advexp_core.data.imaging import encode_png
+from advexp_core.experiments import SaliencyConfig, saliency_under_attack
+from advexp_core.methods.gradient_maps import IG_BASELINES
+from advexp_core.methods.perturbation import LIME_SAMPLES
+from advexp_core.methods.saliency import METHODS
+from advexp_core.plots.figures import figure_png, under_attack_figure
 
 DEFAULT = SaliencyConfig()
 FILES = {"adversarial": "adversarial.png", "figure": "figure.png", "result": "result.json"}

@@ -20,13 +20,13 @@ from advexp_core.cli.common import (
     parse_fraction,
     read_image_for_model,
     usage_errors,
-    versions,
 )
 from advexp_core.cli.output import add_out_argument, output_folder
+from advexp_core.data.imaging import encode_png
 from advexp_core.experiments import ExplanationConfig, adversarial_explanations
-from advexp_core.explanation_figures import explanation_figure
-from advexp_core.figures import figure_png
-from advexp_core.imaging import encode_png
+from advexp_core.experiments.report import versions
+from advexp_core.plots.explanations import explanation_figure
+from advexp_core.plots.figures import figure_png
 
 DEFAULT = ExplanationConfig()
 

@@ -7,7 +7,7 @@ from dataclasses import asdict
 from typing import Any
 
 from advexp_core.cli.common import add_json_argument
-from advexp_core.models import list_models
+from advexp_core.networks.registry import list_models
 
 
 def register(sub: Any) -> None:

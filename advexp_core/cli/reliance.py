@@ -1,7 +1,7 @@
 """``advexp reliance --model M --dataset lesions --out DIR``: does the network's decision follow the ruler?
 
 Classifies the first N images of a lesions split as drawn, with the ruler removed and with a ruler
-drawn on (exact twins, differing only inside the ruler's mask; `advexp_core.reliance`), and reports
+drawn on (exact twins, differing only inside the ruler's mask; `advexp_core.evaluation.reliance`), and reports
 how often the decision changes and how far the true class's logit margin moves. Writes
 ``result.json`` (the summary) and ``images.csv`` (one row per image). Cost: 3·N forward passes.
 """
@@ -13,18 +13,18 @@ import csv
 import io
 from typing import Any
 
+from advexp_core.base.jsonsafe import format_number
+from advexp_core.base.statistics import TOLERANCE
 from advexp_core.cli.common import (
     UsageError,
     add_json_argument,
     add_model_argument,
     json_text,
     load_model_or_usage_error,
-    versions,
 )
 from advexp_core.cli.output import add_out_argument, output_folder
-from advexp_core.datasets import LESIONS_SIZES
-from advexp_core.readings.audit import interval_text, number_with_interval, tolerance_text
-from advexp_core.reliance import (
+from advexp_core.data.datasets import LESIONS_SIZES
+from advexp_core.evaluation.reliance import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_N_IMAGES,
     DEFAULT_SPLIT,
@@ -33,8 +33,8 @@ from advexp_core.reliance import (
     RelianceImage,
     shortcut_reliance,
 )
-from advexp_core.reports import format_number
-from advexp_core.statistics import TOLERANCE
+from advexp_core.experiments.report import versions
+from advexp_core.readings.audit import interval_text, number_with_interval, tolerance_text
 
 FILES = {"result": "result.json", "images": "images.csv"}
 FLAGS = {

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from advexp_core.base.jsonsafe import format_number
 from advexp_core.cli.common import (
     UsageError,
     add_json_argument,
@@ -24,15 +25,14 @@ from advexp_core.cli.common import (
     load_model_or_usage_error,
     read_image_for_model,
     usage_errors,
-    versions,
 )
 from advexp_core.cli.compare import parse_methods
 from advexp_core.cli.output import add_out_argument, output_folder
 from advexp_core.experiments import SanityConfig, sanity_checks, sanity_plan
-from advexp_core.figures import figure_png
-from advexp_core.reports import format_number
-from advexp_core.saliency import METHODS
-from advexp_core.sanity_figures import sanity_figure
+from advexp_core.experiments.report import versions
+from advexp_core.methods.saliency import METHODS
+from advexp_core.plots.figures import figure_png
+from advexp_core.plots.sanity import sanity_figure
 
 DEFAULT = SanityConfig()
 FILES = {"result": "sanity.json", "figure": "sanity.png"}

@@ -22,17 +22,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from advexp_core.base.jsonsafe import format_number
 from advexp_core.cli import common
 from advexp_core.cli.common import UsageError, json_text, load_model_or_usage_error, usage_errors
 from advexp_core.cli.output import add_out_argument, output_folder
 from advexp_core.experiments import scorecard as experiment
 from advexp_core.experiments.catalogue import grades_control
-from advexp_core.experiments.scorecard import ScorecardConfig, ScorecardResult
 from advexp_core.experiments.scorecard_grades import with_grades
-from advexp_core.figures import figure_png
-from advexp_core.models import LoadedModel, ModelError, load_model
-from advexp_core.reports import format_number
-from advexp_core.scorecard_figures import scorecard_figure
+from advexp_core.experiments.scorecard_results import SCORECARD_METHODS, ScorecardConfig, ScorecardResult
+from advexp_core.networks.registry import LoadedModel, load_model
+from advexp_core.networks.zoo import ModelError
+from advexp_core.plots.figures import figure_png
+from advexp_core.plots.scorecard import scorecard_figure
 
 DEFAULT = ScorecardConfig()
 FILES = {"result": "result.json", "figure": "scorecard.png"}
@@ -71,7 +72,7 @@ def register(sub: Any) -> None:
         help=f"the first N images (default {DEFAULT.n_images})",
     )
     every = ",".join(DEFAULT.methods)
-    choices = ",".join(experiment.SCORECARD_METHODS)
+    choices = ",".join(SCORECARD_METHODS)
     parser.add_argument(
         "--methods", default=every, help=f"comma-separated explainers from {choices} (default all)"
     )

@@ -14,11 +14,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from advexp_core.checkpoints import sha256_file
 from advexp_core.cli.common import UsageError, add_json_argument
-from advexp_core.datasets import DATASET_NAMES, DatasetError, load_dataset
-from advexp_core.robust import RECIPES, TrainingError, get_recipe
-from advexp_core.training import EpochLog, TrainConfig, train
+from advexp_core.data.datasets import DATASET_NAMES, DatasetError, load_dataset
+from advexp_core.networks.checkpoints import sha256_file
+from advexp_core.training.loop import EpochLog, TrainConfig, train
+from advexp_core.training.robust import RECIPES, TrainingError, get_recipe
 
 
 def register(sub: Any) -> None:

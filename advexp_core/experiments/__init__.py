@@ -3,7 +3,7 @@
 Every default of the project is written once, in the config dataclasses of this package
 (`configs`). Each experiment takes a `LoadedModel`, holds its lock once for the whole run (the app
 shares one model across sessions; hook-based explainers must not meet another run's forward
-pass), reports progress through one `advexp_core.runtime.OnStep` as ``on_step(done, total)``, and
+pass), reports progress through one `advexp_core.base.runtime.OnStep` as ``on_step(done, total)``, and
 returns a frozen result holding the tensors, the numbers and a JSON-able ``report``.
 """
 
@@ -35,7 +35,6 @@ from advexp_core.experiments.under_attack import (
     SaliencyUnderAttackResult,
     adversarial_example,
     saliency_under_attack,
-    under_attack_figure,
 )
 
 __all__ = [
@@ -68,5 +67,4 @@ __all__ = [
     "saliency_under_attack",
     "sanity_checks",
     "sanity_plan",
-    "under_attack_figure",
 ]

@@ -1,7 +1,7 @@
 """The ARA experiment (docs/method.md §3): one frozen config in, one frozen result out.
 
 What ``advexp ara`` and the Robustness page both call. The experiment's defaults: the authors'
-search (`advexp_core.attacks.SearchSettings`, where its numbers are written once), their image
+search (`advexp_core.methods.attacks.SearchSettings`, where its numbers are written once), their image
 subset (seed 1776), the test split, all images unless told otherwise.
 """
 
@@ -15,15 +15,16 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from advexp_core.ara import REFERENCE_SEED, AraResult, Boundary, Sample, evaluate_ara, select_images
-from advexp_core.attacks import SearchSettings
-from advexp_core.distributed import DistContext
-from advexp_core.models import LoadedModel
+from advexp_core.base.distributed import DistContext
+from advexp_core.base.jsonsafe import json_number
+from advexp_core.base.runtime import OnStep, device_of
+from advexp_core.experiments.report import predictions, versions
+from advexp_core.experiments.shipped import read_manifest
+from advexp_core.methods.ara import REFERENCE_SEED, AraResult, Boundary, Sample, evaluate_ara, select_images
+from advexp_core.methods.attacks import SearchSettings
+from advexp_core.networks.registry import LoadedModel
 from advexp_core.readings import ara as readings
 from advexp_core.readings.ara import AraNumbers
-from advexp_core.reports import json_number, predictions, versions
-from advexp_core.runtime import OnStep, device_of
-from advexp_core.shipped import read_manifest
 
 BOUNDARIES: tuple[Boundary, ...] = ("attack", "btr")
 # The authors' published figures (docs/method.md §3: 1000 CIFAR-10 test images): (test accuracy,
@@ -131,7 +132,7 @@ def robustness_experiment(
         dataset: (image (3, H, W) in [0, 1], label) pairs of the model's classes and size.
         config: the settings (``ARAConfig``).
         on_step: progress, on_step(done, total) after every search step of this process.
-        ctx: a process group to shard the search over (``advexp_core.distributed``).
+        ctx: a process group to shard the search over (``advexp_core.base.distributed``).
 
     Returns:
         ``RobustnessResult``.

@@ -1,6 +1,6 @@
 """The shipped networks the ground-truth experiments pair: each dataset's standard and robust
-network, every network the README's scorecard covers, and the control each graded network is
-compared with (`advexp_core.reliance_grades`)."""
+network, every network the research tables' scorecard covers (research/README.md), and the control each graded network is
+compared with (`advexp_core.evaluation.reliance_grades`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ GROUND_TRUTH_PAIRS = {
     "lesions": ("lesions-standard", "lesions-robust"),
     "blockdigits": ("blockdigits-standard", "blockdigits-robust"),
 }
-# Every shipped network the README's scorecard covers: the pairs, with blockdigits-adv-train (PGD
+# Every shipped network the research tables' scorecard covers (research/README.md): the pairs, with blockdigits-adv-train (PGD
 # adversarial training, as Shah et al.'s robust models) between the standard and the robust one.
 GROUND_TRUTH_NETWORKS = {
     "lesions": GROUND_TRUTH_PAIRS["lesions"],

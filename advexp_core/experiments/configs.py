@@ -11,16 +11,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from advexp_core.explanations import ExplanationSettings
-from advexp_core.geometry import NORMS
-from advexp_core.reports import TOP_K
-from advexp_core.saliency import (
-    GRADIENT_METHODS,
-    METHODS,
-    IntegratedGradientsSettings,
-    SmoothGradSettings,
-    explainer,
-)
+from advexp_core.experiments.report import TOP_K
+from advexp_core.methods.explanations import ExplanationSettings
+from advexp_core.methods.geometry import NORMS
+from advexp_core.methods.gradient_maps import IntegratedGradientsSettings, SmoothGradSettings
+from advexp_core.methods.manipulation import MANIPULATION_STEPS
+from advexp_core.methods.saliency import GRADIENT_METHODS, METHODS, explainer
 
 ATTACK_METHODS = ("pgd", "fgsm")
 MAP_METHODS = ("gradient", "gradcam")  # the maps `manipulate_explanation` can move
@@ -110,8 +106,8 @@ class SaliencyConfig:
     """The saliency maps compared before and after an attack, or side by side.
 
     Attributes:
-        methods: saliency methods from `advexp_core.saliency.METHODS` (may be empty: attack only);
-            "lime" and "occlusion" run with their own defaults (`advexp_core.perturbation`).
+        methods: saliency methods from `advexp_core.methods.saliency.METHODS` (may be empty: attack only);
+            "lime" and "occlusion" run with their own defaults (`advexp_core.methods.perturbation`).
         ig_steps: Integrated Gradients steps.
         ig_baseline: IG baseline, "black" or "blur".
         smoothgrad_samples: SmoothGrad noisy copies.
@@ -138,7 +134,7 @@ class SaliencyConfig:
         self.settings("ig"), self.settings("smoothgrad")  # each explainer checks its own settings
 
     def settings(self, method: str) -> object:
-        """The settings `advexp_core.saliency.make_map` takes for ``method``: this config's values
+        """The settings `advexp_core.methods.saliency.make_map` takes for ``method``: this config's values
         where it has them, the explainer's defaults otherwise."""
         own = {
             "ig": lambda: IntegratedGradientsSettings(n_steps=self.ig_steps, baseline=self.ig_baseline),
@@ -215,7 +211,7 @@ class ManipulationConfig:
     method: Literal["gradient", "gradcam"] = "gradient"
     goal: str = "top-left"
     eps_255: float = 8.0
-    steps: int = 100
+    steps: int = MANIPULATION_STEPS
     beta: float = 10.0
     gamma: float = 1.0
 
@@ -243,7 +239,7 @@ class SanityConfig:
     """The randomisation sanity checks (docs/method.md §5; Adebayo et al. 2018).
 
     Attributes:
-        methods: saliency methods from `advexp_core.saliency.METHODS`, run with their defaults
+        methods: saliency methods from `advexp_core.methods.saliency.METHODS`, run with their defaults
             (IG: `SaliencyConfig.ig_steps` steps; LIME: `perturbation.LIME_SAMPLES` samples).
         seed: seed of the re-initialisation (and of SmoothGrad's noise).
         max_layers: measure the maps after at most this many randomisation steps, spread evenly

@@ -1,6 +1,6 @@
 """Compare explainers: several saliency methods on one image, how much they agree, how faithful each is.
 
-Any of `advexp_core.saliency.METHODS`, the forward-only LIME and occlusion included (docs/method.md
+Any of `advexp_core.methods.saliency.METHODS`, the forward-only LIME and occlusion included (docs/method.md
 §5), enters the agreement matrix and the deletion/insertion curves alike.
 """
 
@@ -15,17 +15,18 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from advexp_core import metrics
+from advexp_core.base.jsonsafe import JsonObject
+from advexp_core.base.runtime import OnStep
+from advexp_core.evaluation.faithfulness import deletion_insertion
 from advexp_core.experiments.configs import ExplainersConfig
 from advexp_core.experiments.maps import check_class, fit_image, gradcam_layer_for
 from advexp_core.experiments.progress import stage, tick
-from advexp_core.faithfulness import deletion_insertion
-from advexp_core.figures import METHOD_TITLES
-from advexp_core.models import LoadedModel
+from advexp_core.experiments.report import config_dict, predictions
+from advexp_core.measures import metrics
+from advexp_core.methods.maps import SaliencyMap
+from advexp_core.methods.saliency import METHOD_TITLES, make_map
+from advexp_core.networks.registry import LoadedModel
 from advexp_core.readings.agreement import every_measure
-from advexp_core.reports import JsonObject, config_dict, predictions
-from advexp_core.runtime import OnStep
-from advexp_core.saliency import SaliencyMap, make_map
 
 AGREEMENT = {
     "spearman": metrics.spearman,
@@ -57,7 +58,7 @@ class MethodMap:
 
 @dataclass(frozen=True)
 class Curves:
-    """One map's deletion and insertion curves (`advexp_core.faithfulness`) and their areas.
+    """One map's deletion and insertion curves (`advexp_core.evaluation.faithfulness`) and their areas.
 
     Attributes:
         fractions: shares of pixels removed / inserted.
@@ -228,7 +229,7 @@ def compare_explainers(
 def _curves(
     model: LoadedModel, x: Tensor, m: Tensor, target: int, config: ExplainersConfig, on_step: OnStep | None
 ) -> Curves:
-    """One map's deletion and insertion curves with their areas (advexp_core.faithfulness)."""
+    """One map's deletion and insertion curves with their areas (advexp_core.evaluation.faithfulness)."""
     curves = deletion_insertion(model.module, x, m, target, steps=config.faithfulness_steps, on_step=on_step)
     return Curves(
         tuple(float(v) for v in curves.fractions),

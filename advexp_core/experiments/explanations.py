@@ -13,23 +13,23 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from advexp_core.base.jsonsafe import JsonObject
+from advexp_core.base.runtime import OnStep, in_order
+from advexp_core.data.imaging import delta_display_scale, png_roundtrip
 from advexp_core.experiments.configs import ExplanationConfig
 from advexp_core.experiments.maps import fit_image
 from advexp_core.experiments.progress import stage, tick
-from advexp_core.explanations import (
+from advexp_core.experiments.report import explanation_file, predictions
+from advexp_core.methods.explanations import (
     ContrastResult,
     ExplanationResult,
     TargetExplanation,
     adversarial_explanation,
-    delta_display_scale,
     noise_low_frequency_share,
     resolve_targets,
 )
-from advexp_core.imaging import png_roundtrip
-from advexp_core.models import LoadedModel
+from advexp_core.networks.registry import LoadedModel
 from advexp_core.readings import explanations as readings
-from advexp_core.reports import JsonObject, explanation_file, predictions
-from advexp_core.runtime import OnStep, in_order
 
 
 @dataclass(frozen=True)
@@ -131,11 +131,6 @@ class ContrastExplanationsResult:
 
     contrast: ContrastResult
     networks: tuple[NetworkExplanations, ...]
-
-    @property
-    def per_model(self) -> tuple[AdversarialExplanationsResult, ...]:
-        """One AdversarialExplanationsResult per model, in the order given."""
-        return tuple(n.result for n in self.networks)
 
     def to_json(self) -> JsonObject:
         """``delta_scale``, ``models`` (id, title, robust and each network's JSON) and ``reading``:

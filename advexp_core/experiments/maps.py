@@ -1,5 +1,5 @@
 """What every experiment does alike: fit the image to the network, find Grad-CAM's layer, and make a
-method's maps through the explainer registry (`advexp_core.saliency.make_map`), so batching and
+method's maps through the explainer registry (`advexp_core.methods.saliency.make_map`), so batching and
 settings are the same from one experiment to the next."""
 
 from __future__ import annotations
@@ -10,18 +10,18 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from advexp_core.data.imaging import prepare_image
 from advexp_core.experiments.configs import SaliencyConfig
-from advexp_core.imaging import prepare_image
-from advexp_core.models import LoadedModel
-from advexp_core.reports import predictions
-from advexp_core.saliency import (
+from advexp_core.experiments.report import predictions
+from advexp_core.methods.saliency import (
     CPU_IG_IMAGES,
     Options,
     cpu_pass_images,
     explainer,
-    find_last_conv_block,
     map_options,
 )
+from advexp_core.networks.introspect import find_last_conv_block
+from advexp_core.networks.registry import LoadedModel
 
 
 def fit_image(image: Tensor, model: LoadedModel) -> Tensor:
@@ -70,7 +70,7 @@ def method_maps(
         model: the network.
         images: images in [0, 1] at its input size.
         targets: the class to explain, per image.
-        method: a key of `advexp_core.saliency.EXPLAINERS`.
+        method: a key of `advexp_core.methods.saliency.EXPLAINERS`.
         settings: the method's settings (None: its defaults).
         layer: the Grad-CAM layer (None: found here when the method takes one).
         batch_size: images per call (None: all at once).
@@ -96,7 +96,7 @@ def method_kwargs(
     *,
     device: torch.device | None = None,
 ) -> Options:
-    """The keyword arguments of one method for `advexp_core.saliency.explain` on images of ``size``
+    """The keyword arguments of one method for `advexp_core.methods.saliency.explain` on images of ``size``
     (height, width), as `make_map` builds them (for callers of ``explain``; the experiments call
     `make_map` itself).
 

@@ -9,16 +9,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from advexp_core.base.jsonsafe import JsonObject, json_number
+from advexp_core.base.runtime import OnStep
 from advexp_core.experiments.configs import REGIONS, ManipulationConfig
 from advexp_core.experiments.maps import fit_image
 from advexp_core.experiments.progress import tick
-from advexp_core.manipulation import manipulate_explanation, region_map
-from advexp_core.models import LoadedModel
+from advexp_core.experiments.report import config_dict, predictions
+from advexp_core.methods.manipulation import manipulate_explanation, region_map
+from advexp_core.methods.saliency import make_map
+from advexp_core.networks.registry import LoadedModel
 from advexp_core.readings import Reading
 from advexp_core.readings import attack as attack_readings
-from advexp_core.reports import JsonObject, config_dict, json_number, predictions
-from advexp_core.runtime import OnStep
-from advexp_core.saliency import make_map
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from advexp_core.runtime import OnStep
+from advexp_core.base.runtime import OnStep
 
 
 def stage(on_step: OnStep | None, start: int, width: int, total: int) -> OnStep | None:

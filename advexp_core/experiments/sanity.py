@@ -15,15 +15,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from advexp_core.datasets import load_dataset
-from advexp_core.experiments.configs import RANDOM_LABEL_PARTNERS, SaliencyConfig, SanityConfig
-from advexp_core.experiments.maps import check_class, fit_image, gradcam_layer_for
-from advexp_core.experiments.progress import stage, tick
-from advexp_core.models import LoadedModel, ModelError, load_model
-from advexp_core.reports import JsonObject, config_dict
-from advexp_core.runtime import OnStep
-from advexp_core.saliency import SaliencyMap, make_map
-from advexp_core.sanity import (
+from advexp_core.base.jsonsafe import JsonObject
+from advexp_core.base.runtime import OnStep
+from advexp_core.data.datasets import load_dataset
+from advexp_core.evaluation.sanity import (
     ExplainFn,
     SanityResult,
     cascading_randomisation,
@@ -34,6 +29,14 @@ from advexp_core.sanity import (
     randomisation_layers,
     sanity_reading,
 )
+from advexp_core.experiments.configs import RANDOM_LABEL_PARTNERS, SaliencyConfig, SanityConfig
+from advexp_core.experiments.maps import check_class, fit_image, gradcam_layer_for
+from advexp_core.experiments.progress import stage, tick
+from advexp_core.experiments.report import config_dict
+from advexp_core.methods.maps import SaliencyMap
+from advexp_core.methods.saliency import make_map
+from advexp_core.networks.registry import LoadedModel, load_model
+from advexp_core.networks.zoo import ModelError
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ class SanityChecksResult:
 
     Attributes:
         image: x in [0, 1] on the CPU (3, h, w).
-        cascade: the curves and maps (`advexp_core.sanity.SanityResult`).
+        cascade: the curves and maps (`advexp_core.evaluation.sanity.SanityResult`).
         data: `data_randomisation`'s numbers, or None without a partner network.
         reading: the plain-language reading of both checks.
         config: the settings.

@@ -1,9 +1,9 @@
 """The ground-truth scorecard: does each explainer point at the real evidence or at the shortcut?
 
-On the datasets whose evidence is known pixel by pixel (`advexp_core.groundtruth`: lesions with a
+On the datasets whose evidence is known pixel by pixel (`advexp_core.data.groundtruth`: lesions with a
 ruler shortcut, BlockDigits), every explainer explains the TRUE class of the first N images of a
 split, each map as the project shows it (non-negative, input resolution), and three numbers sum it
-up (`advexp_core.mask_metrics`): the share of the map inside the evidence mask, the share inside the
+up (`advexp_core.measures.mask_metrics`): the share of the map inside the evidence mask, the share inside the
 shortcut mask, and the pointing game (does a maximum of the map lie in the evidence?); beside them,
 the top-k evidence: the share of the map's k % highest pixels that lie in the evidence (Quantus'
 TopKIntersection, the measure of Shah, Jain & Netrapalli 2021, with k as a share of the image's
@@ -17,69 +17,39 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from advexp_core.attacks import pgd
-from advexp_core.datasets import MaskedImageDataset, TensorImageDataset, load_dataset
-from advexp_core.experiments.catalogue import GROUND_TRUTH_NETWORKS, GROUND_TRUTH_PAIRS
+from advexp_core.base.runtime import OnStep
+from advexp_core.data.datasets import MaskedImageDataset, TensorImageDataset, load_dataset
 from advexp_core.experiments.maps import check_class, method_maps
 from advexp_core.experiments.progress import tick
 from advexp_core.experiments.scorecard_results import (
     ADVERSARIAL,
-    SCORECARD_METHODS,
-    TOP_K,
     Chance,
     ExplainerScore,
     FlipSummary,
     GroundTruthExample,
-    ImageShares,
     ScorecardConfig,
     ScorecardResult,
     Shares,
-    TopKShares,
     image_shares,
 )
-from advexp_core.explanations import adversarial_explanation
-from advexp_core.mask_metrics import (
-    METRICS,
-    TOP_K_PERCENTS,
+from advexp_core.measures.mask_metrics import (
     chance_levels,
     delta_energy_shares,
     mask_shares,
     mean_finite,
     top_k_count,
-    top_k_evidence,
 )
-from advexp_core.models import LoadedModel
-from advexp_core.runtime import OnStep
+from advexp_core.methods.attacks import pgd
+from advexp_core.methods.explanations import adversarial_explanation
+from advexp_core.networks.registry import LoadedModel
 
-__all__ = [  # the records, the maths and the catalogue are re-exported: callers imported them from here
-    "ADVERSARIAL",
-    "GROUND_TRUTH_NETWORKS",
-    "GROUND_TRUTH_PAIRS",
-    "METRICS",
-    "SCORECARD_METHODS",
-    "TOP_K",
-    "TOP_K_PERCENTS",
-    "Chance",
-    "ExplainerScore",
-    "FlipSummary",
-    "GroundTruthExample",
-    "ImageShares",
-    "ScorecardConfig",
-    "ScorecardResult",
-    "Shares",
-    "TopKShares",
-    "chance_levels",
+__all__ = [
     "check_fit",
-    "delta_energy_shares",
     "explanation_maps",
-    "image_shares",
     "ground_truth_example",
-    "mask_shares",
     "scorecard",
     "scorecard_dataset",
     "split_accuracy",
-    "top_k_count",
-    "top_k_evidence",
 ]
 
 

@@ -2,7 +2,7 @@
 
 `ScorecardConfig` composes the attack, saliency and explanation settings; `ScorecardResult` holds
 each explainer's `ExplainerScore` (clean and attacked `TopKShares`, and the per-image numbers) and
-makes the JSON of the CLI, the page's download and docs/scorecard.json once, in ``to_json``. The
+makes the JSON of the CLI, the page's download and checkpoints/scorecard.json once, in ``to_json``. The
 experiment itself is `advexp_core.experiments.scorecard`.
 """
 
@@ -14,14 +14,21 @@ from typing import TYPE_CHECKING
 
 from torch import Tensor
 
+from advexp_core.base.jsonsafe import JsonObject
 from advexp_core.experiments.configs import AttackConfig, SaliencyConfig, check_methods
-from advexp_core.explanations import ExplanationSettings
-from advexp_core.mask_metrics import METRICS, TOP_K_PERCENTS, mask_shares, mean_finite, top_k_evidence
-from advexp_core.reports import JsonObject, config_dict
-from advexp_core.saliency import EXPLAINERS
+from advexp_core.experiments.report import config_dict
+from advexp_core.measures.mask_metrics import (
+    METRICS,
+    TOP_K_PERCENTS,
+    mask_shares,
+    mean_finite,
+    top_k_evidence,
+)
+from advexp_core.methods.explanations import ExplanationSettings
+from advexp_core.methods.saliency import EXPLAINERS
 
 if TYPE_CHECKING:  # reliance_grades builds on the scorecard's maps; the grades are attached later
-    from advexp_core.reliance_grades import RelianceGrades
+    from advexp_core.evaluation.reliance_grades import RelianceGrades
 
 ADVERSARIAL = "adversarial"
 # The order of the table: gradient family, then forward-only, then the paper's explanation.
@@ -83,7 +90,7 @@ class ScorecardConfig:
             object.__setattr__(self, "saliency", dataclasses.replace(self.saliency, seed=self.seed))
 
     def settings(self, method: str) -> object:
-        """The settings `advexp_core.saliency.make_map` takes for one of `methods`."""
+        """The settings `advexp_core.methods.saliency.make_map` takes for one of `methods`."""
         return self.explanation if method == ADVERSARIAL else self.saliency.settings(method)
 
 
@@ -236,7 +243,7 @@ class ScorecardResult:
         return self.config.n_images
 
     def to_json(self) -> JsonObject:
-        """The JSON of the CLI's result.json, the page's download and docs/scorecard.json; k is
+        """The JSON of the CLI's result.json, the page's download and checkpoints/scorecard.json; k is
         written as "2.5", "5", "10", "20"."""
         out = {
             "model": self.model,

@@ -10,21 +10,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from advexp_core import metrics
-from advexp_core.attacks import AttackResult, fgsm, pgd
+from advexp_core.base.jsonsafe import JsonObject, json_number
+from advexp_core.base.runtime import OnStep
 from advexp_core.experiments.configs import AttackConfig, SaliencyConfig
 from advexp_core.experiments.maps import check_class, fit_image, gradcam_layer_for
 from advexp_core.experiments.progress import stage, tick
-from advexp_core.figures import METHOD_TITLES, compare_figure
-from advexp_core.models import LoadedModel
+from advexp_core.experiments.report import config_dict, predictions, readings
+from advexp_core.measures import metrics
+from advexp_core.methods.attacks import AttackResult, fgsm, pgd
+from advexp_core.methods.maps import SaliencyMap
+from advexp_core.methods.saliency import METHOD_TITLES, colour_scales, make_map
+from advexp_core.networks.registry import LoadedModel
 from advexp_core.readings import Reading
 from advexp_core.readings import attack as attack_readings
-from advexp_core.reports import JsonObject, config_dict, json_number, predictions, readings
-from advexp_core.runtime import OnStep
-from advexp_core.saliency import SaliencyMap, colour_scales, make_map
 
 Predictions = list[dict[str, Any]]
 """The top classes of one logit vector as `reports.predictions` writes them ({index, label, probability})."""
@@ -275,20 +275,6 @@ def overall_reading(maps: dict[str, dict[str, float | None]], *, k: float, side:
     """One verdict over every map of the run (`readings.attack.maps_overall`), as written in reports."""
     verdicts = {m: attack_readings.map_change(v, k=k, side=side) for m, v in maps.items()}
     return attack_readings.maps_overall(verdicts, METHOD_TITLES).to_json()
-
-
-def under_attack_figure(result: SaliencyUnderAttackResult) -> Figure:
-    """The downloadable figure: clean | attacked | δ | predictions, then one row per map."""
-    example = result.example
-    return compare_figure(
-        example.image,
-        example.adversarial,
-        result.maps,
-        predictions_before=example.predictions_before,
-        predictions_after=example.predictions_after,
-        metrics=result.metrics,
-        per_map_scale=result.saliency.per_map_scale,
-    )
 
 
 def _attack(

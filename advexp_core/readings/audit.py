@@ -1,12 +1,12 @@
 """Readings of a shortcut audit (docs/audit.md): does this network's decision rest on the artifact
-the user marked, measured by removing or pasting it (`advexp_core.audit`), and would each
+the user marked, measured by removing or pasting it (`advexp_core.experiments.audit`), and would each
 explanation have told you?
 
 The answer comes from the intervention; a map is graded against it. The thresholds are those of the
 ground-truth readings (docs/method.md §6): a map "shows" the artifact when its share of mass on it is
 at least the artifact's share of the image (what an even spread would put there). Whether the network
 relies on the artifact is read from the Wilson interval of the share of decisions that removing it
-changed, against a tolerance (`advexp_core.statistics`, docs/method.md §9): a few images
+changed, against a tolerance (`advexp_core.base.statistics`, docs/method.md §9): a few images
 give a wide interval, and the verdict then says it cannot tell rather than "does not decide by it".
 """
 
@@ -14,9 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from advexp_core.readings import Reading
-from advexp_core.readings.groundtruth import decision, map_verdict, near_tie
-from advexp_core.statistics import (
+from advexp_core.base.statistics import (
     CONFIDENCE,
     TOLERANCE,
     Outcome,
@@ -25,6 +23,8 @@ from advexp_core.statistics import (
     three_way,
     wilson_interval,
 )
+from advexp_core.readings import Reading
+from advexp_core.readings.groundtruth import decision, map_verdict, near_tie
 
 
 def intervention(

@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from advexp_core.explanations import LOW_FREQUENCY_CUTOFF
+from advexp_core.methods.explanations import LOW_FREQUENCY_CUTOFF
 from advexp_core.readings import Reading, near
 
 STRUCTURED = 3.0

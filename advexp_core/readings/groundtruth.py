@@ -1,5 +1,5 @@
 """Readings of the ground-truth lesions (docs/method.md, "Readings"): does this network read the
-ruler on this image, measured by removing or drawing it (`advexp_core.reliance`), and would each
+ruler on this image, measured by removing or drawing it (`advexp_core.evaluation.reliance`), and would each
 explanation have told you?
 
 The answer to "does the network use the ruler" comes from the intervention, not from any map: a map

@@ -1,7 +1,7 @@
 """Reading of the input: how much of what the network sees was taken from the file, how much was
 invented by enlarging it, and how much of the file was cut away (docs/method.md, "Readings").
 
-Every image is fitted to the network's input by `advexp_core.imaging.prepare_image`: the short
+Every image is fitted to the network's input by `advexp_core.data.imaging.prepare_image`: the short
 side is scaled, the centre is cropped, and a box never extends past the image, so a tiny image is
 stretched and an elongated one loses its ends. Both happen without a word unless this reading
 says so. The thresholds are constants here, justified in docs/method.md ("Readings"). The numbers
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from advexp_core.imaging import Preprocess, crop_box
+from advexp_core.data.imaging import Preprocess, crop_box
 from advexp_core.readings import Reading
 
 UPSCALE_LIMIT = 2.0

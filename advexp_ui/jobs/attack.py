@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from advexp_core import reports
+from advexp_core.data.imaging import decode_image, encode_png
 from advexp_core.experiments import (
     REGIONS,
     AdversarialExampleResult,
@@ -17,16 +17,15 @@ from advexp_core.experiments import (
     SaliencyUnderAttackResult,
     move_the_map,
     saliency_under_attack,
-    under_attack_figure,
 )
+from advexp_core.experiments import report as reports
 from advexp_core.experiments.move_map import MoveTheMapResult
 from advexp_core.experiments.under_attack import MapPair, UnderAttackPart, decision_reading
-from advexp_core.figures import METHOD_TITLES, figure_png
-from advexp_core.imaging import decode_image, encode_png
-from advexp_core.models import LoadedModel
+from advexp_core.methods.saliency import METHOD_TITLES, colour_scales
+from advexp_core.networks.registry import LoadedModel
+from advexp_core.plots.figures import figure_png, under_attack_figure
 from advexp_core.readings import Reading
 from advexp_core.readings import attack as attack_readings
-from advexp_core.saliency import colour_scales
 from advexp_ui import images
 from advexp_ui.jobs.common import Later, OnStep, Outcome, cached_result, header, model_image, settings_of
 

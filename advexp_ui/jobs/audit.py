@@ -1,4 +1,4 @@
-"""Audit a shortcut (`advexp_core.audit`, docs/audit.md): the user's images with the artifact they
+"""Audit a shortcut (`advexp_core.experiments.audit`, docs/audit.md): the user's images with the artifact they
 marked, removed and pasted on, each decision read before and after, the maps graded against it."""
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from advexp_core.audit import (
-    Artifact,
+from advexp_core.data.datasets import load_lesions
+from advexp_core.data.imaging import decode_image, to_uint8
+from advexp_core.data.interventions import Artifact
+from advexp_core.experiments.audit import (
     AuditConfig,
     AuditResult,
     ImageAudit,
@@ -22,7 +24,8 @@ from advexp_core.audit import (
     check_inputs,
     fit_to_model,
 )
-from advexp_core.audit_report import (
+from advexp_core.networks.registry import LoadedModel
+from advexp_core.plots.audit_report import (
     audit_html,
     delta_picture,
     image_readings,
@@ -32,9 +35,6 @@ from advexp_core.audit_report import (
     summary_reading,
     title,
 )
-from advexp_core.datasets import load_lesions
-from advexp_core.imaging import decode_image, to_uint8
-from advexp_core.models import LoadedModel
 from advexp_ui.downloads import report_bytes
 from advexp_ui.jobs.common import Later, OnStep, Outcome, cached_result, header
 

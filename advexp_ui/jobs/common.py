@@ -9,10 +9,11 @@ from typing import Any
 import streamlit as st
 from torch import Tensor
 
-from advexp_core import experiments, reports
-from advexp_core.imaging import decode_image, prepare_image
-from advexp_core.models import LoadedModel
-from advexp_core.runtime import OnStep
+from advexp_core import experiments
+from advexp_core.base.runtime import OnStep
+from advexp_core.data.imaging import decode_image, prepare_image
+from advexp_core.experiments import report as reports
+from advexp_core.networks.registry import LoadedModel
 
 __all__ = [
     "Later",
@@ -82,7 +83,7 @@ def settings_of(*configs: Any) -> dict[str, Any]:
 
 
 def header(model: LoadedModel, config: Any, page: str) -> dict[str, Any]:
-    """The report's common part (`advexp_core.reports.header`) with the config as its settings."""
+    """The report's common part (`advexp_core.experiments.report.header`) with the config as its settings."""
     return reports.header(model, settings_of(config), page)
 
 

@@ -11,11 +11,11 @@ from matplotlib.figure import Figure
 
 from advexp_core.experiments import ExplainersConfig, compare_explainers
 from advexp_core.experiments.explainers import CompareExplainersResult, Curves, ExplainersPart, MethodMap
-from advexp_core.figures import METHOD_TITLES, figure_png
-from advexp_core.models import LoadedModel
+from advexp_core.methods.saliency import METHOD_TITLES, colour_scales
+from advexp_core.networks.registry import LoadedModel
+from advexp_core.plots.figures import figure_png
 from advexp_core.readings import Reading
 from advexp_core.readings.agreement import every_measure
-from advexp_core.saliency import colour_scales
 from advexp_ui import images
 from advexp_ui.jobs.common import Later, OnStep, Outcome, cached_result, header, model_image
 

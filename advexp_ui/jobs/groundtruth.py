@@ -12,28 +12,22 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from advexp_core import reliance
-from advexp_core.datasets import MaskedImageDataset
+from advexp_core.base.jsonsafe import JsonObject
+from advexp_core.data.datasets import MaskedImageDataset
+from advexp_core.data.groundtruth import LESION_CLASS_NAMES as LESION_NAMES
+from advexp_core.data.imaging import encode_png
+from advexp_core.evaluation import reliance
+from advexp_core.evaluation.reliance_grades import MapShares
 from advexp_core.experiments.catalogue import GRADES_CONTROL, GROUND_TRUTH_PAIRS, ground_truth_networks
 from advexp_core.experiments.progress import stage, tick
-from advexp_core.experiments.scorecard import (
-    GroundTruthExample,
-    ScorecardConfig,
-    ScorecardResult,
-    ground_truth_example,
-    scorecard,
-    scorecard_dataset,
-)
+from advexp_core.experiments.scorecard import ground_truth_example, scorecard, scorecard_dataset
 from advexp_core.experiments.scorecard_grades import control_shares, with_grades
-from advexp_core.figures import figure_png
-from advexp_core.groundtruth import LESION_CLASS_NAMES as LESION_NAMES
-from advexp_core.imaging import encode_png
-from advexp_core.models import LoadedModel
+from advexp_core.experiments.scorecard_results import GroundTruthExample, ScorecardConfig, ScorecardResult
+from advexp_core.methods.saliency import colour_scales
+from advexp_core.networks.registry import LoadedModel
+from advexp_core.plots.figures import figure_png
+from advexp_core.plots.scorecard import scorecard_figure
 from advexp_core.readings import groundtruth as gt_readings
-from advexp_core.reliance_grades import MapShares
-from advexp_core.reports import JsonObject
-from advexp_core.saliency import colour_scales
-from advexp_core.scorecard_figures import scorecard_figure
 from advexp_ui import images
 from advexp_ui.jobs.common import Later, OnStep, Outcome, cached_result, header
 

@@ -1,7 +1,7 @@
 """Robustness (docs/method.md §3): the shipped networks' ARAs and curves from their stored files, and a live run.
 
 The shipped networks' curves A(ρ) are drawn from the per-image ρ* kept beside the manifest
-(``advexp_core.shipped``), each file checked against the sha256 the manifest records.
+(``advexp_core.experiments.shipped``), each file checked against the sha256 the manifest records.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from advexp_core import shipped
-from advexp_core.ara import ara_figure, robustness_curves_figure
+from advexp_core.data.imaging import decode_image, prepare_image
+from advexp_core.experiments import shipped
 from advexp_core.experiments.ara import (
     PAPER_IMAGES,
     ARAConfig,
@@ -24,9 +24,10 @@ from advexp_core.experiments.ara import (
     robustness_experiment,
     stored_numbers,
 )
-from advexp_core.figures import figure_png
-from advexp_core.imaging import decode_image, prepare_image
-from advexp_core.models import CIFAR10_CLASSES, LoadedModel
+from advexp_core.methods.ara import ara_figure, robustness_curves_figure
+from advexp_core.networks.registry import LoadedModel
+from advexp_core.networks.zoo import CIFAR10_CLASSES
+from advexp_core.plots.figures import figure_png
 from advexp_core.readings import Reading
 from advexp_core.readings.ara import ratios
 from advexp_ui import gallery
@@ -43,7 +44,7 @@ DATASETS = {
 
 
 @dataclass(frozen=True)
-class AraConfig(ARAConfig):
+class LiveAraConfig(ARAConfig):
     """The live ARA run: the experiment's settings (``ARAConfig``) plus which offline image set."""
 
     dataset: str = "digits"
@@ -84,7 +85,7 @@ def _gallery_photos(model: LoadedModel) -> Dataset:
 
 def load_images(name: str, model: LoadedModel) -> Dataset:
     """The evaluation images for a dataset choice, checked against the model's classes and size."""
-    from advexp_core.datasets import load_dataset
+    from advexp_core.data.datasets import load_dataset
 
     if name == "cifar10-five":
         data = _five_cifar()
@@ -98,7 +99,7 @@ def load_images(name: str, model: LoadedModel) -> Dataset:
     return data
 
 
-def compute_ara(config: AraConfig, model: LoadedModel, on_step: OnStep | None = None) -> Outcome:
+def compute_ara(config: LiveAraConfig, model: LoadedModel, on_step: OnStep | None = None) -> Outcome:
     """Attack and BTR ARA of the model on N images of the chosen set (docs/method.md §3)."""
     data = load_images(config.dataset, model)
     n = min(config.n_images or len(data), len(data))  # type: ignore[arg-type]
@@ -112,7 +113,7 @@ def compute_ara(config: AraConfig, model: LoadedModel, on_step: OnStep | None = 
 
 
 @cached_result
-def ara(model_id: str, config: AraConfig, _model: LoadedModel, _on_step: OnStep | None = None) -> Outcome:
+def ara(model_id: str, config: LiveAraConfig, _model: LoadedModel, _on_step: OnStep | None = None) -> Outcome:
     """``compute_ara``, cached by (model id, config)."""
     return compute_ara(config, _model, _on_step)
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from advexp_core.experiments import SanityConfig, sanity_checks
-from advexp_core.figures import figure_png
-from advexp_core.models import LoadedModel
-from advexp_core.sanity_figures import sanity_figure
+from advexp_core.networks.registry import LoadedModel
+from advexp_core.plots.figures import figure_png
+from advexp_core.plots.sanity import sanity_figure
 from advexp_ui.jobs.common import OnStep, Outcome, cached_result, header, model_image
 
 FIGURE = "sanity.png"

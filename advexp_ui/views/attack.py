@@ -7,8 +7,8 @@ import dataclasses
 import streamlit as st
 
 from advexp_core.experiments import AttackConfig
-from advexp_core.figures import METHOD_TITLES
-from advexp_core.models import LoadedModel
+from advexp_core.methods.saliency import METHOD_TITLES
+from advexp_core.networks.registry import LoadedModel
 from advexp_ui import render
 from advexp_ui.jobs.attack import AttackOutcome, AttackPart, DecisionPart, ManipulationOutcome, MapPart
 from advexp_ui.state import ImageChoice

@@ -17,11 +17,11 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 from streamlit_image_coordinates import streamlit_image_coordinates
 from torch import Tensor
 
-from advexp_core.audit import check_mask
-from advexp_core.audit_report import outlined, title, with_intervals
-from advexp_core.imaging import ImageError, decode_image
-from advexp_core.interventions import size_text
-from advexp_core.statistics import images_to_rule_out, wilson_interval
+from advexp_core.base.statistics import images_to_rule_out, wilson_interval
+from advexp_core.data.imaging import ImageError, decode_image
+from advexp_core.data.interventions import size_text
+from advexp_core.experiments.audit import check_mask
+from advexp_core.plots.audit_report import outlined, title, with_intervals
 from advexp_ui import render
 from advexp_ui.images import read_upload
 from advexp_ui.jobs.audit import ImagePart, Item, mask_png, read_mask

@@ -6,12 +6,13 @@ import dataclasses
 
 import streamlit as st
 
-from advexp_core.agreement_figures import AGREEMENT_TITLES, agreement_csv, agreement_figure
 from advexp_core.experiments import SanityConfig, SanityPlan
 from advexp_core.experiments.explainers import Curves
-from advexp_core.figures import METHOD_TITLES, figure_png
-from advexp_core.models import LoadedModel
-from advexp_core.perturbation import LIME_SAMPLES, LIME_SEGMENTS, occlusion_window
+from advexp_core.methods.perturbation import LIME_SAMPLES, LIME_SEGMENTS, occlusion_window
+from advexp_core.methods.saliency import METHOD_TITLES
+from advexp_core.networks.registry import LoadedModel
+from advexp_core.plots.agreement import AGREEMENT_TITLES, agreement_csv, agreement_figure
+from advexp_core.plots.figures import figure_png
 from advexp_core.readings import Reading
 from advexp_ui import render
 from advexp_ui.jobs.common import Outcome
@@ -28,7 +29,7 @@ READING = {
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def agreement_png(matrix: tuple[tuple[float, ...], ...], titles: tuple[str, ...], measure: str) -> bytes:
-    """The annotated heat map of one agreement matrix (`advexp_core.agreement_figures`), as PNG."""
+    """The annotated heat map of one agreement matrix (`advexp_core.plots.agreement`), as PNG."""
     return figure_png(agreement_figure(matrix, titles, measure=measure))
 
 

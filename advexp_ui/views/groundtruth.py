@@ -7,9 +7,10 @@ from typing import Any
 
 import streamlit as st
 
-from advexp_core.experiments.scorecard import ADVERSARIAL, ScorecardResult, Shares
-from advexp_core.figures import METHOD_TITLES
-from advexp_core.models import LoadedModel, ModelError
+from advexp_core.experiments.scorecard_results import ADVERSARIAL, ScorecardResult, Shares
+from advexp_core.methods.saliency import METHOD_TITLES
+from advexp_core.networks.registry import LoadedModel
+from advexp_core.networks.zoo import ModelError
 from advexp_core.readings import groundtruth as gt_readings
 from advexp_ui import downloads, loaders, render
 from advexp_ui.jobs import groundtruth as job

@@ -8,7 +8,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import advexp_ui.jobs.audit as job
-from advexp_core.models import ModelError, load_model
+from advexp_core.networks.registry import load_model
+from advexp_core.networks.zoo import ModelError
 from tests.app.conftest import ROOT, TIMEOUT_S, assert_clean, by_label, submit
 
 SCRIPT = "pages/7_Audit_a_shortcut.py"

@@ -13,7 +13,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import advexp_ui.images
-from advexp_core.imaging import MAX_IMAGE_MB
+from advexp_core.data.imaging import MAX_IMAGE_MB
 from advexp_ui.views.audit import unique_names
 from tests.app.conftest import ROOT, TIMEOUT_S, by_label, downloads, submit
 

@@ -4,11 +4,11 @@ scale is the shared one); figures are drawn on request; nothing is recomputed on
 
 from __future__ import annotations
 
-import advexp_ui.jobs.explain as explain_job
+import advexp_ui.jobs.explanations as explain_job
 from advexp_core.experiments import ExplanationConfig
 from advexp_ui import loaders
 from advexp_ui.jobs.common import Later, file_bytes
-from advexp_ui.views import explain as explain_view
+from advexp_ui.views import explanations as explain_view
 from tests.app.conftest import CIFAR_ROBUST, CIFAR_STANDARD, assert_clean, by_label, downloads, submit
 from tests.app.test_attack_page import counting
 from tests.app.test_progressive import recorder

@@ -9,8 +9,8 @@ from streamlit.testing.v1 import AppTest
 
 import advexp_ui.downloads as downloads_module
 from advexp_ui.captions import CAPTIONS, LEAD
-from advexp_ui.views.explain import failure_badge
 from advexp_ui.views.explainers import READING
+from advexp_ui.views.explanations import failure_badge
 from tests.app.conftest import CIFAR_ROBUST, assert_clean, by_label, downloads, submit
 from tests.app.test_own_model_page import fill_form, tiny_weights
 

@@ -8,7 +8,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import advexp_ui.jobs.groundtruth as job
-from advexp_core.models import ModelError, load_model
+from advexp_core.networks.registry import load_model
+from advexp_core.networks.zoo import ModelError
 from advexp_ui.captions import CAPTIONS
 from tests.app.conftest import ROOT, TIMEOUT_S, assert_clean, by_label, downloads, submit
 from tests.app.test_attack_page import counting

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from advexp_core.readings.headline import read_headlines
+from advexp_core.experiments.headline import read_headlines
 from advexp_ui import render, state
 from tests.app.conftest import TIMEOUT_S, assert_clean
 

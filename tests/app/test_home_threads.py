@@ -1,5 +1,5 @@
 """The page's job and `advexp compare` give the same numbers for the same settings: both run with
-the core's one thread policy (`advexp_core.runtime`), whatever the shell set, and every report's
+the core's one thread policy (`advexp_core.base.runtime`), whatever the shell set, and every report's
 header says which thread count it ran with."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 import torch
 
-from advexp_core import runtime
+from advexp_core.base import runtime
 from advexp_core.cli import main
-from advexp_core.datasets import load_dataset
+from advexp_core.data.datasets import load_dataset
+from advexp_core.data.imaging import encode_png
 from advexp_core.experiments import AttackConfig, SaliencyConfig
-from advexp_core.imaging import encode_png
 from advexp_ui import loaders
 from advexp_ui.jobs.attack import compute_attack
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
+from advexp_core.data.imaging import decode_image
 from advexp_core.experiments import AttackConfig, ExplanationConfig, SaliencyConfig
-from advexp_core.imaging import decode_image
 from advexp_ui.jobs.attack import compute_attack
 from advexp_ui.jobs.common import file_bytes
 from advexp_ui.loaders import cached_model
@@ -58,8 +58,8 @@ def test_manifest_rows_wherever_the_entry_keeps_them(tmp_path) -> None:
 
 
 def test_explanation_and_robustness_reports_keep_the_model_and_all_settings(woods_dir) -> None:
-    from advexp_ui.jobs.explain import compute_explanations
-    from advexp_ui.jobs.robustness import AraConfig, compute_ara
+    from advexp_ui.jobs.explanations import compute_explanations
+    from advexp_ui.jobs.robustness import LiveAraConfig, compute_ara
 
     model = cached_model("woods2019-cifar10-robust")
     out = compute_explanations(
@@ -68,6 +68,6 @@ def test_explanation_and_robustness_reports_keep_the_model_and_all_settings(wood
     assert out.report["model"]["id"] == model.model_id and out.report["settings"]["rho"] == 0.1
     assert [t["label"] for t in out.report["targets"]][:1] == [out.report["predictions"][0]["label"]]
     assert {t["file"] for t in out.report["targets"]} <= set(out.files)
-    ara = compute_ara(AraConfig(dataset="cifar10-five", n_images=2, steps=12), model).report
+    ara = compute_ara(LiveAraConfig(dataset="cifar10-five", n_images=2, steps=12), model).report
     assert ara["settings"]["dataset"] == "cifar10-five" and ara["settings"]["steps"] == 12
     assert ara["n_images"] == 2 and len(ara["rho_star_attack"]) == 2 and "curves" in ara

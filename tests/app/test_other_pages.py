@@ -164,7 +164,7 @@ def test_robustness_shows_the_shipped_digits_networks_and_measures_one(open_page
 
 
 def test_the_pair_follows_where_the_image_came_from_then_the_network() -> None:
-    from advexp_ui.jobs.explain import PAIRS, pair_choice
+    from advexp_ui.jobs.explanations import PAIRS, pair_choice
     from advexp_ui.state import ImageChoice
 
     ready = {i for pair in PAIRS.values() for i in pair}

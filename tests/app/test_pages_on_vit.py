@@ -13,7 +13,7 @@ import pytest
 from safetensors.torch import save_file
 from streamlit.testing.v1 import AppTest
 
-from advexp_core.models import LoadedModel, load_user_model
+from advexp_core.networks.registry import LoadedModel, load_user_model
 from tests.app.conftest import ROOT, TIMEOUT_S, assert_clean, by_label, downloads, submit
 from tests.core.test_own_models import CLASSES, TINY_VIT, tiny_net
 

@@ -83,7 +83,7 @@ def test_the_parts_are_the_final_result(woods_dir) -> None:
 def test_a_waiting_run_reads_its_place_from_the_networks_lock_and_leaves_when_cancelled() -> None:
     """The line is the lock: whichever experiment holds the network shows as running, the waiting
     runs see their place and an estimate, and a cancelled waiter leaves at once."""
-    from advexp_core.locks import Abandoned, Claimant, NetworkLock, claimant
+    from advexp_core.base.locks import Abandoned, Claimant, NetworkLock, claimant
     from advexp_ui import progress
 
     lock = NetworkLock("test-network")
@@ -177,7 +177,7 @@ def test_a_running_bar_moves_at_most_every_refresh_interval(monkeypatch) -> None
     re-render that the job pays for). The steps arrive one at a time on a simulated clock."""
     from types import SimpleNamespace
 
-    from advexp_core.locks import Claimant
+    from advexp_core.base.locks import Claimant
     from advexp_ui import progress
 
     clock = [1000.0]

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import advexp_core.zoo as zoo
+import advexp_core.networks.zoo as zoo
 import advexp_ui.jobs.robustness as job
 from advexp_ui.captions import CAPTIONS, LEAD
 from tests.app.conftest import ROOT, TIMEOUT_S, assert_clean, by_label
@@ -30,7 +30,7 @@ def _ids(stored_only: bool = True) -> list[str]:
 def checkpoints_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of checkpoints/ that the app reads instead (zoo.CHECKPOINTS_DIR, read at call time)."""
     if not _ids():
-        pytest.skip("no shipped network has a stored rho file yet (scripts/ship_robustness.py)")
+        pytest.skip("no shipped network has a stored rho file yet (research/ship_robustness.py)")
     folder = tmp_path / "checkpoints"
     shutil.copytree(CHECKPOINTS, folder)
     monkeypatch.setattr(zoo, "CHECKPOINTS_DIR", folder)

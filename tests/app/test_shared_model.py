@@ -10,8 +10,8 @@ import torch
 from advexp_core.experiments import AttackConfig, ExplainersConfig, ExplanationConfig, SaliencyConfig
 from advexp_ui.jobs.attack import compute_attack
 from advexp_ui.jobs.common import Outcome, file_bytes
-from advexp_ui.jobs.explain import compute_explanations
 from advexp_ui.jobs.explainers import compute_explainers
+from advexp_ui.jobs.explanations import compute_explanations
 from advexp_ui.loaders import cached_model
 from tests.app.conftest import CIFAR_ROBUST, CIFAR_STANDARD
 

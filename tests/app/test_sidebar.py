@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from advexp_core.imaging import MAX_IMAGE_BYTES
-from advexp_core.models import DEFAULT_MODEL_ID
+from advexp_core.data.imaging import MAX_IMAGE_BYTES
+from advexp_core.networks.registry import DEFAULT_MODEL_ID
 from tests.app.conftest import CIFAR_ROBUST, ROOT, TIMEOUT_S, assert_clean
 
 

@@ -31,8 +31,8 @@ def _attack(image: Path, out: Path, *extra: str) -> int:
 
 
 def test_attack_writes_the_png_and_a_complete_report(cat_png: Path, tmp_path: Path) -> None:
-    from advexp_core.imaging import decode_image
-    from advexp_core.models import load_model
+    from advexp_core.data.imaging import decode_image
+    from advexp_core.networks.registry import load_model
 
     out = tmp_path / "run"
     assert _attack(cat_png, out) == 0

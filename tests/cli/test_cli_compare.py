@@ -10,7 +10,7 @@ import pytest
 from torch import nn
 
 from advexp_core.cli import main
-from advexp_core.imaging import decode_image
+from advexp_core.data.imaging import decode_image
 
 MODEL = "woods2019-cifar10-standard"
 MAP_KEYS = set(
@@ -39,7 +39,12 @@ def compare_run(woods_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tu
 
 def test_compare_writes_the_three_files(compare_run: tuple[Path, dict, dict]) -> None:
     out, result, _ = compare_run
-    assert sorted(p.name for p in out.iterdir()) == [".advexp-run.json", "adversarial.png", "figure.png", "result.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".advexp-run.json",
+        "adversarial.png",
+        "figure.png",
+        "result.json",
+    ]
     adv = decode_image((out / "adversarial.png").read_bytes())
     assert adv.shape == (3, 32, 32)
     figure = decode_image((out / "figure.png").read_bytes())
@@ -140,8 +145,8 @@ def test_gradcam_on_a_model_without_convolutions_is_a_usage_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, woods_dir: Path
 ) -> None:
     from advexp_core.cli import compare
-    from advexp_core.imaging import Preprocess
-    from advexp_core.models import LoadedModel
+    from advexp_core.data.imaging import Preprocess
+    from advexp_core.networks.registry import LoadedModel
 
     mlp = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10)).eval().requires_grad_(False)
     loaded = LoadedModel(

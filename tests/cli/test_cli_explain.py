@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from advexp_core.cli import main
-from advexp_core.reports import safe_label
+from advexp_core.experiments.report import safe_label
 
 ROBUST = "woods2019-cifar10-robust"
 STANDARD = "woods2019-cifar10-standard"
@@ -41,16 +41,18 @@ def _explain(image: Path, out: Path, *extra: str, model: str = ROBUST) -> int:
 
 
 def test_explain_writes_one_png_per_target_a_figure_and_a_report(ship_png: Path, tmp_path: Path) -> None:
-    from advexp_core.explanations import adversarial_explanation
-    from advexp_core.imaging import decode_image
-    from advexp_core.models import load_model
+    from advexp_core.data.imaging import decode_image
+    from advexp_core.methods.explanations import adversarial_explanation
+    from advexp_core.networks.registry import load_model
 
     out = tmp_path / "run"
     assert _explain(ship_png, out, "--target", "ship", "--target", "runner-up", "--steps", "8") == 0
     report = json.loads((out / "result.json").read_text())
     files = [t["file"] for t in report["targets"]]
     assert files[0] == "explanation_8_ship.png" and len(files) == 2
-    assert sorted(p.name for p in out.iterdir()) == sorted([*files, ".advexp-run.json", "figure.png", "result.json"])
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [*files, ".advexp-run.json", "figure.png", "result.json"]
+    )
     assert report["settings"]["rho"] == 0.1 and report["settings"]["steps"] == 8
     assert report["settings"]["targets_requested"] == ["ship", "runner-up"]
     assert {"torch", "advexp"} <= set(report["versions"]) and report["predictions"][0]["label"]

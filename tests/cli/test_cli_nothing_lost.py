@@ -20,13 +20,15 @@ from advexp_core.cli import audit as audit_cli
 from advexp_core.cli import main
 from advexp_core.cli.common import csv_safe, json_text, terminal_text
 from advexp_core.cli.output import MARKER
-from tests.cli.test_cli_audit import SoftRulerReader, folders, run_cli  # noqa: F401 - the fixture
+from tests.cli.test_cli_audit import SoftRulerReader, run_cli
 from tests.core.test_reliance import _loaded
 
 FAST = ("--methods", "gradient", "--no-adversarial")
 
 
-def audit(capsys: pytest.CaptureFixture[str], f: dict[str, Path], out: Path, *extra: str) -> tuple[int, str, str]:
+def audit(
+    capsys: pytest.CaptureFixture[str], f: dict[str, Path], out: Path, *extra: str
+) -> tuple[int, str, str]:
     return run_cli(
         capsys, "audit", "--model", "x", "--images", str(f["images"]), "--masks", str(f["masks"]),
         *FAST, "--out", str(out), *extra,
@@ -69,7 +71,9 @@ def test_a_rerun_replaces_only_its_own_files(folders: dict[str, Path], capsys) -
     (out / "result.json").write_text("{}")  # to tell the rerun's file from the first run's
     assert audit(capsys, f, out)[0] == 0  # a folder of advexp's own: the rerun needs no flag
     assert json.loads((out / "result.json").read_text())["n_images"] == 6
-    assert sorted(p.name for p in out.iterdir()) == sorted([MARKER, "images.csv", "report.html", "result.json"])
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [MARKER, "images.csv", "report.html", "result.json"]
+    )
     (out / "mine.txt").write_text("keep me")
     code, _, err = audit(capsys, f, out)
     assert code == 2 and "mine.txt" in err
@@ -174,7 +178,9 @@ def test_names_are_data_in_the_csv_and_the_terminal(
 ) -> None:
     f = folders
     hostile = ("=cmd|' /C calc'!A0", "do\033[31mg\x9b2J")
-    monkeypatch.setattr(audit_cli, "load_model_or_usage_error", lambda _id: _loaded(SoftRulerReader(), hostile))
+    monkeypatch.setattr(
+        audit_cli, "load_model_or_usage_error", lambda _id: _loaded(SoftRulerReader(), hostile)
+    )
     (f["images"] / "lesion0.png").rename(f["images"] / "@SUM(1+1).png")
     code, stdout, err = audit(capsys, f, f["out"])
     assert code == 0, err

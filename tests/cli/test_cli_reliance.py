@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from advexp_core.base.statistics import wilson_interval
 from advexp_core.cli import main
 from advexp_core.cli import reliance as reliance_cli
-from advexp_core.models import LoadedModel
-from advexp_core.statistics import wilson_interval
+from advexp_core.networks.registry import LoadedModel
 from tests.core.test_reliance import CentreReader, RulerReader, _loaded
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from advexp_core.cli import main
-from advexp_core.datasets import load_dataset
-from advexp_core.imaging import encode_png
+from advexp_core.data.datasets import load_dataset
+from advexp_core.data.imaging import encode_png
 
 MODEL = "digits-standard"
 

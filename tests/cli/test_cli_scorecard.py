@@ -10,8 +10,8 @@ import pytest
 
 from advexp_core.cli import main
 from advexp_core.cli import scorecard as scorecard_cli
-from advexp_core.imaging import Preprocess
-from advexp_core.models import LoadedModel
+from advexp_core.data.imaging import Preprocess
+from advexp_core.networks.registry import LoadedModel
 from tests.models import tiny_conv
 
 

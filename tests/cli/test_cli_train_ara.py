@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from advexp_core.checkpoints import save_checkpoint, sha256_file
 from advexp_core.cli import main
+from advexp_core.networks.checkpoints import save_checkpoint, sha256_file
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--widths", "4,4,4", "--num-blocks", "1,1,1", "--quiet"]
@@ -28,7 +28,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_train_writes_a_loadable_checkpoint(trained: Path) -> None:
     out = trained
-    from advexp_core.checkpoints import load_checkpoint
+    from advexp_core.networks.checkpoints import load_checkpoint
 
     payload = load_checkpoint(out)
     assert payload["recipe"] == "robust" and payload["arch"]["activation"] == "hhrelu"
@@ -91,7 +91,7 @@ def test_ara_writes_curve_and_result(trained: Path, tmp_path: Path, capsys) -> N
     assert saved["settings"]["steps"] == 60 and saved["settings"]["size"] == 5.0
     assert saved["settings"]["momentum"] == 0.9 and saved["settings"]["model"] == str(out)
     # The authors' image subset by default, listed in order; the half-way rule is counted.
-    from advexp_core.ara import select_images
+    from advexp_core.methods.ara import select_images
 
     assert saved["image_indices"] == select_images(359, 6) and saved["settings"]["sample"] == "reference"
     assert set(saved["late_minimum"]) == {"attack", "btr"}
@@ -101,7 +101,7 @@ def test_ara_writes_curve_and_result(trained: Path, tmp_path: Path, capsys) -> N
     assert rho["rho_attack"] == saved["rho_star_attack"] and rho["rho_btr"] == saved["rho_star_btr"]
     assert rho["image_indices"] == saved["image_indices"] and rho["num_classes"] == 10
     assert (rho["split"], rho["steps"], rho["size"], rho["momentum"]) == ("test", 60, 5.0, 0.9)
-    from advexp_core.ara import accuracy_robustness_area
+    from advexp_core.methods.ara import accuracy_robustness_area
 
     assert accuracy_robustness_area(torch.tensor(rho["rho_btr"]), num_classes=10) == pytest.approx(
         saved["btr_ara"]
@@ -167,10 +167,12 @@ def test_results_table_regenerates_the_readme_and_checks_staleness(tmp_path: Pat
     manifest, readme = tmp_path / "manifest.json", tmp_path / "README.md"
     manifest.write_text(json.dumps(_manifest(3.0)))
     readme.write_text("# T\n\nbefore\n<!-- results-table:start -->\nold\n<!-- results-table:end -->\nafter\n")
-    script = [sys.executable, str(ROOT / "scripts" / "results_table.py"), "--manifest", str(manifest)]
+    script = [sys.executable, "-m", "scripts.results_table", "--manifest", str(manifest)]
 
     def run(*extra: str) -> subprocess.CompletedProcess:
-        return subprocess.run([*script, "--readme", str(readme), *extra], capture_output=True, text=True)
+        return subprocess.run(
+            [*script, "--readme", str(readme), *extra], cwd=ROOT, capture_output=True, text=True
+        )
 
     assert run("--check").returncode == 1
     assert run().returncode == 0
@@ -205,27 +207,27 @@ def test_results_table_draws_the_stored_curves_and_refuses_an_altered_file(tmp_p
     )
     manifest.write_text(json.dumps(_with_rho_files(tmp_path)))
     readme.write_text("<!-- results-table:start -->\n<!-- results-table:end -->\n")
-    script = [sys.executable, str(ROOT / "scripts" / "results_table.py"), "--manifest", str(manifest)]
+    script = [sys.executable, "-m", "scripts.results_table", "--manifest", str(manifest)]
     argv = [*script, "--readme", str(readme), "--figure", str(figure)]
-    assert subprocess.run(argv, capture_output=True, text=True).returncode == 0
+    assert subprocess.run(argv, cwd=ROOT, capture_output=True, text=True).returncode == 0
     text = readme.read_text()
     assert figure.read_bytes()[:4] == b"\x89PNG" and "](docs/curves.png)" in text
     assert "for 2 networks" in text and "digits-robust's Attack ARA" in text
-    assert subprocess.run([*argv, "--check"], capture_output=True, text=True).returncode == 0
+    assert subprocess.run([*argv, "--check"], cwd=ROOT, capture_output=True, text=True).returncode == 0
     (tmp_path / "digits-robust.rho.json").write_text("{}")
-    proc = subprocess.run([*argv, "--check"], capture_output=True, text=True)
+    proc = subprocess.run([*argv, "--check"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 2 and "digits-robust" in proc.stderr and "sha256" in proc.stderr
 
 
 def test_ship_robustness_stores_rho_beside_the_manifest_and_checks_the_areas(tmp_path: Path) -> None:
-    from advexp_core.shipped import load_rho
+    from advexp_core.experiments.shipped import load_rho
 
     manifest = json.loads((ROOT / "checkpoints" / "manifest.json").read_text())
     manifest["ara_settings"].update(n_images=4, steps=20, size=2.0, sample="first")  # seconds, not minutes
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
-    script = [sys.executable, str(ROOT / "scripts" / "ship_robustness.py"), "--checkpoints", str(tmp_path)]
+    script = [sys.executable, "-m", "research.ship_robustness", "--checkpoints", str(tmp_path)]
     argv = [*script, "--only", "digits-standard", "--work", str(tmp_path / "work")]
-    first = subprocess.run(argv, capture_output=True, text=True)
+    first = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
     # Other settings than the recorded ARA's: the areas differ, are updated and said so.
     assert first.returncode == 1 and "UPDATED" in first.stdout and "attack_ara" in first.stdout, first.stderr
     after = json.loads((tmp_path / "manifest.json").read_text())
@@ -243,9 +245,9 @@ def test_ship_robustness_stores_rho_beside_the_manifest_and_checks_the_areas(tmp
         now.pop("btr_ara_ratio_to_standard")
         assert now == {k: v for k, v in was.items() if not k.endswith("_ratio_to_standard")}
     # The same settings again: the same ρ*, so the areas match and nothing is updated.
-    again = subprocess.run(argv, capture_output=True, text=True)
+    again = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
     assert again.returncode == 0 and "the areas match the manifest" in again.stdout, (
         again.stdout + again.stderr
     )
-    unknown = subprocess.run([*script, "--only", "digits-nothing"], capture_output=True, text=True)
+    unknown = subprocess.run([*script, "--only", "digits-nothing"], cwd=ROOT, capture_output=True, text=True)
     assert unknown.returncode != 0 and "not in the manifest" in unknown.stderr

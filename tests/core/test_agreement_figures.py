@@ -8,8 +8,8 @@ import math
 
 import pytest
 
-from advexp_core.agreement_figures import AGREEMENT_LIMITS, agreement_csv, agreement_figure
-from advexp_core.figures import figure_png
+from advexp_core.plots.agreement import AGREEMENT_LIMITS, agreement_csv, agreement_figure
+from advexp_core.plots.figures import figure_png
 
 LABELS = ["Grad-CAM", "Gradient", "SmoothGrad"]
 MATRIX = [[1.0, 0.25, -0.4], [0.25, 1.0, math.nan], [-0.4, math.nan, 1.0]]

@@ -1,6 +1,6 @@
 """ARA (docs/method.md §3): the exact integral against closed forms, the curve, the search on a linear
 classifier whose boundary is known exactly, batching, errors and the figures; the shipped networks'
-stored ρ* (advexp_core.shipped): written, read back, refused when altered, and matching the manifest."""
+stored ρ* (advexp_core.experiments.shipped): written, read back, refused when altered, and matching the manifest."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from advexp_core.ara import (
+from advexp_core.data.datasets import TensorImageDataset
+from advexp_core.methods.ara import (
     BoundaryNotReachedError,
     RobustnessCurve,
     accuracy_curve,
@@ -23,7 +24,6 @@ from advexp_core.ara import (
     robustness_radii,
     select_images,
 )
-from advexp_core.datasets import TensorImageDataset
 
 
 def test_ara_closed_forms() -> None:
@@ -171,7 +171,7 @@ def test_figure_is_written_as_png(tmp_path) -> None:
 
 
 def _loaded(model: nn.Module, classes: int = 3) -> Any:
-    from advexp_core.models import LoadedModel
+    from advexp_core.networks.registry import LoadedModel
 
     return LoadedModel("toy", model, tuple("abc"[:classes]), (4, 4), model, False, "test", None)  # type: ignore[arg-type]
 
@@ -266,8 +266,8 @@ def test_curves_figure_refuses_nothing_to_draw_and_an_unknown_highlight() -> Non
 
 def _stored(folder: Any, model_id: str = "toy") -> dict[str, Any]:
     """A rho file for the toy network in ``folder`` and its manifest entry (as ship_robustness writes them)."""
-    from advexp_core.checkpoints import sha256_file
-    from advexp_core.shipped import rho_record
+    from advexp_core.experiments.shipped import rho_record
+    from advexp_core.networks.checkpoints import sha256_file
 
     model, data = _toy()
     result = evaluate_ara(model, data, steps=60, size=20.0)
@@ -280,7 +280,7 @@ def _stored(folder: Any, model_id: str = "toy") -> dict[str, Any]:
 
 
 def test_stored_rho_reads_back_exactly_with_its_settings(tmp_path) -> None:
-    from advexp_core.shipped import load_rho, load_shipped
+    from advexp_core.experiments.shipped import load_rho, load_shipped
 
     made = _stored(tmp_path)
     result = made["result"]
@@ -303,7 +303,7 @@ def test_stored_rho_reads_back_exactly_with_its_settings(tmp_path) -> None:
 
 
 def test_a_rho_file_changed_after_it_was_recorded_is_refused_with_a_clear_message(tmp_path) -> None:
-    from advexp_core.shipped import RhoFileError, load_rho, load_shipped
+    from advexp_core.experiments.shipped import RhoFileError, load_rho, load_shipped
 
     entry = _stored(tmp_path)["entry"]
     path = tmp_path / "toy.rho.json"
@@ -328,8 +328,8 @@ def test_a_rho_file_changed_after_it_was_recorded_is_refused_with_a_clear_messag
 
 
 def test_a_rho_file_for_another_network_or_malformed_is_refused(tmp_path) -> None:
-    from advexp_core.checkpoints import sha256_file
-    from advexp_core.shipped import RhoFileError, load_rho
+    from advexp_core.experiments.shipped import RhoFileError, load_rho
+    from advexp_core.networks.checkpoints import sha256_file
 
     entry = _stored(tmp_path, "other")["entry"]
     with pytest.raises(RhoFileError, match="not a advexp-rho-1 file for toy"):
@@ -341,7 +341,7 @@ def test_a_rho_file_for_another_network_or_malformed_is_refused(tmp_path) -> Non
 
 
 def test_shipped_rho_files_match_the_manifest() -> None:
-    from advexp_core.shipped import checkpoints_dir, load_rho, read_manifest
+    from advexp_core.experiments.shipped import checkpoints_dir, load_rho, read_manifest
 
     manifest = read_manifest()
     entries = [n for n in manifest.get("networks", []) if n.get("rho_file")]

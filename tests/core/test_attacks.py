@@ -1,4 +1,4 @@
-"""The attack engine (advexp_core.attacks): step schedule, minimal perturbation, PGD and FGSM.
+"""The attack engine (advexp_core.methods.attacks): step schedule, minimal perturbation, PGD and FGSM.
 
 Exact values on hand-made linear models, properties on a small CNN, and torchattacks as an
 independent oracle for PGD.
@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from advexp_core.attacks import fgsm, minimal_perturbation, pgd, step_schedule
-from advexp_core.geometry import NORMS, get_geometry, rms
+from advexp_core.methods.attacks import fgsm, minimal_perturbation, pgd, step_schedule
+from advexp_core.methods.geometry import NORMS, get_geometry, rms
 from tests.models import TwoClassLinear, hook_count
 
 # --------------------------------------------------------------------------- tiny models
@@ -272,8 +272,8 @@ def test_early_stop_freezes_examples_once_they_succeed() -> None:
 
 
 def test_the_png_check_decides_on_the_8_bit_image() -> None:
-    from advexp_core.imaging import png_roundtrip
-    from advexp_core.metrics import psnr, ssim
+    from advexp_core.data.imaging import png_roundtrip
+    from advexp_core.measures.metrics import psnr, ssim
 
     model, x = small_cnn(), _batch(3, size=16)
     labels = model(x).argmax(1)
@@ -342,7 +342,7 @@ def test_pgd_success_at_least_matches_torchattacks_on_the_papers_standard_networ
     woods_dir, cifar_images
 ) -> None:
     torchattacks = pytest.importorskip("torchattacks")
-    from advexp_core.models import load_model
+    from advexp_core.networks.registry import load_model
 
     model = load_model("woods2019-cifar10-standard").module
     x = torch.stack([img for img, _ in cifar_images.values()])

@@ -11,23 +11,16 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from advexp_core.audit import (
-    Artifact,
-    AuditConfig,
-    AuditError,
-    AuditResult,
-    audit,
-    paste_artifact,
-    remove_artifact,
-    validate_inpainting,
-)
-from advexp_core.audit_report import audit_html, summary_reading
-from advexp_core.datasets import load_lesions
-from advexp_core.imaging import Preprocess
-from advexp_core.models import LoadedModel, ModelError, load_model
+from advexp_core.base.statistics import images_to_rule_out, wilson_interval
+from advexp_core.data.datasets import load_lesions
+from advexp_core.data.imaging import Preprocess
+from advexp_core.data.interventions import Artifact, AuditError, paste_artifact, remove_artifact
+from advexp_core.evaluation.reliance import lesion_twins
+from advexp_core.experiments.audit import AuditConfig, AuditResult, audit, validate_inpainting
+from advexp_core.networks.registry import LoadedModel, load_model
+from advexp_core.networks.zoo import ModelError
+from advexp_core.plots.audit_report import audit_html, summary_reading
 from advexp_core.readings import audit as readings
-from advexp_core.reliance import lesion_twins
-from advexp_core.statistics import images_to_rule_out, wilson_interval
 from tests.core.test_reliance import CentreReader, RulerReader
 from tests.core.test_reliance import _loaded as _lesions_model
 from tests.models import frozen

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from advexp_core.checkpoints import load_checkpoint, sha256_file
-from advexp_core.datasets import load_dataset
-from advexp_core.models import load_model
-from advexp_core.training import evaluate_accuracy
+from advexp_core.data.datasets import load_dataset
+from advexp_core.networks.checkpoints import load_checkpoint, sha256_file
+from advexp_core.networks.registry import load_model
+from advexp_core.training.loop import evaluate_accuracy
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from advexp_core.datasets import (
+from advexp_core.data.datasets import (
     DatasetError,
     TensorImageDataset,
     digits_split_indices,

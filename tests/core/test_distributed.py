@@ -1,4 +1,4 @@
-"""The one process-group context (advexp_core.distributed): identities on one process.
+"""The one process-group context (advexp_core.base.distributed): identities on one process.
 
 The two-process behaviour (gloo) is exercised end to end by the DDP test in test_training.py:
 training with all_sum/average_buffers and the ARA search sharded with shard/gather_rows.
@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from advexp_core.distributed import (
+from advexp_core.base.distributed import (
     DistContext,
     all_sum,
     average_buffers,

@@ -14,8 +14,9 @@ import torch
 from torch import nn
 
 from advexp_core import experiments as ex
-from advexp_core.imaging import Preprocess
-from advexp_core.models import LoadedModel
+from advexp_core.data.imaging import Preprocess
+from advexp_core.networks.registry import LoadedModel
+from advexp_core.plots.figures import under_attack_figure
 
 SIZE = 16
 CLASSES = ("ant", "bee", "cat", "dog")
@@ -101,7 +102,7 @@ def test_saliency_under_attack(model: LoadedModel, image: torch.Tensor) -> None:
     assert report["settings"]["saliency"]["methods"] == list(saliency.methods)
     assert set(report["readings"]["maps"]["ig"]) == set(report["maps"]["ig"]) | {"verdict", "outcome"}
     assert report["predictions_before"][0]["label"] in CLASSES
-    assert ex.under_attack_figure(result) is not None
+    assert under_attack_figure(result) is not None
 
 
 def test_attack_runs_are_deterministic_and_fgsm_takes_one_step(

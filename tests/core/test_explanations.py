@@ -13,17 +13,17 @@ import pytest
 import torch
 from torch import nn
 
+from advexp_core.data.imaging import amplify_delta
 from advexp_core.experiments import ExplanationConfig, contrast_explanations
-from advexp_core.explanation_figures import contrast_figure, explanation_figure
-from advexp_core.explanations import (
+from advexp_core.methods.explanations import (
     ExplanationResult,
     adversarial_explanation,
     low_frequency_share,
     noise_low_frequency_share,
     resolve_targets,
 )
-from advexp_core.figures import figure_png
-from advexp_core.imaging import amplify_delta
+from advexp_core.plots.explanations import contrast_figure, explanation_figure
+from advexp_core.plots.figures import figure_png
 from tests.models import linear_model
 
 NETWORKS = ("standard", "adv-train", "all", "robust")
@@ -215,7 +215,7 @@ def test_low_frequency_share_separates_smooth_patterns_from_noise() -> None:
 @pytest.fixture(scope="module")
 def paper_results(woods_dir, cifar_images) -> dict[tuple[str, str], ExplanationResult]:
     """(network, image name) -> the AE of the image's true class, ρ = 0.1, S = 35, overshoot 5."""
-    from advexp_core.models import load_model
+    from advexp_core.networks.registry import load_model
 
     out = {}
     for network in NETWORKS:
@@ -270,7 +270,7 @@ def test_robust_perturbations_are_more_structured_than_standard_ones(
 
 
 def test_batched_all_classes_equal_one_target_at_a_time(woods_dir, cifar_images) -> None:
-    from advexp_core.models import load_model
+    from advexp_core.networks.registry import load_model
 
     model = load_model("woods2019-cifar10-robust", device="cpu")
     image, _ = cifar_images["cifar10_test_2.png"]
@@ -288,7 +288,7 @@ def test_batching_is_exact_on_the_standard_network_in_float64(woods_dir, cifar_i
     shows that batching itself changes nothing."""
     import copy
 
-    from advexp_core.models import load_model
+    from advexp_core.networks.registry import load_model
 
     loaded = load_model("woods2019-cifar10-standard", device="cpu")
     module = copy.deepcopy(loaded.module).double()
@@ -301,7 +301,7 @@ def test_batching_is_exact_on_the_standard_network_in_float64(woods_dir, cifar_i
 
 
 def test_contrast_uses_one_delta_scale_and_draws(woods_dir, cifar_images) -> None:
-    from advexp_core.models import load_model
+    from advexp_core.networks.registry import load_model
 
     models = [load_model(f"woods2019-cifar10-{n}", device="cpu") for n in ("standard", "robust")]
     image, label = cifar_images["cifar10_test_9.png"]

@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from advexp_core import experiments as ex
+from advexp_core.data.imaging import Preprocess
 from advexp_core.experiments import explanations as exp
-from advexp_core.imaging import Preprocess
-from advexp_core.models import LoadedModel
+from advexp_core.networks.registry import LoadedModel
 
 SIZE = 16
 CLASSES = ("ant", "bee", "cat", "dog", "eel")

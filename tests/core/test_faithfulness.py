@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from advexp_core.faithfulness import CPU_PASS_IMAGES, deletion_insertion
+from advexp_core.evaluation.faithfulness import CPU_PASS_IMAGES, deletion_insertion
 
 
 class OnePixel(nn.Module):

@@ -16,8 +16,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from advexp_core.checkpoints import CheckpointError, load_checkpoint, load_state_dict_file
-from advexp_core.imaging import ImageError, decode_image
+from advexp_core.data.imaging import ImageError, decode_image
+from advexp_core.networks.checkpoints import CheckpointError, load_checkpoint, load_state_dict_file
 from tests.corpus import PHOTO, save
 
 EXAMPLES = int(os.environ.get("ADVEXP_FUZZ_EXAMPLES", "150"))

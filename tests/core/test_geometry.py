@@ -1,4 +1,4 @@
-"""Norm geometries: sizes, unit directions, projections and random starts (advexp_core.geometry)."""
+"""Norm geometries: sizes, unit directions, projections and random starts (advexp_core.methods.geometry)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from advexp_core.geometry import NORMS, get_geometry, l2, linf, rms
+from advexp_core.methods.geometry import NORMS, get_geometry, l2, linf, rms
 
 
 def test_sizes_on_a_hand_made_perturbation() -> None:

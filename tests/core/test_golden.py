@@ -19,11 +19,11 @@ import pytest
 import torch
 from torch import nn
 
-from advexp_core.attacks import minimal_perturbation, step_schedule
-from advexp_core.distributed import DistContext
-from advexp_core.geometry import rms
-from advexp_core.robust import PenaltyChoice, PsiState, adversarial_images, lipschitz_penalty
-from advexp_core.training import BatchDraws, TrainConfig, _State, _train_step
+from advexp_core.base.distributed import DistContext
+from advexp_core.methods.attacks import minimal_perturbation, step_schedule
+from advexp_core.methods.geometry import rms
+from advexp_core.training.loop import BatchDraws, TrainConfig, _State, _train_step
+from advexp_core.training.robust import PenaltyChoice, PsiState, adversarial_images, lipschitz_penalty
 
 
 def tiny_net(bn: bool = False) -> nn.Sequential:
@@ -160,7 +160,7 @@ def test_one_training_step_of_recipe_all_matches_the_reference() -> None:
 
 def test_reference_ara_subset() -> None:
     # Reference: torch.manual_seed(1776); torch.randperm(len(ds_test))[:n].
-    from advexp_core.ara import select_images
+    from advexp_core.methods.ara import select_images
 
     assert select_images(10000, 12) == [206, 3055, 6922, 5766, 8892, 7078, 9350, 6912, 1807, 4344, 8234, 3452]
     assert select_images(359, 12) == [9, 339, 207, 46, 230, 61, 96, 171, 165, 140, 275, 326]

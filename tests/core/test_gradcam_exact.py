@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from advexp_core.saliency import find_last_conv_block, grad_cam
+from advexp_core.methods.gradient_maps import grad_cam
+from advexp_core.networks.introspect import find_last_conv_block
 from tests.models import HandConv, hook_count
 
 # A = conv(x): A_0 is channel 0 at even (row, col), A_1 channel 1 at odd (row, col).

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from advexp_core.datasets import (
+from advexp_core.data.datasets import (
     LESIONS_SEEDS,
     LESIONS_SIZES,
     DatasetError,
@@ -18,7 +18,7 @@ from advexp_core.datasets import (
     load_dataset,
     load_digits,
 )
-from advexp_core.groundtruth import (
+from advexp_core.data.groundtruth import (
     LESION_SIZE,
     RULER_WIDTH,
     UNBIASED_RULER_RATES,
@@ -175,7 +175,7 @@ def test_unknown_splits_and_options_are_clear_errors() -> None:
 
 
 def test_lesions_no_ruler_is_the_shortcut_free_twin_by_name() -> None:
-    from advexp_core.datasets import load_dataset
+    from advexp_core.data.datasets import load_dataset
 
     by_name = load_dataset("lesions-no-ruler", "test")
     by_flag = load_dataset("lesions", "test", shortcut=False)

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from advexp_core.checkpoints import sha256_file
-from advexp_core.datasets import load_dataset
-from advexp_core.models import CHECKPOINTS_DIR, list_models, load_model
+from advexp_core.data.datasets import load_dataset
+from advexp_core.networks.checkpoints import sha256_file
+from advexp_core.networks.registry import list_models, load_model
+from advexp_core.networks.zoo import CHECKPOINTS_DIR
 
 MANIFEST = CHECKPOINTS_DIR / "manifest.json"
 N_IMAGES = 64

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from advexp_core.readings import headline
-from advexp_core.readings.headline import (
+from advexp_core.experiments import headline
+from advexp_core.experiments.headline import (
     MIN_FLIPPED,
     SHARE_DIFFERENCE,
     SHORTCUT_RELIANCE,

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from advexp_core.imaging import ImageError, Preprocess, decode_image, prepare_image
-from advexp_core.models import ModelError, load_user_model
+from advexp_core.data.imaging import ImageError, Preprocess, decode_image, prepare_image
+from advexp_core.networks.registry import load_user_model
+from advexp_core.networks.zoo import ModelError
 from tests.corpus import checkpoint_corpus, image_corpus
 
 IMAGES = image_corpus()

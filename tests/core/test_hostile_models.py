@@ -17,10 +17,11 @@ import torchvision
 from onnx import TensorProto, helper, numpy_helper
 from safetensors.torch import save_file
 
-from advexp_core import checkpoints, onnx_models, own_models
 from advexp_core.cli import main
-from advexp_core.models import MAX_CLASSES, ModelError, load_user_model
-from advexp_core.reports import predictions
+from advexp_core.experiments.report import predictions
+from advexp_core.networks import checkpoints, onnx_models, own_models
+from advexp_core.networks.registry import MAX_CLASSES, load_user_model
+from advexp_core.networks.zoo import ModelError
 from tests.core.test_own_models import TINY_CNN, export_onnx, tiny_net
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -277,7 +278,7 @@ def test_a_fault_of_advexp_itself_keeps_its_traceback(
     def broken(*_args: Any, **_kwargs: Any) -> None:
         raise KeyError("a bug")
 
-    import advexp_core.models as models
+    import advexp_core.networks.registry as models
 
     monkeypatch.setattr(models, "build_user_network", broken)
     with pytest.raises(KeyError):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from advexp_core.imaging import (
+from advexp_core.data.imaging import (
     ImageError,
     Preprocess,
     decode_image,

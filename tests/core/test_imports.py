@@ -26,15 +26,15 @@ def test_importing_the_core_does_not_import_streamlit() -> None:
 
 def test_metrics_does_not_import_ara() -> None:
     _run(
-        "import sys, advexp_core.metrics\n"
-        "assert 'advexp_core.ara' not in sys.modules, 'metrics imports ara'\n"
-        "assert 'advexp_core.attacks' not in sys.modules, 'metrics imports attacks'"
+        "import sys, advexp_core.measures.metrics\n"
+        "assert 'advexp_core.methods.ara' not in sys.modules, 'metrics imports ara'\n"
+        "assert 'advexp_core.methods.attacks' not in sys.modules, 'metrics imports attacks'"
     )
 
 
 @pytest.mark.parametrize(
     "module",
-    ["metrics", "attacks", "ara", "manipulation", "models"],
+    ["measures.metrics", "methods.attacks", "methods.ara", "methods.manipulation", "networks.registry"],
 )
 def test_each_algorithm_module_imports_first(module: str) -> None:
     """A cycle shows up as an ImportError when one of its modules is imported before the others."""

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from advexp_core.locks import Abandoned, Claimant, NetworkLock, claimant, current_claimant
+from advexp_core.base.locks import Abandoned, Claimant, NetworkLock, claimant, current_claimant
 
 
 def until(lock: NetworkLock, condition, timeout: float = 10.0) -> None:  # noqa: ANN001

@@ -6,8 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from advexp_core.layers import HHReLU
-from advexp_core.manipulation import SoftplusReLU, manipulate_explanation, region_map, smooth_surrogate
+from advexp_core.methods.manipulation import (
+    SoftplusReLU,
+    manipulate_explanation,
+    region_map,
+    smooth_surrogate,
+)
+from advexp_core.networks.layers import HHReLU
 from tests.models import hook_count, tiny_conv
 
 

@@ -9,15 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from advexp_core.checkpoints import CheckpointError, download_to_cache, load_checkpoint, sha256_file
-from advexp_core.imaging import decode_image, prepare_image
-from advexp_core.models import (
-    ModelError,
-    convert_robustness_state_dict,
-    list_models,
-    load_model,
-    load_user_model,
-)
+from advexp_core.data.imaging import decode_image, prepare_image
+from advexp_core.networks.checkpoints import CheckpointError, download_to_cache, load_checkpoint, sha256_file
+from advexp_core.networks.registry import list_models, load_model, load_user_model
+from advexp_core.networks.zoo import ModelError, convert_robustness_state_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -203,7 +198,7 @@ def test_download_checks_sha256_and_leaves_nothing_half_written(tmp_path: Path) 
 
 def test_paper_network_downloads_into_the_cache(monkeypatch, tmp_path: Path, woods_dir: Path) -> None:
     """The real download path, served from a local file:// mirror of the authors' repository."""
-    import advexp_core.zoo as zoo
+    import advexp_core.networks.zoo as zoo
 
     monkeypatch.delenv("ADVEXP_WEIGHTS_DIR")
     monkeypatch.delenv("ADVEXP_OFFLINE")

@@ -19,10 +19,11 @@ from safetensors.torch import save_file
 from timm.models import register_model
 from torch import nn
 
-from advexp_core import onnx_models, own_models
-from advexp_core.attacks import pgd
-from advexp_core.models import ModelError, load_user_model
-from advexp_core.own_models import unwrap_state_dict
+from advexp_core.methods.attacks import pgd
+from advexp_core.networks import onnx_models, own_models
+from advexp_core.networks.own_models import unwrap_state_dict
+from advexp_core.networks.registry import load_user_model
+from advexp_core.networks.zoo import ModelError
 
 TINY_VIT = "advexp_test_vit"
 TINY_CNN = "advexp_test_cnn"

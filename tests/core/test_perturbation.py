@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from advexp_core import perturbation as P
+from advexp_core.methods import perturbation as P
 from tests.models import hook_count, linear_model, tiny_conv
 
 

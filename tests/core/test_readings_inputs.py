@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from advexp_core.imaging import Preprocess, crop_box, prepare_image
+from advexp_core.data.imaging import Preprocess, crop_box, prepare_image
 from advexp_core.readings.inputs import CROP_LIMIT, UPSCALE_LIMIT, input_fit, input_reading
 
 IMAGENET = Preprocess((224, 224), 256, "bicubic")  # EfficientNet-Lite0's policy

@@ -11,12 +11,10 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from advexp_core.checkpoints import sha256_file
-from advexp_core.datasets import load_lesions
-from advexp_core.groundtruth import RULER_WIDTH, generate_lesions
-from advexp_core.imaging import Preprocess
-from advexp_core.models import CHECKPOINTS_DIR, LoadedModel, load_model
-from advexp_core.reliance import (
+from advexp_core.data.datasets import load_lesions
+from advexp_core.data.groundtruth import RULER_WIDTH, generate_lesions
+from advexp_core.data.imaging import Preprocess
+from advexp_core.evaluation.reliance import (
     RelianceError,
     RelianceResult,
     counterfactual_effect,
@@ -25,6 +23,9 @@ from advexp_core.reliance import (
     shortcut_reliance,
     twin_reliance,
 )
+from advexp_core.networks.checkpoints import sha256_file
+from advexp_core.networks.registry import LoadedModel, load_model
+from advexp_core.networks.zoo import CHECKPOINTS_DIR
 from tests.models import frozen, linear_model
 
 N = 40  # the first N test images: 20 with a ruler, 20 without (pinned below)

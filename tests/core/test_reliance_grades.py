@@ -10,16 +10,16 @@ import torch
 from scipy.stats import mannwhitneyu, spearmanr
 from torch import Tensor, nn
 
-from advexp_core.datasets import load_lesions
-from advexp_core.reliance_grades import (
+from advexp_core.data.datasets import load_lesions
+from advexp_core.evaluation.reliance_grades import (
     area_shares,
     auroc,
     grade_maps,
     misleading_rate,
-    reliance_grades,
     ruler_shares,
     spearman,
 )
+from advexp_core.experiments.scorecard_grades import reliance_grades
 from tests.core.test_reliance import CentreReader, _band, _loaded
 
 

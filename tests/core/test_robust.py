@@ -9,9 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from advexp_core.attacks import step_schedule
-from advexp_core.datasets import TensorImageDataset
-from advexp_core.robust import (
+from advexp_core.data.datasets import TensorImageDataset
+from advexp_core.methods.attacks import step_schedule
+from advexp_core.training.loop import TrainConfig, train
+from advexp_core.training.robust import (
     K_PSI0,
     L_TARGET,
     PsiState,
@@ -19,7 +20,6 @@ from advexp_core.robust import (
     default_l_target,
     update_psi,
 )
-from advexp_core.training import TrainConfig, train
 
 
 def _bn_net() -> nn.Sequential:

@@ -7,8 +7,9 @@ import torch
 from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam
 from torch import nn
 
-from advexp_core import runtime
-from advexp_core import saliency as S
+from advexp_core.base import runtime
+from advexp_core.methods import saliency as S
+from advexp_core.networks.introspect import find_last_conv_block
 from tests.models import TinyConv, frozen, hook_count, linear_model
 
 
@@ -153,7 +154,7 @@ def test_grad_cam_equals_direct_captum(tiny: nn.Module, images: torch.Tensor) ->
 
 
 def test_grad_cam_on_the_paper_network_equals_captum(woods_dir, cifar_images) -> None:  # noqa: ANN001
-    from advexp_core.models import load_model
+    from advexp_core.networks.registry import load_model
 
     loaded = load_model("woods2019-cifar10-standard")
     x = torch.stack([img for img, _ in cifar_images.values()])
@@ -172,12 +173,12 @@ def test_find_last_conv_block() -> None:
     import torchvision
 
     resnet = frozen(torchvision.models.resnet18(weights=None))
-    assert S.find_last_conv_block(resnet, input_size=(64, 64)) is resnet.layer4
+    assert find_last_conv_block(resnet, input_size=(64, 64)) is resnet.layer4
     conv_head = frozen(ConvHead())
-    assert S.find_last_conv_block(conv_head, input_size=(8, 8)) is conv_head.body
+    assert find_last_conv_block(conv_head, input_size=(8, 8)) is conv_head.body
     mlp = frozen(nn.Sequential(nn.Flatten(), nn.Linear(12, 2)))
     with pytest.raises(ValueError, match="Grad-CAM"):
-        S.find_last_conv_block(mlp, input_size=(2, 2))
+        find_last_conv_block(mlp, input_size=(2, 2))
     assert hook_count(resnet) == hook_count(conv_head) == hook_count(mlp) == 0
 
 
@@ -243,7 +244,7 @@ def test_colour_scales() -> None:
 def test_lime_and_occlusion_are_registered_explainers(
     tiny: nn.Module, images: torch.Tensor, method: str
 ) -> None:
-    from advexp_core import perturbation
+    from advexp_core.methods import perturbation
 
     assert method in S.METHODS and S.METHODS[: len(S.GRADIENT_METHODS)] == S.GRADIENT_METHODS
     via_registry = S.explain(tiny, images, 1, method=method, layer=tiny.features[0])
@@ -255,7 +256,7 @@ def test_lime_and_occlusion_are_registered_explainers(
 
 
 def test_one_target_helper_for_every_explainer() -> None:
-    from advexp_core.maps import as_targets
+    from advexp_core.methods.maps import as_targets
 
     cpu = torch.device("cpu")
     assert as_targets(2, 3, cpu).tolist() == [2, 2, 2]

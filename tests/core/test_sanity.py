@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from advexp_core import sanity as S
-from advexp_core.figures import figure_png
-from advexp_core.sanity_figures import sanity_figure
-from advexp_core.zoo import Classifier
+from advexp_core.evaluation import sanity as S
+from advexp_core.networks.zoo import Classifier
+from advexp_core.plots.figures import figure_png
+from advexp_core.plots.sanity import sanity_figure
 from tests.models import TwoClassLinear, frozen, hook_count, tiny_conv
 
 FAST = {"lime": {"n_samples": 24, "n_segments": 9}}

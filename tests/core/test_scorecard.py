@@ -11,24 +11,22 @@ import pytest
 import torch
 from torch import nn
 
-from advexp_core.datasets import MaskedImageDataset
-from advexp_core.experiments.scorecard import (
-    ADVERSARIAL,
+from advexp_core.data.datasets import MaskedImageDataset
+from advexp_core.data.imaging import Preprocess
+from advexp_core.experiments.scorecard import ground_truth_example, scorecard
+from advexp_core.experiments.scorecard_results import ADVERSARIAL, ScorecardConfig
+from advexp_core.measures.mask_metrics import (
     METRICS,
     TOP_K_PERCENTS,
-    ScorecardConfig,
     chance_levels,
     delta_energy_shares,
-    ground_truth_example,
     mask_shares,
-    scorecard,
     top_k_count,
     top_k_evidence,
 )
-from advexp_core.explanations import ExplanationSettings
-from advexp_core.imaging import Preprocess
-from advexp_core.models import LoadedModel
-from advexp_core.scorecard_figures import scorecard_figure
+from advexp_core.methods.explanations import ExplanationSettings
+from advexp_core.networks.registry import LoadedModel
+from advexp_core.plots.scorecard import scorecard_figure
 from tests.models import frozen, hook_count, linear_model, tiny_conv
 
 SIZE = 4
@@ -290,7 +288,7 @@ def _table_script():
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2] / "scripts" / "scorecard_table.py"
+    path = Path(__file__).resolve().parents[2] / "research" / "scorecard_table.py"
     spec = importlib.util.spec_from_file_location("scorecard_table", path)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(module)  # type: ignore[union-attr]
@@ -306,7 +304,7 @@ def _gradient_report(hand) -> dict:
 def test_readme_block_goes_before_benchmarks_and_is_replaced_in_place(hand) -> None:
     table, report = _table_script(), _gradient_report(hand)
     results = {
-        "command": "python scripts/scorecard_table.py --n-images 4", "missing": ["b-robust"], "reports": [report],
+        "command": "python -m research.scorecard_table --n-images 4", "missing": ["b-robust"], "reports": [report],
         "accuracies": [{"model": "hand", "dataset": "toy", "test": 0.75, "test-unbiased": None,
                         "no-shortcut": None, "source": "measured here"}],
     }  # fmt: skip
@@ -315,7 +313,7 @@ def test_readme_block_goes_before_benchmarks_and_is_replaced_in_place(hand) -> N
     assert once.index(table.START) < once.index("## Benchmarks") and once.count("## Ground truth") == 1
     assert "| Gradient | hand | 0.54 | 0.29 | 0.25 | 0.57 | 0.43 | 0.00 |" in once  # 15/28, 2/7; A attacked
     assert "| hand | 0.75 | — | — | 1 / 3 | measured here |" in once and "b-robust" in once
-    assert "`python scripts/scorecard_table.py --n-images 4 --datasets toy`" in once
+    assert "`python -m research.scorecard_table --n-images 4 --datasets toy`" in once
     assert table.render(once, results) == once
     assert table.render("# T\n", results).rstrip().endswith(table.END)  # no Benchmarks heading: at the end
     manifest = {
@@ -332,10 +330,10 @@ def test_readme_scorecard_block_is_fresh() -> None:
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    if not (root / "docs" / "scorecard.json").is_file():
-        pytest.skip("docs/scorecard.json not generated yet (python scripts/scorecard_table.py)")
+    if not (root / "checkpoints" / "scorecard.json").is_file():
+        pytest.skip("checkpoints/scorecard.json not generated yet (python -m research.scorecard_table)")
     proc = subprocess.run(
-        [sys.executable, "scripts/scorecard_table.py", "--check"],
+        [sys.executable, "-m", "research.scorecard_table", "--check"],
         cwd=root,
         capture_output=True,
         text=True,
@@ -395,7 +393,7 @@ def test_with_grades_grades_the_lesions_networks_against_the_control() -> None:
             ("other", "blockdigits"),
         )
     ]
-    from advexp_core.models import CHECKPOINTS_DIR
+    from advexp_core.networks.zoo import CHECKPOINTS_DIR
 
     if not all((CHECKPOINTS_DIR / f"{m}.pt").is_file() for m in ("lesions-standard", "lesions-unbiased")):
         pytest.skip("the lesions checkpoints are not shipped in this checkout")
@@ -411,7 +409,7 @@ def test_with_grades_grades_the_lesions_networks_against_the_control() -> None:
 
 def test_the_config_composes_the_settings_it_runs_with() -> None:
     from advexp_core.experiments import SaliencyConfig
-    from advexp_core.saliency import SmoothGradSettings
+    from advexp_core.methods.gradient_maps import SmoothGradSettings
 
     config = ScorecardConfig(
         saliency=SaliencyConfig(smoothgrad_samples=4), explanation=ExplanationSettings(rho=0.2)

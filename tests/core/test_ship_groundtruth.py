@@ -1,4 +1,4 @@
-"""scripts/ship_groundtruth.py rebuilds a shipped ground-truth network's manifest entry from its
+"""research/ship_groundtruth.py rebuilds a shipped ground-truth network's manifest entry from its
 checkpoint: the entry recorded for blockdigits-robust is reproduced field by field."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ CHECKPOINTS = ROOT / "checkpoints"
 
 def _script():
     spec = importlib.util.spec_from_file_location(
-        "ship_groundtruth", ROOT / "scripts" / "ship_groundtruth.py"
+        "ship_groundtruth", ROOT / "research" / "ship_groundtruth.py"
     )
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(module)  # type: ignore[union-attr]

@@ -10,11 +10,10 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from advexp_core.datasets import load_lesions
-from advexp_core.groundtruth import RULER_WIDTH, generate_lesions
-from advexp_core.imaging import Preprocess
-from advexp_core.models import LoadedModel
-from advexp_core.shortcut_probe import (
+from advexp_core.data.datasets import load_lesions
+from advexp_core.data.groundtruth import RULER_WIDTH, generate_lesions
+from advexp_core.data.imaging import Preprocess
+from advexp_core.experiments.shortcut_probe import (
     RULER_YELLOW,
     Explained,
     ProbeConfig,
@@ -32,6 +31,7 @@ from advexp_core.shortcut_probe import (
     validate_probe,
     white_like,
 )
+from advexp_core.networks.registry import LoadedModel
 from tests.models import frozen
 
 N = 6

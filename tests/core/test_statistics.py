@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from advexp_core.readings import audit as readings
-from advexp_core.statistics import (
+from advexp_core.base.statistics import (
     images_to_rule_out,
     majority,
     paired_bootstrap_ci,
     three_way,
     wilson_interval,
 )
+from advexp_core.readings import audit as readings
 
 COUNTS = [(0, 8), (5, 8), (3, 5), (64, 103), (8, 8), (0, 1), (1, 1)]
 

@@ -17,10 +17,11 @@ import pytest
 import torch
 from torch import nn
 
-from advexp_core.checkpoints import load_checkpoint, sha256_file
-from advexp_core.datasets import TensorImageDataset, load_dataset
-from advexp_core.layers import HHReLU, hhrelu
-from advexp_core.robust import (
+from advexp_core.data.datasets import TensorImageDataset, load_dataset
+from advexp_core.networks.checkpoints import load_checkpoint, sha256_file
+from advexp_core.networks.layers import HHReLU, hhrelu
+from advexp_core.training.loop import TrainConfig, augment, train
+from advexp_core.training.robust import (
     EPS_BETTER,
     EPS_WORSE,
     K_PSI,
@@ -36,7 +37,6 @@ from advexp_core.robust import (
     smoothed_outputs,
     update_psi,
 )
-from advexp_core.training import TrainConfig, augment, train
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = {"num_blocks": (1, 1, 1), "widths": (4, 4, 4)}
@@ -218,7 +218,7 @@ def test_each_recipe_trains_a_few_steps_on_digits(recipe: str, tmp_path: Path) -
     assert "optimizer" not in payload and payload["epoch"] == 1 and payload["input_size"] == [32, 32]
     assert not any(p.requires_grad for p in result.model.parameters()) and not result.model.training
 
-    from advexp_core.models import load_model
+    from advexp_core.networks.registry import load_model
 
     loaded = load_model(str(path), device="cpu")
     x = tiny_digits(4, "test").images
@@ -323,12 +323,12 @@ _WORKER = textwrap.dedent(
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         dist.init_process_group("gloo")  # kept open after train() so that ARA is sharded too
     from torch import nn
-    from advexp_core.ara import evaluate_ara
-    from advexp_core.checkpoints import load_checkpoint
-    from advexp_core.datasets import TensorImageDataset, load_dataset
-    from advexp_core.distributed import init_distributed
-    from advexp_core.layers import HHReLU
-    from advexp_core.training import TrainConfig, train
+    from advexp_core.methods.ara import evaluate_ara
+    from advexp_core.networks.checkpoints import load_checkpoint
+    from advexp_core.data.datasets import TensorImageDataset, load_dataset
+    from advexp_core.base.distributed import init_distributed
+    from advexp_core.networks.layers import HHReLU
+    from advexp_core.training.loop import TrainConfig, train
 
     full = load_dataset("digits", "train")
     data = TensorImageDataset("digits", "train", full.class_names, full.images[:128], full.labels[:128])
@@ -390,8 +390,8 @@ def test_shipped_digits_checkpoints_match_the_manifest() -> None:
     manifest_path = ROOT / "checkpoints" / "manifest.json"
     if not manifest_path.is_file():
         pytest.skip("checkpoints/manifest.json not written yet")
-    from advexp_core.models import load_model
-    from advexp_core.training import evaluate_accuracy
+    from advexp_core.networks.registry import load_model
+    from advexp_core.training.loop import evaluate_accuracy
 
     manifest = json.loads(manifest_path.read_text())
     test = load_dataset("digits", "test")

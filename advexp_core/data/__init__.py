@@ -1,0 +1,1 @@
+"""Images and datasets: decoding uploads, the synthetic ground-truth sets, interventions on images."""

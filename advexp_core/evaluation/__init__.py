@@ -1,0 +1,1 @@
+"""How explainers and networks are judged: faithfulness curves, sanity checks, reliance on a shortcut."""

@@ -1,0 +1,1 @@
+"""Numbers computed from images and maps: perturbation size, map similarity, shares inside masks."""

@@ -1,0 +1,1 @@
+"""Figures of result records, never imported by what they draw."""
