@@ -74,7 +74,8 @@ def warm_start() -> threading.Thread:
 
 
 PAGE_MODULES = tuple(
-    f"advexp_ui.views.{name}" for name in ("attack", "explanations", "explainers", "groundtruth", "robustness")
+    f"advexp_ui.views.{name}"
+    for name in ("attack", "explanations", "explainers", "groundtruth", "robustness")
 )
 
 
