@@ -49,10 +49,8 @@ and round the chunk ends differently (EfficientNet-Lite0's logits of the gallery
 gallery photos and 3 PGD starts (bench/bench_verdicts.py), the default compare run's Grad-CAM rank
 correlation moved by up to 0.099 and its centre shift by up to 3.8 px between 1 and 2 threads (no
 verdict changed). One fixed count makes the page, the CLI and the shipped tables agree (on one
-PyTorch build and CPU kind: kernels also differ by instruction set). Its cost is the parallelism
-given up: on a 2-core machine shared with other jobs, a default compare run took 4.2 s with 1
-thread and 2.7 s with 2 (medians of 18 runs), but 9-12 s against 30-35 s when the other jobs kept
-both cores busy (2 threads then wait for each other).
+PyTorch build and CPU kind: kernels also differ by instruction set). What it costs in time:
+`python -m bench.bench_verdicts` and `python -m bench.bench_compare` (figures in bench/README.md).
 """
 
 
@@ -117,8 +115,7 @@ def in_order(work: Callable[[T], R], items: Iterable[T], device: torch.device | 
 
     The numbers do not change: each pass runs exactly as it would alone (same batch, same threads
     per operation; docs/method.md, "Thread count"), and the caller combines the results in order.
-    What changes is the wall time: on a 2-core machine with one thread per operation, two passes
-    at once take about as long as one. Serial where it cannot help: off the CPU (one pass fills a
+    What changes is the wall time (`python -m bench.bench_app` times it). Serial where it cannot help: off the CPU (one pass fills a
     GPU), with one worker, one item, or inside a pass (a pass never waits for the pool it runs in).
     The grad mode of the calling thread holds in the workers (it is per thread in PyTorch).
 

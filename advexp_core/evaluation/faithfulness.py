@@ -20,8 +20,7 @@ from advexp_core.methods.maps import SaliencyMap
 CPU_PASS_IMAGES = 4
 """Images per forward pass on a CPU: one thread per operation (`runtime.use_compute_threads`) is
 fastest with small passes that stay in the cache, and the passes of one curve run side by side on
-the cores. EfficientNet-Lite0's 42 images of one 20-step curve pair took 0.60 s on a 2-core CPU in
-passes of 4, 0.59 s in passes of 2, 0.96 s in passes of 16 and 3.1 s in one pass."""
+the cores (measured by `python -m bench.bench_compare`; figures in bench/README.md)."""
 DEVICE_PASS_IMAGES = 16
 """Images per forward pass on an accelerator (bounds its memory)."""
 

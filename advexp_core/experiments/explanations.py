@@ -221,8 +221,7 @@ def contrast_explanations(
 def target_batches(targets: tuple[int, ...], device: torch.device) -> list[tuple[int, ...]]:
     """How the targets of one image are optimised: each alone on a CPU, one batch elsewhere.
 
-    On a CPU a batch saves little (EfficientNet-Lite0 at 224 px, 1 torch thread: one forward +
-    backward costs 79 ms per image at batch 1, 76 at 2 and 4, 84 at 8: at most ~4 %), so each
+    On a CPU a batch saves little (`python -m bench.bench_explanations` measures it), so each
     target runs alone, the targets run side by side on the cores (`runtime.in_order`), and each is
     shown as soon as it and those before it are done; on a GPU one batch is expected to be much
     faster (not measured here), and all targets then finish together. Each example's steps depend

@@ -201,7 +201,7 @@ def _ig_in_passes(
     captum runs the passes (``steps_per_pass`` quadrature points each) one after another and adds
     them up in order; here they go through `runtime.in_order` and are added in the same order with
     the same operations, so the attributions and the completeness error are bit for bit captum's
-    (tests/core/test_saliency.py checks it), on a 2-core CPU in about half the time.
+    (tests/core/test_saliency.py checks it), in less wall time (`python -m bench.bench_compare`).
 
     Shapes: x, base (N, C, H, W), t (N,) -> attributions (N, C, H, W), delta (N,).
     """

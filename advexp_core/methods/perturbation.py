@@ -35,9 +35,8 @@ from torch import Tensor, nn
 from advexp_core.base.runtime import device_of
 from advexp_core.methods.maps import SaliencyMap, as_targets
 
-# About 10 s per 224-px image on 2 CPU cores with EfficientNet-Lite0 at most: one forward costs
-# 57 ms of CPU per image there (bench/bench_perturbation.py), so 128 samples are ~7 s even when
-# only one core is free, plus the ~15 % the explainer adds around the forwards.
+# Sized to stay within seconds per 224-px image on a laptop CPU (`python -m bench.bench_perturbation`
+# times it against the bare forward passes; figures in bench/README.md).
 LIME_SAMPLES = 128
 LIME_SEGMENTS = 32
 # LIME's reference implementation weights samples by an exponential kernel of width 0.25 on a

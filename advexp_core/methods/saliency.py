@@ -39,10 +39,9 @@ from advexp_core.methods.perturbation import lime, occlusion
 
 # Images per forward pass of Integrated Gradients and SmoothGrad on a CPU: at most CPU_IG_IMAGES, and
 # at most CPU_PASS_PIXELS pixels. One thread per operation (`runtime.use_compute_threads`) is fastest
-# with passes that stay in the cache, and the passes run side by side on the cores: EfficientNet-Lite0
-# at 224 px, 64 images forward+backward on a 2-core CPU took 2.0 s in passes of 4, 2.1 s in passes
-# of 1 or 2, 2.8 s in passes of 8 and 3.3 s in passes of 16; SmoothGrad's 16 copies in one pass took
-# the compare page's peak memory to 3.7 GB. Small inputs (32 and 64 px) go 8 at a time.
+# with passes that stay in the cache, and the passes run side by side on the cores (measured by
+# `python -m bench.bench_compare`, figures in bench/README.md); one pass of SmoothGrad's copies would
+# also multiply the peak memory. Small inputs (32 and 64 px) go 8 at a time.
 CPU_IG_IMAGES = 8
 CPU_PASS_PIXELS = 4 * 224 * 224
 

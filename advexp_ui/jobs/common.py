@@ -35,8 +35,8 @@ cached_result = st.cache_data(show_spinner=False, max_entries=32, ttl=6 * 3600)
 class Later:
     """A download drawn only when someone asks for it.
 
-    A matplotlib figure of a result costs about a second on a laptop CPU, more than a page may add
-    to its forward and backward passes; the page offers it at once and draws it on the click
+    A matplotlib figure of a result can cost more than a page may add to its forward and backward
+    passes (`python -m bench.profile_app` shows it); the page offers it at once and draws it on the click
     (Streamlit's deferred download) or when its preview is opened. Cached results are pickled:
     ``make`` must be a module-level function and ``args`` picklable.
     """
