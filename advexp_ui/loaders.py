@@ -146,8 +146,8 @@ class UserModelSpec:
 
     arch: str | None
     class_names: tuple[str, ...]
-    mean: tuple[float, float, float] | None = None
-    std: tuple[float, float, float] | None = None
+    mean: tuple[float, ...] | None = None  # three values, or one for every channel
+    std: tuple[float, ...] | None = None
     input_size: int | None = None
     single_logit: bool = False
     file_size_first: bool = False
@@ -216,20 +216,24 @@ def parse_class_names(text: str) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def parse_triplet(text: str, name: str) -> tuple[float, float, float]:
-    """Three comma-separated numbers (a per-channel mean or std in [0, 1] units)."""
+def parse_triplet(text: str, name: str) -> tuple[float, ...]:
+    """Three comma-separated numbers (a per-channel mean or std in [0, 1] units), or one for every
+    channel (a grey network's)."""
     parts = [p for p in text.replace(" ", "").split(",") if p]
     try:
         values = tuple(float(p) for p in parts)
     except ValueError:
         raise ModelError(
-            f"The {name} must be three numbers separated by commas, e.g. 0.485, 0.456, 0.406."
+            f"The {name} must be three numbers separated by commas, e.g. 0.485, 0.456, 0.406 "
+            "(or one, e.g. 0.5)."
         ) from None
-    if len(values) != 3:
-        raise ModelError(f"The {name} must be three numbers (red, green, blue), got {len(values)}.")
+    if len(values) not in (1, 3):
+        raise ModelError(
+            f"The {name} must be three numbers (red, green, blue) or one (every channel), got {len(values)}."
+        )
     if name == "std" and min(values) <= 0:
         raise ModelError("Every std value must be greater than 0.")
-    return values  # type: ignore[return-value]
+    return values
 
 
 def titles(infos: Sequence[ModelInfo]) -> dict[str, str]:

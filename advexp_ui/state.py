@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
+from advexp_core.data.windowing import ImageDescription, PixelRange, Window
 from advexp_core.networks.registry import DEFAULT_MODEL_ID
 
 MODEL_KEY = "advexp_model_id"
@@ -20,12 +21,33 @@ DEFAULT_IMAGE = "cat"
 
 
 @dataclass(frozen=True)
+class Scan:
+    """A radiology upload (DICOM, 16-bit grey PNG or TIFF) as the session keeps it, so that its
+    window and frame can be chosen again: the file without its DICOM header (a 16-bit file as
+    uploaded), the window and frame it is read with now, and how it was read.
+
+    ``window`` is None for the file's own; ``choice`` is the label of the sidebar's window option.
+    """
+
+    source: bytes = field(repr=False)
+    window: Window | PixelRange | None
+    choice: str
+    frame: int
+    description: ImageDescription
+
+
+@dataclass(frozen=True)
 class ImageChoice:
-    """The image every page works on: its file bytes, a display name and where it came from."""
+    """The image every page works on: its file bytes, a display name and where it came from.
+
+    For a radiology upload, ``data`` is the windowed frame as a PNG (16-bit grey, or 8-bit
+    colour) and ``scan`` what it was read from.
+    """
 
     name: str
     data: bytes = field(repr=False)
     source: str  # "gallery" or "upload"
+    scan: Scan | None = field(default=None, repr=False)
 
     @property
     def digest(self) -> str:

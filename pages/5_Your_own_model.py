@@ -19,6 +19,13 @@ SOURCES = {
 UPLOAD_MB = min(200, MAX_CHECKPOINT_BYTES >> 20)
 
 
+CHANNELS = {
+    1: "1 (grey), recognised from the file: a grey image reaches it as it is; a colour image as the "
+    "mean of its red, green and blue",
+    3: "3 (RGB): a grey image (a DICOM or 16-bit file, say) reaches it as three equal channels",
+}
+
+
 def triplet_text(values: tuple[float, ...]) -> str:
     return ", ".join(f"{v:g}" for v in values)
 
@@ -39,6 +46,7 @@ def model_card(user: LoadedModel, card: ModelCard) -> None:
         "Architecture": f"{card.architecture} ({card.framework})",
         "Parameters": f"{card.parameters:,}",
         "Input": f"{resize} a {w}×{h} px centre crop, {card.interpolation} — from {card.input_from}",
+        "Channels": CHANNELS[1 if card.channels == 1 else 3],
         "Normalisation": f"mean ({triplet_text(card.mean)}), std ({triplet_text(card.std)}) — "
         f"from {card.normalisation_from}",
         "Classes": f"{user.num_classes}: {classes}" + (" …" if user.num_classes > 20 else ""),
@@ -56,7 +64,8 @@ st.title("Your own model")
 st.markdown(
     "Load a network you trained yourself — for example a chest X-ray or skin-lesion classifier: "
     "your weights for a **torchvision** or **timm** architecture (CNNs and vision transformers), or "
-    "an **ONNX** export. Files are read safely: `.safetensors`, or a PyTorch `state_dict` saved as "
+    "an **ONNX** export, for colour images or grey ones (a network whose first layer takes one "
+    "channel, such as timm's `in_chans=1`, is recognised from its weights). Files are read safely: `.safetensors`, or a PyTorch `state_dict` saved as "
     "`.pt`/`.pth` and opened with `weights_only=True`, so a file can never run code; an `.onnx` file "
     "may not point at other files. The model stays in **your browser session only** and then appears "
     "in the sidebar's network list for every page."
@@ -121,10 +130,14 @@ with st.form("own-model-form"):
         value=defaults.input_size[0] if defaults else 224,
     )
     mean = c2.text_input(
-        "Normalisation mean (R, G, B)", triplet_text(defaults.mean if defaults else IMAGENET_MEAN)
+        "Normalisation mean (R, G, B, or one value)",
+        triplet_text(defaults.mean if defaults else IMAGENET_MEAN),
+        help="A grey network (one input channel) takes one value; three given are averaged.",
     )
     std = c3.text_input(
-        "Normalisation std (R, G, B)", triplet_text(defaults.std if defaults else IMAGENET_STD)
+        "Normalisation std (R, G, B, or one value)",
+        triplet_text(defaults.std if defaults else IMAGENET_STD),
+        help="A grey network (one input channel) takes one value; three given are averaged.",
     )
     single = st.checkbox(
         "Single-logit binary model", help="The network returns one number z; it is read as (0, z)."

@@ -10,7 +10,7 @@ from advexp_core.cli.common import (
     add_json_argument,
     add_model_argument,
     load_model_or_usage_error,
-    read_image_for_model,
+    read_image_described,
 )
 from advexp_core.experiments import classify
 from advexp_core.experiments.report import TOP_K
@@ -18,7 +18,7 @@ from advexp_core.experiments.report import TOP_K
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("classify", help="top-K predictions for an image")
-    parser.add_argument("image", help="image file (PNG, JPEG, WebP, BMP, TIFF, GIF)")
+    parser.add_argument("image", help="image file (PNG, JPEG, WebP, BMP, TIFF, GIF, DICOM)")
     add_model_argument(parser)
     parser.add_argument("--top", type=int, default=TOP_K, help=f"how many classes to show (default {TOP_K})")
     add_json_argument(parser)
@@ -29,10 +29,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.top < 1:
         raise UsageError("--top must be at least 1.")
     model = load_model_or_usage_error(args.model)
-    image = read_image_for_model(args.image, model)
-    return {"model": model.model_id, "predictions": classify(model, image, top_k=args.top)}
+    image, described = read_image_described(args.image, model)
+    return {
+        "model": model.model_id,
+        "image": str(args.image),
+        "image_description": described.to_json(),
+        "predictions": classify(model, image, top_k=args.top),
+    }
 
 
 def summary(result: dict[str, Any]) -> str:
     rows = [f"{p['probability']:7.2%}  {p['label']} ({p['index']})" for p in result["predictions"]]
-    return f"{result['model']}:\n" + "\n".join(rows)
+    read = f"image: {result['image_description']['summary']}"
+    return f"{result['model']}:\n" + "\n".join(rows) + "\n" + read

@@ -17,13 +17,16 @@ import torch
 from torch import Tensor
 
 from advexp_core.base.jsonsafe import json_safe
-from advexp_core.data.imaging import MAX_IMAGE_BYTES, ImageError, decode_image, prepare_image
+from advexp_core.data.imaging import MAX_IMAGE_BYTES, ImageError, decode_image_described, prepare_image
+from advexp_core.data.windowing import ImageDescription, PixelRange, Window, parse_window
 from advexp_core.experiments.report import versions
 from advexp_core.networks.registry import DEFAULT_MODEL_ID, LoadedModel, load_model, load_user_model
 
 __all__ = [
+    "ImageFile",
     "ModelFile",
     "UsageError",
+    "add_image_options",
     "add_json_argument",
     "add_model_argument",
     "command_report",
@@ -33,6 +36,7 @@ __all__ = [
     "load_model_or_usage_error",
     "parse_fraction",
     "read_file",
+    "read_image_described",
     "read_image_for_model",
     "resolve_class",
     "terminal_text",
@@ -120,18 +124,111 @@ def folder_files(folder: Path, flag: str, suffixes: Collection[str]) -> tuple[li
 
 
 def read_image_for_model(path: str | Path, model: LoadedModel) -> Tensor:
-    """Read an image file and fit it to the model's input size (as given when it already fits).
+    """Read an image file and fit it to the model's input size (as given when it already fits);
+    an `ImageFile` brings its window and frame (``--window``, ``--frame``).
 
     Shapes: -> (3, h, w).
     """
-    path = Path(path)
-    if not path.exists():
-        raise UsageError(f"Image not found: {path}")
+    return read_image_described(path, model)[0]
+
+
+def read_image_described(path: str | Path, model: LoadedModel) -> tuple[Tensor, ImageDescription]:
+    """`read_image_for_model`, and how the file was read (its kind, window and frame); an
+    `ImageFile` also keeps that description for the command's report (`command_report`)."""
+    window = path.window if isinstance(path, ImageFile) else None
+    frame = path.frame if isinstance(path, ImageFile) else 1
+    where = Path(path)
+    if not where.exists():
+        raise UsageError(f"Image not found: {where}")
     try:
-        image = decode_image(read_file(path, flag="image", limit=MAX_IMAGE_BYTES))
+        data = read_file(where, flag="image", limit=MAX_IMAGE_BYTES)
+        decoded = decode_image_described(data, window=window, frame=frame)
     except ImageError as exc:
-        raise UsageError(f"{path.name}: {exc}") from exc
-    return prepare_image(image, model).to(model.device)
+        raise UsageError(f"{where.name}: {exc}") from None  # a DICOM reader's own text stays out
+    if isinstance(path, ImageFile):
+        path.description = decoded.description
+    return prepare_image(decoded.image, model).to(model.device), decoded.description
+
+
+class ImageFile(str):
+    """The IMAGE argument with ``--window`` and ``--frame``: a str whose value is the path, so
+    that commands pass it to `read_image_for_model` and write it into reports as before.
+
+    ``description`` is set once the file has been read (`read_image_described`).
+    """
+
+    window: Window | PixelRange | None
+    frame: int
+    description: ImageDescription | None
+
+    def __new__(cls, path: str, window: Window | PixelRange | None = None, frame: int = 1) -> ImageFile:
+        made = super().__new__(cls, path)
+        made.window, made.frame, made.description = window, frame, None
+        return made
+
+
+def _window_option(text: str) -> Window | PixelRange:
+    try:
+        return parse_window(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _frame_option(text: str) -> int:
+    digits = text.strip()
+    if not (digits.isascii() and digits.isdigit()) or int(digits) < 1:
+        raise argparse.ArgumentTypeError(f"a frame is a whole number from 1, got {text!r}")
+    return int(digits)
+
+
+class _ImageOptionAction(argparse.Action):
+    """Store ``--window`` or ``--frame``, then rebuild ``args.image`` as an `ImageFile` with both."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, values)
+        image = getattr(namespace, "image", None)
+        if image is not None:
+            namespace.image = ImageFile(str(image), namespace.window, namespace.frame)
+
+
+class _ImagePathAction(_ImageOptionAction):
+    """The IMAGE positional: stored as an `ImageFile` with the options given before it."""
+
+
+def add_image_options(parser: argparse.ArgumentParser) -> None:
+    """``--window C,W`` and ``--frame N`` for reading a DICOM or 16-bit file; with an IMAGE
+    positional already added, ``args.image`` becomes an `ImageFile` carrying them."""
+    group = parser.add_argument_group(
+        "radiology images", "DICOM and 16-bit greyscale PNG/TIFF files (other images take no window)"
+    )
+    group.add_argument(
+        "--window",
+        metavar="C,W",
+        type=_window_option,
+        action=_ImageOptionAction,
+        default=None,
+        help="window centre and width in the file's values (HU for CT), e.g. 40,400 (a negative "
+        "centre as --window=-600,1500); 'range' for the lowest to highest value; or a preset: "
+        "'CT brain', 'CT soft tissue', 'CT lung', 'CT bone' (default: the file's own window)",
+    )
+    group.add_argument(
+        "--frame",
+        metavar="N",
+        type=_frame_option,
+        action=_ImageOptionAction,
+        default=1,
+        help="which frame of a multi-frame DICOM file, from 1 (default 1)",
+    )
+    for action in parser._actions:  # argparse has no public way to reach an added argument
+        if action.dest == "image" and not action.option_strings:
+            # the positional may come after the options: it must pick them up as well
+            action.__class__ = _ImagePathAction
 
 
 def csv_safe(value: Any) -> Any:
@@ -244,8 +341,8 @@ def add_model_argument(parser: argparse.ArgumentParser, *, required: bool = Fals
         "--arch": ("NAME", "the weights' architecture: a torchvision name or timm:NAME (none for .onnx)"),
         "--classes": ("FILE", "a text file with the class names, one a line, in output order"),
         "--input-size": ("N", "square input size in pixels (default: the architecture's or the file's)"),
-        "--mean": ("R,G,B", "normalisation mean in [0, 1] units (default: the architecture's)"),
-        "--std": ("R,G,B", "normalisation std in [0, 1] units (default: the architecture's)"),
+        "--mean": ("R,G,B", "normalisation mean in [0, 1] units, or one value (default: the architecture's)"),
+        "--std": ("R,G,B", "normalisation std in [0, 1] units, or one value (default: the architecture's)"),
     }
     for flag, (metavar, text) in own.items():
         group.add_argument(flag, metavar=metavar, action=_ModelFileAction, default=None, help=text)
@@ -256,6 +353,8 @@ def add_model_argument(parser: argparse.ArgumentParser, *, required: bool = Fals
         default=False,
         help="the network returns one logit z (binary); read as the two logits (0, z)",
     )
+    if any(a.dest == "image" and not a.option_strings for a in parser._actions):
+        add_image_options(parser)  # every command that reads one image file
 
 
 def add_json_argument(parser: argparse.ArgumentParser) -> None:
@@ -305,18 +404,21 @@ def _read_classes(path: Path) -> list[str]:
         raise UsageError(f"--classes {path} is not a UTF-8 text file.") from exc
 
 
-def _triplet(text: str | None, flag: str) -> tuple[float, float, float] | None:
+def _triplet(text: str | None, flag: str) -> tuple[float, ...] | None:
     if text is None:
         return None
     try:
         values = tuple(float(part) for part in text.split(","))
     except ValueError:
         values = ()
-    if len(values) != 3 or not all(math.isfinite(v) for v in values):
-        raise UsageError(f"{flag} takes three numbers R,G,B, e.g. 0.485,0.456,0.406; got {text!r}.")
+    if len(values) not in (1, 3) or not all(math.isfinite(v) for v in values):
+        raise UsageError(
+            f"{flag} takes three numbers R,G,B, e.g. 0.485,0.456,0.406, or one for every channel "
+            f"(a grey network's); got {text!r}."
+        )
     if flag == "--std" and min(values) <= 0:
         raise UsageError(f"--std values must be greater than 0; got {text!r}.")
-    return values  # type: ignore[return-value]
+    return values
 
 
 def _input_size(text: str | None) -> int | None:
@@ -334,12 +436,15 @@ def _input_size(text: str | None) -> int | None:
 def command_report(
     command: str, args: argparse.Namespace, report: dict[str, Any], files: dict[str, str]
 ) -> dict[str, Any]:
-    """An experiment's report framed for result.json: the command, the image, versions, files, out."""
+    """An experiment's report framed for result.json: the command, the image (and how it was read:
+    its window and frame, never a DICOM header's content), versions, files, out."""
     image = str(args.image)
     body = {k: v for k, v in report.items() if k != "settings"}
+    described = getattr(args.image, "description", None)
     return {
         "command": command,
         "image": image,
+        **({"image_description": described.to_json()} if described is not None else {}),
         "settings": {"image": image, **report["settings"]},
         "versions": versions(),
         **body,

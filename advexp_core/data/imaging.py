@@ -5,6 +5,11 @@ baseline) and δ amplified around mid-grey for display (figures, the UI).
 
 Every refusal is an ``ImageError`` whose message a clinician can act on. Images are bounded in bytes
 before decoding and in pixels before their pixel data is read (decompression bombs).
+
+Radiology files come in as they are: DICOM (recognised by its ``DICM`` preamble, read by
+`advexp_core.data.dicom`, nothing of its header kept) and 16-bit greyscale PNG and TIFF, read at
+full depth. Both take a window (`advexp_core.data.windowing`): yours, else the file's own. A grey
+image is three equal channels, like every image here.
 """
 
 from __future__ import annotations
@@ -23,57 +28,119 @@ from torch import Tensor
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as tvf
 
+from advexp_core.data.dicom import DicomError, decode_dicom, is_dicom, strip_header
+from advexp_core.data.windowing import (
+    PIXEL_RANGE,
+    ImageDescription,
+    PixelRange,
+    Window,
+    apply_window,
+    given_window_source,
+    range_window,
+)
+
 # One image limit, in the unit Streamlit's uploader states its own ("Limit 20MB per file"; its browser
 # counts MB as 10^6 bytes, as 2^20 on Windows), so every uploader and every refusal gives one number.
 MAX_IMAGE_MB = 20
 MAX_IMAGE_BYTES = MAX_IMAGE_MB * 1_000_000
 MAX_IMAGE_PIXELS = 40_000_000
 ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF", "MPO")
-ACCEPTED_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif")
+ACCEPTED_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif", "dcm")
+FORMATS_TEXT = "PNG, JPEG, WebP, BMP, TIFF, GIF or DICOM"
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+FULL_16_BIT = Window(65535 / 2, 65535, "LINEAR_EXACT")
+"""A 16-bit file's own window: its whole range, 0 black and 65535 white (value / 65535)."""
 
 
 class ImageError(ValueError):
     """An image that cannot be used, with a plain-language message saying what to do."""
 
 
+@dataclass(frozen=True)
+class DecodedImage:
+    """An image and how its file became it (`ImageDescription`: kind, window, frame)."""
+
+    image: Tensor
+    description: ImageDescription
+
+
 def decode_image(
-    data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES, max_pixels: int = MAX_IMAGE_PIXELS
+    data: bytes,
+    *,
+    max_bytes: int = MAX_IMAGE_BYTES,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+    window: Window | PixelRange | None = None,
+    frame: int = 1,
 ) -> Tensor:
-    """Decode an uploaded file into an RGB image tensor.
+    """Decode an uploaded file into an RGB image tensor (`decode_image_described` without the
+    description).
+
+    Shapes: -> (3, H, W).
+    """
+    return decode_image_described(
+        data, max_bytes=max_bytes, max_pixels=max_pixels, window=window, frame=frame
+    ).image
+
+
+def decode_image_described(
+    data: bytes,
+    *,
+    max_bytes: int = MAX_IMAGE_BYTES,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+    window: Window | PixelRange | None = None,
+    frame: int = 1,
+) -> DecodedImage:
+    """Decode an uploaded file into an RGB image tensor, and say how.
 
     Accepts PNG, JPEG, WebP, BMP, TIFF and GIF (first frame); grayscale, RGBA and LA (composited on
-    white), palette, CMYK and 16-bit images; applies the EXIF orientation.
+    white), palette, CMYK and 16-bit images; applies the EXIF orientation. DICOM files (any
+    modality; uncompressed, RLE, JPEG, JPEG-LS, JPEG 2000 with the decoders installed) go through
+    their modality LUT and a window; MONOCHROME1 is inverted. 16-bit greyscale PNG and TIFF are
+    read at full depth through a window too.
 
     Args:
         data: the file's bytes.
         max_bytes: refuse larger files before decoding.
         max_pixels: refuse images with more pixels (read from the header, before decoding).
+        window: for DICOM and 16-bit grey files: a window in the file's values (Hounsfield units
+            for CT), ``"range"`` (lowest value black, highest white), or None for the file's own
+            (a DICOM file's window, else its VOI LUT, else its pixel range; a 16-bit file's full
+            range, value / 65535). Other images take none (the description says so).
+        frame: which frame of a multi-frame DICOM file, from 1.
 
     Returns:
-        float32 tensor in [0, 1].
+        float32 tensor in [0, 1] and its `ImageDescription`, which holds nothing of a DICOM
+        header but the modality, the window and the frame.
 
     Shapes: -> (3, H, W).
 
     Raises:
-        ImageError: empty, not an image, truncated or corrupt, too large.
+        ImageError: empty, not an image, truncated or corrupt, too large; a DICOM file without
+            pixels, compressed in a way no installed package decodes, or without that frame.
     """
     if not data:
-        raise ImageError(
-            "The file is empty. Please choose an image file (PNG, JPEG, WebP, BMP, TIFF or GIF)."
-        )
+        raise ImageError(f"The file is empty. Please choose an image file ({FORMATS_TEXT}).")
     check_image_bytes(len(data), max_bytes=max_bytes)
+    if is_dicom(data):
+        try:
+            array, description = decode_dicom(data, window=window, frame=frame, max_pixels=max_pixels)
+        except DicomError as exc:
+            raise ImageError(str(exc)) from None  # pydicom's own messages may quote the header
+        return DecodedImage(_to_tensor(array), description)
+    if frame != 1:
+        raise ImageError(f"This image has a single frame; frame {frame} does not exist.")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # PIL warns about damaged metadata it skips; not for users
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return _decode(data, max_pixels)
+            return _decode(data, max_pixels, window)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise _too_many_pixels(max_pixels) from exc
     except Image.UnidentifiedImageError as exc:
         raise ImageError(
-            "This file is not an image we can read. Please upload a PNG, JPEG, WebP, BMP, TIFF or GIF."
+            f"This file is not an image we can read. Please upload a {FORMATS_TEXT} file."
         ) from exc
     except MemoryError as exc:
         raise _too_many_pixels(max_pixels) from exc
@@ -82,6 +149,22 @@ def decode_image(
             "The image file is damaged or incomplete (it may have been cut off while copying). "
             "Please export or download it again."
         ) from exc
+
+
+def strip_dicom_header(data: bytes) -> bytes:
+    """A DICOM file without the identifiers of its header: only the pixel data and what turns it
+    into an image (`advexp_core.data.dicom.strip_header`); it decodes to the same image. Other
+    files are returned as they are.
+
+    Raises:
+        ImageError: a DICOM header that cannot be read, or no pixel data.
+    """
+    if not is_dicom(data):
+        return data
+    try:
+        return strip_header(data)
+    except DicomError as exc:
+        raise ImageError(str(exc)) from None
 
 
 def check_image_bytes(n_bytes: int, *, max_bytes: int = MAX_IMAGE_BYTES) -> None:
@@ -104,12 +187,16 @@ def _too_many_pixels(max_pixels: int) -> ImageError:
     )
 
 
-def _decode(data: bytes, max_pixels: int) -> Tensor:
+def _to_tensor(array: np.ndarray) -> Tensor:
+    if not np.isfinite(array).all():
+        raise ImageError("The image contains invalid pixel values. Please export it again as PNG or JPEG.")
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.float32))
+
+
+def _decode(data: bytes, max_pixels: int, window: Window | PixelRange | None) -> DecodedImage:
     with Image.open(io.BytesIO(data)) as probe:
         if probe.format not in ACCEPTED_FORMATS:
-            raise ImageError(
-                f"{probe.format or 'This'} files are not supported. Please use PNG, JPEG, WebP, BMP, TIFF or GIF."
-            )
+            raise ImageError(f"{probe.format or 'This'} files are not supported. Please use {FORMATS_TEXT}.")
         width, height = probe.size
         if width < 1 or height < 1:
             raise ImageError("The image has no pixels. Please choose another file.")
@@ -119,33 +206,49 @@ def _decode(data: bytes, max_pixels: int) -> Tensor:
     with Image.open(io.BytesIO(data)) as img:
         img.seek(0)  # first frame of animations
         img.load()
+        kind = str(img.format or "image")
         upright: Image.Image = ImageOps.exif_transpose(img) or img
-        array = _to_rgb_array(upright)
-    if not np.isfinite(array).all():
-        raise ImageError("The image contains invalid pixel values. Please export it again as PNG or JPEG.")
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+        array, description = _to_rgb_array(upright, kind, window)
+    return DecodedImage(_to_tensor(array), description)
 
 
-def _to_rgb_array(img: Image.Image) -> np.ndarray:
-    """Convert any PIL mode to float32 (H, W, 3) in [0, 1]; transparency is composited on white."""
+def _to_rgb_array(
+    img: Image.Image, kind: str = "image", window: Window | PixelRange | None = None
+) -> tuple[np.ndarray, ImageDescription]:
+    """Convert any PIL mode to float32 (H, W, 3) in [0, 1]; transparency is composited on white;
+    16-bit grey goes through the window (other images take none)."""
     mode = img.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+    ignored = window is not None
+    if mode in SIXTEEN_BIT_MODES or mode == "F":
         gray = np.asarray(img, dtype=np.float64)
-        scale = 65535.0 if mode.startswith("I;16") or gray.max(initial=0) > 255 else 255.0
-        gray = np.clip(gray / scale, 0.0, 1.0).astype(np.float32)
-        return np.repeat(gray[:, :, None], 3, axis=2)
-    if mode == "F":
-        gray = np.asarray(img, dtype=np.float32)
-        top = float(np.nanmax(gray)) if gray.size else 1.0
-        gray = np.clip(gray / (top if top > 1.0 else 1.0), 0.0, 1.0)
-        return np.repeat(gray[:, :, None], 3, axis=2)
+        if mode == "F":
+            top = float(np.nanmax(gray)) if gray.size else 1.0
+            gray = np.clip(gray / (top if top > 1.0 else 1.0), 0.0, 1.0)
+            described = ImageDescription(f"32-bit float {kind}", window_ignored=ignored)
+        elif mode == "I" and gray.max(initial=0) <= 255:  # 8-bit values in a 32-bit image
+            gray = np.clip(gray / 255.0, 0.0, 1.0)
+            described = ImageDescription(f"8-bit {kind}", window_ignored=ignored)
+        else:
+            chosen, source = _sixteen_bit_window(gray, window)
+            gray = apply_window(gray, chosen)
+            described = ImageDescription(f"16-bit {kind}", window=chosen, window_from=source)
+        return np.repeat(gray.astype(np.float32)[:, :, None], 3, axis=2), described
+    described = ImageDescription(f"8-bit {kind}", colour=mode not in ("L", "LA", "1"), window_ignored=ignored)
     has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in img.info)
     if has_alpha:
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(white, rgba)
     rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-    return rgb
+    return rgb, described
+
+
+def _sixteen_bit_window(gray: np.ndarray, window: Window | PixelRange | None) -> tuple[Window, str]:
+    if window == PIXEL_RANGE:
+        return range_window(gray), "the pixel range"
+    if isinstance(window, Window):
+        return window, given_window_source(window)
+    return FULL_16_BIT, "the full 16-bit range"
 
 
 def to_uint8(image: Tensor) -> np.ndarray:

@@ -42,6 +42,7 @@ class OnnxGraph:
     batch_fixed: bool
     outputs: int | None
     nodes: int
+    channels: int = 3  # 1 for a network of grey images
 
 
 def read_onnx(path: str | Path) -> OnnxGraph:
@@ -50,7 +51,8 @@ def read_onnx(path: str | Path) -> OnnxGraph:
     Raises:
         ModelError: too large, unreadable or truncated, external data, non-standard operator
             domains, too many nodes, a graph the ONNX checker rejects, or not one float32 image
-            input of shape (N, 3, H, W) with no empty dimension and a batch of 1 or open.
+            input of shape (N, 3, H, W) or (N, 1, H, W) with no empty dimension and a batch of 1
+            or open.
     """
     import onnx
     from google.protobuf.message import DecodeError
@@ -135,7 +137,7 @@ def _signature(proto: Any, name: str, nodes: int) -> OnnxGraph:
     tensor_type = inputs[0].type.tensor_type
     dims = list(tensor_type.shape.dim)
     if len(dims) != 4:
-        raise ModelError(f"{name}'s input has {len(dims)} dimensions; expected (N, 3, H, W).")
+        raise ModelError(f"{name}'s input has {len(dims)} dimensions; expected (N, 3, H, W) or (N, 1, H, W).")
     if tensor_type.elem_type != onnx.TensorProto.FLOAT:  # ONNX Runtime refuses float32 images otherwise
         kinds = onnx.TensorProto.DataType
         kind = kinds.Name(tensor_type.elem_type) if tensor_type.elem_type in kinds.values() else "unknown"
@@ -150,13 +152,15 @@ def _signature(proto: Any, name: str, nodes: int) -> OnnxGraph:
         raise ModelError(
             f"{name} fixes the batch at {fixed[0]} images; export with a batch of 1 or a dynamic batch."
         )
-    if fixed[1] not in (None, 3):
-        raise ModelError(f"{name}'s input has {fixed[1]} channels; expected 3 (RGB, N×3×H×W).")
+    if fixed[1] not in (None, 1, 3):
+        raise ModelError(
+            f"{name}'s input has {fixed[1]} channels; expected 3 (RGB, N×3×H×W) or 1 (grey, N×1×H×W)."
+        )
     size = (fixed[2], fixed[3]) if fixed[2] and fixed[3] else None
     out_dims = list(proto.graph.output[0].type.tensor_type.shape.dim) if proto.graph.output else []
     # (N, C) logits name their class count; other shapes are checked on the converted module's output
     outputs = out_dims[1].dim_value if len(out_dims) == 2 and out_dims[1].HasField("dim_value") else None
-    return OnnxGraph(proto, inputs[0].name, size, fixed[0] == 1, outputs, nodes)
+    return OnnxGraph(proto, inputs[0].name, size, fixed[0] == 1, outputs, nodes, 1 if fixed[1] == 1 else 3)
 
 
 def _shape_text(dims: list[int | None]) -> str:
@@ -167,7 +171,7 @@ def check_tensor_sizes(graph: OnnxGraph, *, input_size: tuple[int, int], name: s
     """Refuse a graph that would make a tensor of more than `MAX_TENSOR_ELEMENTS` values for one
     image, before anything runs it.
 
-    Shapes come from ONNX shape inference on the graph with its input fixed at (1, 3, H, W); a
+    Shapes come from ONNX shape inference on the graph with its input fixed at (1, C, H, W); a
     Resize or Upsample whose output shape inference leaves open is sized from its constant scales
     or sizes. Only the top-level graph is checked (loop bodies may still grow at run time).
 
@@ -206,7 +210,7 @@ SMALL_CONSTANT = 64  # values: shape vectors, Resize scales and sizes; weights a
 
 
 def _shapes_only(graph: OnnxGraph, input_size: tuple[int, int]) -> Any:
-    """A copy of the graph for shape inference: its input fixed at (1, 3, H, W), and initializers
+    """A copy of the graph for shape inference: its input fixed at (1, C, H, W), and initializers
     reduced to their shapes unless small (a 1 GB file is not copied twice for a few shape vectors)."""
     import onnx
 
@@ -221,7 +225,7 @@ def _shapes_only(graph: OnnxGraph, input_size: tuple[int, int]) -> Any:
         else:
             proto.graph.initializer.add(name=tensor.name, dims=tensor.dims, data_type=tensor.data_type)
     image = next(i for i in proto.graph.input if i.name == graph.input_name)
-    for dim, value in zip(image.type.tensor_type.shape.dim, (1, 3, *input_size), strict=True):
+    for dim, value in zip(image.type.tensor_type.shape.dim, (1, graph.channels, *input_size), strict=True):
         dim.Clear()
         dim.dim_value = value
     return proto
@@ -259,7 +263,7 @@ def _resized_shape(
 class FirstOutput(nn.Module):
     """A converted graph's first output (logits), one image at a time when the file fixes the batch at 1.
 
-    Shapes: (N, 3, H, W) -> (N, C)
+    Shapes: (N, 3, H, W) -> (N, C); (N, 1, H, W) for a graph of one input channel.
     """
 
     def __init__(self, graph: nn.Module, *, one_at_a_time: bool) -> None:
@@ -315,9 +319,9 @@ def convert_onnx(
     except Exception as exc:  # onnx2torch raises many types; each means "this graph did not convert"
         raise ModelError(f"{name} could not be converted to PyTorch: {type(exc).__name__}: {exc}") from exc
     module.eval()
-    one = _needs_one_at_a_time(module, input_size)
+    one = _needs_one_at_a_time(module, input_size, graph.channels)
     wrapped = FirstOutput(module, one_at_a_time=one)
-    x = torch.rand(1, 3, *input_size, requires_grad=True)
+    x = torch.rand(1, graph.channels, *input_size, requires_grad=True)
     try:
         out = wrapped(x)
         if not torch.isfinite(out).all():
@@ -398,7 +402,9 @@ def _constants_as_initializers(proto: Any) -> Any:
     return copy
 
 
-def last_spatial_operator(module: FirstOutput, *, input_size: tuple[int, int]) -> nn.Module | None:
+def last_spatial_operator(
+    module: FirstOutput, *, input_size: tuple[int, int], channels: int = 3
+) -> nn.Module | None:
     """The converted operator that last outputs a spatial (N, C, h, w) map, h·w > 1: Grad-CAM's layer.
 
     In a converted graph every operator is its own module, so the end of the last block is its last
@@ -417,16 +423,16 @@ def last_spatial_operator(module: FirstOutput, *, input_size: tuple[int, int]) -
     handles = [m.register_forward_hook(hook) for m in leaves]
     try:
         with torch.no_grad():
-            module(torch.zeros(1, 3, *input_size))
+            module(torch.zeros(1, channels, *input_size))
     finally:
         for h in handles:
             h.remove()
     return next((m for m in reversed(found) if calls[id(m)] == 1), None)
 
 
-def _needs_one_at_a_time(module: nn.Module, input_size: tuple[int, int]) -> bool:
+def _needs_one_at_a_time(module: nn.Module, input_size: tuple[int, int], channels: int) -> bool:
     """True when a batch of two does not give the two single-image answers (a fixed batch in a Reshape)."""
-    x = torch.rand(2, 3, *input_size, generator=torch.Generator().manual_seed(0))
+    x = torch.rand(2, channels, *input_size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         try:
             both = module(x)
@@ -461,7 +467,8 @@ def onnxruntime_difference(
         ModelError: either side gives NaN or infinite values (a difference of NaN would compare as
             no difference at all), or the two shapes differ.
 
-    Shapes: the images are (1, 3, H, W), standard-normal (a normalised image's scale).
+    Shapes: the images are (1, C, H, W) (C the graph's input channels), standard-normal (a
+    normalised image's scale).
     """
     import onnxruntime as ort
 
@@ -474,7 +481,7 @@ def onnxruntime_difference(
     generator = torch.Generator().manual_seed(seed)
     worst, scale = 0.0, 0.0
     for _ in range(samples):
-        x = torch.randn(1, 3, *input_size, generator=generator)
+        x = torch.randn(1, graph.channels, *input_size, generator=generator)
         expected = np.asarray(session.run(None, {graph.input_name: x.numpy()})[0], dtype=np.float64)
         with torch.no_grad():
             got = module(x).double().numpy()  # before the module moves to its device

@@ -75,6 +75,7 @@ class ModelCard:
     gradcam_how: str
     notes: tuple[str, ...] = ()
     onnx_max_difference: float | None = None
+    channels: int = 3
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,9 @@ def timm_names(query: str = "") -> list[str]:
     return list(timm.list_models(pattern or ""))
 
 
-def create_timm(arch: str, *, num_classes: int, input_size: int | None = None) -> nn.Module:
+def create_timm(
+    arch: str, *, num_classes: int, input_size: int | None = None, in_chans: int = 3
+) -> nn.Module:
     """An untrained timm network by name (``pretrained=False``: nothing is downloaded).
 
     Args:
@@ -162,6 +165,7 @@ def create_timm(arch: str, *, num_classes: int, input_size: int | None = None) -
         num_classes: outputs of the classifier head.
         input_size: for architectures with a fixed input size (vision transformers), build for this
             many pixels instead of the default; other architectures take any size.
+        in_chans: input channels (1 for a network trained on grey images).
 
     Raises:
         ModelError: unknown name, or the architecture cannot be built at that size.
@@ -174,10 +178,12 @@ def create_timm(arch: str, *, num_classes: int, input_size: int | None = None) -
         hint = f" Close names: {', '.join(close)}." if close else ""
         raise ModelError(f"timm has no architecture {arch!r}.{hint}")
     try:
-        net = timm.create_model(arch, pretrained=False, num_classes=num_classes)
+        net = timm.create_model(arch, pretrained=False, num_classes=num_classes, in_chans=in_chans)
         fixed = fixed_input_size(net)
         if input_size is not None and fixed is not None and fixed != input_size:
-            net = timm.create_model(arch, pretrained=False, num_classes=num_classes, img_size=input_size)
+            net = timm.create_model(
+                arch, pretrained=False, num_classes=num_classes, img_size=input_size, in_chans=in_chans
+            )
     except (TypeError, ValueError, RuntimeError, AssertionError) as exc:
         raise ModelError(f"timm could not build {arch!r} for {input_size} px: {exc}") from exc
     for module in net.modules():  # plain attention is twice differentiable (the map-moving attack)
@@ -248,6 +254,7 @@ class UserNetwork:
     gradcam_how: str = "the last convolutional block (found by one forward pass)"
     notes: tuple[str, ...] = ()
     onnx_max_difference: float | None = None
+    channels: int = 3
 
 
 def build_user_network(
@@ -277,17 +284,25 @@ def build_user_network(
     return _build_torchvision(arch, path, n_out, size)
 
 
-def _user_network(path: Path, make: Callable[[], nn.Module]) -> tuple[nn.Module, tuple[str, ...]]:
+def _user_network(
+    path: Path, make: Callable[[], nn.Module], make_grey: Callable[[], nn.Module]
+) -> tuple[nn.Module, tuple[str, ...], int]:
     """The network ``make`` builds, with the weights of ``path``: unwrapped, finite, of the right
-    names and shapes.
+    names and shapes; and its input channels.
 
     The file is read first (bounded in bytes, never running code), then checked against a skeleton
     of the network on the meta device (shapes, no memory) before the real network is built, so a
     bogus file for a 600-million-parameter architecture (or a head for 25,000 classes) is refused
-    without allocating gigabytes first.
+    without allocating gigabytes first. Weights whose first convolution takes one channel are a
+    network trained on grey images: ``make_grey`` builds that one instead.
     """
     loaded = load_weights_file(path)
     skeleton = _on_meta(make)
+    state, notes = unwrap_state_dict(loaded, set(skeleton.state_dict()))
+    channels = 3
+    if takes_one_channel(skeleton, state):
+        skeleton, make, channels = _on_meta(make_grey), make_grey, 1
+        notes = (*notes, "the first convolution takes one channel: a network for grey images")
     count = parameter_count(skeleton)
     size = path.stat().st_size
     if size < count:  # even float8 weights take a byte each
@@ -295,7 +310,6 @@ def _user_network(path: Path, make: Callable[[], nn.Module]) -> tuple[nn.Module,
             f"{path.name} holds {size:,} bytes, too few for the architecture's {count:,} parameters "
             "(at least one byte each); it is not a full set of weights for this architecture."
         )
-    state, notes = unwrap_state_dict(loaded, set(skeleton.state_dict()))
     if not state:
         raise ModelError(f"{path.name} holds no tensors; expected a state_dict (parameter name -> tensor).")
     state = as_float32(state, path.name)
@@ -305,7 +319,60 @@ def _user_network(path: Path, make: Callable[[], nn.Module]) -> tuple[nn.Module,
         raise ModelError(problem + (f" (Read it after: {'; '.join(notes)}.)" if notes else ""))
     net = make()
     net.load_state_dict(state, strict=True)
-    return net, notes
+    return net, notes, channels
+
+
+def first_convolution(net: nn.Module) -> tuple[str, nn.Conv2d] | None:
+    """The convolution that reads the image: timm's recorded ``first_conv``, else the first
+    ``Conv2d`` taking three channels in the network's definition order."""
+    cfg = getattr(net, "pretrained_cfg", None) or {}
+    named = cfg.get("first_conv") if isinstance(cfg, Mapping) else None
+    for name in [named] if isinstance(named, str) else list(named or ()):
+        module = _submodule(net, name)
+        if isinstance(module, nn.Conv2d):
+            return name, module
+    return next(
+        ((n, m) for n, m in net.named_modules() if isinstance(m, nn.Conv2d) and m.in_channels == 3), None
+    )
+
+
+def _submodule(net: nn.Module, name: str) -> nn.Module | None:
+    try:
+        return net.get_submodule(name)
+    except AttributeError:
+        return None
+
+
+def takes_one_channel(skeleton: nn.Module, state: Mapping[str, Tensor]) -> bool:
+    """True when the weights' first convolution takes one channel where the architecture's takes three."""
+    found = first_convolution(skeleton)
+    if found is None or found[1].in_channels != 3:
+        return False
+    weight = state.get(f"{found[0]}.weight")
+    return weight is not None and weight.ndim == 4 and weight.shape[1] == 1
+
+
+def with_one_channel_input(net: nn.Module) -> nn.Module:
+    """``net`` with its first convolution (`first_convolution`) replaced by one reading one channel,
+    of the same shape otherwise (a torchvision network for grey images)."""
+    found = first_convolution(net)
+    if found is None:
+        raise ModelError("The architecture has no convolution reading the image; it cannot take grey images.")
+    name, conv = found
+    grey = nn.Conv2d(
+        1,
+        conv.out_channels,
+        conv.kernel_size,  # type: ignore[arg-type]
+        stride=conv.stride,  # type: ignore[arg-type]
+        padding=conv.padding,  # type: ignore[arg-type]
+        dilation=conv.dilation,  # type: ignore[arg-type]
+        groups=1,
+        bias=conv.bias is not None,
+        padding_mode=conv.padding_mode,
+    )
+    parent, _, child = name.rpartition(".")
+    setattr(net.get_submodule(parent) if parent else net, child, grey)
+    return net
 
 
 def _on_meta(make: Callable[[], nn.Module]) -> nn.Module:
@@ -348,7 +415,11 @@ def _build_torchvision(arch: str, path: Path, n_out: int, size: int | None) -> U
             f"Unknown architecture {arch!r}; choose a torchvision classification model such as "
             f"{', '.join(USER_ARCHS)}, or timm:NAME for a timm architecture."
         )
-    net, notes = _user_network(path, lambda: tvm.get_model(arch, weights=None, num_classes=n_out))
+
+    def make() -> nn.Module:
+        return tvm.get_model(arch, weights=None, num_classes=n_out)
+
+    net, notes, channels = _user_network(path, make, lambda: with_one_channel_input(make()))
     side = 224 if size is None else size
     config = DataConfig((side, side), round(side * 256 / 224), "bilinear", IMAGENET_MEAN, IMAGENET_STD)
     recipe = "torchvision's ImageNet recipe (224 px, resize 256/224, bilinear)"
@@ -360,23 +431,37 @@ def _build_torchvision(arch: str, path: Path, n_out: int, size: int | None) -> U
         "torchvision",
         arch,
         notes=notes,
+        channels=channels,
     )
 
 
 def _build_timm(arch: str, path: Path, n_out: int, size: int | None) -> UserNetwork:
-    net, notes = _user_network(path, lambda: create_timm(arch, num_classes=n_out, input_size=size))
+    net, notes, channels = _user_network(
+        path,
+        lambda: create_timm(arch, num_classes=n_out, input_size=size),
+        lambda: create_timm(arch, num_classes=n_out, input_size=size, in_chans=1),
+    )
     config, origin, norm_origin = timm_data_config(net, arch)
     if size is not None:
         ratio = (config.resize or config.input_size[0]) / config.input_size[0]
         resize = round(size * ratio) if config.resize else None
         config = replace(config, input_size=(size, size), resize=resize)
         origin = f"your setting (resize and interpolation from {origin})"
-    tap = install_token_tap(net, input_size=config.input_size[0])
+    tap = install_token_tap(net, input_size=config.input_size[0], channels=channels)
     if tap is None:
-        return UserNetwork(net, config, origin, norm_origin, "timm", arch, notes=notes)
+        return UserNetwork(net, config, origin, norm_origin, "timm", arch, notes=notes, channels=channels)
     layer, _, how = tap
     return UserNetwork(
-        net, config, origin, norm_origin, "timm", arch, layer=layer, gradcam_how=how, notes=notes
+        net,
+        config,
+        origin,
+        norm_origin,
+        "timm",
+        arch,
+        layer=layer,
+        gradcam_how=how,
+        notes=notes,
+        channels=channels,
     )
 
 
@@ -408,7 +493,7 @@ def _build_onnx(path: Path, n_out: int, size: int | None, *, file_size_first: bo
     notes.append(f"largest difference from ONNX Runtime on 3 random images: {diff:.1e} (relative)")
     if net.one_at_a_time:
         notes.append("the file fixes the batch at one image, so images go through one at a time")
-    layer = last_spatial_operator(net, input_size=hw)
+    layer = last_spatial_operator(net, input_size=hw, channels=graph.channels)
     return UserNetwork(
         net,
         config,
@@ -420,6 +505,7 @@ def _build_onnx(path: Path, n_out: int, size: int | None, *, file_size_first: bo
         layer=layer,
         gradcam_how="the last operator of the graph with a spatial output",
         onnx_max_difference=diff,
+        channels=graph.channels,
     )
 
 

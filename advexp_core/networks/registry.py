@@ -366,8 +366,10 @@ def load_user_model(
             ``state_dict``/``model`` entries and ``module.``/``model.`` prefixes are unwrapped), or ``.onnx``.
         class_names: one name per output (two for a single-logit binary model: negative, positive),
             at most `MAX_CLASSES`.
-        mean, std: normalisation in [0, 1] units, three values each; default the architecture's.
-            Finite, |mean| ≤ `MAX_MEAN`, std within `STD_RANGE`.
+        mean, std: normalisation in [0, 1] units, three values each (or one, the same for every
+            channel); default the architecture's. Finite, |mean| ≤ `MAX_MEAN`, std within
+            `STD_RANGE`. A network of one input channel (recognised from its first convolution's
+            weights or the ONNX file's input) takes one value: the mean of three given.
         input_size: square input size in pixels; default the architecture's or the file's.
         single_logit: the network returns one logit z; it is adapted to (0, z).
         file_size_first: an ONNX file that fixes its input size keeps it (the card says so);
@@ -424,8 +426,11 @@ def _checked_size(input_size: int | None) -> int | None:
 def _check_normalisation(mean: Sequence[float] | None, std: Sequence[float] | None) -> None:
     """Refuse a mean or std that would turn images into NaN, infinities or one constant image."""
     for label, values in (("mean", mean), ("std", std)):
-        if values is not None and len(values) != 3:
-            raise ModelError(f"The {label} must be three numbers (red, green, blue), got {len(values)}.")
+        if values is not None and len(values) not in (1, 3):
+            raise ModelError(
+                f"The {label} must be three numbers (red, green, blue) or one (every channel, or a "
+                f"grey network's), got {len(values)}."
+            )
     if mean is not None and not all(math.isfinite(v) and abs(v) <= MAX_MEAN for v in map(float, mean)):
         raise ModelError(
             f"Every mean value must be a finite number between {-MAX_MEAN:g} and {MAX_MEAN:g} in "
@@ -460,9 +465,10 @@ def _finish_user(
     device: str | torch.device | None,
 ) -> LoadedModel:
     """Normalise, freeze and place a user network; check its outputs are finite; write its card."""
-    norm_mean = tuple(float(v) for v in (built.config.mean if mean is None else mean))
-    norm_std = tuple(float(v) for v in (built.config.std if std is None else std))
-    module = Classifier(built.net, norm_mean, norm_std, single_logit=single_logit)
+    grey = built.channels == 1
+    norm_mean = per_channel(built.config.mean if mean is None else mean, grey=grey)
+    norm_std = per_channel(built.config.std if std is None else std, grey=grey)
+    module = Classifier(built.net, norm_mean, norm_std, single_logit=single_logit, grey=grey)
     loaded = _finish(
         f"user:{path.stem}",
         module,
@@ -485,13 +491,30 @@ def _finish_user(
         mean=norm_mean,
         std=norm_std,
         input_from=built.input_from,
-        normalisation_from=built.normalisation_from if mean is None and std is None else "your setting",
+        normalisation_from=_normalisation_from(built, given=mean is not None or std is not None),
         gradcam_layer=module_name(module, loaded.gradcam_layer),
         gradcam_how=built.gradcam_how,
         notes=built.notes,
         onnx_max_difference=built.onnx_max_difference,
+        channels=built.channels,
     )
     return replace(loaded, card=card)
+
+
+def per_channel(values: Sequence[float], *, grey: bool) -> tuple[float, ...]:
+    """A normalisation's values for the network's channels: one for a grey network (the mean of
+    three given), three for an RGB one (one given is repeated)."""
+    floats = tuple(float(v) for v in values)
+    if grey:
+        return (sum(floats) / len(floats),)
+    return floats * 3 if len(floats) == 1 else floats
+
+
+def _normalisation_from(built: UserNetwork, *, given: bool) -> str:
+    source = "your setting" if given else built.normalisation_from
+    if built.channels == 1:
+        return f"{source}; one value for the grey input (the mean of three given)"
+    return source
 
 
 def _refuse_non_finite(module: Classifier, input_size: tuple[int, int], name: str) -> None:
@@ -504,7 +527,8 @@ def _refuse_non_finite(module: Classifier, input_size: tuple[int, int], name: st
     images = torch.cat(
         [torch.rand(2, 3, *input_size, generator=generator), torch.full((1, 3, *input_size), 0.5)]
     )
-    normalised = torch.randn(2, 3, *input_size, generator=generator)  # a normalised image's scale
+    # a normalised image's scale, in the channels the network itself takes
+    normalised = torch.randn(2, module.in_channels, *input_size, generator=generator)
     device = device_of(module)
     with torch.no_grad():
         if torch.isfinite(module(images.to(device))).all():  # then every softmax is finite too

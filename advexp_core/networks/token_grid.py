@@ -63,11 +63,16 @@ class ChannelsLastGrid(nn.Module):
         return out
 
 
-def install_token_tap(net: nn.Module, *, input_size: int) -> tuple[nn.Module, str, str] | None:
+def install_token_tap(
+    net: nn.Module, *, input_size: int, channels: int = 3
+) -> tuple[nn.Module, str, str] | None:
     """Give a token or channels-last timm network a 4-D Grad-CAM layer (None for other networks).
 
     Replaces the last feature stage of ``net`` (timm's ``feature_info``) in place, at load time, by a
     `TokenGrid` or `ChannelsLastGrid` around it; load the weights first, since the names change.
+
+    Args:
+        net: the timm network; input_size: its square input in pixels; channels: its input channels.
 
     Returns:
         (the tap module, its stage's name, a sentence saying how the map is read) or None.
@@ -77,7 +82,7 @@ def install_token_tap(net: nn.Module, *, input_size: int) -> tuple[nn.Module, st
     if not isinstance(name, str) or not name:
         return None
     stage = net.get_submodule(name)
-    shapes = _probe_shapes(net, stage, input_size)
+    shapes = _probe_shapes(net, stage, input_size, channels)
     if shapes is None:
         return None
     inp, out = shapes
@@ -102,7 +107,7 @@ def install_token_tap(net: nn.Module, *, input_size: int) -> tuple[nn.Module, st
 
 
 def _probe_shapes(
-    net: nn.Module, stage: nn.Module, input_size: int
+    net: nn.Module, stage: nn.Module, input_size: int, channels: int
 ) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
     """(input shape, output shape) of ``stage`` on one black image; None when not plain tensors."""
     seen: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
@@ -114,7 +119,7 @@ def _probe_shapes(
     handle = stage.register_forward_hook(hook)
     try:
         with torch.no_grad():
-            net(torch.zeros(1, 3, input_size, input_size))
+            net(torch.zeros(1, channels, input_size, input_size))
     finally:
         handle.remove()
     return seen[-1] if len(seen) == 1 else None

@@ -59,17 +59,36 @@ class Normalize(nn.Module):
 
 
 class Classifier(nn.Module):
-    """Normalisation followed by a network; a single-logit network becomes two logits (0, z)."""
+    """Normalisation followed by a network; a single-logit network becomes two logits (0, z).
+
+    A network of one input channel (``grey``) first takes the mean of the three channels, then its
+    one-value normalisation: every image stays RGB at every boundary, a grey image (three equal
+    channels) reaches the network as it is, and gradients with respect to the input are equal in
+    the three channels, so attacks and maps on a grey image stay grey.
+    """
 
     def __init__(
-        self, net: nn.Module, mean: Sequence[float], std: Sequence[float], single_logit: bool = False
+        self,
+        net: nn.Module,
+        mean: Sequence[float],
+        std: Sequence[float],
+        single_logit: bool = False,
+        grey: bool = False,
     ):
         super().__init__()
         self.normalize = Normalize(mean, std)
         self.net = net
         self.single_logit = single_logit
+        self.grey = grey
+
+    @property
+    def in_channels(self) -> int:
+        """The channels ``net`` takes (1 or 3); the classifier itself always takes three."""
+        return 1 if self.grey else 3
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.grey:
+            x = x.mean(dim=1, keepdim=True)
         z = self.net(self.normalize(x))
         if self.single_logit:
             z = z.reshape(z.shape[0], 1)
