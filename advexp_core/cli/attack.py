@@ -25,7 +25,7 @@ FILES = {"adversarial": "adversarial.png", "result": "result.json"}
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("attack", help="craft an adversarial example and save it as a PNG")
-    parser.add_argument("image", help="image file (PNG, JPEG, WebP, BMP, TIFF, GIF)")
+    parser.add_argument("image", help="image file (PNG, JPEG, WebP, BMP, TIFF, GIF, DICOM)")
     common.add_model_argument(parser)
     add_attack_arguments(parser)
     add_out_argument(parser, "adversarial.png, result.json")

@@ -30,6 +30,7 @@ __all__ = [
     "add_json_argument",
     "add_model_argument",
     "command_report",
+    "image_description",
     "csv_safe",
     "folder_files",
     "json_text",
@@ -433,6 +434,13 @@ def _input_size(text: str | None) -> int | None:
     return int(digits)
 
 
+def image_description(args: argparse.Namespace) -> dict[str, Any]:
+    """``{"image_description": …}`` (how the image was read: its window and frame, never a DICOM
+    header's content), or nothing when the image needed no description."""
+    described = getattr(args.image, "description", None)
+    return {} if described is None else {"image_description": described.to_json()}
+
+
 def command_report(
     command: str, args: argparse.Namespace, report: dict[str, Any], files: dict[str, str]
 ) -> dict[str, Any]:
@@ -440,11 +448,10 @@ def command_report(
     its window and frame, never a DICOM header's content), versions, files, out."""
     image = str(args.image)
     body = {k: v for k, v in report.items() if k != "settings"}
-    described = getattr(args.image, "description", None)
     return {
         "command": command,
         "image": image,
-        **({"image_description": described.to_json()} if described is not None else {}),
+        **image_description(args),
         "settings": {"image": image, **report["settings"]},
         "versions": versions(),
         **body,

@@ -38,7 +38,7 @@ FILES = {"adversarial": "adversarial.png", "figure": "figure.png", "result": "re
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("compare", help="saliency maps of the clean and the attacked image, with metrics")
-    parser.add_argument("image", help="image file (PNG, JPEG, WebP, BMP, TIFF, GIF)")
+    parser.add_argument("image", help="image file (PNG, JPEG, WebP, BMP, TIFF, GIF, DICOM)")
     add_model_argument(parser)
     add_attack_arguments(parser)
     methods = ",".join(DEFAULT.methods)

@@ -15,6 +15,7 @@ from typing import Any
 from advexp_core.cli.common import (
     add_json_argument,
     add_model_argument,
+    image_description,
     json_text,
     load_model_or_usage_error,
     parse_fraction,
@@ -33,7 +34,7 @@ DEFAULT = ExplanationConfig()
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("explain", help="adversarial explanations of an image (docs/method.md §2)")
-    parser.add_argument("image", help="image file (PNG, JPEG, WebP, BMP, TIFF, GIF)")
+    parser.add_argument("image", help="image file (PNG, JPEG, WebP, BMP, TIFF, GIF, DICOM)")
     add_model_argument(parser)
     parser.add_argument(
         "--target",
@@ -70,6 +71,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report = {
         "model": model.model_id,
         "image": str(args.image),
+        **image_description(args),
         "input_size": r["input_size"],
         "settings": {
             "method": "adversarial explanation (docs/method.md §2)",

@@ -21,6 +21,7 @@ from advexp_core.cli.common import (
     UsageError,
     add_json_argument,
     add_model_argument,
+    image_description,
     json_text,
     load_model_or_usage_error,
     read_image_for_model,
@@ -42,7 +43,7 @@ def register(sub: Any) -> None:
     parser = sub.add_parser(
         "sanity", help="randomisation sanity checks: do the maps change when the weights are destroyed?"
     )
-    parser.add_argument("image", help="image file (PNG, JPEG, WebP, BMP, TIFF, GIF)")
+    parser.add_argument("image", help="image file (PNG, JPEG, WebP, BMP, TIFF, GIF, DICOM)")
     add_model_argument(parser)
     methods = ",".join(DEFAULT.methods)
     parser.add_argument(
@@ -90,6 +91,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result = sanity_checks(model, image, config, image_name=str(args.image))
     report = {
         **result.to_json(),
+        **image_description(args),
         "layers_measured": len(plan.measured),
         "maps_computed": plan.maps,
         "versions": versions(),
