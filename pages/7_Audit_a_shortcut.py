@@ -1,4 +1,8 @@
-"""Audit a shortcut: does the network decide by an artifact the user marks on their own images?"""
+"""Audit a shortcut: does the network decide by an artifact the user marks on their own images?
+
+The audit runs on the server as a background job: the page may be closed or reloaded, and its link
+(``?job=ID``) finds the job again, with its progress, partial results, Cancel and the final report.
+"""
 
 import streamlit as st
 
@@ -6,23 +10,50 @@ from advexp_core.data.imaging import ACCEPTED_EXTENSIONS, MAX_IMAGE_MB
 from advexp_core.data.interventions import BORDERS
 from advexp_core.experiments.audit import DEFAULT_METHODS, AuditConfig
 from advexp_core.methods.saliency import METHODS
-from advexp_ui import flow, loaders, render, setup
+from advexp_ui import background, flow, loaders, render, setup
 from advexp_ui.jobs import audit as job
 from advexp_ui.views import audit as view
 
-PAGE = "audit"
-MAX_IMAGES = 24  # a page run stays within a few minutes on a laptop CPU
+MAX_DRAWN = 24  # images marked by hand on this page (a ZIP takes up to job.MAX_IMAGES)
+JOB_KEY = "advexp_audit_job"
 sel = setup.page("Audit a shortcut", "🩺")
 st.title("Audit a shortcut")
 st.markdown(view.INTRO)
 
+jobs, owner = background.registry(), background.session_owner()
+job_id = st.query_params.get("job") or st.session_state.get(JOB_KEY)
+running = jobs.get(job_id)
+if job_id and running is None:
+    st.warning(
+        "That audit is no longer on the server (a finished audit is kept for "
+        f"{background.KEEP_S // 3600} hours, and none survives a restart of the app). Start a new one below."
+    )
+    st.session_state.pop(JOB_KEY, None)
+    st.query_params.pop("job", None)
+if running is not None:
+    jobs.adopt(running, owner)
+    st.session_state[JOB_KEY] = running.id
+    st.query_params["job"] = running.id
+    if not running.running and st.button("Start a new audit", type="primary"):
+        st.session_state.pop(JOB_KEY, None)
+        st.query_params.pop("job", None)
+        st.rerun()
+    view.show_job(running)
+    st.stop()
+
 source = st.radio(
     "Images",
-    ["upload", "lesions"],
-    format_func={"upload": "My own images", "lesions": "Lesion test images (rulers pre-marked)"}.get,
+    ["upload", "archive", "lesions"],
+    format_func={
+        "upload": f"My own images (up to {MAX_DRAWN}, marked here)",
+        "archive": f"A ZIP of images with masks or boxes (up to {job.MAX_IMAGES})",
+        "lesions": "Lesion test images (rulers pre-marked)",
+    }.get,
     horizontal=True,
     key="audit-source",
 )
+marked: tuple[job.Item, ...] = ()
+archive = None
 if source == "lesions":
     model_id = st.selectbox("Network", job.LESION_MODELS, key="audit-lesion-model")
     lesion_model = None
@@ -38,35 +69,51 @@ else:
         st.stop()
     model = sel.model
     st.caption(f"Network: **{model.title or model.model_id}** (choose another in the sidebar).")
-    files = st.file_uploader(
-        "Your images (one size for all)",
-        type=list(ACCEPTED_EXTENSIONS),
-        accept_multiple_files=True,
-        key="audit-files",
-        max_upload_size=MAX_IMAGE_MB,
-    )
-    mask_files = st.file_uploader(
-        "Mask PNGs instead of drawing (optional; named like the images, non-zero = artifact)",
-        type=["png"], accept_multiple_files=True, key="audit-mask-files", max_upload_size=MAX_IMAGE_MB,
-    )  # fmt: skip
-    if not files:
-        st.info("Upload a few images, or choose the lesion test images above.")
-        st.stop()
-    if len(files) > MAX_IMAGES:
-        st.error(
-            f"{len(files)} images: at most {MAX_IMAGES} on this page (the CLI `advexp audit` takes more)."
+    if source == "archive":
+        upload = st.file_uploader(
+            "A ZIP of your images", type=["zip"], key="audit-archive", max_upload_size=view.MAX_ARCHIVE_MB,
+            help=view.ARCHIVE_HELP,
+        )  # fmt: skip
+        st.caption(view.ARCHIVE_HELP)
+        if upload is None:
+            st.info("Upload a ZIP of images, or choose another source above.")
+            st.stop()
+        archive = view.take_archive(upload)
+        if archive is None:
+            st.stop()
+        items = ()
+    else:
+        files = st.file_uploader(
+            "Your images (any sizes)",
+            type=list(ACCEPTED_EXTENSIONS),
+            accept_multiple_files=True,
+            key="audit-files",
+            max_upload_size=MAX_IMAGE_MB,
         )
-        st.stop()
-    items = view.take_uploads(files, mask_files or [])
-    if not items:
-        st.info("None of these files can be audited (see why above): upload others.")
-        st.stop()
+        mask_files = st.file_uploader(
+            "Mask PNGs instead of drawing (optional; named like the images, non-zero = artifact)",
+            type=["png"], accept_multiple_files=True, key="audit-mask-files", max_upload_size=MAX_IMAGE_MB,
+        )  # fmt: skip
+        if not files:
+            st.info("Upload a few images, or a ZIP of many, or choose the lesion test images above.")
+            st.stop()
+        if len(files) > MAX_DRAWN:
+            st.error(
+                f"{len(files)} images: at most {MAX_DRAWN} to mark on this page; put more (up to "
+                f"{job.MAX_IMAGES}) in a ZIP with their masks or boxes (the CLI `advexp audit` takes more)."
+            )
+            st.stop()
+        items = view.take_uploads(files, mask_files or [])
+        if not items:
+            st.info("None of these files can be audited (see why above): upload others.")
+            st.stop()
 
-st.header("Mark the artifact")
-st.caption(
-    "Drag a box over the artifact on each image that has one; leave an image unmarked when it has none."
-)
-marked = view.mark_all(items)
+if archive is None:
+    st.header("Mark the artifact")
+    st.caption(
+        "Drag a box over the artifact on each image that has one; leave an image unmarked when it has none."
+    )
+    marked = view.mark_all(items)
 
 st.header("Settings")
 with_mask = [i.name for i in marked if i.mask]
@@ -88,6 +135,7 @@ with st.expander("An artifact to paste onto the images without one (optional)"):
 if paste not in (None, "upload"):
     cut = next(i for i in marked if i.name == paste)
     artifact = (cut.data, cut.mask)
+n_marked = sum(bool(i.mask) for i in marked) if archive is None else archive.n_masks + archive.n_boxed
 with st.form("audit-form"):
     c1, c2 = st.columns(2)
     methods = c1.multiselect("Explainers", METHODS, default=list(DEFAULT_METHODS))
@@ -101,32 +149,27 @@ with st.form("audit-form"):
         help="Reliance below this share counts as none. The verdict says 'relies' only when the 95 % interval "
         "lies above it, 'does not rely' only when it lies below, and 'cannot tell' otherwise.",
     )  # fmt: skip
-    st.caption(view.sample_size_note(sum(i.mask is not None for i in marked), tolerance / 100))
+    st.caption(view.sample_size_note(n_marked, tolerance / 100))
     submitted = st.form_submit_button("Run the audit", type="primary")
 
-config = AuditConfig(
-    methods=tuple(methods), where=str(where), border=str(border), toward=toward, adversarial=adversarial,
-    tolerance=float(tolerance) / 100,
-)  # fmt: skip
-key = (marked, artifact, model.model_id, config)
-if flow.requested(PAGE, submitted=submitted, key=key):
-    where_box, slots = st.container(), view.AuditSlots(tuple(i.name for i in marked))
-    flow.run(
-        PAGE,
-        f"Auditing {len(marked)} images",
-        lambda on_step, emit: job.run(
-            marked,
-            artifact,
-            None if paste in (None, "upload") else str(paste),
-            model.model_id,
+if submitted:
+    config = AuditConfig(
+        methods=tuple(methods), where=str(where), border=str(border), toward=toward, adversarial=adversarial,
+        tolerance=float(tolerance) / 100,
+    )  # fmt: skip
+    started = None
+    with flow.guard():
+        request = job.AuditRequest(
+            tuple(i.audit_item() for i in marked) if archive is None else archive.items,
             config,
-            model,
-            on_step,
-            emit,
-        ),
-        lambda outcome: view.show_audit(outcome, slots),
-        show_partial=slots.show_part,
-        where=where_box,
-    )
+            job.artifact_of(artifact, model),
+            None if paste in (None, "upload") else str(paste),
+            () if archive is None else archive.left_out,
+        )
+        started = job.start(request, model, owner)
+    if started is not None:
+        st.session_state[JOB_KEY] = started.id
+        st.query_params["job"] = started.id
+        st.rerun()
 else:
     st.info("Mark the artifacts and press **Run the audit**.")

@@ -24,40 +24,49 @@ from advexp_core.base.statistics import (
     wilson_interval,
 )
 from advexp_core.readings import Reading
-from advexp_core.readings.groundtruth import decision, map_verdict, near_tie
+from advexp_core.readings.groundtruth import map_verdict
 
 
 def intervention(
-    names: Sequence[str], *, before: Sequence[float], after: Sequence[float] | None, intervention: str
+    names: Sequence[str],
+    *,
+    decided: int,
+    confidence: float,
+    decided_after: int | None,
+    confidence_after: float | None,
+    intervention: str,
+    near_tie: bool = False,
 ) -> Reading:
     """Does the decision on this image follow the artifact?
 
     Args:
         names: the class names.
-        before, after: class probabilities before and after the intervention (after None: none).
+        decided, confidence: the class decided before the intervention and its probability.
+        decided_after, confidence_after: the same after it (None: no intervention).
         intervention: "removed", "added" or "none".
+        near_tie: the top two probabilities lay within `readings.groundtruth.TIE` before or after
+            (the reading is then flagged: either side is noise).
 
     Outcomes: "follows-artifact", "ignores-artifact", "not-measured".
     """
-    k, now = decision(before, names)
-    if after is None or intervention == "none":
+    now = f"{names[decided]} ({confidence:.0%})"
+    if decided_after is None or confidence_after is None or intervention == "none":
         return Reading(
             "not-measured",
             f"The network says {now}. No artifact is marked here and none was pasted, so nothing was measured.",
         )
-    other, other_text = decision(after, names)
+    other_text = f"{names[decided_after]} ({confidence_after:.0%})"
     what = "removing the marked artifact" if intervention == "removed" else "pasting the artifact on"
-    close = near_tie(before) or near_tie(after)
-    if other != k:
+    if decided_after != decided:
         return Reading(
             "follows-artifact",
             f"The decision follows the artifact here: the network says {now}, and {what} changes that to {other_text}.",
-            close,
+            near_tie,
         )
     return Reading(
         "ignores-artifact",
         f"The decision does not follow the artifact here: the network says {now}, and {what} leaves it at {other_text}.",
-        close,
+        near_tie,
     )
 
 

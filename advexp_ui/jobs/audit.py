@@ -1,61 +1,70 @@
-"""Audit a shortcut (`advexp_core.experiments.audit`, docs/audit.md): the user's images with the artifact they
-marked, removed and pasted on, each decision read before and after, the maps graded against it."""
+"""Audit a shortcut (`advexp_core.experiments.audit`, docs/audit.md) as a background job: the user's
+images with the artifact they marked (drawn boxes, mask PNGs, or a ZIP of images with masks or a CSV
+of boxes), removed and pasted on, each decision read before and after, the maps graded against it.
+
+The audit runs in batches on the server (`advexp_ui.background`): it goes on when the page is closed
+or reloaded, each batch's rows are the partial result, and every picture is kept in the job's own
+folder (`audit_store`), so memory holds numbers, not pixels. At the end: the summary, the HTML report
+(the chosen images' pictures), and one ZIP with every picture, the tables, the report and its JSON.
+"""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-import numpy as np
 import streamlit as st
-import torch
 from PIL import Image
 from torch import Tensor
 
 from advexp_core.data.datasets import load_lesions
 from advexp_core.data.imaging import decode_image, to_uint8
-from advexp_core.data.interventions import Artifact
-from advexp_core.experiments.audit import (
-    AuditConfig,
-    AuditResult,
-    ImageAudit,
-    audit,
-    check_inputs,
-    fit_to_model,
-)
+from advexp_core.data.interventions import Artifact, AuditError
+from advexp_core.experiments.audit import AuditConfig, fit_to_model
+from advexp_core.experiments.audit_inputs import AuditItem, marks_loader, mask_from_png, mask_png
+from advexp_core.experiments.audit_records import ImageRow, Skipped, shown_images, summarise, weights_sha256
+from advexp_core.experiments.audit_store import AuditStore, fill
+from advexp_core.experiments.audit_stream import audit_batches, batch_size_for
 from advexp_core.networks.registry import LoadedModel
 from advexp_core.plots.audit_report import (
     audit_html,
-    delta_picture,
-    image_readings,
-    outlined,
-    overlay,
-    png_bytes,
+    csv_fields,
+    image_pictures,
     summary_reading,
-    title,
+    table_texts,
 )
+from advexp_ui import background
 from advexp_ui.downloads import report_bytes
-from advexp_ui.jobs.common import Later, OnStep, Outcome, cached_result, header
+from advexp_ui.jobs.common import header
 
 __all__ = [
     "AuditConfig",
-    "ImagePart",
+    "AuditOutcome",
+    "AuditRequest",
+    "AuditRun",
     "Item",
     "LESION_MODELS",
+    "MAX_IMAGES",
     "lesion_items",
     "mask_png",
     "read_mask",
-    "run",
+    "start",
 ]
 
 LESION_MODELS = ("lesions-standard", "lesions-robust", "lesions-unbiased", "lesions-robust-unbiased")
 LESION_IMAGES = 8  # the first test images offered with one click (rulers on some, not all)
+MAX_IMAGES = 500  # one audit on this page (the CLI takes up to 100,000)
+FILES = ("audit-report.html", "audit.json", "audit.zip")
 
 
 @dataclass(frozen=True)
 class Item:
-    """One image as the page hands it to the audit (hashable: the cache key).
+    """One image the page has read (uploaded or drawn from the lesions), with its mark.
 
     Attributes:
         name: its file name; data: its file's bytes.
@@ -68,45 +77,19 @@ class Item:
     mask: bytes = b""
     label: int | None = None
 
-
-@dataclass(frozen=True)
-class ImagePart:
-    """One image's finished block while the others still run.
-
-    Attributes:
-        name: the image; panels: title -> PNG; lines: its readings and numbers, in order.
-        outcome: the intervention reading's outcome key.
-    """
-
-    name: str
-    panels: dict[str, bytes] = field(default_factory=dict)
-    lines: tuple[str, ...] = ()
-    outcome: str = ""
-
-
-def mask_png(mask: Tensor | np.ndarray) -> bytes:
-    """A (H, W) bool mask as a black-and-white PNG."""
-    array = np.asarray(mask, dtype=bool).astype(np.uint8) * 255
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
+    def audit_item(self) -> AuditItem:
+        mask = self.mask
+        loader = marks_loader(lambda: self.data, self.name, read_mask=(lambda: mask) if mask else None)
+        return AuditItem(self.name, loader, self.label)
 
 
 def read_mask(data: bytes) -> Tensor:
     """A mask PNG's bytes as (H, W) bool: True where any channel is non-zero (transparent: unmarked).
 
-    Uploaded masks pass `advexp_ui.images.read_upload` first (bounds in bytes and pixels); this only
-    reads them, and the app's own drawn masks.
-
     Raises:
         ValueError: not an image.
     """
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            array = np.array(img.convert("RGBA"))
-    except Exception as exc:  # PIL raises many types for a damaged file; all mean the same here
-        raise ValueError(f"the mask is not a readable image ({exc}).") from exc
-    return torch.from_numpy((array[..., :3] * (array[..., 3:] > 0)).any(-1))
+    return mask_from_png(data, "the mask")
 
 
 @st.cache_resource(show_spinner="Drawing the lesion test images…", max_entries=1)
@@ -122,7 +105,7 @@ def lesion_items() -> tuple[Item, ...]:
                 _png(data.images[k]),
                 mask_png(ruler) if bool(ruler.any()) else b"",
                 int(data.labels[k]),
-            )  # fmt: skip
+            )
         )
     return tuple(items)
 
@@ -133,97 +116,149 @@ def _png(image: Tensor) -> bytes:
     return buffer.getvalue()
 
 
-def image_part(names: tuple[str, ...], row: ImageAudit) -> ImagePart:
-    """One image's pictures and readings (made once: the partial block and the final page use them)."""
-    decision, maps = image_readings(names, row)
-    panels = {"as it is": png_bytes(outlined(row.image, row.mask if row.intervention == "removed" else None))}
-    if row.after is not None:
-        panels[f"artifact {row.intervention}"] = png_bytes(outlined(row.after, row.mask))
-    for method, m in row.maps.items():
-        panels[f"{title(method)} of {names[row.prediction]}"] = png_bytes(overlay(row.image, m))
-    lines = [decision.text, *(r.text for _, r in maps)]
-    ae = row.adversarial
-    if ae is not None:
-        panels[f"adversarial explanation toward {names[ae.toward]}"] = png_bytes(to_uint8(ae.explanation))
-        panels["δ (amplified)"] = png_bytes(delta_picture(ae.delta))
-        where = (
-            ""
-            if ae.artifact_share is None
-            else f"; {ae.artifact_share:.0%} of δ's energy lies on the artifact"
-        )
-        valid = "" if ae.valid else " (δ did not reach its budget by half-way: not a valid explanation)"
-        lines.append(
-            f"Adversarial explanation toward {names[ae.toward]}: p = {ae.probability_before:.2f} → "
-            f"{ae.probability_after:.2f}{valid}{where}."
-        )
-    return ImagePart(row.name, panels, tuple(lines), decision.outcome)
+@dataclass(frozen=True)
+class AuditRequest:
+    """One audit as the page asks for it.
+
+    Attributes:
+        items: the images (read when their batch comes).
+        config: the settings; artifact, artifact_source: what is pasted, and the image it was cut from.
+        left_out: what was left out before the audit (files of the upload, with why).
+    """
+
+    items: tuple[AuditItem, ...]
+    config: AuditConfig
+    artifact: Artifact | None = None
+    artifact_source: str | None = None
+    left_out: tuple[str, ...] = ()
 
 
-def _inputs(
-    items: tuple[Item, ...], artifact: tuple[bytes, bytes] | None, model: LoadedModel
-) -> tuple[list[Tensor], list[Tensor | None], Artifact | None]:
-    """Decoded, checked at the files' size, then fitted to the model."""
-    names = [i.name for i in items]
-    raw = [decode_image(i.data) for i in items]
-    masks = [read_mask(i.mask) if i.mask else None for i in items]
-    check_inputs(raw, masks, names)
-    fitted = [fit_to_model(image, mask, model) for image, mask in zip(raw, masks, strict=True)]
-    pasted = None
-    if artifact is not None:
-        image, mask = fit_to_model(decode_image(artifact[0]), read_mask(artifact[1]), model)
-        assert mask is not None  # a mask in, a mask out
-        pasted = Artifact(image, mask)
-    return [f[0] for f in fitted], [f[1] for f in fitted], pasted
+def artifact_of(data: tuple[bytes, bytes] | None, model: LoadedModel) -> Artifact | None:
+    """An artifact to paste from (image bytes, mask bytes), fitted to the network.
+
+    Raises:
+        ValueError: an unreadable image or mask, or a mask that marks nothing once fitted.
+    """
+    if data is None:
+        return None
+    image, mask = fit_to_model(decode_image(data[0]), read_mask(data[1]), model)
+    if mask is None or not bool(mask.any()):
+        raise AuditError("artifact", "the artifact's mask marks nothing once fitted to the network.")
+    return Artifact(image, mask)
 
 
-def compute(
-    items: tuple[Item, ...],
-    artifact: tuple[bytes, bytes] | None,
-    artifact_source: str | None,
-    config: AuditConfig,
-    model: LoadedModel,
-    on_step: OnStep | None = None,
-    emit: Callable[[ImagePart], None] | None = None,
-) -> Outcome:
-    """The audit, each image handed to ``emit`` as it is done; the report, pictures and HTML file."""
-    images, masks, pasted = _inputs(items, artifact, model)
-    labels = [i.label for i in items]
-    parts: list[ImagePart] = []
+@dataclass(frozen=True)
+class AuditOutcome:
+    """A finished audit: its report (JSON-able), the HTML report and the ZIP of everything.
 
-    def done(row: ImageAudit) -> None:
-        part = image_part(tuple(model.class_names), row)
-        parts.append(part)
-        if emit is not None:
-            emit(part)
+    Attributes:
+        report: header, summary, verdict, settings and every image's row.
+        html: the report as one HTML file; archive: the ZIP (pictures, tables, report) on disk.
+        shown: the images shown with pictures, by index, with why.
+    """
 
-    result: AuditResult = audit(
-        model, images, masks, names=[i.name for i in items], labels=None if all(y is None for y in labels) else labels,
-        artifact=pasted, artifact_source=artifact_source, config=config, on_step=on_step, on_image=done,
+    report: dict[str, Any]
+    html: bytes
+    archive: Path
+    shown: dict[int, tuple[str, ...]]
+
+
+@dataclass
+class AuditRun:
+    """A running or finished audit job's own things, read by the page: its folder and store (every
+    picture, the rows so far), and its outcome once done."""
+
+    folder: Path
+    class_names: tuple[str, ...]
+    total: int
+    left_out: tuple[str, ...]
+    store: AuditStore | None = None
+    outcome: AuditOutcome | None = None
+
+    @property
+    def rows(self) -> list[ImageRow]:
+        """The rows done so far, in order."""
+        return [] if self.store is None else self.store.rows
+
+    @property
+    def skipped(self) -> list[Skipped]:
+        return [] if self.store is None else self.store.skipped
+
+    def pictures(self, index: int) -> dict[str, bytes]:
+        return {} if self.store is None else self.store.pictures(index)
+
+    def remove(self) -> None:
+        """Delete the job's files (its store's, then the ZIP) and its folder."""
+        if self.store is not None:
+            self.store.remove()
+        for name in FILES:
+            (self.folder / name).unlink(missing_ok=True)
+        shutil.rmtree(self.folder, ignore_errors=True)  # a folder of the job's own, made by mkdtemp
+
+
+def start(request: AuditRequest, model: LoadedModel, owner: str) -> background.Job:
+    """Start the audit as a background job of ``owner`` (one per browser session).
+
+    Raises:
+        background.JobRefused: the session runs a job already, or the server is full.
+    """
+    run = AuditRun(
+        Path(tempfile.mkdtemp(prefix="advexp-audit-")), tuple(model.class_names), len(request.items),
+        request.left_out,
     )  # fmt: skip
-    verdict = summary_reading(result)
-    report = {**header(model, config, "audit a shortcut"), **result.to_json(), "verdict": verdict.to_json()}
-    panels = {f"{p.name}|{k}": v for p in parts for k, v in p.panels.items()}
-    report["parts"] = [
-        {"name": p.name, "lines": list(p.lines), "outcome": p.outcome, "panels": list(p.panels)}
-        for p in parts
-    ]
-    files: dict[str, bytes | Later] = {
-        "audit-report.html": audit_html(result, generated_by="advexp, Audit a shortcut page").encode("utf-8"),
-        "audit.json": report_bytes({k: v for k, v in report.items() if k != "parts"}),
-    }
-    return Outcome(report, panels, files)
+    label = f"Auditing {len(request.items)} images on {model.title or model.model_id}"
+    try:
+        return background.registry().start(
+            owner, label, lambda job: _work(job, run, request, model), context=run, cleanup=run.remove
+        )
+    except background.JobRefused:
+        run.remove()
+        raise
 
 
-@cached_result
-def run(
-    items: tuple[Item, ...],
-    artifact: tuple[bytes, bytes] | None,
-    artifact_source: str | None,
-    model_id: str,
-    config: AuditConfig,
-    _model: LoadedModel,
-    _on_step: OnStep | None = None,
-    _emit: Callable[[ImagePart], None] | None = None,
-) -> Outcome:
-    """``compute``, cached by (the images, masks and labels, the artifact, model id, config)."""
-    return compute(items, artifact, artifact_source, config, _model, _on_step, _emit)
+def _work(job: background.Job, run: AuditRun, request: AuditRequest, model: LoadedModel) -> AuditOutcome:
+    """The audit, batch by batch: rows (the partial results) and every picture into the store."""
+    config = request.config
+    size = batch_size_for(model, config)
+    fields = csv_fields(config.methods, config.adversarial)
+    names = run.class_names
+    run.store = AuditStore.create(
+        run.folder / "store", {"model": model.model_id}, batch_size=size,
+        tables=table_texts([], names, fields, header=True), keep_all_pictures=True,
+    )  # fmt: skip
+    batches = audit_batches(
+        model, request.items, artifact=request.artifact, config=config, batch_size=size, on_step=job.on_step
+    )
+    fill(run.store, batches, pictures=image_pictures, tables=lambda rows: table_texts(rows, names, fields))
+    result = summarise(
+        model, weights_sha256(model), run.store.rows, config=config, batch_size=size, skipped=run.store.skipped,
+        artifact_source=request.artifact_source if request.artifact is not None else None,
+    )  # fmt: skip
+    report = {
+        **header(model, config, "audit a shortcut"), **result.to_json(), "verdict": summary_reading(result).to_json(),
+        "left_out": list(request.left_out), "images": result.images_json(),
+    }  # fmt: skip
+    shown = shown_images(result.images)
+    pictures = {k: run.store.pictures(k) for k in shown}
+    made_by = "advexp, Audit a shortcut page"
+    html = audit_html(result, pictures, generated_by=made_by, warnings=request.left_out).encode("utf-8")
+    (run.folder / "audit-report.html").write_bytes(html)
+    (run.folder / "audit.json").write_bytes(report_bytes(report))
+    archive = run.folder / "audit.zip"
+    _write_archive(archive, run, result.images)
+    run.outcome = AuditOutcome(report, html, archive, shown)
+    return run.outcome
+
+
+def _write_archive(path: Path, run: AuditRun, rows: tuple[ImageRow, ...]) -> None:
+    """One ZIP: the report, its JSON, the tables and every image's pictures (``pictures/NAME/KEY.png``)."""
+    assert run.store is not None
+    names = {r.index: r.name for r in rows}
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name in ("audit-report.html", "audit.json"):
+            archive.write(run.folder / name, name)
+        for name in ("images.csv", "images.jsonl"):
+            archive.write(run.store.table(name), name)
+        for index, key, file in run.store.picture_files():
+            if index in names:
+                archive.write(file, f"pictures/{index:04d}-{names[index]}/{key}.png")

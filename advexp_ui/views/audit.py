@@ -1,11 +1,11 @@
-"""Showing a shortcut audit: taking in the uploads (every file left out named with its reason),
-marking the artifact on each image (a box dragged on the picture, with streamlit-image-coordinates;
-a mask PNG as the fallback), each image's block as soon as it is done, the summary verdict with its
-numbers, and the report for download."""
+"""Showing a shortcut audit: taking in the uploads (every file left out named with its reason: single
+images with mask PNGs, or one ZIP of images with masks or a CSV of boxes), marking the artifact on each
+image (a box dragged on the picture, with streamlit-image-coordinates; a mask PNG as the fallback),
+the running job (its progress, rate and time left, its partial results, Cancel), and the finished
+audit: the summary verdict with its numbers, the images shown, every image's numbers, the downloads."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,13 +19,20 @@ from torch import Tensor
 
 from advexp_core.base.statistics import images_to_rule_out, wilson_interval
 from advexp_core.data.imaging import ImageError, decode_image
-from advexp_core.data.interventions import size_text
-from advexp_core.experiments.audit import check_mask
-from advexp_core.plots.audit_report import outlined, title, with_intervals
-from advexp_ui import render
+from advexp_core.data.interventions import AuditError
+from advexp_core.experiments.audit_inputs import Archive, check_mask, read_archive, unique_name
+from advexp_core.experiments.audit_records import ImageRow
+from advexp_core.plots.audit_report import (
+    caption,
+    flat_row,
+    image_lines,
+    outlined,
+    title,
+    with_intervals,
+)
+from advexp_ui import background, progress, render
 from advexp_ui.images import read_upload
-from advexp_ui.jobs.audit import ImagePart, Item, mask_png, read_mask
-from advexp_ui.jobs.common import Outcome, file_bytes
+from advexp_ui.jobs.audit import MAX_IMAGES, AuditOutcome, AuditRun, Item, mask_png, read_mask
 
 DRAW_PX = 256  # the picture one draws on, in screen pixels
 COLUMNS = 3
@@ -109,36 +116,11 @@ def _bullets(lines: Sequence[str]) -> str:
 def unique_names(names: Sequence[str]) -> list[str]:
     """The names with repeats told apart: a.png, a (2).png, a (3).png (the first keeps its name)."""
     seen: set[str] = set()
-    out = []
-    for name in names:
-        stem, dot, ext = name.rpartition(".") if "." in name else (name, "", "")
-        new, k = name, 1
-        while new in seen:
-            k += 1
-            new = f"{stem} ({k}){dot}{ext}"
-        seen.add(new)
-        out.append(new)
-    return out
+    return [unique_name(name, seen) for name in names]
 
 
 def _stem(name: str) -> str:
     return name.rsplit(".", 1)[0]
-
-
-def _one_size(read: list[tuple[str, bytes, Tensor]], left_out: list[str]) -> list[tuple[str, bytes, Tensor]]:
-    """The images of the most common size (a tie: the first uploaded's); the others go to ``left_out``."""
-    sizes = Counter(tuple(image.shape[-2:]) for _, _, image in read)
-    if len(sizes) < 2:
-        return read
-    common = sizes.most_common(1)[0][0]
-    kept = [r for r in read if tuple(r[2].shape[-2:]) == common]
-    left_out += [
-        f"{name}: {size_text(image)} px, unlike the other images ({size_text(kept[0][2])} px); an audit "
-        "compares images of one size. Resize it to match."
-        for name, _, image in read
-        if tuple(image.shape[-2:]) != common
-    ]
-    return kept
 
 
 def _masks(files: Sequence[UploadedFile], not_used: list[str]) -> dict[str, tuple[str, Tensor, bytes]]:
@@ -196,7 +178,6 @@ def take_uploads(files: Sequence[UploadedFile], mask_files: Sequence[UploadedFil
             read.append((f.name, *read_upload(f.name, f.size, f.getvalue)))
         except ImageError as exc:
             left_out.append(str(exc))
-    read = _one_size(read, left_out)
     names = unique_names([name for name, _, _ in read])
     renamed = [f"{old} → {new}" for (old, _, _), new in zip(read, names, strict=True) if old != new]
     not_used: list[str] = []
@@ -232,34 +213,6 @@ def take_artifact(image: UploadedFile | None, mask: UploadedFile | None) -> tupl
     return data, mask_data
 
 
-class AuditSlots:
-    """The places of the result's blocks, laid out before the run so each image shows when done."""
-
-    def __init__(self, names: tuple[str, ...]) -> None:
-        self.summary = st.empty()
-        self.images = {name: st.empty() for name in names}
-
-    def show_part(self, part: ImagePart) -> None:
-        slot = self.images.get(part.name)
-        if slot is not None:
-            with slot.container():
-                _image_block(part.name, part.lines, part.outcome, part.panels)
-
-
-def _image_block(
-    name: str, lines: tuple[str, ...] | list[str], outcome: str, panels: dict[str, bytes]
-) -> None:
-    st.subheader(name)
-    first, *rest = lines
-    (st.warning if outcome == "follows-artifact" else st.info)(first)
-    items = list(panels.items())
-    for start in range(0, len(items), 4):
-        for column, (caption, png) in zip(st.columns(4), items[start : start + 4], strict=False):
-            column.image(png, caption=caption, width="stretch")
-    if rest:
-        st.markdown("\n".join(f"- {line}" for line in rest))
-
-
 def sample_size_note(n_marked: int, tolerance: float) -> str:
     """Before a run: what this many marked images can tell, and how many ruling out ``tolerance`` needs."""
     needed = images_to_rule_out(tolerance)
@@ -273,43 +226,175 @@ def sample_size_note(n_marked: int, tolerance: float) -> str:
     )
 
 
-def show_audit(outcome: Outcome, slots: AuditSlots | None = None) -> None:
-    """The whole audit: the summary verdict and tables, every image's block, the downloads."""
+# --- a ZIP archive -----------------------------------------------------------------------------------
+
+MAX_ARCHIVE_MB = 200  # the one limit of the ZIP upload (Streamlit counts MB as 10^6 bytes)
+ARCHIVE_HELP = (
+    f"One ZIP of at most {MAX_ARCHIVE_MB} MB with up to {MAX_IMAGES} images; masks as PNGs in a folder "
+    "named masks/ (masks/a.png marks a.png), or a CSV of boxes name,x0,y0,x1,y1 (pixels); an image "
+    "without a mark has no artifact."
+)
+
+
+def take_archive(upload: UploadedFile) -> Archive | None:
+    """The uploaded ZIP's images with their marks; every member left out is named with why (None,
+    with a message, when the archive cannot be used at all)."""
+    try:
+        archive = read_archive(upload.getvalue(), source=upload.name, max_images=MAX_IMAGES)
+    except AuditError as exc:
+        st.error(render.defuse_markdown(str(exc)))
+        return None
+    if archive.left_out:
+        shown = archive.left_out[:30]
+        more = f"\n- … and {len(archive.left_out) - 30} more" if len(archive.left_out) > 30 else ""
+        st.warning(f"**Left out of the audit** ({len(archive.left_out)} files):\n{_bullets(shown)}{more}")
+    unmarked = len(archive.items) - archive.n_masks - archive.n_boxed
+    st.info(
+        f"{len(archive.items)} images: {archive.n_masks} marked by a mask, {archive.n_boxed} by boxes, "
+        f"{unmarked} without a mark (no artifact). Each is read when its batch comes; one that cannot be "
+        "read is named and left out then."
+    )
+    return archive
+
+
+# --- a running audit ---------------------------------------------------------------------------------
+
+REFRESH_S = 1.0
+
+
+def show_job(job: background.Job) -> None:
+    """A job's panel: its progress and partial results while it runs (refreshed every second, on the
+    server, whether or not the page was reloaded), then the finished audit or why it stopped."""
+    run = job.context
+    if job.running:
+        _follow(job.id)
+        return
+    if job.state == "cancelled":
+        st.info("The audit was cancelled. Its partial results are below; start a new one to audit again.")
+    elif job.state == "failed":
+        st.error(render.defuse_markdown(job.error or "The audit stopped."))
+    if isinstance(run, AuditRun) and run.outcome is not None:
+        show_outcome(run, run.outcome)
+    elif isinstance(run, AuditRun):
+        _partial(run)
+
+
+@st.fragment(run_every=REFRESH_S)
+def _follow(job_id: str) -> None:
+    job = background.registry().get(job_id)
+    if job is None or not job.running:
+        st.rerun()  # the whole page: it draws the result
+        return
+    waiting = progress.waiting_text(job.who)
+    fraction = min(1.0, job.done / job.total) if job.total else 0.0
+    st.progress(fraction, text=waiting or job.progress_text())
+    st.button(
+        "Cancel",
+        key=f"audit-cancel-{job.id}",
+        on_click=job.cancel,
+        help="Stop the audit; what is done stays shown.",
+    )
+    st.caption(
+        "The audit runs on the server: you may close or reload this page and come back to it with this "
+        "page's address (its link ends in ?job=…)."
+    )
+    if isinstance(job.context, AuditRun):
+        _partial(job.context)
+
+
+def _partial(run: AuditRun) -> None:
+    """What is done so far: the removals' count, the latest image, the latest rows."""
+    rows = list(run.rows)
+    if not rows:
+        return
+    removed = [r for r in rows if r.intervention == "removed"]
+    changed = sum(bool(r.changed) for r in removed)
+    st.markdown(
+        f"**So far** {len(rows)} of {run.total} images audited"
+        + (f", {len(run.skipped)} skipped" if run.skipped else "")
+        + (f"; removing the artifact changed {changed} of {len(removed)} decisions." if removed else ".")
+    )
+    _image_block(run, rows[-1], ("the latest",))
+    render.table([flat_row(r, run.class_names) for r in rows[-20:]], hide_index=True)
+
+
+# --- a finished audit --------------------------------------------------------------------------------
+
+
+def _image_block(run: AuditRun, row: ImageRow, why: Sequence[str]) -> None:
+    decision, lines = image_lines(run.class_names, row)
+    st.subheader(row.name)
+    if why and why != ("one of few images",):
+        st.caption("; ".join(why))
+    (st.warning if decision.outcome == "follows-artifact" else st.info)(lines[0])
+    panels = [(caption(key, row, run.class_names), png) for key, png in run.pictures(row.index).items()]
+    for start in range(0, len(panels), 4):
+        for column, (text, png) in zip(st.columns(4), panels[start : start + 4], strict=False):
+            column.image(png, caption=text, width="stretch")
+    if lines[1:]:
+        st.markdown("\n".join(f"- {render.defuse_markdown(line)}" for line in lines[1:]))
+
+
+def _downloads(run: AuditRun, outcome: AuditOutcome) -> None:
+    files = {
+        "audit-report.html": ("text/html", lambda: outcome.html),
+        "audit.json": ("application/json", lambda: (run.folder / "audit.json").read_bytes()),
+        "audit.zip": ("application/zip", lambda: outcome.archive.read_bytes()),
+    }
+    for column, (name, (mime, data)) in zip(st.columns(len(files)), files.items(), strict=True):
+        column.download_button(f"⬇ {name}", data, file_name=name, mime=mime, key=f"audit-dl-{name}")
+    st.caption("audit.zip holds every image's pictures, images.csv, images.jsonl, the report and its JSON.")
+
+
+def show_outcome(run: AuditRun, outcome: AuditOutcome) -> None:
+    """The whole audit: the summary verdict and tables, what was left out, the downloads, the images
+    shown with their pictures, every image's numbers."""
     report = outcome.report
-    slots = slots or AuditSlots(tuple(p["name"] for p in report["parts"]))
-    with slots.summary.container():
-        st.header("What the audit measured")
-        verdict = report["verdict"]
-        show = {"relies": st.warning, "does-not-rely": st.success}.get(verdict["outcome"], st.info)
-        show(render.defuse_markdown(verdict["verdict"]))
-        rows = [
-            with_intervals({"intervention": k, **report[k]})
-            for k in ("removed", "added")
-            if report[k]["n_images"]
-        ]
-        render.table(rows, hide_index=True)
-        grades = [with_intervals({"explainer": title(m), **g}) for m, g in report["explainers"].items()]
-        if grades:
-            st.markdown(
-                "**Each explainer against the measurement** (on the images whose decision changed when the artifact was removed)"
-            )
-            render.table(grades, hide_index=True)
-        st.caption(
-            f"Network {report['model']} · weights SHA-256 {report['weights_sha256'][:16]}… · "
-            f"inpainting: {report['settings']['inpainting']}"
+    st.header("What the audit measured")
+    verdict = report["verdict"]
+    show = {"relies": st.warning, "does-not-rely": st.success}.get(verdict["outcome"], st.info)
+    show(render.defuse_markdown(verdict["verdict"]))
+    rows = [
+        with_intervals({"intervention": k, **report[k]})
+        for k in ("removed", "added")
+        if report[k]["n_images"]
+    ]
+    render.table(rows, hide_index=True)
+    grades = [with_intervals({"explainer": title(m), **g}) for m, g in report["explainers"].items()]
+    if grades:
+        st.markdown(
+            "**Each explainer against the measurement** (on the images whose decision changed when the artifact was removed)"
         )
-        c1, c2 = st.columns(2)
-        for column, (name, data) in zip((c1, c2), outcome.files.items(), strict=False):
-            column.download_button(
-                f"⬇ {name}", file_bytes(data), file_name=name, key=f"audit-dl-{name}",
-                mime="text/html" if name.endswith(".html") else "application/json",
-            )  # fmt: skip
-    for part in report["parts"]:
-        panels = {k: outcome.panels[f"{part['name']}|{k}"] for k in part["panels"]}
-        slot = slots.images.get(part["name"])
-        if slot is not None:
-            with slot.container():
-                _image_block(part["name"], part["lines"], part["outcome"], panels)
+        render.table(grades, hide_index=True)
+    st.caption(
+        f"Network {report['model']} · weights SHA-256 {report['weights_sha256'][:16]}… · "
+        f"inpainting: {report['settings']['inpainting']} · {report['n_images']} images audited"
+    )
+    left = [
+        f"{s['name']}: {s['reason']}" if not s["reason"].startswith(s["name"]) else s["reason"]
+        for s in report["skipped"]
+    ]
+    if left:
+        st.warning(f"**Skipped while the audit ran** ({len(left)} images):\n{_bullets(left[:30])}")
+    _downloads(run, outcome)
+    by_index = {r.index: r for r in run.rows}
+    st.header(f"Images shown ({len(outcome.shown)} of {len(run.rows)})")
+    for index, why in outcome.shown.items():
+        _image_block(run, by_index[index], why)
+    st.header("Every image")
+    render.table([flat_row(r, run.class_names) for r in run.rows], hide_index=True)
 
 
-__all__ = ["INTRO", "AuditSlots", "mark_all", "show_audit", "take_artifact", "take_uploads", "unique_names"]
+__all__ = [
+    "ARCHIVE_HELP",
+    "INTRO",
+    "MAX_ARCHIVE_MB",
+    "mark_all",
+    "sample_size_note",
+    "show_job",
+    "show_outcome",
+    "take_archive",
+    "take_artifact",
+    "take_uploads",
+    "unique_names",
+]

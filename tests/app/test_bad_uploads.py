@@ -1,5 +1,5 @@
 """Bad uploads in AppTest: each unreadable, oversized, ill-fitting, repeated or unmatched file is named
-with its reason in place, and the rest of the page (settings, the Run button, the good images) stays
+with its reason in place (images of other sizes are audited, each fitted to the network), and the rest of the page (settings, the Run button, the good images) stays
 usable and runs. The same on the sidebar's image uploader, which every page shares."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import advexp_ui.images
 from advexp_core.data.imaging import MAX_IMAGE_MB
 from advexp_ui.views.audit import unique_names
 from tests.app.conftest import ROOT, TIMEOUT_S, by_label, downloads, submit
+from tests.app.test_audit_page import finish
 
 SCRIPT = "pages/7_Audit_a_shortcut.py"
 SIZE = (32, 32)  # the digits network's input: no resizing, a quick run
@@ -75,7 +76,7 @@ def _usable_and_runs(at: AppTest, names: tuple[str, ...]) -> None:
     assert at.button(key="FormSubmitter:audit-form-Run the audit")
     by_label(at.multiselect, "Explainers").set_value(["gradient"])
     by_label(at.checkbox, "Adversarial explanation").uncheck()
-    at = submit(at, "audit-form", "Run the audit")
+    at = finish(submit(at, "audit-form", "Run the audit"))
     assert not at.exception, [e.value for e in at.exception]
     assert not at.main.error, [e.value for e in at.main.error]  # the sidebar may still name a bad file
     assert "audit-report.html" in downloads(at)
@@ -89,7 +90,6 @@ def _usable_and_runs(at: AppTest, names: tuple[str, ...]) -> None:
         ("drawing.png", SVG, "not an image we can read"),
         ("bomb.png", bomb(), "megapixels"),
         ("cut.png", png()[:60], "damaged or incomplete"),
-        ("wide.png", png((40, 30)), "one size"),
     ],
 )
 def test_a_bad_image_is_named_and_left_out(name: str, data: bytes, reason: str) -> None:
@@ -144,6 +144,12 @@ def test_a_fitting_mask_marks_its_image() -> None:
     assert not at.warning, [w.value for w in at.warning]
     assert "good.png: artifact marked" in " ".join(c.value for c in at.caption)
     _usable_and_runs(at, ("good.png", "b.png"))
+
+
+def test_images_of_several_sizes_are_all_audited() -> None:
+    at = _upload([GOOD, ("wide.png", png((40, 30)), "image/png")])
+    assert not at.warning, [w.value for w in at.warning]
+    _usable_and_runs(at, ("good.png", "wide.png"))
 
 
 def test_files_of_one_name_are_renamed_and_both_audited() -> None:

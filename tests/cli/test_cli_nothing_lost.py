@@ -59,7 +59,7 @@ def test_out_pointing_at_the_input_folder_keeps_every_input(folders: dict[str, P
     assert code == 0, err
     after = snapshot(root)
     assert {k: v for k, v in after.items() if k in before} == before  # every input kept, byte for byte
-    assert set(after) - set(before) == {"result.json", "images.csv", "report.html", MARKER}
+    assert set(after) - set(before) == {"result.json", "images.csv", "images.jsonl", "report.html", MARKER}
     assert stat.S_IMODE(root.stat().st_mode) == 0o755
     assert (root.parent / f".{root.name}.old").is_dir()
 
@@ -67,12 +67,14 @@ def test_out_pointing_at_the_input_folder_keeps_every_input(folders: dict[str, P
 def test_a_rerun_replaces_only_its_own_files(folders: dict[str, Path], capsys) -> None:
     f, out = folders, folders["out"]
     assert audit(capsys, f, out)[0] == 0
-    assert json.loads((out / MARKER).read_text())["files"] == ["images.csv", "report.html", "result.json"]
+    assert json.loads((out / MARKER).read_text())["files"] == [
+        "images.csv", "images.jsonl", "report.html", "result.json",
+    ]  # fmt: skip
     (out / "result.json").write_text("{}")  # to tell the rerun's file from the first run's
     assert audit(capsys, f, out)[0] == 0  # a folder of advexp's own: the rerun needs no flag
     assert json.loads((out / "result.json").read_text())["n_images"] == 6
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [MARKER, "images.csv", "report.html", "result.json"]
+        [MARKER, "images.csv", "images.jsonl", "report.html", "result.json"]
     )
     (out / "mine.txt").write_text("keep me")
     code, _, err = audit(capsys, f, out)
@@ -139,7 +141,7 @@ def test_special_files_in_the_images_folder_are_skipped_and_named(folders: dict[
     assert "d.png (a folder)" in result["warnings"][0] and "out.png (a link to a file outside" in err
 
 
-def test_bad_masks_labels_and_artifacts_exit_2_naming_the_file(
+def test_bad_labels_exit_2_and_bad_masks_are_skipped_naming_the_file(
     folders: dict[str, Path], capsys, tmp_path: Path
 ) -> None:
     f = folders
@@ -147,23 +149,28 @@ def test_bad_masks_labels_and_artifacts_exit_2_naming_the_file(
     labels.write_bytes("name,class\nl\xe9sion0.png,1\n".encode("latin-1"))
     code, _, err = audit(capsys, f, f["out"], "--labels", str(labels))
     assert code == 2 and "not a UTF-8 text file" in err, err
+    labels.write_text("name,class\nlesion0.png,7\n")
+    code, _, err = audit(capsys, f, f["out"], "--labels", str(labels))
+    assert code == 2 and "Class index 7 does not exist" in err, err
+    assert not f["out"].exists()
 
     big = tmp_path / "big"
     big.mkdir()
     Image.new("1", (20000, 20000)).save(big / "lesion0.png")  # 50 kB on disk, 400 million pixels
     Image.new("1", (9000, 5000)).save(big / "lesion1.png")  # under PIL's own bomb limit, over ours
-    code, _, err = run_cli(
+    code, stdout, err = run_cli(
+        capsys, "audit", "--model", "x", "--images", str(f["images"]), "--masks", str(big), *FAST,
+        "--out", str(f["out"]), "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    reasons = {s["name"]: s["reason"] for s in json.loads(stdout)["skipped"]}
+    assert "million pixels, the limit" in reasons["lesion0.png"]
+    assert "lesion1.png: a mask of 9000×5000 pixels" in reasons["lesion1.png"]
+    code, stdout, _ = run_cli(
         capsys, "audit", "--model", "x", "--images", str(f["images"]), "--masks", str(big), *FAST,
         "--out", str(f["out"]),
     )  # fmt: skip
-    assert code == 2 and "lesion0.png" in err and "million pixels, the limit" in err, err
-    (big / "lesion0.png").unlink()
-    code, _, err = run_cli(
-        capsys, "audit", "--model", "x", "--images", str(f["images"]), "--masks", str(big), *FAST,
-        "--out", str(f["out"]),
-    )  # fmt: skip
-    assert code == 2 and "lesion1.png: a mask of 9000×5000 pixels" in err, err
-    assert not f["out"].exists()
+    assert code == 0 and "skipped 2 image(s)" in stdout
 
 
 def test_unmatched_masks_are_named(folders: dict[str, Path], capsys) -> None:
@@ -189,7 +196,7 @@ def test_names_are_data_in_the_csv_and_the_terminal(
     cells = [v for row in rows for v in row.values()]
     assert not any(v[:1] in "=+-@" and not v.lstrip("-").replace(".", "", 1).isdigit() for v in cells if v)
     assert "'@SUM(1+1).png" in cells and any(c.startswith("'=cmd") for c in cells)
-    assert json.loads((f["out"] / "result.json").read_text())["images"]
+    assert (f["out"] / "images.jsonl").read_text().count("\n") == 6
 
 
 @pytest.mark.parametrize("size", ["²", "0", "-5", "22.4", "100000"])

@@ -19,7 +19,7 @@ from advexp_core.evaluation.reliance import lesion_twins
 from advexp_core.experiments.audit import AuditConfig, AuditResult, audit, validate_inpainting
 from advexp_core.networks.registry import LoadedModel, load_model
 from advexp_core.networks.zoo import ModelError
-from advexp_core.plots.audit_report import audit_html, summary_reading
+from advexp_core.plots.audit_report import audit_html, image_pictures, summary_reading
 from advexp_core.readings import audit as readings
 from tests.core.test_reliance import CentreReader, RulerReader
 from tests.core.test_reliance import _loaded as _lesions_model
@@ -102,9 +102,11 @@ def test_a_network_that_reads_one_region_gives_the_exact_effect() -> None:
     images[0, 0, :4, :4] = 1.0  # image 0: a red corner (the "artifact"); the others plain
     source = images[0].clone()
     masks = [_corner(), None, None]
+    pictures: dict[int, dict[str, bytes]] = {}
     result = audit(
         model, list(images), masks, labels=[0, 0, None], artifact=Artifact(source, _corner()),
         artifact_source="image 1", config=AuditConfig(methods=("gradient",), adversarial=False),
+        on_image=lambda image: pictures.update({image.row.index: image_pictures(image)}),
     )  # fmt: skip
     first, second, third = result.images
     # Removing the red corner: the fill from flat grey is grey (0.3), logit 10·(1 − 0.5) = 5 -> 10·(0.3 − 0.5) = −2.
@@ -133,8 +135,9 @@ def test_a_network_that_reads_one_region_gives_the_exact_effect() -> None:
     verdict = summary_reading(result)
     assert verdict.outcome == "relies" and "most" not in verdict.text
     assert "100% of decisions (1 of 1 images; 95% interval 21% to 100%)" in verdict.text
-    page = audit_html(result)
-    assert page.startswith("<!DOCTYPE html>") and page.count("data:image/png;base64,") >= 6
+    page = audit_html(result, pictures)
+    # Every image is shown (the most and least affected of few): as it is, after, its gradient map.
+    assert page.startswith("<!DOCTYPE html>") and page.count("data:image/png;base64,") == 9
     assert result.weights_sha256 in page
     low, high = wilson_interval(1, 1)
     assert f"1.000 [{low:.3f}, {high:.3f}]" in page  # the removal's share, its interval beside it
