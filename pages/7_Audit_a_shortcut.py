@@ -8,7 +8,7 @@ import streamlit as st
 
 from advexp_core.data.imaging import ACCEPTED_EXTENSIONS, MAX_IMAGE_MB
 from advexp_core.data.interventions import BORDERS
-from advexp_core.experiments.audit import DEFAULT_METHODS, AuditConfig
+from advexp_core.experiments.audit_records import DEFAULT_METHODS, AuditConfig
 from advexp_core.methods.saliency import METHODS
 from advexp_ui import background, flow, loaders, render, setup
 from advexp_ui.jobs import audit as job
@@ -62,7 +62,12 @@ if source == "lesions":
     if lesion_model is None:
         st.stop()
     model = lesion_model
-    items = job.lesion_items()
+    n_lesions = st.select_slider(
+        "How many lesion test images", job.LESION_IMAGES, value=job.LESION_DEFAULT, key="audit-lesion-n",
+        help="About half carry a ruler. More images narrow the intervals; the note under Settings says what "
+        "this many can settle.",
+    )  # fmt: skip
+    items = job.lesion_items(int(n_lesions))
 else:
     if sel.model is None:
         render.need_model()
@@ -108,7 +113,13 @@ else:
             st.info("None of these files can be audited (see why above): upload others.")
             st.stop()
 
-if archive is None:
+if source == "lesions" and len(items) > MAX_DRAWN:
+    marked = items  # the generator's exact ruler masks: nothing to draw by hand
+    st.caption(
+        f"{len(items)} lesion test images, {sum(bool(i.mask) for i in items)} with a ruler marked by the "
+        f"generator's exact mask (at most {MAX_DRAWN} are shown for marking by hand)."
+    )
+elif archive is None:
     st.header("Mark the artifact")
     st.caption(
         "Drag a box over the artifact on each image that has one; leave an image unmarked when it has none."

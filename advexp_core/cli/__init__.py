@@ -14,7 +14,8 @@ import sys
 from collections.abc import Sequence
 
 from advexp_core.base.runtime import use_compute_threads
-from advexp_core.cli.common import UsageError, json_text, terminal_text
+from advexp_core.base.text import terminal_text
+from advexp_core.cli.common import UsageError, json_text
 from advexp_core.cli.output import check_output_folder
 from advexp_core.data.imaging import ImageError
 from advexp_core.networks.checkpoints import CheckpointError
@@ -30,6 +31,7 @@ COMMANDS = (
     "scorecard",
     "reliance",
     "audit",
+    "repair",
     "train",
     "ara",
 )

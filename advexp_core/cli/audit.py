@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from advexp_core.base.jsonsafe import format_number
 from advexp_core.base.statistics import TOLERANCE
+from advexp_core.base.text import terminal_text
 from advexp_core.cli.common import (
     UsageError,
     add_json_argument,
@@ -46,15 +47,23 @@ from advexp_core.cli.common import (
     load_model_or_usage_error,
     read_file,
     resolve_class,
-    terminal_text,
     usage_errors,
 )
 from advexp_core.cli.output import MARKER, add_out_argument, output_folder
 from advexp_core.data.imaging import ACCEPTED_EXTENSIONS, MAX_IMAGE_BYTES, ImageError, decode_image
 from advexp_core.data.interventions import BORDERS, WHERE, Artifact, AuditError
-from advexp_core.experiments.audit import DEFAULT_METHODS, AuditConfig, fit_to_model
-from advexp_core.experiments.audit_inputs import AuditItem, Box, marks_loader, mask_from_png, read_boxes, stem
+from advexp_core.experiments.audit_inputs import (
+    AuditItem,
+    Box,
+    fit_to_model,
+    marks_loader,
+    mask_from_png,
+    read_boxes,
+    stem,
+)
 from advexp_core.experiments.audit_records import (
+    DEFAULT_METHODS,
+    AuditConfig,
     AuditResult,
     ImageRow,
     shown_images,

@@ -31,7 +31,6 @@ __all__ = [
     "add_model_argument",
     "command_report",
     "image_description",
-    "csv_safe",
     "folder_files",
     "json_text",
     "load_model_or_usage_error",
@@ -40,7 +39,6 @@ __all__ = [
     "read_image_described",
     "read_image_for_model",
     "resolve_class",
-    "terminal_text",
     "usage_errors",
 ]
 
@@ -230,14 +228,6 @@ def add_image_options(parser: argparse.ArgumentParser) -> None:
         if action.dest == "image" and not action.option_strings:
             # the positional may come after the options: it must pick them up as well
             action.__class__ = _ImagePathAction
-
-
-def csv_safe(value: Any) -> Any:
-    """A text cell that a spreadsheet would run as a formula (=, +, -, @, tab, CR first) is quoted with
-    a leading apostrophe; numbers and other text are kept as they are."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
 
 
 def parse_fraction(text: str | float) -> float:
@@ -460,14 +450,7 @@ def command_report(
     }
 
 
-# C0 and C1 control characters but newline and tab: a class or file name must not drive the terminal.
-_CONTROL = dict.fromkeys([*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0)])
 _C1_ESCAPES = {c: f"\\u{c:04x}" for c in range(0x7F, 0xA0)}
-
-
-def terminal_text(text: str) -> str:
-    """``text`` without control characters (names from users' files are data, not escape codes)."""
-    return text.translate(_CONTROL)
 
 
 def json_text(result: Any, indent: int | None = None) -> str:

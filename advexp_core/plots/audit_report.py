@@ -25,6 +25,7 @@ from torch import Tensor
 
 from advexp_core.base.jsonsafe import json_safe
 from advexp_core.base.statistics import CONFIDENCE
+from advexp_core.base.text import csv_safe
 from advexp_core.data.imaging import to_uint8
 from advexp_core.experiments.audit_records import (
     AuditResult,
@@ -360,14 +361,6 @@ def csv_fields(methods: Sequence[str], adversarial: bool) -> list[str]:
     return fields + ([f"adversarial_{k}" for k in _ADVERSARIAL_FIELDS] if adversarial else [])
 
 
-def _spreadsheet_safe(value: Any) -> Any:
-    """Text a spreadsheet would run as a formula (=, +, -, @, tab, CR first) quoted with an apostrophe
-    (names come from users' files)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 def csv_lines(
     rows: Sequence[ImageRow], class_names: Sequence[str], fields: Sequence[str], *, header: bool = False
 ) -> str:
@@ -379,7 +372,7 @@ def csv_lines(
     if header:
         writer.writeheader()
     for row in rows:
-        writer.writerow({k: _spreadsheet_safe(v) for k, v in flat_row(row, class_names).items()})
+        writer.writerow({k: csv_safe(v) for k, v in flat_row(row, class_names).items()})
     return buffer.getvalue()
 
 

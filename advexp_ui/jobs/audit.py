@@ -25,7 +25,8 @@ from torch import Tensor
 from advexp_core.data.datasets import load_lesions
 from advexp_core.data.imaging import decode_image, to_uint8
 from advexp_core.data.interventions import Artifact, AuditError
-from advexp_core.experiments.audit import AuditConfig, fit_to_model
+from advexp_core.experiments.audit_records import AuditConfig
+from advexp_core.experiments.audit_inputs import fit_to_model
 from advexp_core.experiments.audit_inputs import AuditItem, marks_loader, mask_from_png, mask_png
 from advexp_core.experiments.audit_records import ImageRow, Skipped, shown_images, summarise, weights_sha256
 from advexp_core.experiments.audit_store import AuditStore, fill
@@ -57,7 +58,11 @@ __all__ = [
 ]
 
 LESION_MODELS = ("lesions-standard", "lesions-robust", "lesions-unbiased", "lesions-robust-unbiased")
-LESION_IMAGES = 8  # the first test images offered with one click (rulers on some, not all)
+LESION_IMAGES = (8, 24, 100, 200, 500)
+"""How many of the first lesion test images the page offers (about half carry a ruler). A firm
+verdict needs many: ruling out 5 % of decisions with none changed takes 73 ruler images, and a
+network that changes one decision in a hundred needs several hundred to be told from 5 %."""
+LESION_DEFAULT = 200
 MAX_IMAGES = 500  # one audit on this page (the CLI takes up to 100,000)
 FILES = ("audit-report.html", "audit.json", "audit.zip")
 
@@ -92,12 +97,12 @@ def read_mask(data: bytes) -> Tensor:
     return mask_from_png(data, "the mask")
 
 
-@st.cache_resource(show_spinner="Drawing the lesion test images…", max_entries=1)
-def lesion_items() -> tuple[Item, ...]:
-    """The first lesion test images as files, each ruler pre-marked with its exact mask."""
+@st.cache_resource(show_spinner="Drawing the lesion test images…", max_entries=2)
+def lesion_items(n: int = LESION_DEFAULT) -> tuple[Item, ...]:
+    """The first ``n`` lesion test images as files, each ruler pre-marked with its exact mask."""
     data = load_lesions("test", with_masks=True)
     items = []
-    for k in range(LESION_IMAGES):
+    for k in range(min(n, len(data.labels))):
         ruler = data.masks["shortcut"][k]
         items.append(
             Item(

@@ -58,7 +58,8 @@ def test_lesion_images_audit_end_to_end_as_a_background_job(monkeypatch: pytest.
         load_model("lesions-standard", device="cpu")
     except ModelError as exc:
         pytest.skip(f"lesions-standard is not shipped ({exc})")
-    monkeypatch.setattr(job, "LESION_IMAGES", 3)
+    monkeypatch.setattr(job, "LESION_IMAGES", (3, 100))
+    monkeypatch.setattr(job, "LESION_DEFAULT", 3)
     job.lesion_items.clear()
     at = _page().run()
     at.radio(key="audit-source").set_value("lesions").run()
@@ -179,3 +180,23 @@ def test_a_failed_job_says_why_and_a_finished_one_is_forgotten_with_its_files(
     monkeypatch.setattr(background, "KEEP_S", 0)
     time.sleep(0.01)
     assert jobs.get(failed.id) is None and removed == ["files"]
+
+
+def test_many_lesion_images_come_pre_marked_with_what_they_can_settle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    try:
+        load_model("lesions-standard", device="cpu")
+    except ModelError as exc:
+        pytest.skip(f"lesions-standard is not shipped ({exc})")
+    job.lesion_items.clear()
+    at = _page().run()
+    at.radio(key="audit-source").set_value("lesions").run()
+    at.select_slider(key="audit-lesion-n").set_value(200).run()
+    assert_clean(at)
+    captions = " ".join(c.value for c in at.caption)
+    assert "200 lesion test images" in captions and "exact mask" in captions
+    n_rulers = sum(bool(i.mask) for i in job.lesion_items(200))
+    assert f"{n_rulers} marked images" in captions and "these are enough" in captions
+    assert not at.get("button") or all("Clear the mark" not in str(b.label) for b in at.button)
+    job.lesion_items.clear()

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from advexp_core.base.text import csv_safe, terminal_text
 from advexp_core.cli import audit as audit_cli
 from advexp_core.cli import main
-from advexp_core.cli.common import csv_safe, json_text, terminal_text
+from advexp_core.cli.common import json_text
 from advexp_core.cli.output import MARKER
 from tests.cli.test_cli_audit import SoftRulerReader, run_cli
 from tests.core.test_reliance import _loaded

@@ -16,7 +16,8 @@ from advexp_core.data.datasets import load_lesions
 from advexp_core.data.imaging import Preprocess
 from advexp_core.data.interventions import Artifact, AuditError, paste_artifact, remove_artifact
 from advexp_core.evaluation.reliance import lesion_twins
-from advexp_core.experiments.audit import AuditConfig, AuditResult, audit, validate_inpainting
+from advexp_core.experiments.audit import audit, validate_inpainting
+from advexp_core.experiments.audit_records import AuditConfig, AuditResult
 from advexp_core.networks.registry import LoadedModel, load_model
 from advexp_core.networks.zoo import ModelError
 from advexp_core.plots.audit_report import audit_html, image_pictures, summary_reading

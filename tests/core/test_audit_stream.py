@@ -18,7 +18,7 @@ from PIL import Image
 
 from advexp_core.data.imaging import ImageError, encode_png
 from advexp_core.data.interventions import AuditError
-from advexp_core.experiments.audit import AuditConfig, audit
+from advexp_core.experiments.audit import audit
 from advexp_core.experiments.audit_inputs import (
     AuditItem,
     box_mask,
@@ -26,7 +26,7 @@ from advexp_core.experiments.audit_inputs import (
     read_archive,
     read_boxes,
 )
-from advexp_core.experiments.audit_records import ImageRow, Skipped, chosen_images
+from advexp_core.experiments.audit_records import AuditConfig, ImageRow, Skipped, chosen_images
 from advexp_core.experiments.audit_store import ROWS, AuditStore, StoreError
 from advexp_core.experiments.audit_stream import audit_batches, batch_size_for
 from advexp_core.methods.explanations import adversarial_explanation
