@@ -19,7 +19,13 @@ CLAIM_PAGES = {
     "robust-explains": ("pages/2_Adversarial_explanations.py", "pages/6_Ground_truth.py"),
     "measured": ("pages/3_Robustness.py",),
 }
-CLAIM_ICONS = {"supported": "✅", "mixed": "⚖️", "not-supported": "⚠️", "measured-shortcut": "⚠️"}
+CLAIM_ICONS = {
+    "supported": "✅",
+    "mixed": "⚖️",
+    "not-supported": "⚠️",
+    "inconclusive": "❔",
+    "measured-shortcut": "⚠️",
+}
 
 
 def home() -> None:
@@ -32,8 +38,9 @@ A network that reads an X-ray or a photo gives an answer. *Explanations* try to 
 heat map of the pixels that mattered. This demo, built on Woods, Chen & Teuscher, *Adversarial
 explanations for understanding image classification decisions and improved neural network
 robustness* (Nature Machine Intelligence, 2019), puts three of the paper's claims to the test. Under
-each, the figure this project measured on its own networks (read from its shipped tables), and where
-that measurement does not support the claim:
+each, the figure this project measured on its own networks (read from its shipped tables), with its
+95 % interval in brackets and the number of images it rests on, and where that measurement does not
+support the claim:
 """
     )
     claims()

@@ -6,8 +6,10 @@ decisions (manifest ``reliance``). For them, where a dermatologist would look, t
 what the network uses, so a map's share on the lesion grades it fairly. This script runs
 ``advexp scorecard`` on the first N test images for both and keeps, per explainer, the share of the
 map on the lesion, the pointing game and the top-5 % evidence, clean and for the attacked images'
-new class, with the attack's flips, in ``checkpoints/scorecard-lesion-users.json`` (the home page's
-second finding reads it); ``scripts/update_readme.py`` renders research/README.md's table from it.
+new class, each with its 95 % interval (``_ci``), the per-image shares on the lesion and pointing
+(``images``: the two networks are compared image by image), and the attack's flips, in
+``checkpoints/scorecard-lesion-users.json`` (the home page's second finding reads it);
+``scripts/update_readme.py`` renders research/README.md's table from it.
 
 Run: OMP_NUM_THREADS=1 .venv/bin/python -m research.lesion_users_scorecard [--n-images N]
 Exit codes: 0 written, 2 a run failed.
@@ -33,8 +35,14 @@ KEEP = ("evidence_share", "pointing_game")
 
 
 def _scores(entry: dict[str, Any]) -> dict[str, Any]:
-    kept = {k: entry.get(k) for k in KEEP}
+    """One explainer's kept numbers, each with its interval, and the per-image ones."""
+    kept: dict[str, Any] = {}
+    for k in KEEP:
+        kept[k], kept[f"{k}_ci"] = entry.get(k), entry.get(f"{k}_ci")
     kept["top_5_evidence"] = (entry.get("top_k_evidence") or {}).get("5")
+    kept["top_5_evidence_ci"] = (entry.get("top_k_evidence_ci") or {}).get("5")
+    images = entry.get("images") or {}
+    kept["images"] = {k: images.get(k, []) for k in KEEP}
     return kept
 
 
@@ -60,14 +68,26 @@ def run(model_id: str, n_images: int, work: Path) -> dict[str, Any]:
         "command": "OMP_NUM_THREADS=1 python -m advexp_core "
         + shlex.join([*argv, "--out", f"scorecard-{model_id}"]),
         "accuracy_first_n": report["accuracy_first_n"],
+        "accuracy_first_n_ci": report["accuracy_first_n_ci"],
         "attack": {
-            k: report["attack"][k] for k in ("method", "norm", "eps_255", "steps", "correct", "flipped")
+            k: report["attack"][k]
+            for k in (
+                "method",
+                "norm",
+                "eps_255",
+                "steps",
+                "correct",
+                "flipped",
+                "flipped_ci",
+                "flipped_indices",
+            )
         },
         "explainers": {
             name: {"clean": _scores(e), "attacked": _scores(e.get("attacked") or {})}
             for name, e in report["explainers"].items()
         },
         "chance": report["chance"],
+        "intervals": report["intervals"],
     }
 
 

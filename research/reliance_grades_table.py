@@ -3,8 +3,10 @@
 For the shipped lesions networks (``lesions-standard``, ``-robust`` and the controls ``lesions-clean``,
 ``lesions-unbiased``), on the first N test images: the maps of every explainer on the images with a
 ruler, graded by ``advexp_core.evaluation.reliance_grades`` (misleading rate, shortcut-detection AUROC against
-each control, effect Spearman). The maps of each network are computed once and shared by every
-pairing. Writes the full numbers as JSON with --out.
+each control, effect Spearman), each grade with its 95 % interval in brackets (the misleading rate:
+Wilson; the ruler share, AUROC and Spearman: a bootstrap over the graded images, seed 0; docs/method.md
+§9). The maps of each network are computed once and shared by every pairing. Writes the full numbers,
+with their ``_ci`` intervals, as JSON with --out.
 
 Run: OMP_NUM_THREADS=1 .venv/bin/python -m research.reliance_grades_table [--n-images 200] [--methods ...]
 """
@@ -17,10 +19,11 @@ import sys
 from pathlib import Path
 
 from advexp_core.evaluation.reliance import lesion_twins
-from advexp_core.evaluation.reliance_grades import RelianceGrades, grade_shares
+from advexp_core.evaluation.reliance_grades import ExplainerGrades, RelianceGrades, grade_shares
 from advexp_core.experiments.scorecard_grades import map_shares
 from advexp_core.experiments.scorecard_results import SCORECARD_METHODS
 from advexp_core.networks.registry import load_model
+from advexp_core.readings.intervals import with_interval
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,8 +31,9 @@ NETWORKS = ("lesions-standard", "lesions-robust", "lesions-clean", "lesions-unbi
 CONTROLS = ("lesions-clean", "lesions-unbiased")
 
 
-def _cell(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f}"
+def _cell(grades: ExplainerGrades, name: str) -> str:
+    """One grade with its interval, "0.79 [0.63, 0.90]"."""
+    return with_interval(getattr(grades, name), grades.interval(name))
 
 
 def table(results: dict[str, dict[str, RelianceGrades]]) -> str:
@@ -46,13 +50,13 @@ def table(results: dict[str, dict[str, RelianceGrades]]) -> str:
         for network, by_control in results.items():
             any_grades = next(iter(by_control.values())).grades[k]
             aurocs = [
-                _cell(by_control[c].grades[k].shortcut_detection_auroc) if c in by_control else "—"
+                _cell(by_control[c].grades[k], "shortcut_detection_auroc") if c in by_control else "—"
                 for c in CONTROLS
             ]
             lines.append(
-                f"| {method} | {network} | {any_grades.n_images} | {_cell(any_grades.mean_ruler_share)} | "
-                f"{_cell(any_grades.misleading_rate)} | {' | '.join(aurocs)} | "
-                f"{_cell(any_grades.effect_spearman)} | {_cell(any_grades.effect_spearman_all)} |"
+                f"| {method} | {network} | {any_grades.n_images} | {_cell(any_grades, 'mean_ruler_share')} | "
+                f"{_cell(any_grades, 'misleading_rate')} | {' | '.join(aurocs)} | "
+                f"{_cell(any_grades, 'effect_spearman')} | {_cell(any_grades, 'effect_spearman_all')} |"
             )
     return "\n".join(lines)
 

@@ -13,10 +13,13 @@ are read from the file). For it this script measures, with the network as the ap
 
 The entry is written under LABEL in ``checkpoints/robust-attempts.json`` (replacing one of that label),
 with the ``advexp train`` command that makes it; a warm-started attempt names the attempt it started
-from. ``scripts/update_readme.py`` renders research/README.md's table from that file.
+from. Every rate has its 95 % Wilson interval beside it (``<name>_ci``; docs/method.md §9);
+``--intervals`` writes them into the stored entries from their counts, measuring nothing.
+``scripts/update_readme.py`` renders research/README.md's table from that file.
 
 Run: OMP_NUM_THREADS=1 .venv/bin/python -m research.robust_lesion_attempts LABEL CHECKPOINT [--what TEXT]
      [--shipped ID] [--n-images N]
+     .venv/bin/python -m research.robust_lesion_attempts --intervals
 Exit codes: 0 recorded, 2 bad arguments (not an advexp lesions checkpoint).
 """
 
@@ -31,6 +34,8 @@ from typing import Any
 
 import torch
 
+from advexp_core.base.statistics import wilson_interval
+from advexp_core.data.datasets import LESIONS_SIZES
 from advexp_core.evaluation.reliance import RelianceError, lesion_twins, shortcut_reliance
 from advexp_core.experiments.scorecard_results import ScorecardConfig
 from advexp_core.methods.attacks import pgd
@@ -47,8 +52,8 @@ ABOUT = (
     "the ruler (docs/method.md §7). Each entry: the training command, the checkpoint's sha256, accuracy on "
     "the whole test split as drawn / rulers removed / rulers on all and on test-unbiased, reliance on the "
     "first n_images test images (decisions changed when the ruler is removed / drawn on) and the "
-    "correct decisions of those images that an L-inf 2/255 PGD attack (20 steps) flips. Written by "
-    "research/robust_lesion_attempts.py."
+    "correct decisions of those images that an L-inf 2/255 PGD attack (20 steps) flips; each rate's 95 % "
+    "Wilson interval in <name>_ci (docs/method.md §9). Written by research/robust_lesion_attempts.py."
 )
 
 
@@ -115,25 +120,60 @@ def measure(label: str, path: Path, what: str, shipped: str | None, n_images: in
     }
 
 
+def _wilson(k: int, n: int) -> list[float] | None:
+    return list(wilson_interval(k, n)) if n else None
+
+
+def with_intervals(entry: dict[str, Any]) -> dict[str, Any]:
+    """The entry with each rate's Wilson interval beside it (accuracies over the whole splits)."""
+    test, unbiased = LESIONS_SIZES["test"], LESIONS_SIZES["test-unbiased"]
+    return {
+        **entry,
+        "test_accuracy_ci": {k: _wilson(round(v * test), test) for k, v in entry["test_accuracy"].items()},
+        "test_unbiased_accuracy_ci": _wilson(round(entry["test_unbiased_accuracy"] * unbiased), unbiased),
+        "changed_when_removed_ci": _wilson(entry["changed_when_removed"], entry["images_with_ruler"]),
+        "changed_when_added_ci": _wilson(entry["changed_when_added"], entry["images_without_ruler"]),
+        "pgd_flipped_ci": _wilson(entry["pgd_flipped"], entry["pgd_correct"]),
+    }
+
+
+def _write(record: dict[str, Any]) -> None:
+    record["about"] = ABOUT
+    tmp = RECORD.with_name(f".{RECORD.name}.partial")
+    tmp.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
+    tmp.replace(RECORD)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("label", help="the attempt's name (its file in the command is LABEL.pt)")
-    parser.add_argument("checkpoint", type=Path, help="the advexp checkpoint it made")
+    parser.add_argument("label", nargs="?", help="the attempt's name (its file in the command is LABEL.pt)")
+    parser.add_argument("checkpoint", nargs="?", type=Path, help="the advexp checkpoint it made")
+    parser.add_argument(
+        "--intervals",
+        action="store_true",
+        help="only write the stored entries' Wilson intervals; measure nothing",
+    )
     parser.add_argument("--what", default="", help="one line: what was tried")
     parser.add_argument("--shipped", default=None, help="the model id it is shipped as, if it is")
     parser.add_argument("--n-images", type=int, default=200, help="reliance and PGD on the first N (200)")
     args = parser.parse_args(argv)
+    if args.intervals:
+        record = json.loads(RECORD.read_text())
+        record["attempts"] = {k: with_intervals(a) for k, a in record["attempts"].items()}
+        _write(record)
+        print(f"intervals written for {', '.join(record['attempts'])}")
+        return 0
+    if args.label is None or args.checkpoint is None:
+        parser.error("LABEL and CHECKPOINT are required unless --intervals")
     try:
         entry = measure(args.label, args.checkpoint, args.what, args.shipped, args.n_images)
     except (CheckpointError, ModelError, RelianceError, KeyError) as exc:
         print(f"{args.checkpoint}: not a lesions network trained by advexp ({exc})", file=sys.stderr)
         return 2
+    entry = with_intervals(entry)
     record = json.loads(RECORD.read_text()) if RECORD.is_file() else {"attempts": {}}
-    record["about"] = ABOUT
     record["attempts"][args.label] = entry
-    tmp = RECORD.with_name(f".{RECORD.name}.partial")
-    tmp.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
-    tmp.replace(RECORD)
+    _write(record)
     print(json.dumps({args.label: entry}, indent=1))
     return 0
 

@@ -140,6 +140,7 @@ def compute(
                     "model": model_id,
                     "dataset": dataset,
                     **values,
+                    **{f"{s}_ci": accuracy_interval(dataset, s, values[s]) for s in ACCURACY_SPLITS},
                     "source": source,
                     "sha256": checkpoint_sha256(model_id),
                 }
@@ -206,6 +207,23 @@ def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}"
 
 
+def _ci(entry: dict[str, Any], key: str) -> str:
+    """A stored number with its stored 95 % interval (``<key>_ci``), "0.86 [0.83, 0.89]"."""
+    from advexp_core.readings.intervals import with_interval
+
+    return with_interval(entry.get(key), entry.get(f"{key}_ci"))
+
+
+def _count(k: int, n: int, interval: Any) -> str:
+    """ "59 / 90 (66 % [55 %, 75 %])"; the Wilson interval computed from the counts when not stored."""
+    from advexp_core.base.statistics import wilson_interval
+    from advexp_core.readings.intervals import percent_with_interval
+
+    if not n:
+        return f"{k} / {n}"
+    return f"{k} / {n} ({percent_with_interval(k / n, interval or wilson_interval(k, n))})"
+
+
 def scorecard_table(reports: list[dict[str, Any]]) -> str:
     """One Markdown table for one dataset: chance, then each explainer on each network."""
     from advexp_core.readings.groundtruth import share_titles
@@ -227,11 +245,8 @@ def scorecard_table(reports: list[dict[str, Any]]) -> str:
             if s is None:
                 continue
             a = s["attacked"]
-            lines.append(
-                f"| {_method_title(method)} | {r['model']} | {_fmt(s['evidence_share'])} | {_fmt(s['shortcut_share'])} "
-                f"| {_fmt(s['pointing_game'])} | {_fmt(a['evidence_share'])} | {_fmt(a['shortcut_share'])} "
-                f"| {_fmt(a['pointing_game'])} |"
-            )
+            cells = [_ci(x, m) for x in (s, a) for m in ("evidence_share", "shortcut_share", "pointing_game")]
+            lines.append(f"| {_method_title(method)} | {r['model']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -259,7 +274,8 @@ def top_k_table(reports: list[dict[str, Any]]) -> str | None:
         for r in reports:
             s = r["explainers"].get(method)
             if s is not None:
-                cells = " | ".join(_fmt(s["top_k_evidence"][k]) for k in ks)
+                top, intervals = s["top_k_evidence"], s.get("top_k_evidence_ci") or {}
+                cells = " | ".join(_ci({"v": top[k], "v_ci": intervals.get(k)}, "v") for k in ks)
                 lines.append(f"| {_method_title(method)} | {r['model']} | {cells} |")
     return "\n".join(lines)
 
@@ -290,10 +306,15 @@ def reliance_table(reports: list[dict[str, Any]]) -> str | None:
     ]
     for r in graded:
         s = r["reliance_grades"]["reliance"]
+        removed = _count(
+            s["n_changed_when_removed"], s["images_with"], s.get("decisions_changed_when_removed_ci")
+        )
+        added = _count(
+            s["n_changed_when_added"], s["images_without"], s.get("decisions_changed_when_added_ci")
+        )
         lines.append(
-            f"| {r['model']} | {s['images_with']} | {s['n_changed_when_removed']} ({_fmt(s['decisions_changed_when_removed'])}) "
-            f"| {s['images_without']} | {s['n_changed_when_added']} ({_fmt(s['decisions_changed_when_added'])}) "
-            f"| {_fmt(s['mean_margin_effect'])} |"
+            f"| {r['model']} | {s['images_with']} | {removed} | {s['images_without']} | {added} "
+            f"| {_ci(s, 'mean_margin_effect')} |"
         )
     return "\n".join(lines)
 
@@ -313,28 +334,56 @@ def grades_table(reports: list[dict[str, Any]]) -> str | None:
         for r in graded:
             g = r["reliance_grades"]["explainers"].get(method)
             if g is not None:
+                cells = [
+                    _ci(g, k)
+                    for k in (
+                        "mean_ruler_share", "misleading_rate", "shortcut_detection_auroc", "effect_spearman",
+                        "effect_spearman_all",
+                    )
+                ]  # fmt: skip
                 lines.append(
-                    f"| {_method_title(method)} | {r['model']} | {g['n_images']} | {_fmt(g['mean_ruler_share'])} "
-                    f"| {_fmt(g['misleading_rate'])} | {_fmt(g['shortcut_detection_auroc'])} "
-                    f"| {_fmt(g['effect_spearman'])} | {_fmt(g['effect_spearman_all'])} |"
+                    f"| {_method_title(method)} | {r['model']} | {g['n_images']} | "
+                    + " | ".join(cells)
+                    + " |"
                 )
     return "\n".join(lines)
 
 
+def accuracy_interval(dataset: str, split: str, value: float | None) -> list[float] | None:
+    """The Wilson interval of an accuracy over a whole split ("no-shortcut": the test split's twins);
+    None for a dataset that cannot be drawn here."""
+    from advexp_core.base.statistics import wilson_interval
+    from advexp_core.data.datasets import DatasetError, load_dataset
+
+    if value is None:
+        return None
+    try:
+        n = len(load_dataset(dataset, "test" if split == "no-shortcut" else split))
+    except DatasetError:  # a dataset this checkout cannot draw: the accuracy alone
+        return None
+    return list(wilson_interval(round(value * n), n))
+
+
 def accuracy_table(results: dict[str, Any]) -> str:
-    """The networks' accuracies, with how many correct decisions the scorecard's attack flipped."""
+    """The networks' accuracies on the whole splits with their Wilson intervals, and how many correct
+    decisions the scorecard's attack flipped."""
+    from advexp_core.readings.intervals import with_interval
+
     attacks = {r["model"]: r["attack"] for r in results["reports"]}
+
+    def accuracy(a: dict[str, Any], split: str) -> str:
+        interval = a.get(f"{split}_ci") or accuracy_interval(a["dataset"], split, a[split])
+        return with_interval(a[split], interval)
+
     lines = [
         "| network | test | test-unbiased | no-shortcut (test without rulers) | scorecard: flipped / correct | source |",
         "|---|---|---|---|---|---|",
     ]
     for a in results["accuracies"]:
         att = attacks.get(a["model"])
-        flips = f"{att['flipped']} / {att['correct']}" if att else "—"
-        lines.append(
-            f"| {a['model']} | {_fmt(a['test'])} | {_fmt(a['test-unbiased'])} | {_fmt(a['no-shortcut'])} "
-            f"| {flips} | {a['source']} |"
-        )
+        flips = _count(att["flipped"], att["correct"], att.get("flipped_ci")) if att else "—"
+        cells = [accuracy(a, split) for split in ACCURACY_SPLITS]
+        lines.append(f"| {a['model']} | " + " | ".join(cells) + f" | {flips} | {a['source']} |")
     return "\n".join(lines)
 
 
@@ -375,6 +424,9 @@ def render_block(results: dict[str, Any]) -> str:
         ]
     parts += [
         "",
+        "In brackets: the 95 % interval (a mean share: a BCa bootstrap over the images, seed 0; a share of "
+        "images or decisions, the pointing game, accuracies and flips: Wilson; the grades that rank, detection and "
+        "correlations: a bootstrap over the graded images; docs/method.md §9). "
         "Each attacked column covers only the flipped images (count in the first table). Stored in "
         f"`checkpoints/scorecard.json`; generated by {_commands(by_dataset)} (`advexp scorecard` scores one network).",
     ]

@@ -5,10 +5,12 @@
    in half of each class (``lesions-unbiased``: rulers it sees but that say nothing), each trained by
    ``advexp train`` when ``checkpoints/<id>.pt`` is missing (or with --retrain), then recorded in the manifest's
    ``groundtruth`` list like the other networks: file, sha256, recipe, config, arch, the training
-   command and time, and its accuracy on the full test splits with and without rulers.
+   command and time, and its accuracy on the full test splits with and without rulers (each with its
+   95 % Wilson interval, ``<name>_ci``).
 2. For every lesions network in that list, ``advexp reliance`` on the first N test images; the
-   summary (accuracy as drawn / rulers removed / rulers added, decisions changed, margin effects)
-   goes to the entry's ``reliance`` object with the command that measured it.
+   summary (accuracy as drawn / rulers removed / rulers added, decisions changed, margin effects, each
+   with its 95 % interval and the three-way outcome; docs/method.md §9) goes to the entry's
+   ``reliance`` object with the command that measured it.
 
 Only this script's fields are written; the manifest is re-read just before each write, so entries
 added meanwhile are kept.
@@ -61,7 +63,10 @@ ABOUT = (
     "whose class changes with it; mean_margin_effect: mean change of the true class's logit margin when "
     "the ruler is removed, on the images with one. The controls: lesions-standard's config trained on "
     "lesions-no-ruler (lesions-clean: it never saw a ruler) and on lesions-unbiased (lesions-unbiased: "
-    "rulers in half of each class, so they say nothing). Written by research/ship_reliance.py."
+    "rulers in half of each class, so they say nothing). Each share and accuracy has its 95 % Wilson interval "
+    "in <name>_ci, the mean margin effect its paired bootstrap interval (seed 0), and outcome reads the removal's "
+    "interval against a 5 % tolerance (relies / does-not-rely / inconclusive; docs/method.md §9). Written by "
+    "research/ship_reliance.py."
 )
 
 
@@ -127,15 +132,19 @@ def ship_control(folder: Path, control: str, threads: int, retrain: bool) -> Non
     payload = load_checkpoint(path)
     _check_same_recipe(control, template, payload["config"])
     model = load_model(control, device="cpu")
-    test = shortcut_reliance(model, split="test", n_images=1000).accuracy()
-    unbiased = shortcut_reliance(model, split="test-unbiased", n_images=1000).accuracy()
+    measured = shortcut_reliance(model, split="test", n_images=1000)
+    measured_unbiased = shortcut_reliance(model, split="test-unbiased", n_images=1000)
+    test, test_ci = measured.accuracy(), measured.accuracy_ci()
+    unbiased, unbiased_ci = measured_unbiased.accuracy(), measured_unbiased.accuracy_ci()
     fields = {
         "dataset": dataset, "role": f"control for {template_id}: its config {how}",
         "file": shown, "sha256": sha256_file(path), "recipe": payload["recipe"], "robust_additions": payload["robust"],
         "seed": payload["seed"], "epochs": payload["config"]["epochs"], "config": payload["config"],
         "arch": payload["arch"], "command": f"OMP_NUM_THREADS={threads} python -m advexp_core " + shlex.join(argv),
-        "test_no_shortcut_accuracy": test["shortcut_removed"], "test_accuracy": test["as_is"],
-        "test_all_rulers_accuracy": test["shortcut_added"], "test_unbiased_accuracy": unbiased["as_is"],
+        "test_no_shortcut_accuracy": test["shortcut_removed"], "test_no_shortcut_accuracy_ci": test_ci["shortcut_removed"],
+        "test_accuracy": test["as_is"], "test_accuracy_ci": test_ci["as_is"],
+        "test_all_rulers_accuracy": test["shortcut_added"], "test_all_rulers_accuracy_ci": test_ci["shortcut_added"],
+        "test_unbiased_accuracy": unbiased["as_is"], "test_unbiased_accuracy_ci": unbiased_ci["as_is"],
         "n_test_images": 1000, "psi": payload["psi_state"]["psi"], "l_target": payload["psi_state"]["l_target"],
         "train_seconds": round(payload["metrics"]["train_seconds"], 1),
     }  # fmt: skip
@@ -160,7 +169,7 @@ def ship_reliance(folder: Path, model_id: str, n_images: int, work: Path, thread
     shown = [a if a != str(out) else f"reliance-{model_id}" for a in argv if a != "--json"]
     fields = {
         "split": report["split"], "n_images": report["n_images"], "accuracy": report["accuracy"],
-        "shortcut": report["shortcut"], "command": f"OMP_NUM_THREADS={threads} python -m advexp_core " + shlex.join(shown),
+        "accuracy_ci": report["accuracy_ci"], "shortcut": report["shortcut"], "command": f"OMP_NUM_THREADS={threads} python -m advexp_core " + shlex.join(shown),
         "seconds": round(seconds, 1),
     }  # fmt: skip
     _update(folder, model_id, {"reliance": fields})

@@ -7,9 +7,12 @@ record its name, sha256 and the command in the manifest entry (``rho_file``, ``r
 manifest's ARAs. When they are not, the manifest is updated with the new numbers (both ARAs, the
 accuracy on the ARA images and the ratios to the standard network) and the difference is printed.
 Only this script's fields of an entry are written; the manifest is re-read just before each write,
-so entries added meanwhile are kept.
+so entries added meanwhile are kept. Every entry with a stored ρ* also gets its areas' 95 % intervals
+(``attack_ara_ci``, ``btr_ara_ci``: a bootstrap over the images, seed 0) and its ratios' to the standard
+twin measured on the same images (``attack_ara_ratio_to_standard_ci``, ``btr_...``: a paired bootstrap);
+``--intervals`` computes only these, from the stored ρ*, without running any search.
 
-Run: OMP_NUM_THREADS=1 .venv/bin/python -m research.ship_robustness [--only ID ...] [--missing]
+Run: OMP_NUM_THREADS=1 .venv/bin/python -m research.ship_robustness [--only ID ...] [--missing] [--intervals]
 Options: --threads N (torch threads of each run, default 1), --work DIR (the ara output folders,
          default a temporary folder), --checkpoints DIR (default checkpoints/).
 Exit codes: 0 every area matched, 1 some area was updated, 2 a run failed or bad arguments.
@@ -29,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from advexp_core.experiments.shipped import load_rho
+from advexp_core.experiments.shipped import RhoFileError, ShippedRobustness, load_rho
 from advexp_core.networks.checkpoints import sha256_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +43,9 @@ ABOUT = (
     "manifest, with its sha256 (rho_sha256; the app refuses a file that does not match) and the command "
     "that measured it (rho_command); rho_seconds: that command alone with one thread on the shared 2-core "
     "CPU. Written by research/ship_robustness.py, which sets attack_ara and btr_ara to the areas of the "
-    "stored rho* whenever a re-measurement differs."
+    "stored rho* whenever a re-measurement differs. attack_ara_ci, btr_ara_ci: their 95 % intervals, a BCa "
+    "bootstrap over the images (9999 resamples, seed 0); *_ratio_to_standard_ci: the ratio's to the standard "
+    "network of the same dataset, a paired bootstrap over the images both were measured on (docs/method.md §9)."
 )
 
 
@@ -90,6 +95,42 @@ def _ratios(networks: list[dict[str, Any]]) -> None:
                 n[f"{b}_ara_ratio_to_standard"] = n[f"{b}_ara"] / ref
 
 
+def _standard_of(manifest: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any] | None:
+    """The standard twin whose areas ``entry``'s ratios are taken to (as `_ratios` pairs them)."""
+    digits = manifest["networks"]
+    group = (
+        digits
+        if entry in digits
+        else [g for g in _entries(manifest)[len(digits) :] if g["dataset"] == entry.get("dataset")]
+    )
+    return next((n for n in group if n.get("recipe") == "standard"), None)
+
+
+def _ci(interval: tuple[float, float] | None) -> list[float] | None:
+    return None if interval is None else [interval[0], interval[1]]
+
+
+def add_intervals(folder: Path, manifest: dict[str, Any]) -> list[str]:
+    """Write every stored entry's area and ratio intervals into ``manifest``; returns the ids done."""
+    stored: dict[str, ShippedRobustness] = {}
+    for entry in _entries(manifest):
+        try:
+            stored[entry["id"]] = load_rho(entry, folder)
+        except RhoFileError:
+            continue
+    for entry in _entries(manifest):
+        rho = stored.get(entry["id"])
+        standard = _standard_of(manifest, entry)
+        twin = None if standard is None else stored.get(standard["id"])
+        for b in ("attack", "btr"):
+            if rho is not None:
+                entry[f"{b}_ara_ci"] = _ci(rho.area_interval(b))
+            if f"{b}_ara_ratio_to_standard" in entry:  # None where either ρ* is not at hand: never stale
+                pair = None if rho is None or twin is None else rho.ratio_interval(twin, b)
+                entry[f"{b}_ara_ratio_to_standard_ci"] = _ci(pair)
+    return list(stored)
+
+
 def record(folder: Path, model_id: str, fields: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Write ``fields`` into the entry, check its areas against the stored ρ*; returns (entry, changes)."""
     path = folder / "manifest.json"
@@ -110,6 +151,7 @@ def record(folder: Path, model_id: str, fields: dict[str, Any]) -> tuple[dict[st
             g for g in _entries(manifest)[len(manifest["networks"]) :] if g["dataset"] == entry.get("dataset")
         ]
         _ratios(same if entry in same else manifest["networks"])
+    add_intervals(folder, manifest)
     _write_manifest(path, manifest)
     return entry, changes
 
@@ -150,7 +192,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
     parser.add_argument("--work", type=Path, default=None, help="folder for the ara runs (default temporary)")
     parser.add_argument("--checkpoints", type=Path, default=ROOT / "checkpoints")
+    parser.add_argument(
+        "--intervals", action="store_true", help="only the areas' and ratios' intervals, from the stored rho*"
+    )
     args = parser.parse_args(argv)
+    if args.intervals:
+        path = args.checkpoints / "manifest.json"
+        manifest = json.loads(path.read_text())
+        done = add_intervals(args.checkpoints, manifest)
+        manifest["rho_about"] = ABOUT
+        _write_manifest(path, manifest)
+        print(f"intervals of {', '.join(done)} written to {path}")
+        return 0
     ids = _chosen(args.checkpoints, args.only, args.missing)
     work = args.work or Path(tempfile.mkdtemp(prefix="ship-robustness-"))
     work.mkdir(parents=True, exist_ok=True)

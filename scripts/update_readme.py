@@ -86,17 +86,30 @@ def probe_table() -> str:
 
 
 def attempts_table() -> str:
-    """Each attempt at a robust lesions network (checkpoints/robust-attempts.json), as measured."""
+    """Each attempt at a robust lesions network (checkpoints/robust-attempts.json), as measured, every
+    rate with its 95 % Wilson interval."""
     import json
+
+    from advexp_core.base.statistics import wilson_interval
+    from advexp_core.data.datasets import LESIONS_SIZES
+    from advexp_core.readings.intervals import count_with_interval, with_interval
+
+    def accuracy(value: float, split: str) -> str:
+        n = LESIONS_SIZES[split]
+        return with_interval(value, wilson_interval(round(value * n), n), digits=3)
+
+    def count(k: int, n: int) -> str:
+        return count_with_interval(k, n, wilson_interval(k, n))
 
     data = json.loads((ROOT / "checkpoints" / "robust-attempts.json").read_text())
     attempts = data["attempts"]
     n = {a["n_images"] for a in attempts.values()}
     lines = [
         "Accuracy on the whole `test` split (1,000 images) as drawn, with every ruler removed, and on "
-        f"`test-unbiased`; on the first {'/'.join(map(str, sorted(n)))} test images, the decisions that change "
-        "when the ruler is removed or drawn on, and the correct decisions an L∞ 2/255 PGD attack flips "
-        "(`research/robust_lesion_attempts.py`; each command in `checkpoints/robust-attempts.json`):",
+        f"`test-unbiased` (1,000); on the first {'/'.join(map(str, sorted(n)))} test images, the decisions that "
+        "change when the ruler is removed or drawn on, and the correct decisions an L∞ 2/255 PGD attack flips "
+        "(`research/robust_lesion_attempts.py`; each command in `checkpoints/robust-attempts.json`). In "
+        "brackets: the 95 % Wilson interval of each rate.",
         "",
         "| attempt | what was tried | test | rulers removed | test-unbiased | ruler removed: changed | ruler drawn on: changed | PGD: flipped / correct | shipped as |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -104,44 +117,73 @@ def attempts_table() -> str:
     for label, a in attempts.items():
         acc = a["test_accuracy"]
         lines.append(
-            f"| {label} | {a['what']} | {acc['as_is']:.3f} | {acc['shortcut_removed']:.3f} | "
-            f"{a['test_unbiased_accuracy']:.3f} | {a['changed_when_removed']}/{a['images_with_ruler']} | "
-            f"{a['changed_when_added']}/{a['images_without_ruler']} | {a['pgd_flipped']}/{a['pgd_correct']} | "
+            f"| {label} | {a['what']} | {accuracy(acc['as_is'], 'test')} | {accuracy(acc['shortcut_removed'], 'test')} | "
+            f"{accuracy(a['test_unbiased_accuracy'], 'test-unbiased')} | "
+            f"{count(a['changed_when_removed'], a['images_with_ruler'])} | "
+            f"{count(a['changed_when_added'], a['images_without_ruler'])} | {count(a['pgd_flipped'], a['pgd_correct'])} | "
             f"{'`' + a['shipped_as'] + '`' if a['shipped_as'] else '—'} |"
         )
     return "\n".join(lines)
 
 
 def lesion_users_table() -> str:
-    """Standard vs robust, both deciding by the lesion (checkpoints/scorecard-lesion-users.json)."""
+    """Standard vs robust, both deciding by the lesion (checkpoints/scorecard-lesion-users.json): each
+    share with its interval, and the robust − standard difference on the same images with its paired
+    bootstrap interval and what it favours."""
     import json
 
     from advexp_core.methods.saliency import EXPLAINERS
+    from advexp_core.readings.intervals import count_with_interval, with_interval
 
     data = json.loads((ROOT / "checkpoints" / "scorecard-lesion-users.json").read_text())
     (standard, s), (robust, r) = data["networks"].items()
     chance = s["chance"]["evidence"]
+
+    def flips(network: dict) -> str:
+        a = network["attack"]
+        return count_with_interval(a["flipped"], a["correct"], a.get("flipped_ci"))
+
     lines = [
         f"On the first {data['n_images']} `{data['split']}` images (`research/lesion_users_scorecard.py`), each "
         f"explainer's map of the true class: its share on the lesion (chance: the lesion's area, {chance:.2f}) "
         "and the share of images whose map peaks on it; *attacked*: the same for the new class of the "
-        f"decisions an L∞ {s['attack']['eps_255']:g}/255 PGD attack flipped ({s['attack']['flipped']}/"
-        f"{s['attack']['correct']} on {standard}, {r['attack']['flipped']}/{r['attack']['correct']} on {robust}).",
+        f"decisions an L∞ {s['attack']['eps_255']:g}/255 PGD attack flipped ({flips(s)} on {standard}, "
+        f"{flips(r)} on {robust}). In brackets: the 95 % interval (shares: a bootstrap over the images, seed "
+        f"{s.get('intervals', {}).get('bootstrap_seed', 0)}; peaks: Wilson); *difference*: {robust} − {standard} "
+        "on the same images, with its paired bootstrap interval and what it favours.",
         "",
-        f"| explainer | on the lesion: {standard} | {robust} | peak on the lesion: {standard} | {robust} "
-        f"| attacked, on the lesion: {standard} | {robust} |",
-        "|---|---|---|---|---|---|---|",
+        f"| explainer | on the lesion: {standard} | {robust} | difference | peak on the lesion: {standard} | {robust} "
+        f"| difference | attacked, on the lesion: {standard} | {robust} |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for method, a in s["explainers"].items():
         b = r["explainers"][method]
         name = EXPLAINERS[method].title if method in EXPLAINERS else method
+
+        def cell(entry: dict, key: str) -> str:
+            return with_interval(entry[key], entry.get(f"{key}_ci"))
+
         cells = [
-            a["clean"]["evidence_share"], b["clean"]["evidence_share"],
-            a["clean"]["pointing_game"], b["clean"]["pointing_game"],
-            a["attacked"]["evidence_share"], b["attacked"]["evidence_share"],
+            cell(a["clean"], "evidence_share"), cell(b["clean"], "evidence_share"), _difference(b, a, "evidence_share"),
+            cell(a["clean"], "pointing_game"), cell(b["clean"], "pointing_game"), _difference(b, a, "pointing_game"),
+            cell(a["attacked"], "evidence_share"), cell(b["attacked"], "evidence_share"),
         ]  # fmt: skip
-        lines.append(f"| {name} | " + " | ".join("—" if c is None else f"{c:.2f}" for c in cells) + " |")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _difference(robust: dict, standard: dict, key: str) -> str:
+    """robust − standard of one clean per-image measure on the same images, with its paired interval
+    (a share of the map: bootstrap; the 0/1 pointing game: Newcombe's) and what it favours ("—"
+    without per-image numbers)."""
+    from advexp_core.experiments.headline import paired_difference
+    from advexp_core.readings.intervals import COMPARISON_WORDS
+
+    d = paired_difference(
+        (robust["clean"].get("images") or {}).get(key) or [],
+        (standard["clean"].get("images") or {}).get(key) or [],
+    )
+    return "—" if d is None else f"{d.text()} ({COMPARISON_WORDS[d.comparison]})"
 
 
 def _validation_text(validation: dict) -> str:

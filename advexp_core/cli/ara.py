@@ -1,6 +1,7 @@
 """``advexp ara --model ID|PATH --dataset D --out DIR``: Attack and BTR ARA (docs/method.md §3).
 
-Writes ``DIR/result.json`` (both ARAs, clean accuracy, the dataset indices used, per-image ρ* and
+Writes ``DIR/result.json`` (both ARAs and the clean accuracy, each with its 95 % interval as
+``<name>_ci``: the areas a bootstrap over the images, seed 0; the dataset indices used, per-image ρ* and
 the step each was first found at, how many were found after step S/2, every setting),
 ``DIR/rho.json`` (just the per-image ρ* with the settings: the file kept beside a shipped checkpoint,
 ``advexp_core.experiments.shipped``) and ``DIR/curve.png`` (A(ρ)); the folder appears only when everything succeeded. Under ``torchrun``
@@ -29,6 +30,7 @@ from advexp_core.data.datasets import DATASET_NAMES, load_dataset
 from advexp_core.experiments.ara import ARAConfig, RobustnessResult, robustness_experiment
 from advexp_core.experiments.shipped import rho_record
 from advexp_core.methods.ara import BoundaryNotReachedError, ara_figure
+from advexp_core.readings.intervals import with_interval
 
 _DEFAULT = ARAConfig()
 
@@ -138,10 +140,16 @@ def _result_json(args: argparse.Namespace, result: RobustnessResult) -> dict[str
 
 
 def summary(result: dict[str, Any]) -> str:
+    """The areas and the accuracy, each with its 95 % interval, and the reading."""
     late = sum(v["count"] for v in result["late_minimum"].values())
     flagged = f"; {late} minima found after step S/2 (see warnings)" if late else ""
+    seed = result["settings"].get("bootstrap_seed", 0)
     return (
-        f"{result['model']} on {result['dataset']} (N = {result['n_images']}): accuracy {result['accuracy']:.4f}, "
-        f"Attack ARA {result['attack_ara']:.5f}, BTR ARA {result['btr_ara']:.5f}{flagged}; wrote {result['out']}\n"
+        f"{result['model']} on {result['dataset']} (N = {result['n_images']}): accuracy "
+        f"{with_interval(result['accuracy'], result.get('accuracy_ci'), digits=4)}, "
+        f"Attack ARA {with_interval(result['attack_ara'], result.get('attack_ara_ci'), digits=5)}, "
+        f"BTR ARA {with_interval(result['btr_ara'], result.get('btr_ara_ci'), digits=5)}{flagged}; "
+        f"wrote {result['out']}\n"
+        f"[95 % intervals: the areas bootstrapped over the images (seed {seed}), the accuracy Wilson]\n"
         f"{result['reading']['verdict']}"
     )

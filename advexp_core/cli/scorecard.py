@@ -34,6 +34,7 @@ from advexp_core.networks.registry import LoadedModel, load_model
 from advexp_core.networks.zoo import ModelError
 from advexp_core.plots.figures import figure_png
 from advexp_core.plots.scorecard import scorecard_figure
+from advexp_core.readings.intervals import count_with_interval, percent_with_interval, with_interval
 
 DEFAULT = ScorecardConfig()
 FILES = {"result": "result.json", "figure": "scorecard.png"}
@@ -129,33 +130,51 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def summary(result: dict[str, Any]) -> str:
+    """The human summary: every share and rate with its 95 % interval (docs/method.md §9)."""
     chance, attack = result["chance"], result["attack"]
+    seed = (result.get("intervals") or {}).get("bootstrap_seed", 0)
     lines = [
-        f"{result['model']} on {result['dataset']} {result['split']}: accuracy {result['accuracy']:.3f} "
-        f"({result['accuracy_on']}); first {result['n_images']} images explained for their true class"
+        f"{result['model']} on {result['dataset']} {result['split']}: accuracy "
+        f"{with_interval(result['accuracy'], result.get('accuracy_ci'), digits=3)} ({result['accuracy_on']}); "
+        f"first {result['n_images']} images explained for their true class"
     ]
     lines += _grades_lines(result.get("reliance_grades"))
     lines += [
         f"chance: evidence {_cell(chance['evidence'])}, shortcut {_cell(chance['shortcut'])}; "
-        f"the L∞ {attack['eps_255']:g}/255 attack flipped {attack['flipped']} of {attack['correct']} correct decisions",
-        "explainer      evidence  shortcut  pointing | attacked: evidence  shortcut  pointing",
+        f"the L∞ {attack['eps_255']:g}/255 attack flipped {attack['flipped']} of {attack['correct']} correct "
+        f"decisions ({percent_with_interval(_share(attack['flipped'], attack['correct']), attack.get('flipped_ci'))})",
+        f"[95 % intervals: shares bootstrapped over images (seed {seed}), the pointing game Wilson]",
+        f"{'explainer':<14} {'evidence':<19} {'shortcut':<19} pointing",
     ]
     for name, s in result["explainers"].items():
-        a = s["attacked"]
+        lines.append(f"{name:<14} {_shares(s)}")
         lines.append(
-            f"{name:<14} {_cell(s['evidence_share']):>8}  {_cell(s['shortcut_share']):>8}  {_cell(s['pointing_game']):>8} "
-            f"|           {_cell(a['evidence_share']):>8}  {_cell(a['shortcut_share']):>8}  {_cell(a['pointing_game']):>8}"
+            f"{'  attacked':<14} {_shares(s['attacked'])}  (the {s['attacked']['n_images']} flipped)"
         )
     ks = list(result["top_k_pixels"])
-    lines.append(
-        f"top-k evidence, k = {' / '.join(ks)} % of the pixels (chance: the evidence area)   | attacked"
-    )
+    lines.append(f"top-k evidence, k = {' / '.join(ks)} % of the pixels (chance: the evidence area)")
     for name, s in result["explainers"].items():
-        clean = " ".join(f"{_cell(s['top_k_evidence'][k]):>5}" for k in ks)
-        attacked = " ".join(f"{_cell(s['attacked']['top_k_evidence'][k]):>5}" for k in ks)
-        lines.append(f"{name:<14} {clean} | {attacked}")
+        lines.append(f"{name:<14} {_top_k(s, ks)}")
+        lines.append(f"{'  attacked':<14} {_top_k(s['attacked'], ks)}")
     lines.append(f"wrote {result['out']}/{FILES['result']} and {FILES['figure']}")
     return "\n".join(lines)
+
+
+def _share(k: int, n: int) -> float | None:
+    return k / n if n else None
+
+
+def _shares(s: dict[str, Any]) -> str:
+    """Evidence, shortcut and pointing game, each with its interval, in columns."""
+    cells = [
+        with_interval(s[m], s.get(f"{m}_ci")) for m in ("evidence_share", "shortcut_share", "pointing_game")
+    ]
+    return f"{cells[0]:<19} {cells[1]:<19} {cells[2]}"
+
+
+def _top_k(s: dict[str, Any], ks: list[str]) -> str:
+    intervals = s.get("top_k_evidence_ci") or {}
+    return "  ".join(f"{with_interval(s['top_k_evidence'][k], intervals.get(k)):<17}" for k in ks).rstrip()
 
 
 def _grades_lines(grades: dict[str, Any] | None) -> list[str]:
@@ -163,14 +182,19 @@ def _grades_lines(grades: dict[str, Any] | None) -> list[str]:
     only say where it falls (on the lesions: where a dermatologist would look)."""
     if grades is None:
         return []
+    r = grades["reliance"]
+    changed = count_with_interval(
+        r["n_changed_when_removed"], r["images_with"], r.get("decisions_changed_when_removed_ci")
+    )
     lines = [
-        f"graded against what the decisions rest on ({grades['reliance']['n_changed_when_removed']} decisions "
-        f"change when the ruler is removed; control {grades['control']}):",
-        "explainer      misleading  AUROC vs control  effect Spearman",
+        f"graded against what the decisions rest on ({changed} decisions change when the ruler is "
+        f"removed; control {grades['control']}):",
+        f"{'explainer':<14} {'misleading':<19} {'AUROC vs control':<19} effect Spearman",
     ]
     for name, g in grades["explainers"].items():
-        lines.append(
-            f"{name:<14} {_cell(g['misleading_rate']):>10}  {_cell(g['shortcut_detection_auroc']):>16}  "
-            f"{_cell(g['effect_spearman']):>15}"
-        )
+        cells = [
+            with_interval(g[k], g.get(f"{k}_ci"))
+            for k in ("misleading_rate", "shortcut_detection_auroc", "effect_spearman")
+        ]
+        lines.append(f"{name:<14} {cells[0]:<19} {cells[1]:<19} {cells[2]}")
     return lines

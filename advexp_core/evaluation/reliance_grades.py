@@ -15,23 +15,34 @@ map of the predicted class should put weight on the ruler. Three grades:
   the decision's dependence on the ruler (|margin effect| of removing it), on the same images;
   ``effect_spearman_all`` on every image with a ruler, where the effect also ranges down to none.
 
+Each grade carries its 95 % interval (docs/method.md §9): the misleading rate, a share of images, its
+Wilson interval; the mean ruler share, the AUROC and the Spearman correlations a BCa bootstrap over
+the graded images (each image's values kept together), seeded with `BOOTSTRAP_SEED`.
+
 The maps are measured by ``experiments.scorecard_grades`` (the scorecard's maps: non-negative, input
 resolution, the project's default settings), for the class each network predicts on the image as drawn.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
+from scipy import stats
 from torch import Tensor
 
 from advexp_core.base.jsonsafe import json_number
-from advexp_core.evaluation.reliance import (
-    RelianceResult,
-)
+from advexp_core.base.statistics import paired_bootstrap_ci, wilson_interval
+from advexp_core.evaluation.reliance import BOOTSTRAP_SEED, RelianceResult
+
+Interval = tuple[float, float]
+_MISSING = -1.0  # stands for an empty map's NaN share inside a bootstrap (shares lie in [0, 1])
 
 
 def ruler_shares(maps: Tensor, masks: Tensor) -> Tensor:
@@ -109,6 +120,90 @@ def spearman(x: Tensor, y: Tensor) -> float | None:
     return float((rx * ry).sum()) / denominator if denominator > 0 else None
 
 
+def _bootstrap(
+    a: np.ndarray, b: np.ndarray, statistic: Callable[..., np.ndarray], bounds: tuple[float, float], seed: int
+) -> Interval | None:
+    """`paired_bootstrap_ci` of a statistic that lies within ``bounds``. At a bound (an AUROC of 1,
+    a correlation of -1) every resample gives the same value and BCa is undefined: the interval is
+    then that value, as for constant differences; None when it is undefined otherwise."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy's 0/0 inside BCa at a bound
+        low, high = paired_bootstrap_ci(a, b, statistic, seed=seed)
+    if math.isfinite(low) and math.isfinite(high):
+        return low, high
+    value = float(statistic(a, b, axis=-1))
+    return (value, value) if value in bounds else None
+
+
+def mean_interval(values: Tensor, *, seed: int = BOOTSTRAP_SEED) -> Interval | None:
+    """The BCa bootstrap interval of the mean of the finite values over images (None under two).
+
+    A one-sample bootstrap through `statistics.paired_bootstrap_ci`: the mean of values − 0.
+
+    Shapes: values (N,).
+    """
+    v = values.detach().double().cpu()
+    finite = v[torch.isfinite(v)].numpy()
+    if finite.size < 2:
+        return None
+    return paired_bootstrap_ci(finite, np.zeros_like(finite), seed=seed)
+
+
+def rate_interval(flags: Tensor) -> Interval | None:
+    """The Wilson interval of the share of true flags (None without any). Shapes: (N,) bool."""
+    return wilson_interval(int(flags.sum()), flags.numel()) if flags.numel() else None
+
+
+def _auroc_statistic(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+    """`auroc` of a against b along ``axis`` (both moved last), `_MISSING` values left out."""
+    a, b = np.moveaxis(a, axis, -1), np.moveaxis(b, axis, -1)
+    valid = (a[..., :, None] != _MISSING) & (b[..., None, :] != _MISSING)
+    above = ((a[..., :, None] > b[..., None, :]) & valid).sum((-2, -1))
+    ties = ((a[..., :, None] == b[..., None, :]) & valid).sum((-2, -1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (above + 0.5 * ties) / valid.sum((-2, -1))
+
+
+def auroc_interval(positives: Tensor, negatives: Tensor, *, seed: int = BOOTSTRAP_SEED) -> Interval | None:
+    """The BCa bootstrap interval of `auroc` of two paired samples (the same images under two
+    networks), resampling images; None under two finite values on either side.
+
+    Shapes: positives, negatives (N,).
+    """
+    a, b = (x.detach().double().cpu().nan_to_num(_MISSING).numpy() for x in (positives, negatives))
+    if min((a != _MISSING).sum(), (b != _MISSING).sum()) < 2:
+        return None
+    return _bootstrap(a, b, _auroc_statistic, (0.0, 1.0), seed)
+
+
+def _spearman_statistic(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Spearman's correlation along ``axis`` (Pearson on average ranks)."""
+    rx = stats.rankdata(x, axis=axis)
+    ry = stats.rankdata(y, axis=axis)
+    rx = rx - rx.mean(axis=axis, keepdims=True)
+    ry = ry - ry.mean(axis=axis, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (rx * ry).sum(axis) / np.sqrt((rx * rx).sum(axis) * (ry * ry).sum(axis))
+
+
+def spearman_interval(x: Tensor, y: Tensor, *, seed: int = BOOTSTRAP_SEED) -> Interval | None:
+    """The BCa bootstrap interval of `spearman` over the pairs where both are finite (None when
+    `spearman` is None, or when resamples that are constant leave it undefined).
+
+    Shapes: x, y (N,).
+    """
+    if spearman(x, y) is None:
+        return None
+    x, y = x.double(), y.double()
+    keep = torch.isfinite(x) & torch.isfinite(y)
+    return _bootstrap(x[keep].numpy(), y[keep].numpy(), _spearman_statistic, (-1.0, 1.0), seed)
+
+
+def _ci(interval: Interval | None) -> list[float] | None:
+    return None if interval is None else [interval[0], interval[1]]
+
+
 @dataclass(frozen=True)
 class ExplainerGrades:
     """One explainer's grades on one network (see the module docstring).
@@ -119,6 +214,8 @@ class ExplainerGrades:
         mean_ruler_share: the mean ruler share of their maps (NaN-free mean; None without any).
         misleading_rate, shortcut_detection_auroc, effect_spearman, effect_spearman_all: the grades
             (None where undefined: no image, no control, constant values).
+        intervals: grade name (the four above and mean_ruler_share) -> its 95 % interval (absent
+            where undefined; see the module docstring).
     """
 
     method: str
@@ -128,13 +225,24 @@ class ExplainerGrades:
     shortcut_detection_auroc: float | None
     effect_spearman: float | None
     effect_spearman_all: float | None
+    intervals: dict[str, Interval] = dataclasses.field(default_factory=dict)
+
+    def interval(self, name: str) -> Interval | None:
+        """The 95 % interval of one grade (None where undefined)."""
+        return self.intervals.get(name)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "method": self.method, "n_images": self.n_images, "mean_ruler_share": self.mean_ruler_share,
-            "misleading_rate": self.misleading_rate, "shortcut_detection_auroc": self.shortcut_detection_auroc,
-            "effect_spearman": self.effect_spearman, "effect_spearman_all": self.effect_spearman_all,
-        }  # fmt: skip
+        """The grades, each followed by its interval as ``<name>_ci: [low, high]`` (null: undefined)."""
+        out: dict[str, Any] = {"method": self.method, "n_images": self.n_images}
+        for name in GRADE_NAMES:
+            out[name] = getattr(self, name)
+            out[f"{name}_ci"] = _ci(self.interval(name))
+        return out
+
+
+GRADE_NAMES = (
+    "mean_ruler_share", "misleading_rate", "shortcut_detection_auroc", "effect_spearman", "effect_spearman_all",
+)  # fmt: skip
 
 
 def grade_maps(
@@ -159,14 +267,24 @@ def grade_maps(
     """
     graded = shares[relied]
     finite = graded[torch.isfinite(graded)]
+    control = None if control_shares is None else control_shares[relied]
+    below = torch.isnan(graded) | (graded < areas[relied])  # as `misleading_rate` counts them
+    intervals = {
+        "mean_ruler_share": mean_interval(graded),
+        "misleading_rate": rate_interval(below),
+        "shortcut_detection_auroc": None if control is None else auroc_interval(graded, control),
+        "effect_spearman": spearman_interval(graded, effect[relied].abs()),
+        "effect_spearman_all": spearman_interval(shares, effect.abs()),
+    }
     return ExplainerGrades(
         method=method,
         n_images=int(relied.sum()),
         mean_ruler_share=json_number(finite.mean()) if finite.numel() else None,
         misleading_rate=misleading_rate(graded, areas[relied]),
-        shortcut_detection_auroc=None if control_shares is None else auroc(graded, control_shares[relied]),
+        shortcut_detection_auroc=None if control is None else auroc(graded, control),
         effect_spearman=spearman(graded, effect[relied].abs()),
         effect_spearman_all=spearman(shares, effect.abs()),
+        intervals={k: v for k, v in intervals.items() if v is not None},
     )
 
 
@@ -242,14 +360,19 @@ def grade_shares(
 
 
 __all__ = [
+    "GRADE_NAMES",
     "ExplainerGrades",
     "MapShares",
     "RelianceGrades",
     "area_shares",
     "auroc",
+    "auroc_interval",
     "grade_maps",
     "grade_shares",
+    "mean_interval",
     "misleading_rate",
+    "rate_interval",
     "ruler_shares",
     "spearman",
+    "spearman_interval",
 ]

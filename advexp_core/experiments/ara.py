@@ -3,6 +3,10 @@
 What ``advexp ara`` and the Robustness page both call. The experiment's defaults: the authors'
 search (`advexp_core.methods.attacks.SearchSettings`, where its numbers are written once), their image
 subset (seed 1776), the test split, all images unless told otherwise.
+
+Each area comes with its 95 % interval (docs/method.md §9): a BCa bootstrap over the images of the
+area computed from the resampled per-image ρ* (`methods.ara.ara_interval`, seeded); a live area's
+ratio to a stored standard network's, that interval over the stored area (`live_ratio_interval`).
 """
 
 from __future__ import annotations
@@ -18,9 +22,20 @@ from torch.utils.data import Dataset
 from advexp_core.base.distributed import DistContext
 from advexp_core.base.jsonsafe import json_number
 from advexp_core.base.runtime import OnStep, device_of
+from advexp_core.base.statistics import CONFIDENCE, wilson_interval
 from advexp_core.experiments.report import predictions, versions
 from advexp_core.experiments.shipped import read_manifest
-from advexp_core.methods.ara import REFERENCE_SEED, AraResult, Boundary, Sample, evaluate_ara, select_images
+from advexp_core.methods.ara import (
+    BOOTSTRAP_SEED,
+    REFERENCE_SEED,
+    AraResult,
+    Boundary,
+    Interval,
+    Sample,
+    ara_interval,
+    evaluate_ara,
+    select_images,
+)
 from advexp_core.methods.attacks import SearchSettings
 from advexp_core.networks.registry import LoadedModel
 from advexp_core.readings import ara as readings
@@ -85,6 +100,8 @@ class RobustnessResult:
         curves: boundary -> (ρ, A(ρ)) step points (``accuracy_curve``).
         late: boundary -> dataset indices whose minimum was first found after step S/2.
         warnings: sentences for the user (empty when nothing needs saying).
+        intervals: "attack_ara", "btr_ara", "accuracy" -> its 95 % interval (None under two images;
+            the accuracy's is Wilson's).
         ara: the full ``AraResult`` (per-image tensors; ``ara_figure`` draws it).
         report: JSON-able: everything above plus per-image ρ*, predictions, settings, versions, and
             ``reading`` (`advexp_core.readings.ara.live`: against the stored standard network of the
@@ -98,6 +115,7 @@ class RobustnessResult:
     curves: dict[str, tuple[tuple[float, ...], tuple[float, ...]]]
     late: dict[str, tuple[int, ...]]
     warnings: tuple[str, ...]
+    intervals: dict[str, Interval | None]
     ara: AraResult
     report: dict[str, Any]
 
@@ -157,11 +175,22 @@ def robustness_experiment(
     curves: dict[str, Any] = {b: tuple(tuple(t.tolist()) for t in ara.curve(b)) for b in BOUNDARIES}
     late: dict[str, tuple[int, ...]] = {b: tuple(ara.late(b)) for b in BOUNDARIES}
     warnings = tuple(_late_warning(b, late[b], ara) for b in BOUNDARIES if late[b])
+    intervals = area_intervals(ara)
     return RobustnessResult(
         attack_ara=ara.attack_ara, btr_ara=ara.btr_ara, accuracy=ara.accuracy, image_indices=ara.image_indices,
-        curves=curves, late=late, warnings=warnings, ara=ara,
-        report=_report(model, dataset, config, ara, curves, warnings),
+        curves=curves, late=late, warnings=warnings, intervals=intervals, ara=ara,
+        report=_report(model, dataset, config, ara, curves, warnings, intervals),
     )  # fmt: skip
+
+
+def area_intervals(ara: AraResult, *, seed: int = BOOTSTRAP_SEED) -> dict[str, Interval | None]:
+    """Both areas' bootstrap intervals over the images and the accuracy's Wilson interval."""
+    correct = round(ara.accuracy * ara.n_images)
+    return {
+        "attack_ara": ara_interval(ara.rho_star_attack, num_classes=ara.num_classes, seed=seed),
+        "btr_ara": ara_interval(ara.rho_star_btr, num_classes=ara.num_classes, seed=seed),
+        "accuracy": wilson_interval(correct, ara.n_images),
+    }
 
 
 def _late_warning(boundary: Boundary, late: tuple[int, ...], ara: AraResult) -> str:
@@ -176,15 +205,20 @@ def _late_warning(boundary: Boundary, late: tuple[int, ...], ara: AraResult) -> 
 
 def _report(
     model: LoadedModel, dataset: Dataset, config: ARAConfig, ara: AraResult,
-    curves: dict[str, Any], warnings: tuple[str, ...],
+    curves: dict[str, Any], warnings: tuple[str, ...], intervals: dict[str, Interval | None],
 ) -> dict[str, Any]:  # fmt: skip
-    """The JSON report: areas, indices, per-image results, curves, warnings, settings, versions."""
+    """The JSON report: areas with their intervals, indices, per-image results, curves, warnings,
+    settings, versions."""
     summary = ara.to_dict()
     settings = {**asdict(config), **summary.pop("settings"), "n_images": ara.n_images}
+    settings.update(bootstrap_seed=BOOTSTRAP_SEED, confidence=CONFIDENCE)
     if config.sample == "reference":
         settings["seed"] = REFERENCE_SEED
+    numbers: dict[str, Any] = {}
     for key in ("attack_ara", "btr_ara", "accuracy"):
-        summary[key] = json_number(summary[key])
+        interval = intervals.get(key)
+        numbers[key] = json_number(summary.pop(key))
+        numbers[f"{key}_ci"] = None if interval is None else [json_number(v) for v in interval]
     images = [
         {"index": i, "label": int(y), "prediction": predictions(logits, model.class_names, 1)[0]}
         for i, y, logits in zip(ara.image_indices, ara.labels.tolist(), ara.clean_logits, strict=True)
@@ -194,11 +228,16 @@ def _report(
         model.model_id, model.robust, ara.attack_ara, ara.btr_ara,
         f"{ara.n_images} {name + ' ' if name else ''}{config.split} images",
     )  # fmt: skip
-    reading = readings.live(measured, accuracy=ara.accuracy, reference=standard_reference(model.model_id))
+    reference = standard_reference(model.model_id)
+    reading = readings.live(
+        measured, accuracy=ara.accuracy, reference=reference,
+        ratio_interval=live_ratio_interval(intervals["attack_ara"], reference),
+    )  # fmt: skip
     return {
         "experiment": "ara",
         "model": model.model_id,
         "dataset": name,
+        **numbers,
         **summary,
         "reading": reading.to_json(),
         "images": images,
@@ -207,6 +246,18 @@ def _report(
         "settings": settings,
         "versions": versions(),
     }
+
+
+def live_ratio_interval(interval: Interval | None, reference: AraNumbers | None) -> Interval | None:
+    """The interval of a live Attack ARA's ratio to a stored reference's: the live area's bootstrap
+    interval over its images divided by the reference's area, taken as fixed (it comes from a stored
+    run on as many images or more, or from the authors' table, which has no per-image data). With
+    under two live images nothing bounds the ratio: (0, inf). None without a reference area."""
+    if reference is None or not reference.attack_ara > 0:
+        return None
+    if interval is None:
+        return 0.0, float("inf")
+    return interval[0] / reference.attack_ara, interval[1] / reference.attack_ara
 
 
 def _entries(manifest: Mapping[str, Any]) -> list[tuple[dict[str, Any], str]]:
@@ -252,7 +303,9 @@ __all__ = [
     "PAPER_ARA",
     "ARAConfig",
     "RobustnessResult",
+    "area_intervals",
     "check_fits",
+    "live_ratio_interval",
     "paper_numbers",
     "robustness_experiment",
     "standard_reference",

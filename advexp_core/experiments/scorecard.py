@@ -157,8 +157,8 @@ def scorecard(
             tick(on_step, done := done + n, total)
             explainers[method] = ExplainerScore(
                 method,
-                clean.mean(config.top_k),
-                attacked.mean(config.top_k),
+                clean.mean(config.top_k, seed=config.bootstrap_seed),
+                attacked.mean(config.top_k, seed=config.bootstrap_seed),
                 int(flipped.sum()),
                 clean,
                 attacked,

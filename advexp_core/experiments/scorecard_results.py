@@ -4,17 +4,27 @@
 each explainer's `ExplainerScore` (clean and attacked `TopKShares`, and the per-image numbers) and
 makes the JSON of the CLI, the page's download and checkpoints/scorecard.json once, in ``to_json``. The
 experiment itself is `advexp_core.experiments.scorecard`.
+
+Every mean comes with its 95 % interval (docs/method.md §9): the shares (evidence, shortcut, top-k)
+a seeded BCa bootstrap over images, the pointing game, the accuracies and the attack's flips, each a
+share of images, their Wilson interval; the JSON writes each as ``<name>_ci: [low, high]`` beside it,
+and keeps the per-image numbers (``images``) so that a comparison of two networks on the same images
+can be made later (`advexp_core.experiments.headline`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import torch
 from torch import Tensor
 
 from advexp_core.base.jsonsafe import JsonObject
+from advexp_core.base.statistics import BOOTSTRAP_RESAMPLES, CONFIDENCE, wilson_interval
+from advexp_core.evaluation.reliance_grades import Interval, mean_interval
 from advexp_core.experiments.configs import AttackConfig, SaliencyConfig, check_methods
 from advexp_core.experiments.report import config_dict
 from advexp_core.measures.mask_metrics import (
@@ -29,6 +39,10 @@ from advexp_core.methods.saliency import EXPLAINERS
 
 if TYPE_CHECKING:  # reliance_grades builds on the scorecard's maps; the grades are attached later
     from advexp_core.evaluation.reliance_grades import RelianceGrades
+
+BOOTSTRAP_SEED = 0
+"""The seed of the scorecard's bootstraps over images (`ScorecardConfig.bootstrap_seed`)."""
+PER_IMAGE_DIGITS = 6  # the per-image numbers in the JSON: enough for a share, a third of the text
 
 ADVERSARIAL = "adversarial"
 # The order of the table: gradient family, then forward-only, then the paper's explanation.
@@ -58,6 +72,7 @@ class ScorecardConfig:
         accuracy_images: accuracy over the first this-many images of the split; None: all.
         top_k: the k of the top-k evidence, each a percentage of the image's pixels in (0, 100].
         seed: None, or SmoothGrad's seed, which then replaces ``saliency.seed`` (a shorthand).
+        bootstrap_seed: the seed of the shares' bootstrap intervals over images.
     """
 
     dataset: str = "lesions"
@@ -71,6 +86,7 @@ class ScorecardConfig:
     accuracy_images: int | None = None
     top_k: tuple[float, ...] = TOP_K_PERCENTS
     seed: int | None = None
+    bootstrap_seed: int = BOOTSTRAP_SEED
 
     def __post_init__(self) -> None:
         check_methods(self.methods, SCORECARD_METHODS, what="explainer")
@@ -115,14 +131,36 @@ class Shares:
         return {name: getattr(self, name) for name in METRICS}
 
 
+def _ci(interval: Interval | None) -> list[float] | None:
+    return None if interval is None else [interval[0], interval[1]]
+
+
 @dataclass(frozen=True)
 class TopKShares(Shares):
-    """`Shares` with the top-k evidence: k (as written, "2.5", "5", ...) -> mean share."""
+    """`Shares` (means over images) with the top-k evidence, and each mean's 95 % interval.
+
+    Attributes:
+        top_k_evidence: k (as written, "2.5", "5", ...) -> mean share.
+        intervals: "evidence_share", "shortcut_share", "pointing_game" -> interval (absent: undefined).
+        top_k_intervals: k -> the interval of its mean.
+    """
 
     top_k_evidence: dict[str, float | None] = field(default_factory=dict)
+    intervals: dict[str, Interval] = field(default_factory=dict)
+    top_k_intervals: dict[str, Interval] = field(default_factory=dict)
+
+    def interval(self, name: str) -> Interval | None:
+        """The 95 % interval of one of `METRICS` (None where undefined)."""
+        return self.intervals.get(name)
 
     def to_json(self) -> JsonObject:
-        return {**super().to_json(), TOP_K: dict(self.top_k_evidence)}
+        out: JsonObject = {}
+        for name in METRICS:
+            out[name] = getattr(self, name)
+            out[f"{name}_ci"] = _ci(self.interval(name))
+        out[TOP_K] = dict(self.top_k_evidence)
+        out[f"{TOP_K}_ci"] = {k: _ci(self.top_k_intervals.get(k)) for k in self.top_k_evidence}
+        return out
 
 
 @dataclass(frozen=True)
@@ -137,11 +175,41 @@ class ImageShares:
     pointing_game: Tensor
     top_k_evidence: Tensor
 
-    def mean(self, k_percents: tuple[float, ...]) -> TopKShares:
-        """The means over the images (finite values only)."""
+    def mean(self, k_percents: tuple[float, ...], *, seed: int = BOOTSTRAP_SEED) -> TopKShares:
+        """The means over the images (finite values only) with their intervals: the shares' BCa
+        bootstrap over images (seeded), the pointing game's Wilson interval."""
         top = {f"{k:g}": mean_finite(self.top_k_evidence[:, j]) for j, k in enumerate(k_percents)}
+        top_ci = {
+            f"{k:g}": mean_interval(self.top_k_evidence[:, j], seed=seed) for j, k in enumerate(k_percents)
+        }
         means = {name: mean_finite(getattr(self, name)) for name in METRICS}
-        return TopKShares(**means, top_k_evidence=top)
+        intervals = {
+            "evidence_share": mean_interval(self.evidence_share, seed=seed),
+            "shortcut_share": mean_interval(self.shortcut_share, seed=seed),
+            "pointing_game": _pointing_interval(self.pointing_game),
+        }
+        return TopKShares(
+            **means,
+            top_k_evidence=top,
+            intervals={k: v for k, v in intervals.items() if v is not None},
+            top_k_intervals={k: v for k, v in top_ci.items() if v is not None},
+        )
+
+    def to_json(self) -> JsonObject:
+        """The per-image numbers (null where undefined), in the images' order."""
+        return {name: _per_image(getattr(self, name)) for name in METRICS}
+
+
+def _pointing_interval(hits: Tensor) -> Interval | None:
+    """The Wilson interval of the pointing game: maps whose maximum lies in the evidence, of the images."""
+    finite = hits[torch.isfinite(hits)]
+    return wilson_interval(int((finite > 0.5).sum()), finite.numel()) if finite.numel() else None
+
+
+def _per_image(values: Tensor) -> list[float | None]:
+    return [
+        round(v, PER_IMAGE_DIGITS) if math.isfinite(v) else None for v in values.detach().double().tolist()
+    ]
 
 
 def image_shares(
@@ -173,7 +241,14 @@ class ExplainerScore:
     attacked_images: ImageShares
 
     def to_json(self) -> JsonObject:
-        return {**self.clean.to_json(), "attacked": {**self.attacked.to_json(), "n_images": self.n_attacked}}
+        """The means with their intervals; ``images``: the per-image numbers (clean: the first N images;
+        attacked: the flipped images, in the order of ``attack.flipped_indices``)."""
+        attacked = {
+            **self.attacked.to_json(),
+            "n_images": self.n_attacked,
+            "images": self.attacked_images.to_json(),
+        }
+        return {**self.clean.to_json(), "images": self.clean_images.to_json(), "attacked": attacked}
 
 
 @dataclass(frozen=True)
@@ -201,6 +276,11 @@ class FlipSummary:
     correct: int
     flipped: int
     flipped_indices: tuple[int, ...]
+
+    @property
+    def flipped_ci(self) -> Interval | None:
+        """The Wilson interval of the share of correct decisions flipped (None without any)."""
+        return wilson_interval(self.flipped, self.correct) if self.correct else None
 
 
 @dataclass(frozen=True)
@@ -242,6 +322,16 @@ class ScorecardResult:
     def n_images(self) -> int:
         return self.config.n_images
 
+    @property
+    def accuracy_ci(self) -> Interval:
+        """The Wilson interval of the accuracy over ``accuracy_images`` images."""
+        return wilson_interval(round(self.accuracy * self.accuracy_images), self.accuracy_images)
+
+    @property
+    def accuracy_first_n_ci(self) -> Interval:
+        """The Wilson interval of the accuracy over the N scored images."""
+        return wilson_interval(round(self.accuracy_first_n * self.n_images), self.n_images)
+
     def to_json(self) -> JsonObject:
         """The JSON of the CLI's result.json, the page's download and checkpoints/scorecard.json; k is
         written as "2.5", "5", "10", "20"."""
@@ -252,17 +342,21 @@ class ScorecardResult:
             "n_images": self.n_images,
             "image_indices": list(range(self.n_images)),
             "accuracy": self.accuracy,
+            "accuracy_ci": _ci(self.accuracy_ci),
             "accuracy_images": self.accuracy_images,
             "accuracy_on": self.accuracy_on,
             "accuracy_first_n": self.accuracy_first_n,
+            "accuracy_first_n_ci": _ci(self.accuracy_first_n_ci),
             "chance": dataclasses.asdict(self.chance),
             "top_k_pixels": dict(self.top_k_pixels),
             "attack": {
                 **dataclasses.asdict(self.attack),
+                "flipped_ci": _ci(self.attack.flipped_ci),
                 "flipped_indices": list(self.attack.flipped_indices),
             },
             "explainers": {m: s.to_json() for m, s in self.explainers.items()},
             "settings": config_dict(self.config),
+            "intervals": intervals_note(self.config.bootstrap_seed),
         }
         if self.grades is not None:
             out["reliance_grades"] = self.grades.to_json()
@@ -271,6 +365,16 @@ class ScorecardResult:
     def to_dict(self) -> JsonObject:
         """`to_json` under its former name."""
         return self.to_json()
+
+
+def intervals_note(seed: int) -> JsonObject:
+    """How the JSON's ``_ci`` fields were computed (docs/method.md §9)."""
+    return {
+        "confidence": CONFIDENCE,
+        "shares": f"BCa bootstrap over images of the mean ({BOOTSTRAP_RESAMPLES} resamples)",
+        "rates": "Wilson score interval (pointing game, accuracy, flips, misleading rate)",
+        "bootstrap_seed": seed,
+    }
 
 
 @dataclass(frozen=True)

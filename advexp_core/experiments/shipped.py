@@ -5,7 +5,8 @@
 ``advexp ara`` measured, and the manifest entry records that file's sha256 (``rho_file``,
 ``rho_sha256``). ``rho_record`` writes the file's content; ``load_shipped`` reads every network's
 file back, checks its sha256 and gives the ρ* arrays, so the curves A(ρ) can be drawn without
-re-running the search.
+re-running the search, and the areas' intervals computed from them (a bootstrap over the images;
+a ratio to the standard twin measured on the same images, a paired one: docs/method.md §9).
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from advexp_core.methods.ara import AraResult, RobustnessCurve, accuracy_robustness_area
+from advexp_core.methods.ara import (
+    BOOTSTRAP_SEED,
+    AraResult,
+    Interval,
+    RobustnessCurve,
+    accuracy_robustness_area,
+    ara_interval,
+    ara_ratio_interval,
+)
 from advexp_core.networks import zoo
 from advexp_core.networks.checkpoints import sha256_file
 
@@ -72,6 +81,21 @@ class ShippedRobustness:
     def area(self, boundary: str = "attack") -> float:
         """The ARA recomputed from the stored ρ* (``accuracy_robustness_area``)."""
         return accuracy_robustness_area(self.rho(boundary), num_classes=self.num_classes)
+
+    def area_interval(self, boundary: str = "attack", *, seed: int = BOOTSTRAP_SEED) -> Interval | None:
+        """The area's 95 % interval, a bootstrap over the stored images (``ara_interval``)."""
+        return ara_interval(self.rho(boundary), num_classes=self.num_classes, seed=seed)
+
+    def ratio_interval(
+        self, standard: ShippedRobustness, boundary: str = "attack", *, seed: int = BOOTSTRAP_SEED
+    ) -> Interval | None:
+        """The 95 % interval of this area's ratio to ``standard``'s, a paired bootstrap over the images
+        both were measured on (``ara_ratio_interval``); None when the images differ."""
+        if self.image_indices != standard.image_indices or self.num_classes != standard.num_classes:
+            return None
+        return ara_ratio_interval(
+            self.rho(boundary), standard.rho(boundary), num_classes=self.num_classes, seed=seed
+        )
 
     def curve(self, boundary: str = "attack") -> RobustnessCurve:
         """This network's curve for ``robustness_curves_figure``."""

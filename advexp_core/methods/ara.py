@@ -6,6 +6,10 @@ that meets a boundary — misclassified ("Attack ARA") or softmax_y ≤ 1/C ("BT
 A(ρ) = fraction of images with ρ* > ρ and ARA = ∫₀^∞ max(0, A(ρ) − 1/C) dρ, integrated exactly from
 the sorted ρ* (A is a step function), not with the reference's 1000-bin histogram.
 
+The 95 % interval of an area is a BCa bootstrap over the images, the area recomputed from each
+resample's ρ* (``ara_interval``); two networks' areas on the same images compare as a ratio with a
+paired bootstrap interval (``ara_ratio_interval``; docs/method.md §9).
+
 The images are, by default, the authors' random subset (``select_images``). An image whose
 minimal perturbation is first found after step S/2 is flagged (``AraResult.late``); the
 reference refuses such a search. The search runs in batches; with a process group
@@ -15,22 +19,28 @@ every process gets the single-process result.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 import torch
+from scipy import stats
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from advexp_core.base.distributed import DistContext, gather_rows, shard
 from advexp_core.base.runtime import OnStep, device_of
+from advexp_core.base.statistics import paired_bootstrap_ci
 from advexp_core.methods.attacks import SearchSettings, StepScheduleResult, minimal_perturbation
 
 Boundary = Literal["attack", "btr"]
 Sample = Literal["reference", "first"]
 _SEARCH_BOUNDARY: dict[str, Literal["misclassified", "btr"]] = {"attack": "misclassified", "btr": "btr"}
 REFERENCE_SEED = 1776  # the authors' seed for their ARA test-image permutation
+BOOTSTRAP_SEED = 0  # the default seed of the areas' bootstrap intervals over images (docs/method.md §9)
+Interval = tuple[float, float]
 
 
 class BoundaryNotReachedError(ValueError):
@@ -96,6 +106,75 @@ def _check_rho(rho_star: Tensor) -> Tensor:
     if not bool(torch.isfinite(r).all()) or bool((r < 0).any()):
         raise ValueError("every rho* must be a finite number >= 0")
     return r
+
+
+def ara_values(rho_star: np.ndarray, num_classes: int, axis: int = -1) -> np.ndarray:
+    """`accuracy_robustness_area` along ``axis``, vectorised for the bootstrap's resamples.
+
+    Shapes: (..., N) -> (...).
+    """
+    r = np.sort(np.moveaxis(np.asarray(rho_star, dtype=np.float64), axis, -1), axis=-1)
+    n = r.shape[-1]
+    widths = np.diff(r, axis=-1, prepend=0.0)
+    levels = np.clip((n - np.arange(n)) / n - 1.0 / num_classes, 0.0, None)
+    return (widths * levels).sum(-1)
+
+
+def _bootstrap(
+    a: np.ndarray, b: np.ndarray, statistic: Callable[..., np.ndarray], seed: int
+) -> Interval | None:
+    """`paired_bootstrap_ci`, or the statistic itself when it does not move with the images (every
+    leave-one-out value equal: BCa is then undefined, and every resample gives that value)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy's 0/0 inside BCa on a constant statistic
+        low, high = paired_bootstrap_ci(a, b, statistic, seed=seed)
+    if np.isfinite(low) and np.isfinite(high):
+        return low, high
+    value = float(statistic(a, b, axis=-1))
+    keep = ~np.eye(a.size, dtype=bool)
+    jackknife = statistic(
+        np.broadcast_to(a, keep.shape)[keep].reshape(a.size, -1),
+        np.broadcast_to(b, keep.shape)[keep].reshape(b.size, -1),
+        axis=-1,
+    )
+    return (value, value) if np.isfinite(value) and np.allclose(jackknife, value, rtol=1e-9, atol=0) else None
+
+
+def ara_interval(rho_star: Tensor, *, num_classes: int, seed: int = BOOTSTRAP_SEED) -> Interval | None:
+    """The BCa bootstrap interval of the ARA over images: resample the images, recompute the area
+    from their ρ* (docs/method.md §9). None under two images.
+
+    Shapes: rho_star (N,).
+    """
+    r = rho_star.detach().double().cpu().numpy()
+    if r.size < 2:
+        return None
+
+    def area(a: np.ndarray, _zero: np.ndarray, axis: int = -1) -> np.ndarray:
+        return ara_values(a, num_classes, axis)
+
+    return _bootstrap(r, np.zeros_like(r), area, seed)
+
+
+def ara_ratio_interval(
+    rho_star: Tensor, reference: Tensor, *, num_classes: int, seed: int = BOOTSTRAP_SEED
+) -> Interval | None:
+    """The paired BCa bootstrap interval of ARA(ρ*) / ARA(reference) on the same images (each image's
+    two ρ* resampled together). None under two images, or when a resample leaves the reference's
+    area at 0 and the ratio undefined.
+
+    Shapes: rho_star, reference (N,), the same images in the same order.
+    """
+    a, b = (x.detach().double().cpu().numpy() for x in (rho_star, reference))
+    if a.size < 2 or not ara_values(b, num_classes) > 0:
+        return None
+
+    def ratio(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return ara_values(x, num_classes, axis) / ara_values(y, num_classes, axis)
+
+    return _bootstrap(a, b, ratio, seed)
 
 
 # --------------------------------------------------------------------------- which images
@@ -507,13 +586,18 @@ def robustness_curves_figure(
 
 
 __all__ = [
+    "BOOTSTRAP_SEED",
     "REFERENCE_SEED",
     "AraResult",
     "BoundaryNotReachedError",
+    "Interval",
     "RobustnessCurve",
     "accuracy_curve",
     "accuracy_robustness_area",
     "ara_figure",
+    "ara_interval",
+    "ara_ratio_interval",
+    "ara_values",
     "evaluate_ara",
     "robustness_curves_figure",
     "robustness_radii",

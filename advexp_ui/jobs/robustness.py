@@ -30,6 +30,7 @@ from advexp_core.networks.zoo import CIFAR10_CLASSES
 from advexp_core.plots.figures import figure_png
 from advexp_core.readings import Reading
 from advexp_core.readings.ara import ratios
+from advexp_core.readings.intervals import ratio_with_interval, with_interval
 from advexp_ui import gallery
 from advexp_ui.jobs.common import OnStep, Outcome, cached_result, header
 
@@ -135,8 +136,9 @@ def _find(entry: dict[str, Any], name: str) -> Any:
 
 
 def shipped_reading() -> Reading | None:
-    """The ARA ratios of the manifest's networks (the table on screen) to its standard one, as stored;
-    None when the manifest has no standard network with its areas."""
+    """The ARA ratios of the manifest's networks (the table on screen) to its standard one, as stored,
+    read from their stored 95 % intervals when every network has them; None when the manifest has no
+    standard network with its areas."""
     data = shipped.read_manifest()
     entries = [e for e in data.get("networks", []) if "attack_ara" in e and "btr_ara" in e]
     standard = next((e["id"] for e in entries if e.get("recipe") == "standard"), None)
@@ -146,7 +148,20 @@ def shipped_reading() -> Reading | None:
     n = data.get("ara_settings", {}).get("n_images")
     rows = [stored_numbers(e, dataset, n) for e in entries]
     source = f"Measured by this project on {rows[0].images.removesuffix(', stored')}"
-    return ratios(rows, standard=standard, source=source)
+    intervals = {
+        e["id"]: {b: _interval(e.get(f"{b}_ara_ratio_to_standard_ci")) for b in ("attack", "btr")}
+        for e in entries
+        if e["id"] != standard
+    }
+    known = all(v["attack"] is not None for v in intervals.values())
+    return ratios(rows, standard=standard, source=source, intervals=intervals if known else None)
+
+
+def _interval(value: Any) -> tuple[float, float] | None:
+    """A stored ``[low, high]`` as a pair (None when absent or malformed)."""
+    if isinstance(value, list | tuple) and len(value) == 2 and all(isinstance(v, int | float) for v in value):
+        return float(value[0]), float(value[1])
+    return None
 
 
 def paper_reading() -> Reading:
@@ -158,19 +173,31 @@ def paper_reading() -> Reading:
     )
 
 
+_NAMES = {"attack": "Attack", "btr": "BTR"}
+
+
 def manifest_row(entry: dict[str, Any]) -> dict[str, Any]:
-    """One table row: network, accuracy, both ARAs and their ratios to the standard network (when kept)."""
+    """One table row: network, accuracy, both ARAs and their ratios to the standard network (when
+    kept), each with its stored 95 % interval as "0.0106 [0.0101, 0.0110]" when the manifest has it."""
     row = {
         "network": entry.get("id", "?"),
         "recipe": entry.get("recipe", _find(entry, "recipe")),
         "test accuracy": _find(entry, "test_accuracy") or _find(entry, "accuracy"),
-        "Attack ARA": _find(entry, "attack_ara"),
-        "BTR ARA": _find(entry, "btr_ara"),
     }
     for boundary in ("attack", "btr"):
+        area, interval = _find(entry, f"{boundary}_ara"), _interval(_find(entry, f"{boundary}_ara_ci"))
+        row[f"{_NAMES[boundary]} ARA"] = (
+            area if interval is None or area is None else with_interval(float(area), interval, digits=5)
+        )
+    for boundary in ("attack", "btr"):
         ratio = _find(entry, f"{boundary}_ara_ratio_to_standard")
+        interval = _interval(_find(entry, f"{boundary}_ara_ratio_to_standard_ci"))
         if ratio is not None:
-            row[f"{'Attack' if boundary == 'attack' else 'BTR'} ARA ÷ standard"] = round(float(ratio), 2)
+            row[f"{_NAMES[boundary]} ARA ÷ standard"] = (
+                round(float(ratio), 2)
+                if interval is None
+                else ratio_with_interval(float(ratio), interval, digits=2)
+            )
     return row
 
 

@@ -7,11 +7,12 @@ from typing import Any
 
 import streamlit as st
 
-from advexp_core.experiments.scorecard_results import ADVERSARIAL, ScorecardResult, Shares
+from advexp_core.experiments.scorecard_results import ADVERSARIAL, ScorecardResult, Shares, TopKShares
 from advexp_core.methods.saliency import METHOD_TITLES
 from advexp_core.networks.registry import LoadedModel
 from advexp_core.networks.zoo import ModelError
 from advexp_core.readings import groundtruth as gt_readings
+from advexp_core.readings.intervals import percent_with_interval, with_interval
 from advexp_ui import downloads, loaders, render
 from advexp_ui.jobs import groundtruth as job
 from advexp_ui.jobs.common import Outcome
@@ -171,13 +172,14 @@ def show_explanations(examples: list[job.NetworkExample]) -> None:
     downloads.buttons(files, stem="ground-truth", key="dl-groundtruth")
 
 
-def _r2(value: float | None) -> float | None:
-    return None if value is None else round(value, 2)
+def _share(shares: TopKShares, name: str) -> str:
+    """A mean with its 95 % interval, "0.86 [0.83, 0.89]" ("—": undefined)."""
+    return with_interval(getattr(shares, name), shares.interval(name))
 
 
 def grades_rows(results: tuple[ScorecardResult, ...]) -> list[dict[str, Any]]:
     """One row per explainer and graded network: how its maps fare against what the decisions
-    measurably rest on (empty when no network was graded)."""
+    measurably rest on, each grade with its 95 % interval (empty when no network was graded)."""
     graded = [r for r in results if r.grades is not None]
     rows = []
     for method in results[0].explainers if graded else ():
@@ -191,25 +193,27 @@ def grades_rows(results: tuple[ScorecardResult, ...]) -> list[dict[str, Any]]:
                     "explainer": TITLES.get(method, method),
                     "network": result.model,
                     "graded images": g.n_images,
-                    "misleading rate": _r2(g.misleading_rate),
-                    f"AUROC vs {result.grades.control}": _r2(g.shortcut_detection_auroc),
-                    "effect Spearman": _r2(g.effect_spearman),
+                    "misleading rate": with_interval(g.misleading_rate, g.interval("misleading_rate")),
+                    f"AUROC vs {result.grades.control}": with_interval(
+                        g.shortcut_detection_auroc, g.interval("shortcut_detection_auroc")
+                    ),
+                    "effect Spearman": with_interval(g.effect_spearman, g.interval("effect_spearman")),
                 }
             )
     return rows
 
 
 def scorecard_rows(results: tuple[ScorecardResult, ...]) -> list[dict[str, Any]]:
-    """One table row per explainer and network (chance first), numbers rounded; the columns say
-    where the maps fall (on the lesions: where a dermatologist would look)."""
+    """One table row per explainer and network (chance first), each mean with its 95 % interval; the
+    columns say where the maps fall (on the lesions: where a dermatologist would look)."""
     (ev, sc, pt), (a_ev, a_sc, a_pt) = gt_readings.share_titles(results[0].dataset)
     chance = results[0].chance
     rows: list[dict[str, Any]] = [
         {
             "explainer": "chance (mask area)",
             "network": "—",
-            ev: _r2(chance.evidence),
-            sc: _r2(chance.shortcut),
+            ev: with_interval(chance.evidence, None),
+            sc: with_interval(chance.shortcut, None),
         }
     ]
     for method in results[0].explainers:
@@ -220,12 +224,12 @@ def scorecard_rows(results: tuple[ScorecardResult, ...]) -> list[dict[str, Any]]
                 {
                     "explainer": TITLES.get(method, method),
                     "network": result.model,
-                    ev: _r2(c.evidence_share),
-                    sc: _r2(c.shortcut_share),
-                    pt: _r2(c.pointing_game),
-                    f"attacked: {a_ev}": _r2(a.evidence_share),
-                    f"attacked: {a_sc}": _r2(a.shortcut_share),
-                    f"attacked: {a_pt}": _r2(a.pointing_game),
+                    ev: _share(c, "evidence_share"),
+                    sc: _share(c, "shortcut_share"),
+                    pt: _share(c, "pointing_game"),
+                    f"attacked: {a_ev}": _share(a, "evidence_share"),
+                    f"attacked: {a_sc}": _share(a, "shortcut_share"),
+                    f"attacked: {a_pt}": _share(a, "pointing_game"),
                 }
             )
     return rows
@@ -237,8 +241,9 @@ def show_scorecard(pair: job.PairScorecard) -> None:
     results = pair.results
     st.markdown(
         " · ".join(
-            f"**{r.model}**: accuracy {r.accuracy:.3f} on {r.accuracy_images} test images; the attack "
-            f"flipped {r.attack.flipped} of {r.attack.correct} correct decisions"
+            f"**{r.model}**: accuracy {percent_with_interval(r.accuracy, r.accuracy_ci)} on {r.accuracy_images} "
+            f"test images; the attack flipped {r.attack.flipped} of {r.attack.correct} correct decisions "
+            f"({percent_with_interval(r.attack.flipped / r.attack.correct if r.attack.correct else None, r.attack.flipped_ci)})"
             for r in results
         )
     )
@@ -249,7 +254,8 @@ def show_scorecard(pair: job.PairScorecard) -> None:
             "changes when the ruler is removed: how often the map gives the ruler less than its area "
             "(misleading rate, lower is better), how well its ruler share tells the network from a control "
             "the ruler says nothing to (AUROC), and how its ruler share follows the decision's dependence on "
-            "the ruler (effect Spearman)."
+            "the ruler (effect Spearman). In brackets: the 95 % interval (misleading rate: Wilson; AUROC and "
+            "Spearman: a bootstrap over the graded images)."
         )
         render.table(grades, hide_index=True, width="stretch")
         st.markdown("**Where the maps fall**")
@@ -258,7 +264,9 @@ def show_scorecard(pair: job.PairScorecard) -> None:
         f"First {results[0].n_images} test images, each explained for its true class. Where the maps fall: the "
         "share of each map inside the evidence (on the lesions, where a dermatologist would look, which the "
         "network need not use) and inside the shortcut (over images that have one), and the share of images "
-        "whose map maximum lies on the evidence; 'attacked': the flipped images, explained for their new class."
+        "whose map maximum lies on the evidence; 'attacked': the flipped images, explained for their new class. "
+        "In brackets: the 95 % interval (shares: a bootstrap over the images, seed "
+        f"{results[0].config.bootstrap_seed}; the maximum's share: Wilson)."
     )
     render.look_at("groundtruth-scorecard")
     st.image(pair.figure, width="stretch")

@@ -55,12 +55,17 @@ def show_shipped() -> None:
     if entries:
         st.markdown("**This project's digits networks** (from `checkpoints/manifest.json`):")
         render.table([job.manifest_row(e) for e in entries], hide_index=True, width="stretch")
+        st.caption(
+            "In brackets: the 95 % interval, a bootstrap over the images (seed 0); a ratio's, a paired one "
+            "over the images both networks were measured on (docs/method.md §9)."
+        )
         _reading(job.shipped_reading())
         show_shipped_curves()
     else:
         st.info("The digits networks' manifest (checkpoints/manifest.json) is not on this computer yet.")
     st.markdown(
-        "**The paper's CIFAR-10 networks** (the authors' figures on 1000 test images, docs/method.md §3):"
+        "**The paper's CIFAR-10 networks** (the authors' figures on 1000 test images, docs/method.md §3; "
+        "they published no per-image ρ*, so these have no interval):"
     )
     rows = [
         {"network": k, "test accuracy": a, "Attack ARA": b, "BTR ARA": c}
@@ -77,6 +82,12 @@ def show_live(outcome: Outcome, choice: ImageChoice) -> None:
     c1.metric("Clean accuracy", f"{r['accuracy']:.3f}")
     c2.metric("Attack ARA", f"{r['attack_ara']:.5f}")
     c3.metric("BTR ARA", f"{r['btr_ara']:.5f}")
+    c1.caption(f"95 % interval {_ends(r.get('accuracy_ci'), 3)} (Wilson)")
+    seed = r["settings"].get("bootstrap_seed", 0)
+    for column, key in ((c2, "attack_ara_ci"), (c3, "btr_ara_ci")):
+        column.caption(
+            f"95 % interval {_ends(r.get(key), 5)} (a bootstrap over the {r['n_images']} images, seed {seed})"
+        )
     for warning in r.get("warnings", []):
         st.warning(warning)
     st.image(file_bytes(outcome.files["curve.png"]), width=640)
@@ -89,6 +100,13 @@ def show_live(outcome: Outcome, choice: ImageChoice) -> None:
         "Few images give a rough estimate; the paper uses 1000."
     )
     render.downloads_row(outcome, choice, stem="robustness", key="dl-ara")
+
+
+def _ends(interval: list[float] | None, digits: int) -> str:
+    """ "[a, b]", or why there is none."""
+    if not interval or None in interval:
+        return "undefined (fewer than two images)"
+    return f"[{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]"
 
 
 def _reading(reading: Reading | None) -> None:

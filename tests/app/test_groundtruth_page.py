@@ -72,6 +72,10 @@ def test_lesion_pair_renders_maps_explanations_and_the_scorecard(monkeypatch: py
     }
     assert set(table["network"]) >= {"lesions-standard", "lesions-robust"}
     assert "on the lesion (where a dermatologist would look)" in table.columns
+    # Two images: each mean with its bootstrap interval, the grades with theirs.
+    gradient = table[table["explainer"] == "Gradient"]
+    assert gradient["on the lesion (where a dermatologist would look)"].str.contains(r"\[").all()
+    assert grades["misleading rate"].str.contains(r"\[").any()
     assert "report.json" in downloads(at) and "scorecard.png" in downloads(at)
     assert CAPTIONS["groundtruth-scorecard"] in " ".join(c.value for c in at.caption)
     at.run()  # the cached result is shown again, nothing recomputed

@@ -18,6 +18,7 @@ from tests.app.conftest import TIMEOUT_S, assert_clean
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "digits-standard"  # shipped: no download, 32 px
+INTERVAL = re.compile(r"\[[-+]?\d+(\.\d+)?( %|×)?, [-+]?\d+(\.\d+)?( %|×)?\]")
 
 
 def _home(image: state.ImageChoice | None = None) -> AppTest:
@@ -55,6 +56,9 @@ def test_the_claims_quote_the_shipped_tables_and_link_their_pages() -> None:
     shown = " ".join(m.value for m in at.markdown)
     for headline in read_headlines():
         assert headline.claim in shown and headline.reading.text in shown
+        # Every claim's figure is shown with its 95 % interval, "62 % [52 %, 71 %]" or "3.6× [3.5×, 3.7×]".
+        claim = next(m.value for m in at.markdown if headline.claim in m.value)
+        assert INTERVAL.search(claim), headline.key
     links = {element.proto.page for element in at.get("page_link")}  # each page's URL path
     assert links == {"Saliency_under_attack", "Adversarial_explanations", "Robustness", "Ground_truth"}
 

@@ -69,7 +69,11 @@ def test_page_draws_one_curve_per_shipped_network_from_the_stored_files(checkpoi
     assert_clean(at)
     ids = _ids()
     assert drawn and drawn[-1]["curves"] == ids
-    assert list(at.dataframe[0].value["network"]) == _ids(stored_only=False)  # the table, first
+    table = at.dataframe[0].value
+    assert list(table["network"]) == _ids(stored_only=False)  # the table, first
+    # Each area and ratio with its stored 95 % interval, "0.05590 [0.05325, 0.05845]".
+    assert all("[" in str(cell) for cell in table["Attack ARA"])
+    assert all("× [" in str(cell) for cell in table["Attack ARA ÷ standard"])
     assert len(at.main.image) == 1  # the curves, before any live run
     assert LEAD + CAPTIONS["robustness-curves"] in [c.value for c in at.caption]
     # Shading another network's area redraws with that one highlighted.

@@ -61,12 +61,25 @@ def test_writes_result_json_and_figure(tmp_path: Path, capsys, tiny_lesion_model
     assert grades["control"] == "lesions-unbiased" and grades["model"] == "tiny-lesions"
     assert set(grades["explainers"]) == {"gradient", "gradcam"}
     graded = {"misleading_rate", "shortcut_detection_auroc", "effect_spearman"}
-    assert all(graded <= set(g) for g in grades["explainers"].values())
+    assert all(graded | {f"{k}_ci" for k in graded} <= set(g) for g in grades["explainers"].values())
+    # Every share and rate with its interval beside it, the per-image numbers kept.
+    gradient = stored["explainers"]["gradient"]
+    assert {"evidence_share_ci", "pointing_game_ci", "top_k_evidence_ci", "images"} <= set(gradient)
+    assert len(gradient["images"]["evidence_share"]) == 3
+    assert "flipped_ci" in stored["attack"] and "accuracy_ci" in stored
+    low, high = stored["accuracy_ci"]
+    assert low <= stored["accuracy"] <= high
     code, stdout, _ = run_cli(
         capsys, *argv[:-2], "--methods", "gradient", "--top-k", "1,50", "--out", str(out)
     )
     assert code == 0 and "evidence" in stdout and "wrote" in stdout  # the text summary
     assert stdout.index("misleading") < stdout.index("chance:")  # the grades come first
+    stored = json.loads((out / "result.json").read_text())
+    accuracy = stored["accuracy_ci"]
+    assert f"accuracy {stored['accuracy']:.3f} [{accuracy[0]:.3f}, {accuracy[1]:.3f}]" in stdout
+    pointing = stored["explainers"]["gradient"]["pointing_game_ci"]
+    assert f"[{pointing[0]:.2f}, {pointing[1]:.2f}]" in stdout  # a rate printed with its interval
+    assert "95 % intervals" in stdout
     assert "k = 1 / 50 %" in stdout
     stored = json.loads((out / "result.json").read_text())
     assert stored["top_k_pixels"] == {"1": 41, "50": 2048}

@@ -88,6 +88,11 @@ def test_ara_writes_curve_and_result(trained: Path, tmp_path: Path, capsys) -> N
     ):
         assert key in saved and saved[key] == printed[key]
     assert saved["n_images"] == 6 and len(saved["rho_star_btr"]) == 6
+    # Each area with its bootstrap interval over the 6 images (seed recorded), the accuracy with Wilson's.
+    for key in ("attack_ara", "btr_ara", "accuracy"):
+        low, high = saved[f"{key}_ci"]
+        assert low <= saved[key] <= high, key
+    assert saved["settings"]["bootstrap_seed"] == 0
     assert saved["settings"]["steps"] == 60 and saved["settings"]["size"] == 5.0
     assert saved["settings"]["momentum"] == 0.9 and saved["settings"]["model"] == str(out)
     # The authors' image subset by default, listed in order; the half-way rule is counted.
@@ -128,6 +133,9 @@ def test_ara_first_n_and_late_minima_warn_on_stderr(tmp_path: Path, capsys) -> N
     assert f"Attack ARA {saved['attack_ara']:.4f} and BTR ARA {saved['btr_ara']:.4f}" in reading["verdict"]
     assert "of digits-standard (359 digits test images, stored)" in reading["verdict"]
     assert reading["verdict"] in printed.out
+    low, high = saved["attack_ara_ci"]
+    assert f"Attack ARA {saved['attack_ara']:.5f} [{low:.5f}, {high:.5f}]" in printed.out  # the summary
+    assert "the ratio's 95 % interval is [" in reading["verdict"]
 
 
 def test_ara_bad_input_exits_2_and_writes_nothing(trained: Path, tmp_path: Path, capsys) -> None:
@@ -243,7 +251,14 @@ def test_ship_robustness_stores_rho_beside_the_manifest_and_checks_the_areas(tmp
         ratio = now.pop("attack_ara_ratio_to_standard")
         assert ratio == pytest.approx(now["attack_ara"] / entry["attack_ara"])
         now.pop("btr_ara_ratio_to_standard")
-        assert now == {k: v for k, v in was.items() if not k.endswith("_ratio_to_standard")}
+        # Their ρ* are not in this folder: no interval of the new ratio, rather than a stale one.
+        assert (
+            now.pop("attack_ara_ratio_to_standard_ci") is None
+            and now.pop("btr_ara_ratio_to_standard_ci") is None
+        )
+        assert now == {k: v for k, v in was.items() if "_ratio_to_standard" not in k}
+    low, high = entry["attack_ara_ci"]  # the re-measured network's area, bootstrapped over its 4 images
+    assert low <= entry["attack_ara"] <= high
     # The same settings again: the same ρ*, so the areas match and nothing is updated.
     again = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
     assert again.returncode == 0 and "the areas match the manifest" in again.stdout, (

@@ -4,14 +4,17 @@ stored ρ* (advexp_core.experiments.shipped): written, read back, refused when a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from advexp_core.base.statistics import paired_bootstrap_ci
 from advexp_core.data.datasets import TensorImageDataset
 from advexp_core.methods.ara import (
     BoundaryNotReachedError,
@@ -19,6 +22,9 @@ from advexp_core.methods.ara import (
     accuracy_curve,
     accuracy_robustness_area,
     ara_figure,
+    ara_interval,
+    ara_ratio_interval,
+    ara_values,
     evaluate_ara,
     robustness_curves_figure,
     robustness_radii,
@@ -354,3 +360,61 @@ def test_shipped_rho_files_match_the_manifest() -> None:
         assert stored.settings["steps"] == settings["steps"] and stored.settings["size"] == settings["size"]
         assert stored.area("attack") == pytest.approx(entry["attack_ara"], rel=1e-9)
         assert stored.area("btr") == pytest.approx(entry["btr_ara"], rel=1e-9)
+
+
+# --------------------------------------------------------------------------- intervals
+
+
+def test_vectorised_area_is_the_exact_integral() -> None:
+    gen = torch.Generator().manual_seed(2)
+    rho = torch.rand(4, 50, generator=gen, dtype=torch.float64) * 0.1
+    rows = ara_values(rho.numpy(), 10)
+    for row, value in zip(rho, rows, strict=True):
+        assert value == pytest.approx(accuracy_robustness_area(row, num_classes=10), rel=1e-12)
+    assert ara_values(rho.T.numpy(), 10, axis=0) == pytest.approx(rows, rel=1e-12)
+
+
+def test_area_interval_is_a_seeded_bootstrap_over_images() -> None:
+    gen = torch.Generator().manual_seed(3)
+    rho = torch.rand(60, generator=gen, dtype=torch.float64) * 0.05
+    area = accuracy_robustness_area(rho, num_classes=10)
+    interval = ara_interval(rho, num_classes=10, seed=0)
+    assert interval is not None
+    low, high = interval
+    assert low < area < high
+    assert ara_interval(rho, num_classes=10, seed=0) == (low, high)  # the same seed, the same interval
+    assert ara_interval(rho, num_classes=10, seed=1) != (low, high)
+    expected = paired_bootstrap_ci(
+        rho.numpy(), np.zeros(60), lambda a, _b, axis=-1: ara_values(a, 10, axis), seed=0
+    )
+    assert (low, high) == expected  # scipy's BCa of the area, resampling images
+    assert ara_interval(rho[:1], num_classes=10) is None
+    assert ara_interval(torch.full((5,), 0.02), num_classes=10) == pytest.approx((0.018, 0.018))
+
+
+def test_ratio_interval_pairs_the_images_of_both_networks() -> None:
+    gen = torch.Generator().manual_seed(4)
+    standard = torch.rand(80, generator=gen, dtype=torch.float64) * 0.01
+    robust = standard * 4 + torch.rand(80, generator=gen, dtype=torch.float64) * 0.01
+    ratio = accuracy_robustness_area(robust, num_classes=10) / accuracy_robustness_area(
+        standard, num_classes=10
+    )
+    interval = ara_ratio_interval(robust, standard, num_classes=10, seed=0)
+    assert interval is not None
+    low, high = interval
+    assert 1 < low < ratio < high
+    assert ara_ratio_interval(robust, standard, num_classes=10, seed=0) == (low, high)
+    assert ara_ratio_interval(standard * 2, standard, num_classes=10) == pytest.approx((2.0, 2.0))
+    assert ara_ratio_interval(robust, torch.zeros(80), num_classes=10) is None  # no area to divide by
+
+
+def test_stored_networks_compare_only_on_the_same_images(tmp_path) -> None:
+    from advexp_core.experiments.shipped import load_rho
+
+    made = _stored(tmp_path)
+    stored = load_rho(made["entry"], tmp_path)
+    interval = stored.area_interval("attack")
+    assert interval is not None and interval[0] <= stored.area("attack") <= interval[1]
+    assert stored.ratio_interval(stored) == pytest.approx((1.0, 1.0))
+    other = dataclasses.replace(stored, image_indices=tuple(i + 1 for i in stored.image_indices))
+    assert stored.ratio_interval(other) is None

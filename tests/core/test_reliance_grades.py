@@ -7,17 +7,21 @@ import math
 
 import pytest
 import torch
-from scipy.stats import mannwhitneyu, spearmanr
+from scipy.stats import binomtest, mannwhitneyu, spearmanr
 from torch import Tensor, nn
 
 from advexp_core.data.datasets import load_lesions
 from advexp_core.evaluation.reliance_grades import (
     area_shares,
     auroc,
+    auroc_interval,
     grade_maps,
+    mean_interval,
     misleading_rate,
+    rate_interval,
     ruler_shares,
     spearman,
+    spearman_interval,
 )
 from advexp_core.experiments.scorecard_grades import reliance_grades
 from tests.core.test_reliance import CentreReader, _band, _loaded
@@ -73,10 +77,54 @@ def test_grade_maps_uses_only_the_relied_images_for_the_grades() -> None:
     assert g.effect_spearman_all == pytest.approx(1.0)
     assert g.mean_ruler_share == pytest.approx((0.6 + 0.1 + 0.4) / 3)
     assert grade_maps("m", shares, areas, relied, effect, None).shortcut_detection_auroc is None
-    assert set(g.to_json()) == {
-        "method", "n_images", "mean_ruler_share", "misleading_rate", "shortcut_detection_auroc",
-        "effect_spearman", "effect_spearman_all",
-    }  # fmt: skip
+    names = {
+        "mean_ruler_share",
+        "misleading_rate",
+        "shortcut_detection_auroc",
+        "effect_spearman",
+        "effect_spearman_all",
+    }
+    assert set(g.to_json()) == {"method", "n_images", *names, *(f"{n}_ci" for n in names)}
+    # The misleading rate's interval is Wilson's of 1 misleading map in 3 graded ones.
+    wilson = binomtest(1, 3).proportion_ci(confidence_level=0.95, method="wilson")
+    assert g.to_json()["misleading_rate_ci"] == pytest.approx([wilson.low, wilson.high])
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 8), (3, 5), (34, 52), (64, 103), (103, 103)])
+def test_rate_interval_is_scipys_wilson_interval(k: int, n: int) -> None:
+    flags = torch.zeros(n, dtype=torch.bool)
+    flags[:k] = True
+    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    assert rate_interval(flags) == pytest.approx((ci.low, ci.high), abs=1e-12)
+    assert rate_interval(flags[:0]) is None
+
+
+def test_bootstrap_intervals_hold_their_value_and_repeat_with_their_seed() -> None:
+    g = torch.Generator().manual_seed(3)
+    network = torch.rand(40, generator=g, dtype=torch.float64) * 0.6 + 0.2
+    control = torch.rand(40, generator=g, dtype=torch.float64) * 0.6
+    network[5] = math.nan  # an empty map: left out of the AUROC inside every resample too
+    value = auroc(network, control)
+    assert value is not None
+    interval = auroc_interval(network, control, seed=0)
+    assert interval is not None
+    low, high = interval
+    assert low <= value <= high
+    assert auroc_interval(network, control, seed=0) == (low, high)
+    assert auroc_interval(network, control, seed=1) != (low, high)
+    mean = float(network[torch.isfinite(network)].mean())
+    around = mean_interval(network, seed=0)
+    assert around is not None
+    m_low, m_high = around
+    assert m_low < mean < m_high and mean_interval(network, seed=0) == (m_low, m_high)
+    rho = spearman(network, control)
+    assert rho is not None
+    correlation = spearman_interval(network, control, seed=0)
+    assert correlation is not None and correlation[0] <= rho <= correlation[1]
+    # At a bound every resample gives the same value: the interval is that value; too few: none.
+    assert auroc_interval(torch.tensor([0.9, 0.8, 0.7]), torch.tensor([0.1, 0.2, 0.3])) == (1.0, 1.0)
+    assert auroc_interval(torch.tensor([0.9, math.nan]), torch.tensor([0.1, 0.2])) is None
+    assert mean_interval(torch.tensor([0.5])) is None
 
 
 class BandReader(nn.Module):

@@ -9,8 +9,10 @@ import threading
 
 import pytest
 import torch
+from scipy.stats import binomtest
 from torch import nn
 
+from advexp_core.base.statistics import wilson_interval
 from advexp_core.data.datasets import MaskedImageDataset
 from advexp_core.data.imaging import Preprocess
 from advexp_core.experiments.scorecard import ground_truth_example, scorecard
@@ -27,6 +29,7 @@ from advexp_core.measures.mask_metrics import (
 from advexp_core.methods.explanations import ExplanationSettings
 from advexp_core.networks.registry import LoadedModel
 from advexp_core.plots.scorecard import scorecard_figure
+from advexp_core.readings.intervals import percent_with_interval, with_interval
 from tests.models import frozen, hook_count, linear_model, tiny_conv
 
 SIZE = 4
@@ -197,6 +200,40 @@ def test_report_has_the_documented_shape_and_is_strict_json(hand) -> None:
     assert report["explainers"]["gradient"]["shortcut_share"] == pytest.approx(3 / 7, abs=1e-5)  # A only
 
 
+def test_every_mean_and_rate_carries_its_interval(hand) -> None:
+    """Shares: a seeded bootstrap over the images (reproducible, containing the mean); the pointing
+    game, accuracies and flips: scipy's Wilson interval of the counts; per-image numbers kept."""
+    model, data = hand
+    config = ScorecardConfig(dataset="toy", n_images=4, methods=("gradient",))
+    result = scorecard(model, data, config)
+    report = result.to_json()
+    entry = report["explainers"]["gradient"]
+    low, high = entry["evidence_share_ci"]
+    assert low <= entry["evidence_share"] <= high and low < high  # A, B, D 4/7 and C 3/7 differ
+    assert entry["images"]["evidence_share"] == pytest.approx([4 / 7, 4 / 7, 3 / 7, 4 / 7], abs=1e-6)
+    assert entry["images"]["pointing_game"] == [0.0, 0.0, 1.0, 0.0]
+    assert entry["attacked"]["images"]["evidence_share"] == pytest.approx([4 / 7], abs=1e-6)  # A only
+    assert entry["attacked"]["evidence_share_ci"] is None  # one flipped image: no bootstrap
+
+    def wilson(k: int, n: int) -> list[float]:
+        ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+        return [ci.low, ci.high]
+
+    assert entry["pointing_game_ci"] == pytest.approx(wilson(1, 4))  # only C's map peaks in the evidence
+    assert entry["attacked"]["pointing_game_ci"] == pytest.approx(wilson(0, 1))
+    assert report["attack"]["flipped_ci"] == pytest.approx(wilson(1, 3))
+    assert report["accuracy_ci"] == pytest.approx(wilson(3, 4))
+    assert set(entry["top_k_evidence_ci"]) == set(entry["top_k_evidence"])
+    assert report["intervals"]["bootstrap_seed"] == 0 and report["intervals"]["confidence"] == 0.95
+    again = scorecard(model, data, config).to_json()["explainers"]["gradient"]
+    assert again["evidence_share_ci"] == entry["evidence_share_ci"]  # the same seed, the same interval
+    other = scorecard(
+        model, data, ScorecardConfig(dataset="toy", n_images=4, methods=("gradient",), bootstrap_seed=1)
+    )
+    assert other.to_json()["settings"]["bootstrap_seed"] == 1
+    assert other.explainers["gradient"].clean.interval("evidence_share") != tuple(entry["evidence_share_ci"])
+
+
 def test_progress_is_monotone_and_ends_at_the_total(hand) -> None:
     model, data = hand
     calls: list[tuple[int, int]] = []
@@ -311,8 +348,14 @@ def test_readme_block_goes_before_benchmarks_and_is_replaced_in_place(hand) -> N
     text = "# T\n\nintro\n\n## Benchmarks\n\nbench\n"
     once = table.render(text, results)
     assert once.index(table.START) < once.index("## Benchmarks") and once.count("## Ground truth") == 1
-    assert "| Gradient | hand | 0.54 | 0.29 | 0.25 | 0.57 | 0.43 | 0.00 |" in once  # 15/28, 2/7; A attacked
-    assert "| hand | 0.75 | — | — | 1 / 3 | measured here |" in once and "b-robust" in once
+    g = report["explainers"]["gradient"]
+    cells = [with_interval(x[m], x[f"{m}_ci"]) for x in (g, g["attacked"]) for m in METRICS]
+    assert (
+        cells[0].startswith("0.54 [") and cells[1].startswith("0.29 [") and cells[3] == "0.57"
+    )  # 15/28, 2/7
+    assert f"| Gradient | hand | {' | '.join(cells)} |" in once  # A alone attacked: no bootstrap
+    flips = percent_with_interval(1 / 3, wilson_interval(1, 3))  # a toy dataset: no size, the accuracy alone
+    assert f"| hand | 0.75 | — | — | 1 / 3 ({flips}) | measured here |" in once and "b-robust" in once
     assert "`python -m research.scorecard_table --n-images 4 --datasets toy`" in once
     assert table.render(once, results) == once
     assert table.render("# T\n", results).rstrip().endswith(table.END)  # no Benchmarks heading: at the end
@@ -375,7 +418,8 @@ def test_lesions_grades_come_first_and_the_mask_columns_say_where_the_map_falls(
     lesions = {**report, "dataset": "lesions", "reliance_grades": grades}
     results = {"missing": [], "reports": [lesions, report], "accuracies": []}
     block = table.render_block(results)
-    assert "| hand | 10 | 4 (0.40) | 6 | 3 (0.50) | -1.25 |" in block
+    # Counts with their Wilson intervals (computed from the counts when the report does not store them).
+    assert "| hand | 10 | 4 / 10 (40 % [17 %, 69 %]) | 6 | 3 / 6 (50 % [19 %, 81 %]) | -1.25 |" in block
     assert "| Gradient | hand | 4 | 0.12 | 0.75 | 0.62 | -0.50 | — |" in block
     lesions_part, toy_part = block.split("**toy**")
     assert lesions_part.index("AUROC vs toy-clean") < lesions_part.index("where a dermatologist would look")
