@@ -143,4 +143,5 @@ def test_audit_an_onnx_file_on_images_with_a_marked_artifact(capsys, files, tmp_
     assert code == 0, err
     report = json.loads(out)
     assert report["model"] == "user:cnn" and report["n_images"] == 2
-    assert set(report["explainers"]) == {"gradient"} and len(report["images"]) == 2
+    rows = (tmp_path / "out" / "images.jsonl").read_text().splitlines()
+    assert set(report["explainers"]) == {"gradient"} and len(rows) == 2
