@@ -189,6 +189,9 @@ def _registry() -> dict[str, ModelSpec]:
     ):
         title = f"{GROUNDTRUTH_TITLES['lesions']}, recipe '{recipe}' trained {how} (control)"
         specs.append(_shipped(model_id, groundtruth, title, data, robust=recipe == "robust"))
+    # lesions-standard repaired away from the ruler by counterfactual augmentation (docs/method.md §10)
+    title = f"{GROUNDTRUTH_TITLES['lesions']}, recipe 'standard' repaired away from the ruler"
+    specs.append(_shipped("lesions-repaired", groundtruth, title, "lesions"))
     for arch in TORCHVISION_ARCHS:
         url = torchvision_weights(arch).url
         specs.append(

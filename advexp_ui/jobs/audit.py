@@ -25,10 +25,21 @@ from torch import Tensor
 from advexp_core.data.datasets import load_lesions
 from advexp_core.data.imaging import decode_image, to_uint8
 from advexp_core.data.interventions import Artifact, AuditError
-from advexp_core.experiments.audit_records import AuditConfig
-from advexp_core.experiments.audit_inputs import fit_to_model
-from advexp_core.experiments.audit_inputs import AuditItem, marks_loader, mask_from_png, mask_png
-from advexp_core.experiments.audit_records import ImageRow, Skipped, shown_images, summarise, weights_sha256
+from advexp_core.experiments.audit_inputs import (
+    AuditItem,
+    fit_to_model,
+    marks_loader,
+    mask_from_png,
+    mask_png,
+)
+from advexp_core.experiments.audit_records import (
+    AuditConfig,
+    ImageRow,
+    Skipped,
+    shown_images,
+    summarise,
+    weights_sha256,
+)
 from advexp_core.experiments.audit_store import AuditStore, fill
 from advexp_core.experiments.audit_stream import audit_batches, batch_size_for
 from advexp_core.networks.registry import LoadedModel
