@@ -33,12 +33,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from advexp_core.base.jsonsafe import format_number
 from advexp_core.base.statistics import TOLERANCE
 from advexp_core.base.text import terminal_text
 from advexp_core.cli.common import (
+    Progress,
     UsageError,
     add_json_argument,
     add_model_argument,
@@ -316,29 +316,6 @@ def _config(args: argparse.Namespace) -> AuditConfig:
         )  # fmt: skip
 
 
-class Progress:
-    """Images done on stderr with their rate and the time left (tqdm; nothing with --quiet)."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-        self.bar: Any = None
-
-    def __call__(self, done: int, total: int) -> None:
-        if self.quiet:
-            return
-        if self.bar is None:
-            tty = sys.stderr.isatty()
-            self.bar = tqdm(
-                total=total, initial=done, unit="image", desc="audit", file=sys.stderr, dynamic_ncols=True,
-                mininterval=0.5 if tty else 30.0, smoothing=0.1,
-            )  # fmt: skip
-        self.bar.update(done - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def _check_clashes(args: argparse.Namespace, names: Sequence[str]) -> None:
     """Refuse before any work when --out holds a file of one of the audit's names that advexp did
     not write (`output.output_folder` would refuse it only at the end of a long run)."""
@@ -437,7 +414,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     _check_clashes(args, [*FILES.values(), *([PICTURES_FILE] if keep_all else [])])
     fields = csv_fields(config.methods, config.adversarial)
     started = time.perf_counter()
-    progress = Progress(quiet)
+    progress = Progress(quiet, desc="audit", unit="image")
     store = _open_store(args, manifest, size, lambda rows: _tables(model, rows, fields), keep_all)
     resumed_from = len(store.rows) + len(store.skipped)
     _stream(args, store, model, inputs, artifact, config, progress)

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import stat
+import sys
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from fractions import Fraction
@@ -23,6 +24,7 @@ from advexp_core.experiments.report import versions
 from advexp_core.networks.registry import DEFAULT_MODEL_ID, LoadedModel, load_model, load_user_model
 
 __all__ = [
+    "Progress",
     "ImageFile",
     "ModelFile",
     "UsageError",
@@ -44,6 +46,34 @@ __all__ = [
 
 
 MAX_INPUT_SIZE = 1024
+
+
+class Progress:
+    """Work done on stderr with its rate and the time left (tqdm; nothing when ``quiet``). A call with
+    a new total starts a new bar (e.g. the next phase of a run)."""
+
+    def __init__(self, quiet: bool, *, desc: str, unit: str) -> None:
+        self.quiet, self.desc, self.unit = quiet, desc, unit
+        self.bar: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.quiet:
+            return
+        if self.bar is None or self.bar.total != total:
+            from tqdm import tqdm  # the CLI's only use of it: not imported by the app
+
+            self.close()
+            tty = sys.stderr.isatty()
+            self.bar = tqdm(
+                total=total, initial=done, unit=self.unit, desc=self.desc, file=sys.stderr, dynamic_ncols=True,
+                mininterval=0.5 if tty else 30.0, smoothing=0.1,
+            )  # fmt: skip
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 class UsageError(ValueError):

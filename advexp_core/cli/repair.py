@@ -29,6 +29,7 @@ from advexp_core.base.text import terminal_text
 from advexp_core.cli.audit import read_labels
 from advexp_core.cli.common import (
     ModelFile,
+    Progress,
     UsageError,
     add_json_argument,
     add_model_argument,
@@ -217,29 +218,6 @@ def _data(args: argparse.Namespace, model: LoadedModel) -> RepairData:
 # --- the run --------------------------------------------------------------------------------------
 
 
-class Progress:
-    """Batches of fine-tuning done, on stderr (tqdm; nothing with --quiet)."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-        self.bar: Any = None
-
-    def __call__(self, done: int, total: int) -> None:
-        if self.quiet:
-            return
-        if self.bar is None or self.bar.total != total:
-            from tqdm import tqdm
-
-            self.close()
-            self.bar = tqdm(total=total, desc="repair", unit="step", file=sys.stderr, dynamic_ncols=True)
-        self.bar.update(done - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
 def _config(args: argparse.Namespace) -> RepairConfig:
     training = FineTuneConfig(
         method=args.method, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
@@ -289,7 +267,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     model = load_model_or_usage_error(args.model)
     weights = weights_of(args.model)
     data = _data(args, model)
-    progress = Progress(args.quiet)
+    progress = Progress(args.quiet, desc="repair", unit="step")
     try:
         result = repair(model, data, config, on_step=progress)
     except RepairError as exc:
