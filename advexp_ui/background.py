@@ -69,6 +69,11 @@ class Job:
     cleanup: Callable[[], None] | None = None
     who: Claimant = field(default_factory=lambda: Claimant("background job"))
     _cancel: threading.Event = field(default_factory=threading.Event)
+    _ended: threading.Event = field(default_factory=threading.Event)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job has ended (or ``timeout`` seconds); True when it has."""
+        return self._ended.wait(timeout)
 
     def on_step(self, done: int, total: int) -> None:
         """The work's progress; raises `Cancelled` once the job was cancelled."""
@@ -176,6 +181,7 @@ class Jobs:
             job.error, job.state = f"Something went wrong ({type(exc).__name__}: {str(exc)[:300]}).", "failed"
         finally:
             job.ended = time.time()
+            job._ended.set()
 
     def get(self, job_id: str | None) -> Job | None:
         """The job of this link (None: unknown, or forgotten)."""
